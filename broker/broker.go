@@ -1,0 +1,279 @@
+// Package broker embeds the Mochi MQTT broker that boards connect to.
+//
+// It listens on TCP and, optionally, on MQTT over WebSocket; keeps retained
+// messages in a crash-safe log when a storage path is set; and serves the
+// rest of the control plane through Mochi's inline client: Publish,
+// Subscribe and ClearRetained, whose signatures carry no Mochi types.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"switchyard/devices"
+)
+
+// Config configures a Broker. The zero value is a broker on :1883 with no
+// WebSocket listener, memory-only retained messages and prefix "devices".
+type Config struct {
+	// Listen is the MQTT-over-TCP address; empty means ":1883".
+	Listen string
+	// WSListen is the MQTT-over-WebSocket address (path /mqtt); empty: off.
+	WSListen string
+	// AllowedOrigins are the browser origins, besides the listener's own
+	// host, allowed to open MQTT over WebSocket; "*" allows any.
+	AllowedOrigins []string
+	// StoragePath is the file retained messages are kept in; empty keeps
+	// them in memory only.
+	StoragePath string
+	// Topics is the topic layout; the zero value means prefix "devices".
+	Topics devices.Topics
+	// MaxClientWritesPending bounds each client's outbound queue in
+	// packets; 0 means 256.
+	MaxClientWritesPending int32
+	// Logger receives the broker's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Message is an MQTT message as an inline subscriber sees it.
+type Message struct {
+	Topic   string
+	Payload []byte // valid only during the handler call: copy to keep
+	Retain  bool
+	Created time.Time // when the broker received it (second precision)
+}
+
+// Broker is an embedded MQTT broker.
+type Broker struct {
+	srv    *mqtt.Server
+	tcp    net.Listener
+	ws     *wsListener // nil when off
+	store  *retainLog  // nil when memory only
+	topics devices.Topics
+	log    *slog.Logger
+
+	nextSubID atomic.Int64 // distinct inline subscription id per filter
+	serving   atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New creates a broker: it binds its listeners (so a port in use fails
+// here, naming the address) and loads stored retained messages. Start
+// begins serving.
+func New(cfg Config) (*Broker, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	topics := cfg.Topics
+	if topics.Prefix() == "" {
+		topics = devices.MustTopics(devices.DefaultPrefix)
+	}
+	addr := cfg.Listen
+	if addr == "" {
+		addr = ":1883"
+	}
+	pending := cfg.MaxClientWritesPending
+	if pending <= 0 {
+		pending = 256
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumMessageExpiryInterval = 0 // retained board state must never expire
+	caps.MaximumClientWritesPending = pending
+	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		InlineClient:           true,
+		SysTopicResendInterval: math.MaxInt32, // $SYS updates run ReadMemStats: effectively never
+		Logger:                 slog.New(minLevel{log.Handler(), slog.LevelWarn}),
+	})
+
+	b := &Broker{srv: srv, topics: topics, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			b.release()
+		}
+	}()
+	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		return nil, fmt.Errorf("mqtt auth hook: %w", err)
+	}
+	if cfg.StoragePath != "" {
+		store, err := openRetainLog(cfg.StoragePath, topics, log)
+		if err != nil {
+			return nil, err
+		}
+		b.store = store
+		if err := srv.AddHook(store, nil); err != nil {
+			return nil, fmt.Errorf("mqtt storage hook: %w", err)
+		}
+	}
+	tcp, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen mqtt %s: %w", addr, err)
+	}
+	b.tcp = tcp
+	if err := srv.AddListener(listeners.NewNet("tcp", tcp)); err != nil {
+		return nil, fmt.Errorf("mqtt listener %s: %w", addr, err)
+	}
+	if cfg.WSListen != "" {
+		ws, err := newWSListener(cfg.WSListen, cfg.AllowedOrigins, log)
+		if err != nil {
+			return nil, err
+		}
+		b.ws = ws
+		if err := srv.AddListener(ws); err != nil {
+			return nil, fmt.Errorf("mqtt websocket listener %s: %w", cfg.WSListen, err)
+		}
+	}
+	ok = true
+	return b, nil
+}
+
+// release frees what New acquired when New fails.
+func (b *Broker) release() {
+	if b.tcp != nil {
+		b.tcp.Close()
+	}
+	if b.ws != nil {
+		b.ws.ln.Close()
+	}
+	if b.store != nil {
+		b.store.Close()
+	}
+}
+
+// Start serves clients on every listener. Stored retained messages are in
+// place before the first client connects.
+func (b *Broker) Start() error {
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("start mqtt broker: %w", err)
+	}
+	b.serving.Store(true)
+	return nil
+}
+
+// Addr returns the bound MQTT-over-TCP address.
+func (b *Broker) Addr() net.Addr { return b.tcp.Addr() }
+
+// WSAddr returns the bound MQTT-over-WebSocket address, or nil when off.
+func (b *Broker) WSAddr() net.Addr {
+	if b.ws == nil {
+		return nil
+	}
+	return b.ws.ln.Addr()
+}
+
+// Topics returns the broker's topic layout.
+func (b *Broker) Topics() devices.Topics { return b.topics }
+
+// ErrClosed is returned by operations on a closed broker.
+var ErrClosed = errors.New("broker closed")
+
+// Publish publishes a message as the control plane, bypassing access rules.
+func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	if !b.serving.Load() {
+		return fmt.Errorf("publish %s: %w", topic, ErrClosed)
+	}
+	if err := b.srv.Publish(topic, payload, retain, qos); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// Subscribe delivers every message matching filter to fn, starting with the
+// retained ones. fn runs on the publishing client's goroutine, possibly on
+// several at once: it must copy what it keeps and must not block.
+func (b *Broker) Subscribe(filter string, fn func(Message)) error {
+	id := int(b.nextSubID.Add(1))
+	err := b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		fn(Message{
+			Topic:   pk.TopicName,
+			Payload: pk.Payload,
+			Retain:  pk.FixedHeader.Retain,
+			Created: time.Unix(pk.Created, 0),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", filter, err)
+	}
+	return nil
+}
+
+// ClearRetained removes every retained message matching filter by
+// publishing an empty retained message to its topic, and returns how many
+// it cleared.
+func (b *Broker) ClearRetained(filter string) (int, error) {
+	n := 0
+	for _, pk := range b.srv.Topics.Messages(filter) {
+		if err := b.Publish(pk.TopicName, nil, true, 0); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Healthy returns nil while the broker is serving.
+func (b *Broker) Healthy() error {
+	if !b.serving.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Clients returns the number of connected MQTT clients.
+func (b *Broker) Clients() int64 {
+	return atomic.LoadInt64(&b.srv.Info.ClientsConnected)
+}
+
+// Close disconnects every client, stops the listeners and flushes stored
+// retained messages. It is safe to call more than once.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		wasServing := b.serving.Swap(false)
+		if wasServing {
+			b.srv.Close()
+		} else {
+			b.release()
+		}
+		if b.store != nil {
+			b.closeErr = b.store.Close()
+		}
+	})
+	return b.closeErr
+}
+
+// minLevel passes on records at or above min: Mochi logs every hook and
+// listener at Info, which is noise in the control plane's log.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}

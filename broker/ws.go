@@ -1,0 +1,128 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"switchyard/internal/origin"
+)
+
+// wsListener serves MQTT over WebSocket at path /mqtt with an Origin check,
+// replacing Mochi's listener, which accepts any path and any origin.
+type wsListener struct {
+	ln       net.Listener
+	srv      *http.Server
+	upgrader websocket.Upgrader
+	log      *slog.Logger
+
+	mu        sync.Mutex // guards establish
+	establish listeners.EstablishFn
+	closeOnce sync.Once
+}
+
+func newWSListener(addr string, allowed []string, log *slog.Logger) (*wsListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen mqtt websocket %s: %w", addr, err)
+	}
+	l := &wsListener{ln: ln, log: log}
+	l.upgrader = websocket.Upgrader{
+		Subprotocols: []string{"mqtt"},
+		CheckOrigin:  func(r *http.Request) bool { return origin.Allowed(r, allowed) },
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/mqtt", l.handle)
+	l.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return l, nil
+}
+
+func (l *wsListener) ID() string       { return "ws" }
+func (l *wsListener) Address() string  { return l.ln.Addr().String() }
+func (l *wsListener) Protocol() string { return "ws" }
+
+func (l *wsListener) Init(*slog.Logger) error { return nil }
+
+// Serve runs the HTTP server until Close.
+func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	l.mu.Lock()
+	l.establish = establish
+	l.mu.Unlock()
+	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		l.log.Error("mqtt websocket listener stopped", "addr", l.Address(), "err", err)
+	}
+}
+
+func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
+	c, err := l.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	defer c.Close()
+	l.mu.Lock()
+	establish := l.establish
+	l.mu.Unlock()
+	if err := establish(l.ID(), &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+		l.log.Debug("mqtt websocket client ended", "remote", r.RemoteAddr, "err", err)
+	}
+}
+
+// Close stops accepting and disconnects this listener's clients.
+func (l *wsListener) Close(closeClients listeners.CloseFn) {
+	l.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		closeClients(l.ID())
+		_ = l.srv.Shutdown(ctx)
+	})
+}
+
+// wsConn is a WebSocket connection as the net.Conn Mochi reads MQTT packets
+// from: binary messages are concatenated into one byte stream.
+type wsConn struct {
+	net.Conn
+	c *websocket.Conn
+	r io.Reader // the current message, nil between messages
+}
+
+var errTextFrame = errors.New("mqtt over websocket: text frame (want binary)")
+
+func (ws *wsConn) Read(p []byte) (int, error) {
+	for {
+		if ws.r == nil {
+			op, r, err := ws.c.NextReader()
+			if err != nil {
+				return 0, err
+			}
+			if op != websocket.BinaryMessage {
+				return 0, errTextFrame
+			}
+			ws.r = r
+		}
+		n, err := ws.r.Read(p)
+		if errors.Is(err, io.EOF) {
+			ws.r = nil
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+}
+
+func (ws *wsConn) Write(p []byte) (int, error) {
+	if err := ws.c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

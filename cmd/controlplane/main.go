@@ -1,0 +1,176 @@
+// Command controlplane runs Switchyard's control plane: an embedded MQTT
+// broker for the boards, and the dashboard, WebSocket gateway and REST API
+// for browsers and tools. It only wires the packages together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"switchyard/broker"
+	"switchyard/devices"
+	"switchyard/wsgateway"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
+}
+
+// run is the program; it returns the exit status. stop, when not nil,
+// replaces the signals as the reason to shut down (for tests).
+func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
+	fl := flag.NewFlagSet("controlplane", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	configPath := fl.String("config", "config.yaml", "configuration file (YAML)")
+	showVersion := fl.Bool("version", false, "print the version and exit")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "controlplane", version)
+		return 0
+	}
+	explicit := false
+	fl.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	cfg, err := loadConfig(*configPath, explicit, environ())
+	if err != nil {
+		fmt.Fprintln(stderr, "controlplane:", err)
+		return 1
+	}
+	if err := serve(cfg, stderr, stop); err != nil {
+		fmt.Fprintln(stderr, "controlplane:", err)
+		return 1
+	}
+	return 0
+}
+
+// serve builds everything, serves until a signal (or stop), then closes in
+// reverse order.
+func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		return fmt.Errorf("config: log.level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	topics, err := devices.NewTopics(cfg.Topics.Prefix)
+	if err != nil {
+		return fmt.Errorf("config: topics.prefix: %w", err)
+	}
+
+	b, err := broker.New(broker.Config{
+		Listen:         cfg.MQTT.Listen,
+		WSListen:       cfg.MQTT.WSListen,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		StoragePath:    cfg.Storage.Path,
+		Topics:         topics,
+		Logger:         log.With("component", "broker"),
+	})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("listen http %s: %w", cfg.HTTP.Listen, err)
+	}
+	defer httpLn.Close()
+
+	gw, err := wsgateway.New(wsgateway.Config{
+		Topics:         topics,
+		Declared:       cfg.declared(),
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		Health:         b.Healthy,
+		MQTTClients:    b.Clients,
+		Logger:         log.With("component", "gateway"),
+	}, b)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	if err := b.Start(); err != nil {
+		return err
+	}
+	if err := b.Subscribe(topics.BoardFilter(), func(m broker.Message) {
+		gw.Ingest(m.Topic, m.Payload, m.Created)
+	}); err != nil {
+		return err
+	}
+
+	srv := &http.Server{
+		Handler:           gw.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(httpLn) }() // ends when srv.Shutdown runs
+	attrs := []any{"mqtt", b.Addr().String(), "http", httpLn.Addr().String(), "prefix", topics.Prefix()}
+	if a := b.WSAddr(); a != nil {
+		attrs = append(attrs, "mqtt_ws", a.String()+"/mqtt")
+	}
+	if cfg.Storage.Path != "" {
+		attrs = append(attrs, "storage", cfg.Storage.Path)
+	}
+	log.Info("switchyard control plane serving", attrs...)
+	log.Info("dashboard at http://" + displayAddr(httpLn.Addr()) + "/")
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	var failure error
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case <-stop:
+		log.Info("shutting down")
+	case err := <-serveErr:
+		failure = fmt.Errorf("serve http %s: %w", httpLn.Addr(), err)
+	}
+
+	// Reverse order: stop taking browsers, close them with a close frame,
+	// then disconnect boards and flush storage (deferred b.Close).
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
+	gw.Close()
+	if err := b.Close(); err != nil {
+		return err
+	}
+	if failure == nil {
+		log.Info("stopped")
+	}
+	return failure
+}
+
+// displayAddr turns ":8080" or "[::]:8080" into "localhost:8080".
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return net.JoinHostPort(strings.Trim(host, "[]"), port)
+}

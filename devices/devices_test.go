@@ -1,0 +1,382 @@
+package devices
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateID(t *testing.T) {
+	for _, tc := range []struct {
+		id string
+		ok bool
+	}{
+		{"board-1", true},
+		{"A_z-09", true},
+		{strings.Repeat("a", 64), true},
+		{strings.Repeat("a", 65), false},
+		{"", false},
+		{"+", false},
+		{"#", false},
+		{"a/b", false},
+		{"a b", false},
+		{"ümlaut", false},
+		{"a.b", false},
+	} {
+		err := ValidateID(tc.id)
+		if got := err == nil; got != tc.ok {
+			t.Errorf("ValidateID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+		}
+		if got := ValidID(tc.id); got != tc.ok {
+			t.Errorf("ValidID(%q) = %v, want %v", tc.id, got, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidID) {
+			t.Errorf("ValidateID(%q) error %v does not wrap ErrInvalidID", tc.id, err)
+		}
+	}
+}
+
+func TestSanitizeID(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"raspberrypi", "raspberrypi"},
+		{"my.host.local", "my-host-local"},
+		{"", "board"},
+		{strings.Repeat("x", 70), strings.Repeat("x", 64)},
+		{"héllo", "h--llo"},
+	} {
+		got := SanitizeID(tc.in)
+		if got != tc.want {
+			t.Errorf("SanitizeID(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !ValidID(got) {
+			t.Errorf("SanitizeID(%q) = %q is not a valid id", tc.in, got)
+		}
+	}
+}
+
+func TestPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		prefix string
+		ok     bool
+	}{
+		{"devices", true},
+		{"home/boards", true},
+		{"", true}, // default
+		{"/devices", false},
+		{"devices/", false},
+		{"a//b", false},
+		{"dev+ices", false},
+		{"dev#", false},
+		{"$SYS", false},
+	} {
+		_, err := NewTopics(tc.prefix)
+		if got := err == nil; got != tc.ok {
+			t.Errorf("NewTopics(%q) = %v, want ok=%v", tc.prefix, err, tc.ok)
+		}
+	}
+}
+
+func TestTopicsBuildAndParse(t *testing.T) {
+	for _, prefix := range []string{"devices", "home/boards"} {
+		tp := MustTopics(prefix)
+		for _, k := range []Kind{KindStatus, KindLED, KindCount, KindInfo, KindLEDSet} {
+			topic := tp.Topic("b-1", k)
+			if want := prefix + "/b-1/" + k.String(); topic != want {
+				t.Errorf("Topic(b-1, %v) = %q, want %q", k, topic, want)
+			}
+			id, got, ok := tp.Parse(topic)
+			if !ok || id != "b-1" || got != k {
+				t.Errorf("Parse(%q) = %q, %v, %v; want b-1, %v, true", topic, id, got, ok, k)
+			}
+		}
+	}
+	tp := MustTopics("devices")
+	for _, topic := range []string{
+		"devices", "devices/", "devices/b1", "devices/b1/", "devices/b1/other",
+		"devices/b1/led/set/x", "devices/+/led", "devices/b 1/led", "other/b1/led",
+		"devices//led", "devicesx/b1/led", "devices/b1/status/x",
+	} {
+		if id, k, ok := tp.Parse(topic); ok {
+			t.Errorf("Parse(%q) = %q, %v, ok; want not ok", topic, id, k)
+		}
+	}
+	if got, want := tp.BoardFilter(), "devices/+/+"; got != want {
+		t.Errorf("BoardFilter = %q, want %q", got, want)
+	}
+	if got, want := tp.DeviceFilter("x"), "devices/x/#"; got != want {
+		t.Errorf("DeviceFilter = %q, want %q", got, want)
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Command
+	}{
+		{"ON", CmdOn}, {"on", CmdOn}, {"On", CmdOn},
+		{"OFF", CmdOff}, {"off", CmdOff},
+		{"TOGGLE", CmdToggle}, {"toggle", CmdToggle}, {"ToGgLe", CmdToggle},
+		{" toggle\n", CmdToggle},
+		{"", CmdNone}, {"1", CmdNone}, {"onn", CmdNone}, {"{}", CmdNone}, {"flip", CmdNone},
+	} {
+		got, err := ParseCommand([]byte(tc.in))
+		if got != tc.want {
+			t.Errorf("ParseCommand(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+		if (err == nil) != (tc.want != CmdNone) {
+			t.Errorf("ParseCommand(%q) error = %v", tc.in, err)
+		}
+	}
+	if CmdToggle.Apply(true) || !CmdToggle.Apply(false) || !CmdOn.Apply(false) || CmdOff.Apply(true) {
+		t.Error("Command.Apply is wrong")
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	if on, err := ParseLED([]byte("ON")); err != nil || !on {
+		t.Errorf("ParseLED(ON) = %v, %v", on, err)
+	}
+	if on, err := ParseLED([]byte("off")); err != nil || on {
+		t.Errorf("ParseLED(off) = %v, %v", on, err)
+	}
+	if _, err := ParseLED([]byte("TOGGLE")); err == nil {
+		t.Error("ParseLED(TOGGLE) accepted")
+	}
+	if on, err := ParseStatus([]byte("online")); err != nil || !on {
+		t.Errorf("ParseStatus(online) = %v, %v", on, err)
+	}
+	if _, err := ParseStatus([]byte("up")); err == nil {
+		t.Error("ParseStatus(up) accepted")
+	}
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"42", 42, true}, {"9223372036854775807", 1<<63 - 1, true},
+		{"-1", 0, false}, {"+1", 0, false}, {"1.5", 0, false}, {"", 0, false},
+		{"abc", 0, false}, {"99999999999999999999", 0, false}, {"0x10", 0, false},
+	} {
+		got, err := ParseCount([]byte(tc.in))
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("ParseCount(%q) = %d, %v; want %d ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	in := ` {"id":"b1","firmware":"devicefw 1.0","board":"esp32","name":"Kitchen \u00e9","ip":"10.0.0.5","interval_ms":1000,"extra":{"a":[1,2,null]}} `
+	info, err := ParseInfo([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != "b1" || info.Firmware != "devicefw 1.0" || info.Board != "esp32" || info.Name != "Kitchen é" || info.IP != "10.0.0.5" {
+		t.Errorf("ParseInfo fields = %+v", info)
+	}
+	if got, want := string(info.Raw), strings.TrimSpace(in); got != want {
+		t.Errorf("Raw = %s, want %s", got, want)
+	}
+	for _, bad := range []string{"", "[]", `"x"`, "{", `{"a":}`, `{"a":1}x`, `{"a":1,}`, "null", strings.Repeat("[", 40)} {
+		if _, err := ParseInfo([]byte(bad)); err == nil {
+			t.Errorf("ParseInfo(%q) accepted", bad)
+		}
+	}
+	if _, err := ParseInfo([]byte(`{"a":"` + strings.Repeat("x", MaxInfoSize) + `"}`)); err == nil {
+		t.Error("oversized info accepted")
+	}
+}
+
+func TestAppendInfo(t *testing.T) {
+	got := string(AppendInfo(nil, "b1", "devicefw 0.1", "sim", `say "hi"`, "", 1000))
+	want := `{"id":"b1","firmware":"devicefw 0.1","board":"sim","name":"say \"hi\"","interval_ms":1000}`
+	if got != want {
+		t.Errorf("AppendInfo = %s, want %s", got, want)
+	}
+	info, err := ParseInfo([]byte(got))
+	if err != nil || info.Name != `say "hi"` {
+		t.Errorf("round trip: %+v, %v", info, err)
+	}
+}
+
+func TestEventJSON(t *testing.T) {
+	for _, tc := range []struct {
+		ev           Event
+		multi, single string
+	}{
+		{Event{Device: "b1", Label: LabelLED, On: true}, `{"device":"b1","label":"ledStatus","value":"LED ON"}`, `{"label":"ledStatus","value":"LED ON"}`},
+		{Event{Device: "b1", Label: LabelLED}, `{"device":"b1","label":"ledStatus","value":"LED OFF"}`, `{"label":"ledStatus","value":"LED OFF"}`},
+		{Event{Device: "b1", Label: LabelCount, Count: 42}, `{"device":"b1","label":"count","value":42}`, `{"label":"count","value":42}`},
+		{Event{Device: "b1", Label: LabelOnline, On: true}, `{"device":"b1","label":"online","value":true}`, ``},
+		{Event{Device: "b1", Label: LabelInfo, Info: []byte(`{"id":"b1"}`)}, `{"device":"b1","label":"info","value":{"id":"b1"}}`, ``},
+		{Event{Device: "b1", Label: LabelRemoved, On: true}, `{"device":"b1","label":"removed","value":true}`, ``},
+		{Event{Label: LabelError, Message: `bad "x"`}, `{"label":"error","value":"bad \"x\""}`, `{"label":"error","value":"bad \"x\""}`},
+	} {
+		if got := string(tc.ev.AppendJSON(nil)); got != tc.multi {
+			t.Errorf("AppendJSON = %s, want %s", got, tc.multi)
+		}
+		if !json.Valid([]byte(tc.multi)) {
+			t.Errorf("%s is not valid JSON", tc.multi)
+		}
+		if tc.single != "" {
+			if !tc.ev.SingleBoard() {
+				t.Errorf("%v should be in the single-board dialect", tc.ev.Label)
+			}
+			if got := string(tc.ev.AppendSingle(nil)); got != tc.single {
+				t.Errorf("AppendSingle = %s, want %s", got, tc.single)
+			}
+		} else if tc.ev.SingleBoard() {
+			t.Errorf("%v should not be in the single-board dialect", tc.ev.Label)
+		}
+	}
+}
+
+func TestParseBrowserMessage(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		id      string
+		cmd     Command
+		errPart string
+	}{
+		{`{"device":"b1","action":"toggle"}`, "b1", CmdToggle, ""},
+		{`{"action":"ON","device":"b1"}`, "b1", CmdOn, ""},
+		{`{"device":"b1","action":"Off","extra":[1]}`, "b1", CmdOff, ""},
+		{`not json`, "", CmdNone, "not a JSON object"},
+		{`{"device":"b1","action":"toggle"`, "", CmdNone, "invalid JSON"},
+		{`{"action":"toggle"}`, "", CmdNone, `missing "device"`},
+		{`{"device":"b/1","action":"toggle"}`, "", CmdNone, "invalid device id"},
+		{`{"device":"b1"}`, "b1", CmdNone, `missing "action"`},
+		{`{"device":"b1","action":"explode"}`, "b1", CmdNone, `unknown action "explode"`},
+		{`{"device":1,"action":"toggle"}`, "", CmdNone, `missing "device"`},
+	} {
+		id, cmd, err := ParseBrowserMessage([]byte(tc.in))
+		if id != tc.id || cmd != tc.cmd {
+			t.Errorf("ParseBrowserMessage(%s) = %q, %v; want %q, %v", tc.in, id, cmd, tc.id, tc.cmd)
+		}
+		if tc.errPart == "" && err != nil {
+			t.Errorf("ParseBrowserMessage(%s) error %v", tc.in, err)
+		}
+		if tc.errPart != "" && (err == nil || !strings.Contains(err.Error(), tc.errPart)) {
+			t.Errorf("ParseBrowserMessage(%s) error %v, want it to contain %q", tc.in, err, tc.errPart)
+		}
+	}
+}
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s`, "ctl\x00\x01\n\t", "<a&b>", "é ü 🙂", "bad\xffutf8", "\u2028\u2029"} {
+		b := AppendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Errorf("AppendJSONString(%q) = %s: %v", s, b, err)
+			continue
+		}
+		want := strings.ToValidUTF8(s, "\ufffd")
+		if got != want {
+			t.Errorf("round trip of %q = %q, want %q", s, got, want)
+		}
+	}
+}
+
+func TestFleet(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	f, err := NewFleet([]Declared{{ID: "zeta", Name: "Zeta board"}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(id string, k Kind, p string) []Event {
+		t.Helper()
+		evs, err := f.Apply(id, k, []byte(p), t0, nil)
+		if err != nil {
+			t.Fatalf("Apply(%s, %v, %q): %v", id, k, p, err)
+		}
+		return evs
+	}
+	if evs := apply("b1", KindLEDSet, "ON"); len(evs) != 0 || f.Len() != 1 {
+		t.Errorf("led/set made a device known: %v, len %d", evs, f.Len())
+	}
+	if evs := apply("b1", KindStatus, ""); len(evs) != 0 || f.Len() != 1 {
+		t.Errorf("empty payload made a device known: %v, len %d", evs, f.Len())
+	}
+	evs := apply("b1", KindStatus, "online")
+	if len(evs) != 1 || evs[0].Label != LabelOnline || !evs[0].On {
+		t.Errorf("status online events = %+v", evs)
+	}
+	apply("b1", KindLED, "ON")
+	if evs := apply("b1", KindLED, "ON"); len(evs) != 1 || evs[0].Label != LabelLED {
+		t.Errorf("unchanged led must still be an event: %+v", evs)
+	}
+	apply("b1", KindCount, "7")
+	apply("a0", KindCount, "1")
+	if _, err := f.Apply("b1", KindCount, []byte("x"), t0, nil); !errors.Is(err, ErrBadPayload) {
+		t.Errorf("bad count error = %v", err)
+	}
+	if f.OnlineCount() != 1 || f.Len() != 3 {
+		t.Errorf("online %d len %d, want 1 3", f.OnlineCount(), f.Len())
+	}
+	snap := f.Snapshot(nil)
+	var ids []string
+	for _, d := range snap {
+		ids = append(ids, d.ID)
+	}
+	if got, want := strings.Join(ids, ","), "a0,b1,zeta"; got != want {
+		t.Errorf("snapshot order %s, want %s", got, want)
+	}
+	b1 := snap[1]
+	if !b1.Online || !b1.HasLED || !b1.LEDOn || b1.Count != 7 || !b1.LastSeen.Equal(t0) || b1.Name() != "b1" {
+		t.Errorf("b1 = %+v", b1)
+	}
+	if snap[2].Name() != "Zeta board" || !snap[2].LastSeen.IsZero() {
+		t.Errorf("zeta = %+v", snap[2])
+	}
+	var got []string
+	for _, ev := range f.AppendEvents(nil) {
+		got = append(got, string(ev.AppendJSON(nil)))
+	}
+	want := []string{
+		`{"device":"a0","label":"online","value":false}`,
+		`{"device":"a0","label":"count","value":1}`,
+		`{"device":"b1","label":"online","value":true}`,
+		`{"device":"b1","label":"ledStatus","value":"LED ON"}`,
+		`{"device":"b1","label":"count","value":7}`,
+		`{"device":"zeta","label":"online","value":false}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("snapshot events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ev, ok := f.Forget("b1"); !ok || ev.Label != LabelRemoved {
+		t.Errorf("Forget(b1) = %+v, %v", ev, ok)
+	}
+	if _, ok := f.Forget("b1"); ok {
+		t.Error("Forget twice succeeded")
+	}
+	if f.OnlineCount() != 0 || f.Len() != 2 {
+		t.Errorf("after forget online %d len %d", f.OnlineCount(), f.Len())
+	}
+	apply("zeta", KindInfo, `{"id":"zeta","name":"from info","firmware":"f","board":"b"}`)
+	if d, _ := f.Get("zeta"); d.Name() != "Zeta board" {
+		t.Errorf("config name must win over info name, got %q", d.Name())
+	}
+	apply("a0", KindInfo, `{"id":"a0","name":"from info","firmware":"f","board":"b"}`)
+	if d, _ := f.Get("a0"); d.Name() != "from info" {
+		t.Errorf("info name = %q", d.Name())
+	}
+}
+
+func TestFleetLimit(t *testing.T) {
+	f, _ := NewFleet(nil, 2)
+	for _, id := range []string{"a", "b"} {
+		if _, err := f.Apply(id, KindCount, []byte("1"), time.Time{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.Apply("c", KindCount, []byte("1"), time.Time{}, nil); !errors.Is(err, ErrFleetFull) {
+		t.Errorf("third device: %v, want ErrFleetFull", err)
+	}
+	if _, err := f.Apply("a", KindCount, []byte("2"), time.Time{}, nil); err != nil {
+		t.Errorf("known device refused when full: %v", err)
+	}
+	if _, err := NewFleet([]Declared{{ID: "bad id"}}, 0); err == nil {
+		t.Error("invalid declared id accepted")
+	}
+}

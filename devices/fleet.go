@@ -1,0 +1,212 @@
+package devices
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Device is what the control plane knows of one board.
+type Device struct {
+	ID         string
+	ConfigName string // name declared in config, may be empty
+	Online     bool
+	HasLED     bool // LEDOn is known
+	LEDOn      bool
+	HasCount   bool // Count is known
+	Count      int64
+	Info       Info      // Info.Raw is nil while unknown
+	LastSeen   time.Time // last message from the board; zero if none yet
+}
+
+// Name is the name to show: from config, else from info, else the id.
+func (d *Device) Name() string {
+	switch {
+	case d.ConfigName != "":
+		return d.ConfigName
+	case d.Info.Name != "":
+		return d.Info.Name
+	}
+	return d.ID
+}
+
+// AppendEvents appends the events that describe d's current state, as sent
+// to a browser right after it connects: online, then ledStatus, count and
+// info where known.
+func (d *Device) AppendEvents(evs []Event) []Event {
+	evs = append(evs, Event{Device: d.ID, Label: LabelOnline, On: d.Online})
+	if d.HasLED {
+		evs = append(evs, Event{Device: d.ID, Label: LabelLED, On: d.LEDOn})
+	}
+	if d.HasCount {
+		evs = append(evs, Event{Device: d.ID, Label: LabelCount, Count: d.Count})
+	}
+	if d.Info.Raw != nil {
+		evs = append(evs, Event{Device: d.ID, Label: LabelInfo, Info: d.Info.Raw})
+	}
+	return evs
+}
+
+// Declared is a device listed in config, shown before it first connects.
+type Declared struct {
+	ID   string
+	Name string
+}
+
+// Fleet is the state of every known device. It is not safe for concurrent
+// use: its owner serialises access.
+type Fleet struct {
+	devices map[string]*Device
+	ids     []string          // sorted ids of devices
+	names   map[string]string // config names by id; outlive Forget
+	online  int               // devices with Online set
+	max     int               // 0: unlimited
+}
+
+// ErrFleetFull is returned by Apply when a new device would exceed the limit.
+var ErrFleetFull = fmt.Errorf("too many known devices")
+
+// NewFleet returns a fleet that knows the declared devices (invalid ids are
+// an error) and holds at most max devices (0: unlimited).
+func NewFleet(declared []Declared, max int) (*Fleet, error) {
+	f := &Fleet{devices: map[string]*Device{}, names: map[string]string{}, max: max}
+	for i, d := range declared {
+		if err := ValidateID(d.ID); err != nil {
+			return nil, fmt.Errorf("devices[%d]: %w", i, err)
+		}
+		if _, dup := f.names[d.ID]; dup {
+			return nil, fmt.Errorf("devices[%d]: duplicate id %q", i, d.ID)
+		}
+		f.names[d.ID] = d.Name
+		f.add(d.ID)
+	}
+	return f, nil
+}
+
+func (f *Fleet) add(id string) *Device {
+	d := &Device{ID: id, ConfigName: f.names[id]}
+	f.devices[id] = d
+	i := sort.SearchStrings(f.ids, id)
+	f.ids = append(f.ids, "")
+	copy(f.ids[i+1:], f.ids[i:])
+	f.ids[i] = id
+	return d
+}
+
+// Apply updates the fleet with a message a board published on topic kind k
+// at time at, and appends the events to broadcast. An empty payload (a
+// cleared retained message) and commands change nothing. A bad payload
+// changes nothing and returns an error wrapping ErrBadPayload.
+func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Event) ([]Event, error) {
+	if len(payload) == 0 || !k.FromBoard() {
+		return evs, nil
+	}
+	ev := Event{Device: id}
+	var info Info
+	var err error
+	switch k {
+	case KindStatus:
+		ev.Label = LabelOnline
+		ev.On, err = ParseStatus(payload)
+	case KindLED:
+		ev.Label = LabelLED
+		ev.On, err = ParseLED(payload)
+	case KindCount:
+		ev.Label = LabelCount
+		ev.Count, err = ParseCount(payload)
+	case KindInfo:
+		ev.Label = LabelInfo
+		info, err = ParseInfo(payload)
+		ev.Info = info.Raw
+	}
+	if err != nil {
+		return evs, fmt.Errorf("%s of %s: %w", k, id, err)
+	}
+	d, ok := f.devices[id]
+	if !ok {
+		if f.max > 0 && len(f.devices) >= f.max {
+			return evs, fmt.Errorf("device %s: %w (limit %d)", id, ErrFleetFull, f.max)
+		}
+		d = f.add(id)
+	}
+	if at.After(d.LastSeen) {
+		d.LastSeen = at
+	}
+	switch ev.Label {
+	case LabelOnline:
+		if ev.On != d.Online {
+			if ev.On {
+				f.online++
+			} else {
+				f.online--
+			}
+		}
+		d.Online = ev.On
+	case LabelLED:
+		d.HasLED, d.LEDOn = true, ev.On
+	case LabelCount:
+		d.HasCount, d.Count = true, ev.Count
+	case LabelInfo:
+		d.Info = info
+	}
+	return append(evs, ev), nil
+}
+
+// Forget removes a device and returns the removed event to broadcast; ok is
+// false if the device was not known. A config name is kept for when the
+// device comes back.
+func (f *Fleet) Forget(id string) (ev Event, ok bool) {
+	d, ok := f.devices[id]
+	if !ok {
+		return Event{}, false
+	}
+	if d.Online {
+		f.online--
+	}
+	delete(f.devices, id)
+	i := sort.SearchStrings(f.ids, id)
+	f.ids = append(f.ids[:i], f.ids[i+1:]...)
+	return Event{Device: id, Label: LabelRemoved, On: true}, true
+}
+
+// Get returns a copy of the device with this id.
+func (f *Fleet) Get(id string) (Device, bool) {
+	d, ok := f.devices[id]
+	if !ok {
+		return Device{}, false
+	}
+	return *d, true
+}
+
+// Len returns the number of known devices.
+func (f *Fleet) Len() int { return len(f.devices) }
+
+// OnlineCount returns the number of known devices that are online.
+func (f *Fleet) OnlineCount() int { return f.online }
+
+// Snapshot appends a copy of every device to ds, sorted by id.
+func (f *Fleet) Snapshot(ds []Device) []Device {
+	for _, id := range f.ids {
+		ds = append(ds, *f.devices[id])
+	}
+	return ds
+}
+
+// AppendEvents appends the state events of every device, sorted by id, as
+// a browser gets them on connect.
+func (f *Fleet) AppendEvents(evs []Event) []Event {
+	for _, id := range f.ids {
+		evs = f.devices[id].AppendEvents(evs)
+	}
+	return evs
+}
+
+// AppendDeviceEvents appends the state events of one device; ok is false if
+// it is not known.
+func (f *Fleet) AppendDeviceEvents(id string, evs []Event) ([]Event, bool) {
+	d, ok := f.devices[id]
+	if !ok {
+		return evs, false
+	}
+	return d.AppendEvents(evs), true
+}

@@ -1,0 +1,399 @@
+// Package wsgateway serves browsers: the dashboard, the WebSocket endpoints
+// /ws and /ws/<id>, the REST API, /healthz and /metrics.
+//
+// Board messages arrive through Ingest (from the broker's inline
+// subscription, on the publishing client's goroutine); Ingest only queues
+// them. One loop goroutine applies them to the fleet state and fans the
+// resulting events out to every browser: each batch of events is encoded
+// once and handed to every browser's bounded queue as one shared chunk, so
+// fan-out costs one append per browser per batch. Each browser has one
+// reader and one writer goroutine; the writer coalesces everything queued
+// into one frame (a JSON array). A browser whose queue overflows is dropped
+// and never slows the others, the loop or the broker.
+//
+// Lock order: Gateway.mu, then client.mu. Gateway.inMu is taken alone.
+package wsgateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"switchyard/devices"
+)
+
+// Bus is what the gateway needs of the MQTT side.
+type Bus interface {
+	// Publish publishes a message as the control plane.
+	Publish(topic string, payload []byte, retain bool, qos byte) error
+	// ClearRetained clears every retained message matching filter.
+	ClearRetained(filter string) (int, error)
+}
+
+// Config configures a Gateway. Zero values mean the documented defaults.
+type Config struct {
+	// Topics is the topic layout; the zero value means prefix "devices".
+	Topics devices.Topics
+	// Declared devices are known (offline) before they first publish.
+	Declared []devices.Declared
+	// AllowedOrigins are browser origins allowed besides the control
+	// plane's own; "*" allows any.
+	AllowedOrigins []string
+	// MaxDevices bounds the known devices; 0 means unlimited.
+	MaxDevices int
+	// QueueBytes bounds what may wait for a slow browser beyond its
+	// connect snapshot; 0 means 1 MiB. A browser past it is dropped.
+	QueueBytes int
+	// PingInterval is how often the server pings each browser; 0 means 25s.
+	PingInterval time.Duration
+	// PongWait is how long a browser may stay silent (no pong, no message)
+	// before it is dropped; 0 means 60s.
+	PongWait time.Duration
+	// WriteWait bounds one frame write; 0 means 10s.
+	WriteWait time.Duration
+	// Health reports whether the MQTT side is serving; nil means it is.
+	Health func() error
+	// MQTTClients, when set, is exported as a metric.
+	MQTTClients func() int64
+	// Logger receives the gateway's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// maxIngest bounds queued board messages; beyond it count messages (the
+// next one supersedes them) are dropped, state messages never.
+const maxIngest = 1 << 17
+
+// inMsg is a queued board message, or an operation to run on the loop.
+type inMsg struct {
+	topic   string
+	payload []byte
+	at      time.Time
+	op      func() // when set, run under mu in order with the messages
+}
+
+// Gateway connects browsers to the fleet. Create it with New, serve
+// Handler, feed it with Ingest and stop it with Close.
+type Gateway struct {
+	cfg    Config
+	topics devices.Topics
+	bus    Bus
+	log    *slog.Logger
+	m      *metrics
+	static http.Handler
+
+	mu      sync.RWMutex // guards fleet, clients, single, closed
+	fleet   *devices.Fleet
+	clients map[*client]struct{}            // /ws browsers
+	single  map[string]map[*client]struct{} // /ws/<id> browsers by id
+	closed  bool
+
+	inMu    sync.Mutex // guards inQ
+	inQ     []inMsg
+	inKick  chan struct{} // cap 1: inQ is not empty
+	stop    chan struct{} // closed by Close
+	loopWG  sync.WaitGroup
+	connsWG sync.WaitGroup // client reader and writer goroutines
+
+	badLog rateLog
+
+	closeOnce sync.Once
+}
+
+// New returns a gateway that publishes commands on bus. It starts the loop
+// goroutine; Close stops it.
+func New(cfg Config, bus Bus) (*Gateway, error) {
+	if cfg.Topics.Prefix() == "" {
+		cfg.Topics = devices.MustTopics(devices.DefaultPrefix)
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = 1 << 20
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 25 * time.Second
+	}
+	if cfg.PongWait <= 0 {
+		cfg.PongWait = 60 * time.Second
+	}
+	if cfg.WriteWait <= 0 {
+		cfg.WriteWait = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	fleet, err := devices.NewFleet(cfg.Declared, cfg.MaxDevices)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	static, err := staticHandler()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{
+		cfg:     cfg,
+		topics:  cfg.Topics,
+		bus:     bus,
+		log:     cfg.Logger,
+		static:  static,
+		fleet:   fleet,
+		clients: map[*client]struct{}{},
+		single:  map[string]map[*client]struct{}{},
+		inKick:  make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	g.m = newMetrics(g)
+	g.loopWG.Add(1)
+	go g.loop() // ends when Close closes g.stop
+	return g, nil
+}
+
+// Ingest queues a message a board published. It copies payload, never
+// blocks and is safe for concurrent use: call it from the broker's inline
+// subscription.
+func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
+	m := inMsg{topic: topic, payload: append([]byte(nil), payload...), at: at}
+	g.inMu.Lock()
+	if len(g.inQ) >= maxIngest {
+		if _, k, ok := g.topics.Parse(topic); ok && k == devices.KindCount {
+			g.inMu.Unlock()
+			g.m.ingestDropped.Inc()
+			return
+		}
+	}
+	g.inQ = append(g.inQ, m)
+	g.inMu.Unlock()
+	g.kick()
+}
+
+func (g *Gateway) kick() {
+	select {
+	case g.inKick <- struct{}{}:
+	default:
+	}
+}
+
+// runOnLoop runs op on the loop goroutine, under mu, after every message
+// queued before it, and waits for it.
+func (g *Gateway) runOnLoop(op func()) error {
+	done := make(chan struct{})
+	g.inMu.Lock()
+	g.inQ = append(g.inQ, inMsg{op: func() { op(); close(done) }})
+	g.inMu.Unlock()
+	g.kick()
+	select {
+	case <-done:
+		return nil
+	case <-g.stop:
+		return errClosed
+	}
+}
+
+// loop is the only goroutine that changes the fleet.
+func (g *Gateway) loop() {
+	defer g.loopWG.Done()
+	var batch []inMsg
+	var evs []devices.Event
+	for {
+		select {
+		case <-g.inKick:
+		case <-g.stop:
+			return
+		}
+		g.inMu.Lock()
+		batch, g.inQ = g.inQ, batch[:0]
+		g.inMu.Unlock()
+
+		g.mu.Lock()
+		evs = evs[:0]
+		for i := range batch {
+			m := &batch[i]
+			if m.op != nil {
+				g.fanOut(evs) // keep order: events before the op go first
+				evs = evs[:0]
+				m.op()
+				continue
+			}
+			id, k, ok := g.topics.Parse(m.topic)
+			if !ok {
+				continue
+			}
+			var err error
+			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
+			if err != nil {
+				g.m.ignored.Inc()
+				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", err)
+			}
+		}
+		g.fanOut(evs)
+		g.m.setFleet(g.fleet.Len(), g.fleet.OnlineCount())
+		g.mu.Unlock()
+		clear(batch) // drop payload references
+	}
+}
+
+// fanOut sends evs to every browser. Caller holds mu.
+func (g *Gateway) fanOut(evs []devices.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	g.m.broadcast.Add(float64(len(evs)))
+	if len(g.clients) > 0 {
+		var chunk []byte
+		for i, ev := range evs {
+			if i > 0 {
+				chunk = append(chunk, ',')
+			}
+			chunk = ev.AppendJSON(chunk)
+		}
+		for c := range g.clients {
+			c.enqueue(chunk, len(evs))
+		}
+	}
+	if len(g.single) > 0 {
+		for _, ev := range evs {
+			subs := g.single[ev.Device]
+			if len(subs) == 0 || !ev.SingleBoard() {
+				continue
+			}
+			frame := ev.AppendSingle(nil)
+			for c := range subs {
+				c.enqueue(frame, 1)
+			}
+		}
+	}
+	for _, ev := range evs {
+		if ev.Label != devices.LabelRemoved {
+			continue
+		}
+		for c := range g.single[ev.Device] {
+			c.close(websocketGoingAway, "device removed", true)
+		}
+	}
+}
+
+// Errors of a command.
+var (
+	errUnknownDevice = errors.New("unknown device")
+	errOffline       = errors.New("device is offline")
+	errClosed        = errors.New("gateway closed")
+)
+
+// command publishes cmd to the board id after checking the board is known
+// and online.
+func (g *Gateway) command(id string, cmd devices.Command) error {
+	g.mu.RLock()
+	d, ok := g.fleet.Get(id)
+	closed := g.closed
+	g.mu.RUnlock()
+	switch {
+	case closed:
+		return errClosed
+	case !ok:
+		return fmt.Errorf("%w %q", errUnknownDevice, id)
+	case !d.Online:
+		return fmt.Errorf("%w: %s", errOffline, id)
+	}
+	if err := g.bus.Publish(g.topics.LEDSet(id), []byte(cmd.Payload()), false, 1); err != nil {
+		return fmt.Errorf("command %s to %s: %w", cmd, id, err)
+	}
+	g.m.commands.Inc()
+	return nil
+}
+
+// forget clears a board's retained topics and removes it from the fleet and
+// every browser.
+func (g *Gateway) forget(id string) error {
+	g.mu.RLock()
+	_, ok := g.fleet.Get(id)
+	g.mu.RUnlock()
+	if !ok {
+		return fmt.Errorf("%w %q", errUnknownDevice, id)
+	}
+	if _, err := g.bus.ClearRetained(g.topics.DeviceFilter(id)); err != nil {
+		return fmt.Errorf("forget %s: %w", id, err)
+	}
+	// The clears were queued before this op, so it runs after them.
+	return g.runOnLoop(func() {
+		if ev, ok := g.fleet.Forget(id); ok {
+			g.fanOut([]devices.Event{ev})
+		}
+	})
+}
+
+// Healthy returns nil while the gateway and the MQTT side serve.
+func (g *Gateway) Healthy() error {
+	g.mu.RLock()
+	closed := g.closed
+	g.mu.RUnlock()
+	if closed {
+		return errClosed
+	}
+	if g.cfg.Health != nil {
+		return g.cfg.Health()
+	}
+	return nil
+}
+
+// Close stops the loop and closes every browser with a close frame (1001,
+// going away), waiting for their goroutines. It is safe to call more than
+// once. The HTTP server should be shut down first so no new browser comes.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		var all []*client
+		for c := range g.clients {
+			all = append(all, c)
+		}
+		for _, subs := range g.single {
+			for c := range subs {
+				all = append(all, c)
+			}
+		}
+		g.mu.Unlock()
+		close(g.stop)
+		g.loopWG.Wait()
+		for _, c := range all {
+			c.close(websocketGoingAway, "server shutting down", true)
+		}
+		// A writer stuck on a browser that does not read gets a moment to
+		// send its close frame, then every connection is cut.
+		waited := make(chan struct{})
+		go func() { g.connsWG.Wait(); close(waited) }() // ends when every pump has returned
+		select {
+		case <-waited:
+		case <-time.After(2 * time.Second):
+			for _, c := range all {
+				_ = c.conn.Close()
+			}
+			<-waited
+		}
+	})
+	return nil
+}
+
+// rateLog logs at most one line a second and counts what it left out.
+type rateLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed_since_last", n)
+	}
+	l.Warn(msg, args...)
+}

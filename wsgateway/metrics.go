@@ -1,0 +1,74 @@
+package wsgateway
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the gateway's Prometheus metrics, in a registry of its own so
+// that several gateways (tests) do not collide.
+type metrics struct {
+	reg           *prometheus.Registry
+	browsers      prometheus.Gauge
+	known         prometheus.Gauge
+	online        prometheus.Gauge
+	broadcast     prometheus.Counter
+	commands      prometheus.Counter
+	refused       prometheus.Counter
+	dropped       prometheus.Counter
+	ignored       prometheus.Counter
+	ingestDropped prometheus.Counter
+}
+
+func newMetrics(g *Gateway) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		browsers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_browsers_connected", Help: "WebSocket browsers connected (/ws and /ws/<id>).",
+		}),
+		known: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_devices_known", Help: "Devices the control plane knows.",
+		}),
+		online: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_devices_online", Help: "Known devices whose status is online.",
+		}),
+		broadcast: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_events_broadcast_total", Help: "Events broadcast to browsers (each counted once, however many browsers).",
+		}),
+		commands: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_commands_published_total", Help: "led/set commands published for browsers and the API.",
+		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_browser_messages_refused_total", Help: "Browser messages answered with an error event.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_browsers_dropped_slow_total", Help: "Browsers disconnected because they fell behind.",
+		}),
+		ignored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_board_messages_ignored_total", Help: "Board messages ignored for a bad payload or the device limit.",
+		}),
+		ingestDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_count_messages_shed_total", Help: "count messages shed because the gateway fell behind.",
+		}),
+	}
+	m.reg.MustRegister(m.browsers, m.known, m.online, m.broadcast, m.commands, m.refused, m.dropped, m.ignored, m.ingestDropped,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if f := g.cfg.MQTTClients; f != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "switchyard_mqtt_clients_connected", Help: "MQTT clients connected to the embedded broker.",
+		}, func() float64 { return float64(f()) }))
+	}
+	return m
+}
+
+func (m *metrics) setFleet(known, online int) {
+	m.known.Set(float64(known))
+	m.online.Set(float64(online))
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,126 @@
+package wsgateway
+
+import (
+	"net/http"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"switchyard/devices"
+	"switchyard/internal/origin"
+)
+
+// writeBufferPool shares write buffers between browsers: an idle browser
+// holds none.
+var writeBufferPool sync.Pool
+
+func (g *Gateway) upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &writeBufferPool,
+		CheckOrigin:     func(r *http.Request) bool { return origin.Allowed(r, g.cfg.AllowedOrigins) },
+	}
+}
+
+// serveWS handles /ws (device == "") and /ws/<id>.
+func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string) {
+	if device != "" {
+		g.mu.RLock()
+		_, known := g.fleet.Get(device)
+		g.mu.RUnlock()
+		if !devices.ValidID(device) || !known {
+			httpError(w, http.StatusNotFound, "unknown device %q", device)
+			return
+		}
+	}
+	if !origin.Allowed(r, g.cfg.AllowedOrigins) {
+		httpError(w, http.StatusForbidden, "origin %q not allowed (list it in http.allowed_origins)", r.Header.Get("Origin"))
+		return
+	}
+	if err := g.Healthy(); err != nil {
+		httpError(w, http.StatusServiceUnavailable, "%v", err)
+		return
+	}
+	conn, err := g.upgrader().Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered with an HTTP error
+	}
+	c := &client{
+		g:      g,
+		conn:   conn,
+		device: device,
+		remote: r.RemoteAddr,
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	if !g.register(c) {
+		c.close(websocketGoingAway, "", false)
+		return
+	}
+	go c.writePump() // ends when the connection closes or a write fails
+	go c.readPump()  // ends when the connection closes; unregisters c
+}
+
+// register adds c and queues its snapshot, under mu so that no event is
+// missed or sent twice between the two, and counts c's two pumps in connsWG
+// (under mu, so Close never waits while one is added). It returns false
+// once closed.
+func (g *Gateway) register(c *client) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	var snap []byte
+	n := 0
+	if c.device == "" {
+		for i, ev := range g.fleet.AppendEvents(nil) {
+			if i > 0 {
+				snap = append(snap, ',')
+			}
+			snap = ev.AppendJSON(snap)
+			n++
+		}
+		c.limit = g.cfg.QueueBytes + len(snap)
+		g.clients[c] = struct{}{}
+	} else {
+		evs, known := g.fleet.AppendDeviceEvents(c.device, nil)
+		if !known {
+			return false // forgotten since the handshake began
+		}
+		c.limit = g.cfg.QueueBytes
+		for _, ev := range evs {
+			if ev.SingleBoard() {
+				c.enqueue(ev.AppendSingle(nil), 1)
+			}
+		}
+		subs := g.single[c.device]
+		if subs == nil {
+			subs = map[*client]struct{}{}
+			g.single[c.device] = subs
+		}
+		subs[c] = struct{}{}
+	}
+	if n > 0 {
+		c.enqueue(snap, n)
+	}
+	g.m.browsers.Inc()
+	g.connsWG.Add(2)
+	return true
+}
+
+// unregister removes c; it is called once, by c's readPump.
+func (g *Gateway) unregister(c *client) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c.device == "" {
+		delete(g.clients, c)
+	} else if subs := g.single[c.device]; subs != nil {
+		delete(subs, c)
+		if len(subs) == 0 {
+			delete(g.single, c.device)
+		}
+	}
+	g.m.browsers.Dec()
+}

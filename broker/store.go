@@ -85,6 +85,17 @@ type retainLog struct {
 // every stored status "online" to "offline" (no board is connected to a
 // broker that has just started), compacts it and starts the writer.
 func openRetainLog(path string, topics devices.Topics, log *slog.Logger) (*retainLog, error) {
+	l, err := loadRetainLog(path, topics, log)
+	if err != nil {
+		return nil, err
+	}
+	l.wg.Add(1)
+	go l.writer() // ends when Close closes l.stop
+	return l, nil
+}
+
+// loadRetainLog is openRetainLog without the writer goroutine.
+func loadRetainLog(path string, topics devices.Topics, log *slog.Logger) (*retainLog, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("storage %s: %w", path, err)
@@ -129,8 +140,6 @@ func openRetainLog(path string, topics devices.Topics, log *slog.Logger) (*retai
 	}
 	sort.Slice(l.restore, func(i, j int) bool { return l.restore[i].TopicName < l.restore[j].TopicName })
 	log.Info("storage: retained messages restored", "path", path, "messages", len(live), "marked_offline", offline)
-	l.wg.Add(1)
-	go l.writer() // ends when Close closes l.stop
 	return l, nil
 }
 

@@ -1,0 +1,48 @@
+# Switchyard. `make run` starts the control plane; `make test` runs every test.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 10s
+
+.PHONY: all build run test lint bench fuzz clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+
+all: build
+
+build: bin/controlplane bin/devicefw
+
+bin/controlplane:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/controlplane
+
+bin/devicefw:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/devicefw
+
+# The control plane on its embedded broker, with ./config.yaml.
+run: bin/controlplane
+	./bin/controlplane --config config.yaml
+
+# Every test, with the race detector. Fuzz targets run their seed corpora.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 9m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Coverage-guided fuzzing of the parsers, FUZZTIME each.
+fuzz:
+	for f in FuzzParseTopic FuzzParsePayloads FuzzScanObject FuzzParseBrowserMessage; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./devices || exit 1; \
+	done
+
+devicefw-arm64:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags "$(LDFLAGS)" -o bin/devicefw-linux-arm64 ./cmd/devicefw
+
+devicefw-armv6:
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -ldflags "$(LDFLAGS)" -o bin/devicefw-linux-armv6 ./cmd/devicefw
+
+clean:
+	rm -rf bin

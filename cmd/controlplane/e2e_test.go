@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// These tests run the real controlplane binary on free loopback ports and
+// talk to it the way users and third-party tools do: mosquitto_pub and
+// mosquitto_sub, a WebSocket browser, curl-like HTTP.
+
+const wait = 10 * time.Second
+
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "controlplane-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "controlplane")
+	out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build controlplane: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tool returns the path of a third-party command; without it the test is
+// skipped, except under CI where .ci/run must have installed it.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s not found under CI: .ci/run must install it", name)
+		}
+		t.Skipf("%s not found (apt-get install mosquitto-clients)", name)
+	}
+	return p
+}
+
+// proc is a running controlplane.
+type proc struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	mqttPort string
+	http     string // http://127.0.0.1:port
+	mu       sync.Mutex
+	log      strings.Builder
+	exited   chan struct{}
+	exitErr  error
+}
+
+var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqtt=127\.0\.0\.1:(\d+) http=(127\.0\.0\.1:\d+)`)
+
+func start(t *testing.T, configPath string, env ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, exited: make(chan struct{})}
+	p.cmd = exec.Command(binPath, "--config", configPath)
+	p.cmd.Env = append(os.Environ(), env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan []string, 1)
+	go func() { // ends when the process closes stderr
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := servingLine.FindStringSubmatch(line); m != nil {
+				ready <- m
+			}
+		}
+		p.exitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("controlplane log:\n%s", p.logs())
+		}
+	})
+	select {
+	case m := <-ready:
+		p.mqttPort, p.http = m[1], "http://"+m[2]
+	case <-p.exited:
+		t.Fatalf("controlplane exited: %v\n%s", p.exitErr, p.logs())
+	case <-time.After(wait):
+		t.Fatalf("controlplane not serving after %v\n%s", wait, p.logs())
+	}
+	return p
+}
+
+func (p *proc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// stop sends SIGTERM and checks a clean exit within 5 s.
+func (p *proc) stop() {
+	p.t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		p.t.Fatalf("no exit within 5 s of SIGTERM")
+	}
+	if p.exitErr != nil {
+		p.t.Fatalf("exit after SIGTERM: %v, want status 0\n%s", p.exitErr, p.logs())
+	}
+}
+
+func (p *proc) mosquitto(t *testing.T, name string, args ...string) *exec.Cmd {
+	return exec.Command(tool(t, name), append([]string{"-h", "127.0.0.1", "-p", p.mqttPort}, args...)...)
+}
+
+func (p *proc) pub(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := p.mosquitto(t, "mosquitto_pub", append(args, "-q", "1")...).CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub %v: %v %s", args, err, out)
+	}
+}
+
+// sub starts mosquitto_sub -v on topic and returns its output lines.
+func (p *proc) sub(t *testing.T, topic string, extra ...string) <-chan string {
+	t.Helper()
+	cmd := p.mosquitto(t, "mosquitto_sub", append([]string{"-v", "-t", topic}, extra...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1000)
+	go func() { // ends when mosquitto_sub exits (killed at cleanup)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return lines
+}
+
+func expectLine(t *testing.T, lines <-chan string, want string) {
+	t.Helper()
+	deadline := time.After(wait)
+	var seen []string
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("mosquitto_sub ended before %q (saw %q)", want, seen)
+			}
+			if l == want {
+				return
+			}
+			seen = append(seen, l)
+		case <-deadline:
+			t.Fatalf("mosquitto_sub: no %q (saw %q)", want, seen)
+		}
+	}
+}
+
+type device struct {
+	ID       string  `json:"id"`
+	Online   bool    `json:"online"`
+	LED      *string `json:"led"`
+	Count    *int64  `json:"count"`
+	LastSeen *string `json:"last_seen"`
+}
+
+// waitDevice polls the API until cond holds (there is no event for "the
+// gateway has applied it").
+func (p *proc) waitDevice(t *testing.T, id string, cond func(device) bool) device {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	var d device
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(p.http + "/api/devices/" + id)
+		if err == nil {
+			ok := resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&d) == nil
+			resp.Body.Close()
+			if ok && cond(d) {
+				return d
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("device %s never reached the wanted state (last %+v)", id, d)
+	return d
+}
+
+func testConfig(t *testing.T, storage string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	body := fmt.Sprintf("mqtt: {listen: '127.0.0.1:0'}\nhttp: {listen: '127.0.0.1:0'}\nstorage: {path: %q}\nlog: {level: debug}\n", storage)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestEndToEnd is the issue's "done when": a board simulated with plain
+// mosquitto_pub appears on the dashboard's WebSocket and the API, a toggle
+// from a browser reaches led/set, the board's reply reaches every browser,
+// and a restart keeps the LED state and shows the board offline.
+func TestEndToEnd(t *testing.T) {
+	storage := filepath.Join(t.TempDir(), "data", "retained.log")
+	cfgPath := testConfig(t, storage)
+	p := start(t, cfgPath)
+	all := p.sub(t, "devices/#")
+
+	p.pub(t, "-t", "devices/b1/status", "-m", "online", "-r")
+	p.pub(t, "-t", "devices/b1/led", "-m", "OFF", "-r")
+	p.pub(t, "-t", "devices/b1/count", "-m", "7")
+	d := p.waitDevice(t, "b1", func(d device) bool { return d.Count != nil && *d.Count == 7 })
+	if !d.Online || d.LED == nil || *d.LED != "OFF" || d.LastSeen == nil {
+		t.Errorf("API device = %+v", d)
+	}
+	expectLine(t, all, "devices/b1/count 7")
+
+	wsURL := "ws" + strings.TrimPrefix(p.http, "http") + "/ws"
+	var browsers []*websocket.Conn
+	for range 2 {
+		c, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		browsers = append(browsers, c)
+		waitEvent(t, c, `{"device":"b1","label":"ledStatus","value":"LED OFF"}`)
+	}
+	if err := browsers[0].WriteMessage(websocket.TextMessage, []byte(`{"device":"b1","action":"toggle"}`)); err != nil {
+		t.Fatal(err)
+	}
+	expectLine(t, all, "devices/b1/led/set TOGGLE")
+	p.pub(t, "-t", "devices/b1/led", "-m", "ON", "-r") // the board confirms
+	for _, c := range browsers {
+		waitEvent(t, c, `{"device":"b1","label":"ledStatus","value":"LED ON"}`)
+	}
+
+	p.stop()
+	for _, c := range browsers {
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		var err error
+		for err == nil {
+			_, _, err = c.ReadMessage()
+		}
+		if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+			t.Errorf("browser at shutdown: %v, want close 1001", err)
+		}
+	}
+
+	p2 := start(t, cfgPath)
+	d = p2.waitDevice(t, "b1", func(device) bool { return true })
+	if d.Online || d.LED == nil || *d.LED != "ON" {
+		t.Errorf("after restart = %+v, want offline with LED ON", d)
+	}
+	status := p2.sub(t, "devices/b1/status", "-C", "1")
+	expectLine(t, status, "devices/b1/status offline")
+	p2.stop()
+}
+
+// waitEvent reads frames (objects or arrays) until one carries want.
+func waitEvent(t *testing.T, c *websocket.Conn, want string) {
+	t.Helper()
+	var w map[string]any
+	json.Unmarshal([]byte(want), &w)
+	deadline := time.Now().Add(wait)
+	for {
+		_ = c.SetReadDeadline(deadline)
+		_, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", want, err)
+		}
+		var evs []map[string]any
+		if len(data) > 0 && data[0] == '[' {
+			json.Unmarshal(data, &evs)
+		} else {
+			var e map[string]any
+			json.Unmarshal(data, &e)
+			evs = append(evs, e)
+		}
+		for _, e := range evs {
+			if fmt.Sprint(e) == fmt.Sprint(w) {
+				return
+			}
+		}
+	}
+}
+
+func TestBadStartExitsWithOneLine(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, config string
+		env          []string
+		want         string
+	}{
+		{"unknown key", "mqtt: {listen: '127.0.0.1:0', bogus: 1}", nil, `unknown key "mqtt.bogus"`},
+		{"mqtt port in use", fmt.Sprintf("mqtt: {listen: %q}\nhttp: {listen: '127.0.0.1:0'}", busy.Addr()), nil, busy.Addr().String()},
+		{"http port in use", fmt.Sprintf("mqtt: {listen: '127.0.0.1:0'}\nhttp: {listen: %q}", busy.Addr()), nil, busy.Addr().String()},
+		{"bad env value", "mqtt: {listen: '127.0.0.1:0'}", []string{"CONTROLPLANE_LOG_LEVEL=chatty"}, "log.level"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			os.WriteFile(cfg, []byte(tc.config), 0o644)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binPath, "--config", cfg)
+			cmd.Env = append(os.Environ(), tc.env...)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want status 1\n%s", err, stderr.String())
+			}
+			// The last line is the one that says why; earlier lines, if
+			// any, are ordinary start-up logs.
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "controlplane: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last line %q, want it to name %q", last, tc.want)
+			}
+		})
+	}
+	out, err := exec.Command(binPath, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "controlplane ") {
+		t.Errorf("--version: %q, %v", out, err)
+	}
+}

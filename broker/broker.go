@@ -18,11 +18,11 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
+	allowall "github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"switchyard/devices"
+	"switchyard/internal/mqttnet"
 )
 
 // Config configures a Broker. The zero value is a broker on :1883 with no
@@ -43,6 +43,16 @@ type Config struct {
 	// MaxClientWritesPending bounds each client's outbound queue in
 	// packets; 0 means 256.
 	MaxClientWritesPending int32
+	// Auth decides who may connect and what they may do; nil allows
+	// everything (tests and trusted setups only).
+	Auth Authorizer
+	// MaxPacketSize bounds an MQTT packet in bytes; 0 means 64 KiB.
+	MaxPacketSize uint32
+	// MaxClients bounds connected MQTT clients; 0 means unlimited.
+	MaxClients int64
+	// ConnectTimeout is how long a connection may take to send CONNECT;
+	// 0 means 10 s.
+	ConnectTimeout time.Duration
 	// Logger receives the broker's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -96,6 +106,17 @@ func New(cfg Config) (*Broker, error) {
 	caps.MaximumMessageExpiryInterval = 0 // retained board state must never expire
 	caps.MaximumClientWritesPending = pending
 	caps.MaximumSessionExpiryInterval = 24 * 60 * 60
+	caps.MaximumPacketSize = cfg.MaxPacketSize
+	if caps.MaximumPacketSize == 0 {
+		caps.MaximumPacketSize = 64 << 10
+	}
+	if cfg.MaxClients > 0 {
+		caps.MaximumClients = cfg.MaxClients
+	}
+	connectTimeout := cfg.ConnectTimeout
+	if connectTimeout <= 0 {
+		connectTimeout = 10 * time.Second
+	}
 	srv := mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
 		InlineClient:           true,
@@ -110,8 +131,14 @@ func New(cfg Config) (*Broker, error) {
 			b.release()
 		}
 	}()
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		return nil, fmt.Errorf("mqtt auth hook: %w", err)
+	var authHookErr error
+	if cfg.Auth == nil {
+		authHookErr = srv.AddHook(new(allowall.AllowHook), nil)
+	} else {
+		authHookErr = srv.AddHook(&authHook{az: cfg.Auth, srv: srv}, nil)
+	}
+	if authHookErr != nil {
+		return nil, fmt.Errorf("mqtt auth hook: %w", authHookErr)
 	}
 	if cfg.StoragePath != "" {
 		store, err := openRetainLog(cfg.StoragePath, topics, log)
@@ -128,11 +155,11 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("listen mqtt %s: %w", addr, err)
 	}
 	b.tcp = tcp
-	if err := srv.AddListener(listeners.NewNet("tcp", tcp)); err != nil {
+	if err := srv.AddListener(mqttnet.NewTCP(tcp, connectTimeout, log)); err != nil {
 		return nil, fmt.Errorf("mqtt listener %s: %w", addr, err)
 	}
 	if cfg.WSListen != "" {
-		ws, err := newWSListener(cfg.WSListen, cfg.AllowedOrigins, log)
+		ws, err := newWSListener(cfg.WSListen, cfg.AllowedOrigins, connectTimeout, log)
 		if err != nil {
 			return nil, err
 		}

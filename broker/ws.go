@@ -25,17 +25,22 @@ type wsListener struct {
 	upgrader websocket.Upgrader
 	log      *slog.Logger
 
-	mu        sync.Mutex // guards establish
+	connectTimeout time.Duration // for the CONNECT packet
+
+	mu        sync.Mutex // guards establish, conns, closed
 	establish listeners.EstablishFn
+	conns     map[*websocket.Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup // handlers inside establish; Close waits for them
 	closeOnce sync.Once
 }
 
-func newWSListener(addr string, allowed []string, log *slog.Logger) (*wsListener, error) {
+func newWSListener(addr string, allowed []string, connectTimeout time.Duration, log *slog.Logger) (*wsListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen mqtt websocket %s: %w", addr, err)
 	}
-	l := &wsListener{ln: ln, log: log}
+	l := &wsListener{ln: ln, log: log, connectTimeout: connectTimeout, conns: map[*websocket.Conn]struct{}{}}
 	l.upgrader = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		CheckOrigin:  func(r *http.Request) bool { return origin.Allowed(r, allowed) },
@@ -68,21 +73,42 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	defer c.Close()
+	_ = c.UnderlyingConn().SetReadDeadline(time.Now().Add(l.connectTimeout))
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
 	establish := l.establish
+	l.conns[c] = struct{}{}
+	l.wg.Add(1)
 	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, c)
+		l.mu.Unlock()
+		l.wg.Done()
+	}()
 	if err := establish(l.ID(), &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
 		l.log.Debug("mqtt websocket client ended", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
-// Close stops accepting and disconnects this listener's clients.
+// Close stops accepting, disconnects this listener's clients, closes every
+// connection and waits for the handlers (so none calls into Mochi later).
 func (l *wsListener) Close(closeClients listeners.CloseFn) {
 	l.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		_ = l.srv.Shutdown(ctx) // stops accepting; hijacked connections are ours
 		closeClients(l.ID())
-		_ = l.srv.Shutdown(ctx)
+		l.mu.Lock()
+		l.closed = true
+		for c := range l.conns {
+			_ = c.Close()
+		}
+		l.mu.Unlock()
+		l.wg.Wait()
 	})
 }
 

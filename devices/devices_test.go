@@ -202,7 +202,7 @@ func TestAppendInfo(t *testing.T) {
 
 func TestEventJSON(t *testing.T) {
 	for _, tc := range []struct {
-		ev           Event
+		ev            Event
 		multi, single string
 	}{
 		{Event{Device: "b1", Label: LabelLED, On: true}, `{"device":"b1","label":"ledStatus","value":"LED ON"}`, `{"label":"ledStatus","value":"LED ON"}`},

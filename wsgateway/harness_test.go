@@ -17,10 +17,10 @@ import (
 	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"switchyard/devices"
+	"switchyard/internal/mqttnet"
 	"switchyard/wsgateway"
 )
 
@@ -71,7 +71,7 @@ func newHarness(t *testing.T, cfg wsgateway.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.AddListener(listeners.NewNet("t", ln)); err != nil {
+	if err := srv.AddListener(mqttnet.NewTCP(ln, 10*time.Second, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {

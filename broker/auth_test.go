@@ -1,0 +1,227 @@
+package broker
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"golang.org/x/crypto/bcrypt"
+
+	"switchyard/auth"
+)
+
+func authBroker(t *testing.T, anon auth.Anonymous, extra Config) *Broker {
+	t.Helper()
+	h := func(pw string) string {
+		b, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	az, err := auth.New(auth.Config{Anonymous: anon, Users: []auth.User{
+		{Name: "board-7", PasswordHash: h("pw7"), Role: auth.RoleDevice},
+		{Name: "board-8", PasswordHash: h("pw8"), Role: auth.RoleDevice},
+		{Name: "vera", PasswordHash: h("pwv"), Role: auth.RoleViewer},
+		{Name: "otto", PasswordHash: h("pwo"), Role: auth.RoleOperator},
+		{Name: "ada", PasswordHash: h("pwa"), Role: auth.RoleAdmin},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra.Auth = az
+	return startBroker(t, extra)
+}
+
+type creds struct{ clientID, user, pass, will string }
+
+func dial(b *Broker, c creds) (paho.Client, error) {
+	o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr().String()).SetClientID(c.clientID).
+		SetUsername(c.user).SetPassword(c.pass).SetAutoReconnect(false).SetConnectTimeout(wait).
+		SetConnectRetry(false)
+	if c.will != "" {
+		o.SetWill(c.will, "offline", 1, true)
+	}
+	cl := paho.NewClient(o)
+	tok := cl.Connect()
+	if !tok.WaitTimeout(wait) {
+		return nil, errors.New("connect timed out")
+	}
+	return cl, tok.Error()
+}
+
+func TestConnectRefusals(t *testing.T) {
+	b := authBroker(t, auth.AnonOff, Config{})
+	for _, tc := range []struct {
+		name string
+		c    creds
+		want string // "" = admitted
+	}{
+		{"anonymous when off", creds{clientID: "x"}, "not Authorized"},
+		{"wrong password", creds{"board-7", "board-7", "nope", ""}, "bad user name or password"},
+		{"unknown user", creds{"ghost", "ghost", "pw", ""}, "bad user name or password"},
+		{"device as another board", creds{"board-8", "board-7", "pw7", ""}, "identifier rejected"},
+		{"device will on another board", creds{"board-7", "board-7", "pw7", "devices/board-8/status"}, "not Authorized"},
+		{"viewer with a will", creds{"v1", "vera", "pwv", "devices/x/status"}, "not Authorized"},
+		{"device, own will", creds{"board-7", "board-7", "pw7", "devices/board-7/status"}, ""},
+		{"viewer", creds{"v2", "vera", "pwv", ""}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl, err := dial(b, tc.c)
+			if cl != nil {
+				defer cl.Disconnect(0)
+			}
+			if tc.want == "" && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("got %v, want a CONNACK refusal %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestTakeoverOnlyBySameUser(t *testing.T) {
+	b := authBroker(t, auth.AnonOff, Config{})
+	first, err := dial(b, creds{"board-7", "board-7", "pw7", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Disconnect(0)
+	if cl, err := dial(b, creds{"board-7", "ada", "pwa", ""}); err == nil || !strings.Contains(err.Error(), "identifier rejected") {
+		if cl != nil {
+			cl.Disconnect(0)
+		}
+		t.Fatalf("admin took over board-7's connection: %v", err)
+	}
+	if !first.IsConnectionOpen() {
+		t.Fatal("the refused takeover disconnected the board")
+	}
+	second, err := dial(b, creds{"board-7", "board-7", "pw7", ""})
+	if err != nil {
+		t.Fatalf("same user reconnecting: %v", err)
+	}
+	defer second.Disconnect(0)
+}
+
+func TestRightsOverMQTT(t *testing.T) {
+	b := authBroker(t, auth.AnonOff, Config{})
+	board, err := dial(b, creds{"board-7", "board-7", "pw7", "devices/board-7/status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer board.Disconnect(0)
+	viewer, err := dial(b, creds{"v", "vera", "pwv", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Disconnect(0)
+
+	subscribe := func(c paho.Client, filter string) (byte, chan paho.Message) {
+		t.Helper()
+		ch := make(chan paho.Message, 16)
+		tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) { ch <- m })
+		if !tok.WaitTimeout(wait) {
+			t.Fatalf("subscribe %s timed out", filter)
+		}
+		return tok.(*paho.SubscribeToken).Result()[filter], ch
+	}
+	for _, tc := range []struct {
+		c      paho.Client
+		filter string
+		ok     bool
+	}{
+		{viewer, "#", false},
+		{viewer, "+/board-7/#", false},
+		{viewer, "$SYS/#", false},
+		{board, "devices/#", false},
+		{board, "devices/+/led/set", false},
+		{board, "devices/board-7/led/set", true},
+	} {
+		if code, _ := subscribe(tc.c, tc.filter); (code < 0x80) != tc.ok {
+			t.Errorf("subscribe %s: granted %#x, want ok=%v", tc.filter, code, tc.ok)
+		}
+	}
+	_, seen := subscribe(viewer, "devices/#")
+	// A board within its rights publishes QoS 1 and stays connected (Mochi
+	// disconnects 3.1.1 clients on a refused QoS 1 publish).
+	for _, topic := range []string{"devices/board-7/status", "devices/board-7/led", "devices/board-7/count", "devices/board-7/info"} {
+		if tok := board.Publish(topic, 1, false, "x"); !tok.WaitTimeout(wait) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	for range 4 {
+		select {
+		case <-seen:
+		case <-time.After(wait):
+			t.Fatal("viewer did not see the board's messages")
+		}
+	}
+	if !board.IsConnectionOpen() {
+		t.Fatal("board disconnected for publishing within its rights")
+	}
+	// Outside its rights: QoS 0 is dropped silently; nothing reaches others.
+	board.Publish("devices/board-8/led", 0, false, "ON").WaitTimeout(wait)
+	board.Publish("devices/board-7/led", 0, false, "marker").WaitTimeout(wait)
+	for {
+		select {
+		case m := <-seen:
+			if m.Topic() == "devices/board-8/led" {
+				t.Fatal("a board published as another board")
+			}
+			if string(m.Payload()) == "marker" {
+				return
+			}
+		case <-time.After(wait):
+			t.Fatal("marker not seen")
+		}
+	}
+}
+
+func TestConnectTimeoutAndPacketSize(t *testing.T) {
+	b := authBroker(t, auth.AnonLocal, Config{ConnectTimeout: 200 * time.Millisecond, MaxPacketSize: 1024})
+	c, err := net.Dial("tcp", b.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("silent connection got data")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("silent connection was not closed by the broker")
+	}
+	t.Logf("silent connection closed after %v", time.Since(start))
+
+	cl, err := dial(b, creds{clientID: "big"}) // anonymous from loopback
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Disconnect(0)
+	cl.Publish("devices/big/info", 1, false, strings.Repeat("x", 2048)).WaitTimeout(time.Second)
+	deadline := time.Now().Add(wait)
+	for cl.IsConnectionOpen() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // no event for "the broker dropped us" short of a handler
+	}
+	if cl.IsConnectionOpen() {
+		t.Error("a packet over mqtt.max_packet_size was accepted")
+	}
+}
+
+func TestAnonymousLocalRights(t *testing.T) {
+	b := authBroker(t, auth.AnonLocal, Config{})
+	cl, err := dial(b, creds{clientID: "anon"})
+	if err != nil {
+		t.Fatalf("anonymous from loopback refused: %v", err)
+	}
+	defer cl.Disconnect(0)
+	tok := cl.Subscribe("$SYS/#", 0, nil)
+	tok.WaitTimeout(wait)
+	if code := tok.(*paho.SubscribeToken).Result()["$SYS/#"]; code < 0x80 {
+		t.Errorf("anonymous got $SYS: %#x", code)
+	}
+}

@@ -8,6 +8,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,10 @@ type Config struct {
 	Listen string
 	// WSListen is the MQTT-over-WebSocket address (path /mqtt); empty: off.
 	WSListen string
+	// TLSListen is the MQTT-over-TLS address; empty: off. It needs TLS.
+	TLSListen string
+	// TLS is the server certificate configuration for TLSListen.
+	TLS *tls.Config
 	// AllowedOrigins are the browser origins, besides the listener's own
 	// host, allowed to open MQTT over WebSocket; "*" allows any.
 	AllowedOrigins []string
@@ -69,8 +74,9 @@ type Message struct {
 type Broker struct {
 	srv    *mqtt.Server
 	tcp    net.Listener
-	ws     *wsListener // nil when off
-	store  *retainLog  // nil when memory only
+	tlsLn  net.Listener // nil when off
+	ws     *wsListener  // nil when off
+	store  *retainLog   // nil when memory only
 	topics devices.Topics
 	log    *slog.Logger
 
@@ -155,8 +161,21 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("listen mqtt %s: %w", addr, err)
 	}
 	b.tcp = tcp
-	if err := srv.AddListener(mqttnet.NewTCP(tcp, connectTimeout, log)); err != nil {
+	if err := srv.AddListener(mqttnet.NewTCP("tcp", tcp, connectTimeout, log)); err != nil {
 		return nil, fmt.Errorf("mqtt listener %s: %w", addr, err)
+	}
+	if cfg.TLSListen != "" {
+		if cfg.TLS == nil {
+			return nil, fmt.Errorf("mqtt tls listener %s: no certificate configured", cfg.TLSListen)
+		}
+		ln, err := net.Listen("tcp", cfg.TLSListen)
+		if err != nil {
+			return nil, fmt.Errorf("listen mqtt tls %s: %w", cfg.TLSListen, err)
+		}
+		b.tlsLn = ln
+		if err := srv.AddListener(mqttnet.NewTCP("tls", tls.NewListener(ln, cfg.TLS), connectTimeout, log)); err != nil {
+			return nil, fmt.Errorf("mqtt tls listener %s: %w", cfg.TLSListen, err)
+		}
 	}
 	if cfg.WSListen != "" {
 		ws, err := newWSListener(cfg.WSListen, cfg.AllowedOrigins, connectTimeout, log)
@@ -176,6 +195,9 @@ func New(cfg Config) (*Broker, error) {
 func (b *Broker) release() {
 	if b.tcp != nil {
 		b.tcp.Close()
+	}
+	if b.tlsLn != nil {
+		b.tlsLn.Close()
 	}
 	if b.ws != nil {
 		b.ws.ln.Close()
@@ -197,6 +219,14 @@ func (b *Broker) Start() error {
 
 // Addr returns the bound MQTT-over-TCP address.
 func (b *Broker) Addr() net.Addr { return b.tcp.Addr() }
+
+// TLSAddr returns the bound MQTT-over-TLS address, or nil when off.
+func (b *Broker) TLSAddr() net.Addr {
+	if b.tlsLn == nil {
+		return nil
+	}
+	return b.tlsLn.Addr()
+}
 
 // WSAddr returns the bound MQTT-over-WebSocket address, or nil when off.
 func (b *Broker) WSAddr() net.Addr {

@@ -17,13 +17,16 @@ func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, "") })
 	mux.HandleFunc("GET /ws/{id}", func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, r.PathValue("id")) })
-	mux.HandleFunc("GET /api/devices", g.listDevices)
-	mux.HandleFunc("GET /api/devices/{id}", g.getDevice)
-	mux.HandleFunc("POST /api/devices/{id}/led", g.postLED)
-	mux.HandleFunc("DELETE /api/devices/{id}", g.deleteDevice)
+	mux.HandleFunc("GET /api/devices", g.guardAPI(g.listDevices))
+	mux.HandleFunc("GET /api/devices/{id}", g.guardAPI(g.getDevice))
+	mux.HandleFunc("POST /api/devices/{id}/led", g.guardAPI(g.postLED))
+	mux.HandleFunc("DELETE /api/devices/{id}", g.guardAPI(g.deleteDevice))
 	mux.HandleFunc("GET /healthz", g.healthz)
-	mux.Handle("GET /metrics", g.m.handler())
-	mux.Handle("GET /", g.static)
+	mux.HandleFunc("GET /metrics", g.serveMetrics)
+	mux.HandleFunc("GET /login", g.loginForm)
+	mux.HandleFunc("POST /login", g.login)
+	mux.HandleFunc("POST /logout", g.logout)
+	mux.HandleFunc("GET /", g.serveIndex)
 	return mux
 }
 

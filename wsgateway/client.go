@@ -2,12 +2,14 @@ package wsgateway
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"switchyard/auth"
 	"switchyard/devices"
 )
 
@@ -25,6 +27,8 @@ type client struct {
 	conn   *websocket.Conn
 	device string // /ws/<id>: the board; empty for /ws
 	remote string
+	id     auth.Identity
+	rate   bucket // commands
 
 	mu      sync.Mutex // guards queue, queued, nEvents, limit, dropped
 	dropped bool       // the queue overflowed; the browser is being dropped
@@ -196,7 +200,13 @@ func (c *client) handle(data []byte) {
 		id = c.device
 		cmd, err = devices.ParseAction(string(data))
 	}
-	if err == nil {
+	switch {
+	case err != nil:
+	case !c.id.CanCommand():
+		err = fmt.Errorf("%w: role %s may watch but not command", errForbidden, c.id.Role)
+	case !c.rate.allow(time.Now(), c.g.cfg.CommandRate, c.g.cfg.CommandBurst):
+		err = fmt.Errorf("%w: at most %g a second", errRateLimited, c.g.cfg.CommandRate)
+	default:
 		err = c.g.command(id, cmd)
 	}
 	if err != nil {

@@ -15,6 +15,7 @@
 package wsgateway
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +55,24 @@ type Config struct {
 	PongWait time.Duration
 	// WriteWait bounds one frame write; 0 means 10s.
 	WriteWait time.Duration
+	// Auth identifies browsers and API clients; nil lets everybody in as
+	// admin (tests and trusted setups only).
+	Auth Authenticator
+	// SessionKey signs session cookies; empty means a random key (sessions
+	// then end when the process does).
+	SessionKey []byte
+	// SessionTTL is how long a login lasts; 0 means 168h.
+	SessionTTL time.Duration
+	// SecureCookies marks session cookies Secure (set when serving HTTPS).
+	SecureCookies bool
+	// Metrics says who may read /metrics; the zero value is public.
+	Metrics MetricsAccess
+	// MaxBrowsers bounds WebSocket connections; 0 means unlimited.
+	MaxBrowsers int
+	// CommandRate is how many commands a second one browser may send, with
+	// bursts of CommandBurst; 0 means 10 and 20.
+	CommandRate  float64
+	CommandBurst int
 	// Health reports whether the MQTT side is serving; nil means it is.
 	Health func() error
 	// MQTTClients, when set, is exported as a metric.
@@ -97,7 +116,8 @@ type Gateway struct {
 	loopWG  sync.WaitGroup
 	connsWG sync.WaitGroup // client reader and writer goroutines
 
-	badLog rateLog
+	badLog   rateLog
+	sessions sessions
 
 	closeOnce sync.Once
 }
@@ -123,6 +143,21 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 168 * time.Hour
+	}
+	if cfg.CommandRate <= 0 {
+		cfg.CommandRate = 10
+	}
+	if cfg.CommandBurst <= 0 {
+		cfg.CommandBurst = 20
+	}
+	if len(cfg.SessionKey) == 0 {
+		cfg.SessionKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.SessionKey); err != nil {
+			return nil, fmt.Errorf("gateway: session key: %w", err)
+		}
+	}
 	fleet, err := devices.NewFleet(cfg.Declared, cfg.MaxDevices)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -132,16 +167,17 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g := &Gateway{
-		cfg:     cfg,
-		topics:  cfg.Topics,
-		bus:     bus,
-		log:     cfg.Logger,
-		static:  static,
-		fleet:   fleet,
-		clients: map[*client]struct{}{},
-		single:  map[string]map[*client]struct{}{},
-		inKick:  make(chan struct{}, 1),
-		stop:    make(chan struct{}),
+		cfg:      cfg,
+		topics:   cfg.Topics,
+		bus:      bus,
+		log:      cfg.Logger,
+		static:   static,
+		fleet:    fleet,
+		clients:  map[*client]struct{}{},
+		single:   map[string]map[*client]struct{}{},
+		inKick:   make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		sessions: sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL},
 	}
 	g.m = newMetrics(g)
 	g.loopWG.Add(1)
@@ -277,6 +313,8 @@ func (g *Gateway) fanOut(evs []devices.Event) {
 var (
 	errUnknownDevice = errors.New("unknown device")
 	errOffline       = errors.New("device is offline")
+	errForbidden     = errors.New("forbidden")
+	errRateLimited   = errors.New("too many commands")
 	errClosed        = errors.New("gateway closed")
 )
 

@@ -71,7 +71,7 @@ func newHarness(t *testing.T, cfg wsgateway.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.AddListener(mqttnet.NewTCP(ln, 10*time.Second, nil)); err != nil {
+	if err := srv.AddListener(mqttnet.NewTCP("t", ln, 10*time.Second, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {
@@ -296,6 +296,18 @@ type apiDevice struct {
 	Count    *int64          `json:"count"`
 	Info     json.RawMessage `json:"info"`
 	LastSeen *string         `json:"last_seen"`
+}
+
+// waitFor polls cond (there is no event for it) until it holds.
+func (h *harness) waitFor(cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatal("condition never held")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitDevice polls the API (no event exists for "the gateway has applied

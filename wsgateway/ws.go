@@ -25,6 +25,15 @@ func (g *Gateway) upgrader() *websocket.Upgrader {
 
 // serveWS handles /ws (device == "") and /ws/<id>.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string) {
+	id, err := g.identify(r, true)
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, "%v: log in, or pass ?token=", err)
+		return
+	}
+	if !id.CanWatch() {
+		httpError(w, http.StatusForbidden, "role %s may not watch", id.Role)
+		return
+	}
 	if device != "" {
 		g.mu.RLock()
 		_, known := g.fleet.Get(device)
@@ -42,6 +51,10 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		httpError(w, http.StatusServiceUnavailable, "%v", err)
 		return
 	}
+	if max := g.cfg.MaxBrowsers; max > 0 && g.browserCount() >= max {
+		httpError(w, http.StatusServiceUnavailable, "too many browsers (limit %d)", max)
+		return
+	}
 	conn, err := g.upgrader().Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
@@ -51,6 +64,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		conn:   conn,
 		device: device,
 		remote: r.RemoteAddr,
+		id:     id,
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -108,6 +122,17 @@ func (g *Gateway) register(c *client) bool {
 	g.m.browsers.Inc()
 	g.connsWG.Add(2)
 	return true
+}
+
+// browserCount returns the number of connected browsers.
+func (g *Gateway) browserCount() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	n := len(g.clients)
+	for _, subs := range g.single {
+		n += len(subs)
+	}
+	return n
 }
 
 // unregister removes c; it is called once, by c's readPump.

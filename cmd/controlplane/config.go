@@ -8,24 +8,47 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 
+	"switchyard/auth"
 	"switchyard/devices"
+	"switchyard/wsgateway"
 )
 
 // Config is the whole configuration file. Every key has a default (set in
 // loadConfig) so that an environment variable alone can set it.
 type Config struct {
 	MQTT struct {
-		Listen   string `mapstructure:"listen"`
-		WSListen string `mapstructure:"ws_listen"`
+		Listen        string `mapstructure:"listen"`
+		WSListen      string `mapstructure:"ws_listen"`
+		TLSListen     string `mapstructure:"tls_listen"`
+		MaxPacketSize int    `mapstructure:"max_packet_size"`
 	} `mapstructure:"mqtt"`
 	HTTP struct {
-		Listen         string   `mapstructure:"listen"`
-		AllowedOrigins []string `mapstructure:"allowed_origins"`
+		Listen         string        `mapstructure:"listen"`
+		AllowedOrigins []string      `mapstructure:"allowed_origins"`
+		TLS            bool          `mapstructure:"tls"`
+		SessionTTL     time.Duration `mapstructure:"session_ttl"`
+		Metrics        string        `mapstructure:"metrics"`
 	} `mapstructure:"http"`
+	TLS struct {
+		CertFile string `mapstructure:"cert_file"`
+		KeyFile  string `mapstructure:"key_file"`
+	} `mapstructure:"tls"`
+	Auth struct {
+		Anonymous string       `mapstructure:"anonymous"`
+		Users     []UserConfig `mapstructure:"users"`
+	} `mapstructure:"auth"`
+	Limits struct {
+		MaxBrowsers         int     `mapstructure:"max_browsers"`
+		MaxMQTTClients      int     `mapstructure:"max_mqtt_clients"`
+		MaxDevices          int     `mapstructure:"max_devices"`
+		BrowserCommandRate  float64 `mapstructure:"browser_command_rate"`
+		BrowserCommandBurst int     `mapstructure:"browser_command_burst"`
+	} `mapstructure:"limits"`
 	Topics struct {
 		Prefix string `mapstructure:"prefix"`
 	} `mapstructure:"topics"`
@@ -38,6 +61,15 @@ type Config struct {
 	} `mapstructure:"log"`
 }
 
+// UserConfig is one entry of auth.users.
+type UserConfig struct {
+	Name         string   `mapstructure:"name"`
+	PasswordHash string   `mapstructure:"password_hash"`
+	Role         string   `mapstructure:"role"`
+	IDs          []string `mapstructure:"ids"`
+	Tokens       []string `mapstructure:"tokens"`
+}
+
 // DeviceConfig declares a device shown before it first connects.
 type DeviceConfig struct {
 	ID   string `mapstructure:"id"`
@@ -46,17 +78,30 @@ type DeviceConfig struct {
 
 // defaults lists every scalar key with its default. "devices" is file-only.
 var defaults = map[string]any{
-	"mqtt.listen":          ":1883",
-	"mqtt.ws_listen":       "",
-	"http.listen":          ":8080",
-	"http.allowed_origins": []string{},
-	"topics.prefix":        devices.DefaultPrefix,
-	"storage.path":         "",
-	"log.level":            "info",
+	"mqtt.listen":                  ":1883",
+	"mqtt.ws_listen":               "",
+	"mqtt.tls_listen":              "",
+	"mqtt.max_packet_size":         64 << 10,
+	"http.listen":                  ":8080",
+	"http.allowed_origins":         []string{},
+	"http.tls":                     false,
+	"http.session_ttl":             "168h",
+	"http.metrics":                 "public",
+	"tls.cert_file":                "",
+	"tls.key_file":                 "",
+	"auth.anonymous":               "local",
+	"limits.max_browsers":          10000,
+	"limits.max_mqtt_clients":      20000,
+	"limits.max_devices":           10000,
+	"limits.browser_command_rate":  10,
+	"limits.browser_command_burst": 20,
+	"topics.prefix":                devices.DefaultPrefix,
+	"storage.path":                 "",
+	"log.level":                    "info",
 }
 
 // fileOnly are keys that may be set in the file but have no default.
-var fileOnly = map[string]bool{"devices": true}
+var fileOnly = map[string]bool{"devices": true, "auth.users": true}
 
 // loadConfig reads path (a missing file is an error only when explicit),
 // applies CONTROLPLANE_* environment overrides and validates the result.
@@ -93,12 +138,13 @@ func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 	keys := v.AllKeys()
 	sort.Strings(keys)
 	for _, k := range keys {
-		if _, ok := defaults[k]; !ok && !fileOnly[k] && !fileOnly[strings.SplitN(k, ".", 2)[0]] {
+		if _, ok := defaults[k]; !ok && !fileOnly[k] {
 			return nil, fmt.Errorf("config: unknown key %q", k)
 		}
 	}
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
 	))); err != nil {
 		return nil, fmt.Errorf("config: %s", oneLine(err.Error()))
@@ -138,6 +184,36 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
 	}
+	if err := checkAddr("mqtt.tls_listen", c.MQTT.TLSListen, true); err != nil {
+		return err
+	}
+	if c.MQTT.MaxPacketSize < 1024 {
+		return fmt.Errorf("mqtt.max_packet_size: %d is too small (at least 1024 bytes)", c.MQTT.MaxPacketSize)
+	}
+	if c.HTTP.SessionTTL <= 0 {
+		return fmt.Errorf("http.session_ttl: %v must be positive (e.g. 168h)", c.HTTP.SessionTTL)
+	}
+	if _, err := wsgateway.ParseMetricsAccess(c.HTTP.Metrics); err != nil {
+		return fmt.Errorf("http.metrics: %w", err)
+	}
+	if _, err := auth.ParseAnonymous(c.Auth.Anonymous); err != nil {
+		return fmt.Errorf("auth.anonymous: %w", err)
+	}
+	if (c.HTTP.TLS || c.MQTT.TLSListen != "") && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		return fmt.Errorf("tls.cert_file and tls.key_file: required by http.tls and mqtt.tls_listen")
+	}
+	for key, n := range map[string]float64{
+		"limits.max_browsers": float64(c.Limits.MaxBrowsers), "limits.max_mqtt_clients": float64(c.Limits.MaxMQTTClients),
+		"limits.max_devices": float64(c.Limits.MaxDevices), "limits.browser_command_rate": c.Limits.BrowserCommandRate,
+		"limits.browser_command_burst": float64(c.Limits.BrowserCommandBurst),
+	} {
+		if n < 0 {
+			return fmt.Errorf("%s: %v must not be negative (0 means unlimited or the default)", key, n)
+		}
+	}
+	if _, err := c.authority(devices.MustTopics(c.Topics.Prefix)); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, d := range c.Devices {
 		if err := devices.ValidateID(d.ID); err != nil {
@@ -171,6 +247,23 @@ func (c *Config) declared() []devices.Declared {
 		out[i] = devices.Declared{ID: d.ID, Name: d.Name}
 	}
 	return out
+}
+
+// authority builds the user list; errors name the auth.users entry.
+func (c *Config) authority(topics devices.Topics) (*auth.Authority, error) {
+	anon, err := auth.ParseAnonymous(c.Auth.Anonymous)
+	if err != nil {
+		return nil, fmt.Errorf("auth.anonymous: %w", err)
+	}
+	users := make([]auth.User, len(c.Auth.Users))
+	for i, u := range c.Auth.Users {
+		role, err := auth.ParseRole(u.Role)
+		if err != nil {
+			return nil, fmt.Errorf("auth.users[%d] (%s): %w", i, u.Name, err)
+		}
+		users[i] = auth.User{Name: u.Name, PasswordHash: u.PasswordHash, Role: role, IDs: u.IDs, Tokens: u.Tokens}
+	}
+	return auth.New(auth.Config{Anonymous: anon, Users: users, Topics: topics})
 }
 
 // environ is os.Environ, a variable for tests.

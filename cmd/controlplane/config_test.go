@@ -59,6 +59,9 @@ log: {level: debug}
 	if cfg.MQTT.Listen != "127.0.0.1:1884" || cfg.MQTT.WSListen != ":9001" || cfg.Topics.Prefix != "home/boards" || cfg.Log.Level != "debug" {
 		t.Errorf("cfg = %+v", cfg)
 	}
+	if cfg.Auth.Anonymous != "local" || cfg.HTTP.SessionTTL.Hours() != 168 || cfg.MQTT.MaxPacketSize != 65536 || cfg.Limits.MaxBrowsers != 10000 {
+		t.Errorf("security defaults: %+v %+v %+v", cfg.Auth, cfg.HTTP, cfg.Limits)
+	}
 	if got := cfg.declared(); len(got) != 2 || got[0].ID != "kitchen" || got[0].Name != "Kitchen light" || got[1].ID != "hall" {
 		t.Errorf("devices = %+v", got)
 	}
@@ -82,6 +85,14 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"duplicate device", "devices: [{id: a}, {id: a}]", nil, "devices[1].id"},
 		{"wrong type", "http: {listen: [1, 2]}", nil, "listen"},
 		{"not yaml", "mqtt: [", nil, "config"},
+		{"bad anonymous", "auth: {anonymous: sometimes}", nil, "auth.anonymous"},
+		{"bad role", "auth: {users: [{name: a, role: king}]}", nil, "auth.users[0] (a)"},
+		{"plaintext password", "auth: {users: [{name: a, role: admin, password_hash: hunter2}]}", nil, "auth.users[0] (a)"},
+		{"bad metrics", "http: {metrics: maybe}", nil, "http.metrics"},
+		{"bad session ttl", "http: {session_ttl: soon}", nil, "session_ttl"},
+		{"tls without cert", "http: {tls: true}", nil, "tls.cert_file"},
+		{"negative limit", "limits: {max_browsers: -1}", nil, "limits.max_browsers"},
+		{"tiny packets", "", []string{"CONTROLPLANE_MQTT_MAX_PACKET_SIZE=10"}, "mqtt.max_packet_size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(writeConfig(t, tc.file), true, tc.env)

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,14 @@ func main() {
 // run is the program; it returns the exit status. stop, when not nil,
 // replaces the signals as the reason to shut down (for tests).
 func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "hash-password":
+			return hashPassword(os.Stdin, stdout, stderr)
+		case "new-token":
+			return newToken(stdout, stderr)
+		}
+	}
 	fl := flag.NewFlagSet("controlplane", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	configPath := fl.String("config", "config.yaml", "configuration file (YAML)")
@@ -73,13 +82,38 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	if err != nil {
 		return fmt.Errorf("config: topics.prefix: %w", err)
 	}
+	az, err := cfg.authority(topics)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	metrics, err := wsgateway.ParseMetricsAccess(cfg.HTTP.Metrics)
+	if err != nil {
+		return fmt.Errorf("config: http.metrics: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if cfg.HTTP.TLS || cfg.MQTT.TLSListen != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("config: tls.cert_file/tls.key_file: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	sessionKey, err := loadSessionKey(cfg.Storage.Path)
+	if err != nil {
+		return err
+	}
 
 	b, err := broker.New(broker.Config{
 		Listen:         cfg.MQTT.Listen,
 		WSListen:       cfg.MQTT.WSListen,
+		TLSListen:      cfg.MQTT.TLSListen,
+		TLS:            tlsCfg,
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
 		StoragePath:    cfg.Storage.Path,
 		Topics:         topics,
+		Auth:           az,
+		MaxPacketSize:  uint32(cfg.MQTT.MaxPacketSize),
+		MaxClients:     int64(cfg.Limits.MaxMQTTClients),
 		Logger:         log.With("component", "broker"),
 	})
 	if err != nil {
@@ -92,11 +126,25 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		return fmt.Errorf("listen http %s: %w", cfg.HTTP.Listen, err)
 	}
 	defer httpLn.Close()
+	scheme := "http"
+	if cfg.HTTP.TLS {
+		httpLn = tls.NewListener(httpLn, tlsCfg)
+		scheme = "https"
+	}
 
 	gw, err := wsgateway.New(wsgateway.Config{
 		Topics:         topics,
 		Declared:       cfg.declared(),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		Auth:           az,
+		SessionKey:     sessionKey,
+		SessionTTL:     cfg.HTTP.SessionTTL,
+		SecureCookies:  cfg.HTTP.TLS,
+		Metrics:        metrics,
+		MaxBrowsers:    cfg.Limits.MaxBrowsers,
+		MaxDevices:     cfg.Limits.MaxDevices,
+		CommandRate:    cfg.Limits.BrowserCommandRate,
+		CommandBurst:   cfg.Limits.BrowserCommandBurst,
 		Health:         b.Healthy,
 		MQTTClients:    b.Clients,
 		Logger:         log.With("component", "gateway"),
@@ -126,11 +174,15 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	if a := b.WSAddr(); a != nil {
 		attrs = append(attrs, "mqtt_ws", a.String()+"/mqtt")
 	}
+	if a := b.TLSAddr(); a != nil {
+		attrs = append(attrs, "mqtt_tls", a.String())
+	}
+	attrs = append(attrs, "anonymous", cfg.Auth.Anonymous, "users", len(cfg.Auth.Users))
 	if cfg.Storage.Path != "" {
 		attrs = append(attrs, "storage", cfg.Storage.Path)
 	}
 	log.Info("switchyard control plane serving", attrs...)
-	log.Info("dashboard at http://" + displayAddr(httpLn.Addr()) + "/")
+	log.Info("dashboard at " + scheme + "://" + displayAddr(httpLn.Addr()) + "/")
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

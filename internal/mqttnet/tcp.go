@@ -19,6 +19,7 @@ import (
 // deadline for its CONNECT packet; Mochi replaces that deadline with the
 // keepalive one once the client is admitted.
 type TCP struct {
+	id             string
 	ln             net.Listener
 	connectTimeout time.Duration
 	log            *slog.Logger
@@ -30,17 +31,18 @@ type TCP struct {
 	once   sync.Once
 }
 
-// NewTCP returns a listener serving ln. A connection that sends no CONNECT
-// within connectTimeout is closed; log may be nil.
-func NewTCP(ln net.Listener, connectTimeout time.Duration, log *slog.Logger) *TCP {
+// NewTCP returns a listener with this id serving ln (which may be a TLS
+// listener). A connection that sends no CONNECT within connectTimeout is
+// closed; log may be nil.
+func NewTCP(id string, ln net.Listener, connectTimeout time.Duration, log *slog.Logger) *TCP {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &TCP{ln: ln, connectTimeout: connectTimeout, log: log, conns: map[net.Conn]struct{}{}}
+	return &TCP{id: id, ln: ln, connectTimeout: connectTimeout, log: log, conns: map[net.Conn]struct{}{}}
 }
 
 // ID implements listeners.Listener.
-func (l *TCP) ID() string { return "tcp" }
+func (l *TCP) ID() string { return l.id }
 
 // Address implements listeners.Listener: the bound address.
 func (l *TCP) Address() string { return l.ln.Addr().String() }

@@ -1,0 +1,208 @@
+package wsgateway_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/bcrypt"
+
+	"switchyard/auth"
+	"switchyard/wsgateway"
+)
+
+const operatorToken = "op-token-123"
+
+func newAuthHarness(t *testing.T, cfg wsgateway.Config) *harness {
+	t.Helper()
+	h := func(pw string) string {
+		b, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		return string(b)
+	}
+	sum := sha256.Sum256([]byte(operatorToken))
+	az, err := auth.New(auth.Config{Anonymous: auth.AnonOff, Users: []auth.User{
+		{Name: "board-7", PasswordHash: h("pw7"), Role: auth.RoleDevice},
+		{Name: "vera", PasswordHash: h("pwv"), Role: auth.RoleViewer},
+		{Name: "otto", PasswordHash: h("pwo"), Role: auth.RoleOperator, Tokens: []string{hex.EncodeToString(sum[:])}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth = az
+	return newHarness(t, cfg)
+}
+
+// noRedirect is an HTTP client that shows redirects instead of following them.
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func (h *harness) req(method, path, body string, hdr http.Header) *http.Response {
+	h.t.Helper()
+	r, _ := http.NewRequest(method, h.http.URL+path, strings.NewReader(body))
+	for k, v := range hdr {
+		r.Header[k] = v
+	}
+	resp, err := noRedirect.Do(r)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func basic(user, pw string) http.Header {
+	r, _ := http.NewRequest("GET", "/", nil)
+	r.SetBasicAuth(user, pw)
+	return r.Header
+}
+
+func TestLoginFlowAndSessions(t *testing.T) {
+	h := newAuthHarness(t, wsgateway.Config{})
+	if r := h.req("GET", "/", "", nil); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/login" {
+		t.Fatalf("GET / without a session = %d → %q, want 303 /login", r.StatusCode, r.Header.Get("Location"))
+	}
+	if r := h.req("GET", "/login", "", nil); r.StatusCode != 200 {
+		t.Errorf("GET /login = %d", r.StatusCode)
+	}
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	if r := h.req("POST", "/login", url.Values{"name": {"vera"}, "password": {"wrong"}}.Encode(), form); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("bad password = %d, want 401", r.StatusCode)
+	}
+	if r := h.req("POST", "/login", url.Values{"name": {"board-7"}, "password": {"pw7"}}.Encode(), form); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a device logging in to the dashboard = %d, want 401", r.StatusCode)
+	}
+	cross := form.Clone()
+	cross.Set("Origin", "http://evil.example")
+	if r := h.req("POST", "/login", url.Values{"name": {"vera"}, "password": {"pwv"}}.Encode(), cross); r.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-origin login = %d, want 403", r.StatusCode)
+	}
+	r := h.req("POST", "/login", url.Values{"name": {"vera"}, "password": {"pwv"}}.Encode(), form)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "/" {
+		t.Fatalf("login = %d → %q, want 303 /", r.StatusCode, r.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, c := range r.Cookies() {
+		if c.Name == "switchyard_session" {
+			session = c
+		}
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie = %+v, want HttpOnly SameSite=Strict", session)
+	}
+	withCookie := func(c *http.Cookie) http.Header { return http.Header{"Cookie": {c.Name + "=" + c.Value}} }
+	if r := h.req("GET", "/", "", withCookie(session)); r.StatusCode != 200 {
+		t.Errorf("GET / with a session = %d", r.StatusCode)
+	}
+	if r := h.req("GET", "/api/devices", "", withCookie(session)); r.StatusCode != 200 {
+		t.Errorf("API with a session = %d", r.StatusCode)
+	}
+	// The session is a viewer's: watching yes, commanding no.
+	if r := h.req("DELETE", "/api/devices/x", "", withCookie(session)); r.StatusCode != http.StatusForbidden {
+		t.Errorf("viewer DELETE = %d, want 403", r.StatusCode)
+	}
+	tampered := *session
+	tampered.Value = strings.Replace(session.Value, session.Value[:4], "AAAA", 1)
+	if r := h.req("GET", "/api/devices", "", withCookie(&tampered)); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("tampered cookie = %d, want 401", r.StatusCode)
+	}
+	r = h.req("POST", "/logout", "", withCookie(session))
+	if r.StatusCode != http.StatusSeeOther || len(r.Cookies()) == 0 || r.Cookies()[0].MaxAge >= 0 {
+		t.Errorf("logout = %d, cookies %v", r.StatusCode, r.Cookies())
+	}
+}
+
+func TestAPIRefusals(t *testing.T) {
+	h := newAuthHarness(t, wsgateway.Config{Metrics: wsgateway.MetricsAuth})
+	b := h.board("b1")
+	b.online("OFF")
+	bearer := http.Header{"Authorization": {"Bearer " + operatorToken}}
+	h.waitDeviceWith("b1", bearer)
+	for _, tc := range []struct {
+		name, method, path, body string
+		hdr                      http.Header
+		want                     int
+	}{
+		{"no credentials", "GET", "/api/devices", "", nil, 401},
+		{"bad basic", "GET", "/api/devices", "", basic("vera", "nope"), 401},
+		{"bad token", "GET", "/api/devices", "", http.Header{"Authorization": {"Bearer nope"}}, 401},
+		{"viewer basic", "GET", "/api/devices", "", basic("vera", "pwv"), 200},
+		{"device role", "GET", "/api/devices", "", basic("board-7", "pw7"), 403},
+		{"viewer command", "POST", "/api/devices/b1/led", `{"action":"on"}`, basic("vera", "pwv"), 403},
+		{"operator token command", "POST", "/api/devices/b1/led", `{"action":"on"}`, bearer, 202},
+		{"operator basic command", "POST", "/api/devices/b1/led", `{"action":"off"}`, basic("otto", "pwo"), 202},
+		{"cross-origin command", "POST", "/api/devices/b1/led", `{"action":"on"}`,
+			http.Header{"Authorization": {"Bearer " + operatorToken}, "Origin": {"http://evil.example"}}, 403},
+		{"healthz needs nothing", "GET", "/healthz", "", nil, 200},
+		{"metrics need credentials", "GET", "/metrics", "", nil, 401},
+		{"metrics for a viewer", "GET", "/metrics", "", basic("vera", "pwv"), 200},
+		{"dashboard for a device", "GET", "/", "", basic("board-7", "pw7"), 403},
+	} {
+		if r := h.req(tc.method, tc.path, tc.body, tc.hdr); r.StatusCode != tc.want {
+			t.Errorf("%s: %s %s = %d, want %d", tc.name, tc.method, tc.path, r.StatusCode, tc.want)
+		}
+	}
+}
+
+func (h *harness) waitDeviceWith(id string, hdr http.Header) {
+	h.t.Helper()
+	h.waitFor(func() bool {
+		r, _ := http.NewRequest("GET", h.http.URL+"/api/devices/"+id, nil)
+		r.Header = hdr
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var d apiDevice
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&d) == nil && d.Online
+	})
+}
+
+func TestWebSocketAccess(t *testing.T) {
+	h := newAuthHarness(t, wsgateway.Config{CommandRate: 1, CommandBurst: 2, MaxBrowsers: 3})
+	b := h.board("b1")
+	b.online("OFF")
+	h.waitDeviceWith("b1", basic("vera", "pwv"))
+	for _, tc := range []struct {
+		path string
+		hdr  http.Header
+		want int
+	}{
+		{"/ws", nil, 401},
+		{"/ws/b1", nil, 401},
+		{"/ws?token=wrong", nil, 401},
+		{"/ws", basic("board-7", "pw7"), 403},
+	} {
+		_, resp, err := websocket.DefaultDialer.Dial(h.wsURL(tc.path), tc.hdr)
+		if err == nil || resp == nil || resp.StatusCode != tc.want {
+			t.Errorf("%s: %v, want HTTP %d", tc.path, err, tc.want)
+		}
+	}
+	viewer := h.browser("/ws", basic("vera", "pwv"))
+	viewer.waitFor("b1", "ledStatus", "")
+	viewer.send(`{"device":"b1","action":"toggle"}`)
+	if e := viewer.waitFor("b1", "error", ""); !strings.Contains(string(e.Value), "forbidden") {
+		t.Errorf("viewer command answered %s, want forbidden", e.Value)
+	}
+	op := h.browser("/ws?token="+operatorToken, nil)
+	op.waitFor("b1", "ledStatus", "")
+	cmds := h.subscribe("devices/+/led/set")
+	for range 2 { // the burst
+		op.send(`{"device":"b1","action":"toggle"}`)
+		recvMQTT(t, cmds, "a command within the rate")
+	}
+	op.send(`{"device":"b1","action":"toggle"}`)
+	if e := op.waitFor("b1", "error", ""); !strings.Contains(string(e.Value), "too many commands") {
+		t.Errorf("over the rate: %s", e.Value)
+	}
+	// MaxBrowsers 3: a third connects, a fourth is refused.
+	h.browser("/ws", basic("vera", "pwv"))
+	_, resp, err := websocket.DefaultDialer.Dial(h.wsURL("/ws"), basic("vera", "pwv"))
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("fourth browser: %v, want HTTP 503", err)
+	}
+}

@@ -32,11 +32,13 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# Coverage-guided fuzzing of the parsers, FUZZTIME each.
+# Coverage-guided fuzzing of the parsers and the config loader, FUZZTIME
+# each. Their corpora live in testdata/fuzz and run in every `make test`.
 fuzz:
 	for f in FuzzParseTopic FuzzParsePayloads FuzzScanObject FuzzParseBrowserMessage; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./devices || exit 1; \
 	done
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/controlplane
 
 devicefw-arm64:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags "$(LDFLAGS)" -o bin/devicefw-linux-arm64 ./cmd/devicefw

@@ -108,3 +108,32 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		t.Error("an explicit --config that does not exist was accepted")
 	}
 }
+
+// FuzzLoadConfig feeds arbitrary files to the config loader: it must never
+// panic, and whatever it accepts must be valid.
+func FuzzLoadConfig(f *testing.F) {
+	for _, s := range []string{
+		"", "mqtt: {listen: ':1'}", "devices: [{id: a}]", "auth: {users: [{name: a, role: admin}]}",
+		"http: {allowed_origins: 'a,b'}", "log: {level: [1]}", "topics: {prefix: 'a/+'}", "\x00\xff",
+		"limits: {browser_command_rate: 1e309}", "http: {session_ttl: -5s}",
+	} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(p, true, nil)
+		if err != nil {
+			if strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error is not one line: %q", err)
+			}
+			return
+		}
+		if err := cfg.validate(); err != nil {
+			t.Fatalf("accepted config does not validate: %v", err)
+		}
+	})
+}

@@ -127,7 +127,7 @@ func New(cfg Config) (*Broker, error) {
 		Capabilities:           caps,
 		InlineClient:           true,
 		SysTopicResendInterval: math.MaxInt32, // $SYS updates run ReadMemStats: effectively never
-		Logger:                 slog.New(minLevel{log.Handler(), slog.LevelWarn}),
+		Logger:                 slog.New(minLevel{log.Handler(), slog.LevelError}),
 	})
 
 	b := &Broker{srv: srv, topics: topics, log: log}
@@ -317,7 +317,8 @@ func (b *Broker) Close() error {
 }
 
 // minLevel passes on records at or above min: Mochi logs every hook and
-// listener at Info, which is noise in the control plane's log.
+// listener at Info, and every refused packet at Warn with the whole packet
+// dumped (a hostile client could flood the log), so only its errors pass.
 type minLevel struct {
 	slog.Handler
 	min slog.Level

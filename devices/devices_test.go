@@ -298,6 +298,10 @@ func TestFleet(t *testing.T) {
 	if evs := apply("b1", KindStatus, ""); len(evs) != 0 || f.Len() != 1 {
 		t.Errorf("empty payload made a device known: %v, len %d", evs, f.Len())
 	}
+	apply("gone", KindLED, "ON")
+	if evs := apply("gone", KindStatus, ""); len(evs) != 1 || evs[0].Label != LabelRemoved || f.Len() != 1 {
+		t.Errorf("an empty status did not forget a known board: %v, len %d", evs, f.Len())
+	}
 	evs := apply("b1", KindStatus, "online")
 	if len(evs) != 1 || evs[0].Label != LabelOnline || !evs[0].On {
 		t.Errorf("status online events = %+v", evs)

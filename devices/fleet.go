@@ -95,10 +95,20 @@ func (f *Fleet) add(id string) *Device {
 
 // Apply updates the fleet with a message a board published on topic kind k
 // at time at, and appends the events to broadcast. An empty payload (a
-// cleared retained message) and commands change nothing. A bad payload
+// cleared retained message) never makes a board known; an empty status
+// forgets a known board (that is how DELETE on one control plane reaches
+// the others sharing the broker). Commands change nothing. A bad payload
 // changes nothing and returns an error wrapping ErrBadPayload.
 func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Event) ([]Event, error) {
-	if len(payload) == 0 || !k.FromBoard() {
+	if len(payload) == 0 {
+		if k == KindStatus {
+			if ev, ok := f.Forget(id); ok {
+				evs = append(evs, ev)
+			}
+		}
+		return evs, nil
+	}
+	if !k.FromBoard() {
 		return evs, nil
 	}
 	ev := Event{Device: id}

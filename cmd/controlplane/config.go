@@ -15,6 +15,7 @@ import (
 
 	"switchyard/auth"
 	"switchyard/devices"
+	"switchyard/extbroker"
 	"switchyard/wsgateway"
 )
 
@@ -22,6 +23,10 @@ import (
 // loadConfig) so that an environment variable alone can set it.
 type Config struct {
 	MQTT struct {
+		Mode          string `mapstructure:"mode"`
+		URL           string `mapstructure:"url"`
+		Username      string `mapstructure:"username"`
+		Password      string `mapstructure:"password"`
 		Listen        string `mapstructure:"listen"`
 		WSListen      string `mapstructure:"ws_listen"`
 		TLSListen     string `mapstructure:"tls_listen"`
@@ -78,6 +83,10 @@ type DeviceConfig struct {
 
 // defaults lists every scalar key with its default. "devices" is file-only.
 var defaults = map[string]any{
+	"mqtt.mode":                    "embedded",
+	"mqtt.url":                     "",
+	"mqtt.username":                "",
+	"mqtt.password":                "",
 	"mqtt.listen":                  ":1883",
 	"mqtt.ws_listen":               "",
 	"mqtt.tls_listen":              "",
@@ -160,6 +169,18 @@ func oneLine(s string) string {
 }
 
 func (c *Config) validate() error {
+	switch c.MQTT.Mode {
+	case "embedded":
+	case "external":
+		if c.MQTT.URL == "" {
+			return fmt.Errorf("mqtt.url: required when mqtt.mode is external (e.g. tcp://broker:1883)")
+		}
+		if err := extbroker.ValidateURL(c.MQTT.URL); err != nil {
+			return fmt.Errorf("mqtt.url: %w", err)
+		}
+	default:
+		return fmt.Errorf("mqtt.mode: %q: want embedded or external", c.MQTT.Mode)
+	}
 	if err := checkAddr("mqtt.listen", c.MQTT.Listen, false); err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ type proc struct {
 	exitErr  error
 }
 
-var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqtt=127\.0\.0\.1:(\d+) http=(127\.0\.0\.1:\d+)`)
+var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqtt=(?:127\.0\.0\.1:(\d+)|external) .*?http=(127\.0\.0\.1:\d+)`)
 
 func start(t *testing.T, configPath string, env ...string) *proc {
 	t.Helper()
@@ -149,10 +149,38 @@ func (p *proc) pub(t *testing.T, args ...string) {
 	}
 }
 
-// sub starts mosquitto_sub -v on topic and returns its output lines.
+// sub starts mosquitto_sub -v on topic, waits until it is subscribed, and
+// returns its output lines.
 func (p *proc) sub(t *testing.T, topic string, extra ...string) <-chan string {
 	t.Helper()
-	cmd := p.mosquitto(t, "mosquitto_sub", append([]string{"-v", "-t", topic}, extra...)...)
+	if len(extra) > 0 { // e.g. -C 1: it must see only what the test expects
+		return p.startSub(t, append([]string{"-v", "-t", topic}, extra...))
+	}
+	// The marker is a command to a board that does not exist: it passes
+	// anonymous rights and never makes a device known.
+	ready := fmt.Sprintf("devices/test-ready-%d/led/set", time.Now().UnixNano())
+	lines := p.startSub(t, []string{"-v", "-t", topic, "-t", ready})
+	// Nothing tells when mosquitto_sub has subscribed: publish a marker
+	// until it comes back, with a deadline.
+	deadline := time.Now().Add(wait)
+	for {
+		p.pub(t, "-t", ready, "-m", "x")
+		select {
+		case l := <-lines:
+			if l == ready+" x" {
+				return lines
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mosquitto_sub on %s never subscribed", topic)
+		}
+	}
+}
+
+func (p *proc) startSub(t *testing.T, args []string) <-chan string {
+	t.Helper()
+	cmd := p.mosquitto(t, "mosquitto_sub", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"switchyard/broker"
 	"switchyard/devices"
 	"switchyard/wsgateway"
 )
@@ -103,23 +102,11 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		return err
 	}
 
-	b, err := broker.New(broker.Config{
-		Listen:         cfg.MQTT.Listen,
-		WSListen:       cfg.MQTT.WSListen,
-		TLSListen:      cfg.MQTT.TLSListen,
-		TLS:            tlsCfg,
-		AllowedOrigins: cfg.HTTP.AllowedOrigins,
-		StoragePath:    cfg.Storage.Path,
-		Topics:         topics,
-		Auth:           az,
-		MaxPacketSize:  uint32(cfg.MQTT.MaxPacketSize),
-		MaxClients:     int64(cfg.Limits.MaxMQTTClients),
-		Logger:         log.With("component", "broker"),
-	})
+	mq, err := openMQTT(cfg, topics, az, tlsCfg, log)
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer mq.Close()
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -145,21 +132,16 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		MaxDevices:     cfg.Limits.MaxDevices,
 		CommandRate:    cfg.Limits.BrowserCommandRate,
 		CommandBurst:   cfg.Limits.BrowserCommandBurst,
-		Health:         b.Healthy,
-		MQTTClients:    b.Clients,
+		Health:         mq.Healthy,
+		MQTTClients:    mq.clientCount(),
 		Logger:         log.With("component", "gateway"),
-	}, b)
+	}, mq)
 	if err != nil {
 		return err
 	}
 	defer gw.Close()
 
-	if err := b.Start(); err != nil {
-		return err
-	}
-	if err := b.Subscribe(topics.BoardFilter(), func(m broker.Message) {
-		gw.Ingest(m.Topic, m.Payload, m.Created)
-	}); err != nil {
+	if err := mq.start(gw.Ingest); err != nil {
 		return err
 	}
 
@@ -170,14 +152,8 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLn) }() // ends when srv.Shutdown runs
-	attrs := []any{"mqtt", b.Addr().String(), "http", httpLn.Addr().String(), "prefix", topics.Prefix()}
-	if a := b.WSAddr(); a != nil {
-		attrs = append(attrs, "mqtt_ws", a.String()+"/mqtt")
-	}
-	if a := b.TLSAddr(); a != nil {
-		attrs = append(attrs, "mqtt_tls", a.String())
-	}
-	attrs = append(attrs, "anonymous", cfg.Auth.Anonymous, "users", len(cfg.Auth.Users))
+	attrs := append(mq.attrs(), "http", httpLn.Addr().String(), "prefix", topics.Prefix(),
+		"anonymous", cfg.Auth.Anonymous, "users", len(cfg.Auth.Users))
 	if cfg.Storage.Path != "" {
 		attrs = append(attrs, "storage", cfg.Storage.Path)
 	}
@@ -203,7 +179,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	defer cancel()
 	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
 	gw.Close()
-	if err := b.Close(); err != nil {
+	if err := mq.Close(); err != nil {
 		return err
 	}
 	if failure == nil {

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// mosquittoBroker is Debian's mosquitto on a free loopback port, with
+// persistence so retained messages survive its restart.
+type mosquittoBroker struct {
+	t    *testing.T
+	port string
+	conf string
+	cmd  *exec.Cmd
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+func startMosquitto(t *testing.T) *mosquittoBroker {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			tool(t, "mosquitto") // skips, or fails under CI
+		}
+	}
+	dir := t.TempDir()
+	m := &mosquittoBroker{t: t, port: freePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
+	os.WriteFile(m.conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n", m.port, dir)), 0o644)
+	m.run(bin)
+	return m
+}
+
+func (m *mosquittoBroker) run(bin string) {
+	m.t.Helper()
+	m.cmd = exec.Command(bin, "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	cmd := m.cmd
+	m.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(wait)
+	for { // no event tells when mosquitto listens: poll with a deadline
+		if c, err := net.Dial("tcp", "127.0.0.1:"+m.port); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatal("mosquitto did not start listening")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (m *mosquittoBroker) stop() {
+	m.cmd.Process.Signal(syscall.SIGTERM) // it saves its retained messages
+	m.cmd.Wait()
+}
+
+func (m *mosquittoBroker) restart() { m.run(m.cmd.Path) }
+
+func healthz(url string) int {
+	resp, err := http.Get(url + "/healthz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitHealth(t *testing.T, url string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for healthz(url) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/healthz never answered %d", url, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExternalBrokerTwoInstances runs two control planes against one
+// Mosquitto: a command from a browser on A reaches the board, the board's
+// answer reaches browsers on A and B, a forget on A empties B, and both
+// ride out the broker going away and coming back.
+func TestExternalBrokerTwoInstances(t *testing.T) {
+	mq := startMosquitto(t)
+	cfg := func() string {
+		p := filepath.Join(t.TempDir(), "config.yaml")
+		os.WriteFile(p, []byte(fmt.Sprintf("mqtt: {mode: external, url: 'tcp://127.0.0.1:%s'}\nhttp: {listen: '127.0.0.1:0'}\n", mq.port)), 0o644)
+		return p
+	}
+	a, b := start(t, cfg()), start(t, cfg())
+	for _, p := range []*proc{a, b} {
+		p.mqttPort = mq.port // third-party tools talk to the shared broker
+		waitHealth(t, p.http, 200)
+	}
+	if strings.Contains(a.logs(), "mqtt=127.0.0.1") {
+		t.Error("external mode opened an MQTT listener")
+	}
+
+	a.pub(t, "-t", "devices/b1/status", "-m", "online", "-r")
+	a.pub(t, "-t", "devices/b1/led", "-m", "OFF", "-r")
+	for _, p := range []*proc{a, b} {
+		p.waitDevice(t, "b1", func(d device) bool { return d.Online && d.LED != nil })
+	}
+	dial := func(p *proc) *websocket.Conn {
+		c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.http, "http")+"/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		waitEvent(t, c, `{"device":"b1","label":"ledStatus","value":"LED OFF"}`)
+		return c
+	}
+	onA, onB := dial(a), dial(b)
+	cmds := a.sub(t, "devices/+/led/set")
+	onA.WriteMessage(websocket.TextMessage, []byte(`{"device":"b1","action":"toggle"}`))
+	expectLine(t, cmds, "devices/b1/led/set TOGGLE")
+	a.pub(t, "-t", "devices/b1/led", "-m", "ON", "-r")
+	waitEvent(t, onA, `{"device":"b1","label":"ledStatus","value":"LED ON"}`)
+	waitEvent(t, onB, `{"device":"b1","label":"ledStatus","value":"LED ON"}`)
+
+	// The broker goes away: both say so; it comes back: both recover and
+	// rebuild from its retained messages.
+	mq.stop()
+	waitHealth(t, a.http, 503)
+	waitHealth(t, b.http, 503)
+	if r, _ := http.Post(a.http+"/api/devices/b1/led", "application/json", strings.NewReader(`{"action":"on"}`)); r == nil || r.StatusCode == 202 {
+		t.Error("a command was accepted while the broker was away")
+	}
+	mq.restart()
+	waitHealth(t, a.http, 200)
+	waitHealth(t, b.http, 200)
+	a.pub(t, "-t", "devices/b2/count", "-m", "3")
+	for _, p := range []*proc{a, b} {
+		p.waitDevice(t, "b2", func(d device) bool { return d.Count != nil })
+		if d := p.waitDevice(t, "b1", func(device) bool { return true }); d.LED == nil || *d.LED != "ON" {
+			t.Errorf("b1 after the broker restart = %+v", d)
+		}
+	}
+	waitEvent(t, onB, `{"device":"b2","label":"count","value":3}`)
+
+	// Forget on A: retained topics cleared, and B drops the board too.
+	req, _ := http.NewRequest("DELETE", a.http+"/api/devices/b1", nil)
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != 204 {
+		t.Fatalf("DELETE on A: %v %v", r, err)
+	}
+	waitEvent(t, onB, `{"device":"b1","label":"removed","value":true}`)
+	if r, _ := http.Get(b.http + "/api/devices/b1"); r == nil || r.StatusCode != 404 {
+		t.Errorf("B still knows b1 after A forgot it")
+	}
+	a.stop()
+	b.stop()
+}

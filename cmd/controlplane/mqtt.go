@@ -1,0 +1,109 @@
+package main
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"switchyard/auth"
+	"switchyard/broker"
+	"switchyard/devices"
+	"switchyard/extbroker"
+	"switchyard/wsgateway"
+)
+
+// mqttSide is the MQTT half of the control plane: the embedded broker or a
+// connection to an external one.
+type mqttSide interface {
+	wsgateway.Bus
+	Healthy() error
+	Close() error
+	// start begins serving and feeds every board message to ingest.
+	start(ingest func(topic string, payload []byte, at time.Time)) error
+	// clientCount is the MQTT clients metric, nil when not known.
+	clientCount() func() int64
+	// attrs describe it in the "serving" log line.
+	attrs() []any
+}
+
+func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tls.Config, log *slog.Logger) (mqttSide, error) {
+	if cfg.MQTT.Mode == "external" {
+		x, err := extbroker.New(extbroker.Config{
+			URL:      cfg.MQTT.URL,
+			Username: cfg.MQTT.Username,
+			Password: cfg.MQTT.Password,
+			Logger:   log.With("component", "extbroker"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return external{x, topics, cfg.MQTT.URL}, nil
+	}
+	b, err := broker.New(broker.Config{
+		Listen:         cfg.MQTT.Listen,
+		WSListen:       cfg.MQTT.WSListen,
+		TLSListen:      cfg.MQTT.TLSListen,
+		TLS:            tlsCfg,
+		AllowedOrigins: cfg.HTTP.AllowedOrigins,
+		StoragePath:    cfg.Storage.Path,
+		Topics:         topics,
+		Auth:           az,
+		MaxPacketSize:  uint32(cfg.MQTT.MaxPacketSize),
+		MaxClients:     int64(cfg.Limits.MaxMQTTClients),
+		Logger:         log.With("component", "broker"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return embedded{b, topics}, nil
+}
+
+// embedded is the Mochi broker inside the process.
+type embedded struct {
+	*broker.Broker
+	topics devices.Topics
+}
+
+func (e embedded) start(ingest func(string, []byte, time.Time)) error {
+	if err := e.Start(); err != nil {
+		return err
+	}
+	// After Start the stored retained messages are loaded, and Subscribe
+	// hands them to the gateway first.
+	return e.Subscribe(e.topics.BoardFilter(), func(m broker.Message) {
+		ingest(m.Topic, m.Payload, m.Created)
+	})
+}
+
+func (e embedded) clientCount() func() int64 { return e.Clients }
+
+func (e embedded) attrs() []any {
+	a := []any{"mqtt", e.Addr().String()}
+	if w := e.WSAddr(); w != nil {
+		a = append(a, "mqtt_ws", w.String()+"/mqtt")
+	}
+	if t := e.TLSAddr(); t != nil {
+		a = append(a, "mqtt_tls", t.String())
+	}
+	return a
+}
+
+// external is a connection to a broker elsewhere; no MQTT listener is
+// opened.
+type external struct {
+	*extbroker.Client
+	topics devices.Topics
+	url    string
+}
+
+func (x external) start(ingest func(string, []byte, time.Time)) error {
+	err := x.Subscribe(x.topics.BoardFilter(), func(m extbroker.Message) {
+		ingest(m.Topic, m.Payload, time.Now())
+	})
+	x.Start()
+	return err
+}
+
+func (x external) clientCount() func() int64 { return nil }
+
+func (x external) attrs() []any { return []any{"mqtt", "external", "url", x.url} }

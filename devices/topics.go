@@ -170,3 +170,15 @@ func (t Topics) Within(topic string) (id string, ok bool) {
 	id, _, found = strings.Cut(rest, "/")
 	return id, found && id != ""
 }
+
+// Home Assistant MQTT discovery topics, under the discovery prefix H.
+
+// HADiscovery returns H/<component>/<id>/<object>/config, where Home
+// Assistant reads the config of one entity.
+func HADiscovery(haPrefix, component, id, object string) string {
+	return haPrefix + "/" + component + "/" + id + "/" + object + "/config"
+}
+
+// HAStatus returns H/status, where Home Assistant says online when it
+// (re)starts.
+func HAStatus(haPrefix string) string { return haPrefix + "/status" }

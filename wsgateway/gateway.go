@@ -73,12 +73,22 @@ type Config struct {
 	// bursts of CommandBurst; 0 means 10 and 20.
 	CommandRate  float64
 	CommandBurst int
+	// Observer, when set, hears when a board becomes known, changes its
+	// info, or is forgotten (Home Assistant discovery uses it).
+	Observer Observer
 	// Health reports whether the MQTT side is serving; nil means it is.
 	Health func() error
 	// MQTTClients, when set, is exported as a metric.
 	MQTTClients func() int64
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// Observer hears about the fleet. Its methods run on the gateway's loop
+// goroutine and must not block.
+type Observer interface {
+	DeviceChanged(d devices.Device)
+	DeviceRemoved(id string)
 }
 
 // maxIngest bounds queued board messages; beyond it count messages (the
@@ -255,11 +265,18 @@ func (g *Gateway) loop() {
 			if !ok {
 				continue
 			}
+			_, wasKnown := g.fleet.Get(id)
 			var err error
 			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
 			if err != nil {
 				g.m.ignored.Inc()
 				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", err)
+				continue
+			}
+			if obs := g.cfg.Observer; obs != nil && (!wasKnown || k == devices.KindInfo) {
+				if d, ok := g.fleet.Get(id); ok {
+					obs.DeviceChanged(d)
+				}
 			}
 		}
 		g.fanOut(evs)
@@ -302,6 +319,9 @@ func (g *Gateway) fanOut(evs []devices.Event) {
 	for _, ev := range evs {
 		if ev.Label != devices.LabelRemoved {
 			continue
+		}
+		if obs := g.cfg.Observer; obs != nil {
+			obs.DeviceRemoved(ev.Device)
 		}
 		for c := range g.single[ev.Device] {
 			c.close(websocketGoingAway, "device removed", true)
@@ -358,6 +378,13 @@ func (g *Gateway) forget(id string) error {
 			g.fanOut([]devices.Event{ev})
 		}
 	})
+}
+
+// Devices returns a copy of every known device, sorted by id.
+func (g *Gateway) Devices() []devices.Device {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.fleet.Snapshot(nil)
 }
 
 // Healthy returns nil while the gateway and the MQTT side serve.

@@ -60,6 +60,10 @@ type Config struct {
 	Storage struct {
 		Path string `mapstructure:"path"`
 	} `mapstructure:"storage"`
+	HomeAssistant struct {
+		Enabled bool   `mapstructure:"enabled"`
+		Prefix  string `mapstructure:"prefix"`
+	} `mapstructure:"homeassistant"`
 	Devices []DeviceConfig `mapstructure:"devices"`
 	Log     struct {
 		Level string `mapstructure:"level"`
@@ -104,6 +108,8 @@ var defaults = map[string]any{
 	"limits.max_devices":           10000,
 	"limits.browser_command_rate":  10,
 	"limits.browser_command_burst": 20,
+	"homeassistant.enabled":        false,
+	"homeassistant.prefix":         "homeassistant",
 	"topics.prefix":                devices.DefaultPrefix,
 	"storage.path":                 "",
 	"log.level":                    "info",
@@ -200,6 +206,9 @@ func (c *Config) validate() error {
 	if err := devices.ValidatePrefix(c.Topics.Prefix); err != nil {
 		return fmt.Errorf("topics.prefix: %w", err)
 	}
+	if err := devices.ValidatePrefix(c.HomeAssistant.Prefix); err != nil {
+		return fmt.Errorf("homeassistant.prefix: %w", err)
+	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -284,7 +293,11 @@ func (c *Config) authority(topics devices.Topics) (*auth.Authority, error) {
 		}
 		users[i] = auth.User{Name: u.Name, PasswordHash: u.PasswordHash, Role: role, IDs: u.IDs, Tokens: u.Tokens}
 	}
-	return auth.New(auth.Config{Anonymous: anon, Users: users, Topics: topics})
+	var extra []string
+	if c.HomeAssistant.Enabled {
+		extra = append(extra, c.HomeAssistant.Prefix)
+	}
+	return auth.New(auth.Config{Anonymous: anon, Users: users, Topics: topics, ExtraPrefixes: extra})
 }
 
 // environ is os.Environ, a variable for tests.

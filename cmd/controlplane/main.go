@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"switchyard/devices"
+	"switchyard/homeassistant"
 	"switchyard/wsgateway"
 )
 
@@ -119,7 +120,16 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		scheme = "https"
 	}
 
+	var disc *homeassistant.Discovery
+	var observer wsgateway.Observer
+	if cfg.HomeAssistant.Enabled {
+		disc = homeassistant.New(topics, cfg.HomeAssistant.Prefix, mq, log.With("component", "homeassistant"))
+		defer disc.Close()
+		observer = disc
+	}
+
 	gw, err := wsgateway.New(wsgateway.Config{
+		Observer:       observer,
 		Topics:         topics,
 		Declared:       cfg.declared(),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,
@@ -143,6 +153,17 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 
 	if err := mq.start(gw.Ingest); err != nil {
 		return err
+	}
+	if disc != nil {
+		for _, d := range gw.Devices() { // the declared ones; the rest come as they are known
+			disc.DeviceChanged(d)
+		}
+		err := mq.subscribe(disc.StatusTopic(), func(_ string, payload []byte) {
+			disc.HAStatus(payload, gw.Devices())
+		})
+		if err != nil {
+			return err
+		}
 	}
 
 	srv := &http.Server{
@@ -179,6 +200,9 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	defer cancel()
 	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
 	gw.Close()
+	if disc != nil {
+		disc.Close()
+	}
 	if err := mq.Close(); err != nil {
 		return err
 	}

@@ -20,6 +20,8 @@ type mqttSide interface {
 	Close() error
 	// start begins serving and feeds every board message to ingest.
 	start(ingest func(topic string, payload []byte, at time.Time)) error
+	// subscribe delivers messages on filter to fn (which must not block).
+	subscribe(filter string, fn func(topic string, payload []byte)) error
 	// clientCount is the MQTT clients metric, nil when not known.
 	clientCount() func() int64
 	// attrs describe it in the "serving" log line.
@@ -77,6 +79,10 @@ func (e embedded) start(ingest func(string, []byte, time.Time)) error {
 
 func (e embedded) clientCount() func() int64 { return e.Clients }
 
+func (e embedded) subscribe(filter string, fn func(string, []byte)) error {
+	return e.Subscribe(filter, func(m broker.Message) { fn(m.Topic, m.Payload) })
+}
+
 func (e embedded) attrs() []any {
 	a := []any{"mqtt", e.Addr().String()}
 	if w := e.WSAddr(); w != nil {
@@ -105,5 +111,9 @@ func (x external) start(ingest func(string, []byte, time.Time)) error {
 }
 
 func (x external) clientCount() func() int64 { return nil }
+
+func (x external) subscribe(filter string, fn func(string, []byte)) error {
+	return x.Subscribe(filter, func(m extbroker.Message) { fn(m.Topic, m.Payload) })
+}
 
 func (x external) attrs() []any { return []any{"mqtt", "external", "url", x.url} }

@@ -1,0 +1,127 @@
+package homeassistant
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"switchyard/devices"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, got, "", "  "); err != nil {
+		t.Fatalf("%s: invalid JSON %s", name, got)
+	}
+	pretty.WriteByte('\n')
+	p := filepath.Join("testdata", name)
+	if *update {
+		os.WriteFile(p, pretty.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(pretty.Bytes(), want) {
+		t.Errorf("%s:\ngot:\n%s\nwant:\n%s", name, pretty.Bytes(), want)
+	}
+}
+
+func TestConfigsGolden(t *testing.T) {
+	tp := devices.MustTopics("devices")
+	info, err := devices.ParseInfo([]byte(`{"id":"kitchen","firmware":"devicefw 1.2.0","board":"esp32","name":"Kitchen light"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := devices.Device{ID: "kitchen", Info: info}
+	msgs := Configs(tp, "homeassistant", &known)
+	if msgs[0].Topic != "homeassistant/light/kitchen/led/config" || msgs[1].Topic != "homeassistant/sensor/kitchen/count/config" {
+		t.Errorf("topics %s, %s", msgs[0].Topic, msgs[1].Topic)
+	}
+	golden(t, "light.json", msgs[0].Payload)
+	golden(t, "sensor.json", msgs[1].Payload)
+
+	// Before its info arrives: name is the id, model and sw_version left out.
+	bare := devices.Device{ID: "b-1"}
+	golden(t, "light-bare.json", Configs(devices.MustTopics("home/boards"), "ha", &bare)[0].Payload)
+
+	// Every key Home Assistant documents for these entities, nothing else.
+	var m map[string]any
+	json.Unmarshal(msgs[0].Payload, &m)
+	for _, k := range []string{"name", "unique_id", "command_topic", "state_topic", "payload_on", "payload_off",
+		"availability_topic", "payload_available", "payload_not_available", "device"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("light lacks %q", k)
+		}
+	}
+	if len(m) != 10 {
+		t.Errorf("light has %d keys, want 10", len(m))
+	}
+}
+
+type recorder struct {
+	mu   sync.Mutex
+	msgs []Message
+	got  chan struct{}
+}
+
+func (r *recorder) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	r.mu.Lock()
+	r.msgs = append(r.msgs, Message{topic, payload})
+	r.mu.Unlock()
+	r.got <- struct{}{}
+	return nil
+}
+
+func (r *recorder) wait(t *testing.T, n int) []Message {
+	t.Helper()
+	for range n {
+		select {
+		case <-r.got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("fewer than %d publishes", n)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.msgs
+	r.msgs = nil
+	return out
+}
+
+func TestDiscoveryLifecycle(t *testing.T) {
+	r := &recorder{got: make(chan struct{}, 100)}
+	d := New(devices.MustTopics(""), "", r, nil)
+	defer d.Close()
+	dev := devices.Device{ID: "b1"}
+	d.DeviceChanged(dev)
+	if msgs := r.wait(t, 2); len(msgs[0].Payload) == 0 {
+		t.Fatal("no config published for a new board")
+	}
+	d.DeviceChanged(dev) // unchanged: nothing
+	d.HAStatus([]byte("offline"), []devices.Device{dev})
+	d.HAStatus([]byte("online"), []devices.Device{dev}) // all again
+	if msgs := r.wait(t, 2); msgs[0].Topic != "homeassistant/light/b1/led/config" {
+		t.Errorf("republish: %v", msgs)
+	}
+	d.DeviceRemoved("b1")
+	for _, m := range r.wait(t, 2) {
+		if len(m.Payload) != 0 {
+			t.Errorf("removal published %s", m.Payload)
+		}
+	}
+	select {
+	case <-r.got:
+		t.Error("an unchanged board or an offline H/status published something")
+	default:
+	}
+	d.Close()
+}

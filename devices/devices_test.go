@@ -211,6 +211,7 @@ func TestEventJSON(t *testing.T) {
 		{Event{Device: "b1", Label: LabelOnline, On: true}, `{"device":"b1","label":"online","value":true}`, ``},
 		{Event{Device: "b1", Label: LabelInfo, Info: []byte(`{"id":"b1"}`)}, `{"device":"b1","label":"info","value":{"id":"b1"}}`, ``},
 		{Event{Device: "b1", Label: LabelRemoved, On: true}, `{"device":"b1","label":"removed","value":true}`, ``},
+		{Event{Device: "b1", Label: LabelCommand, CommandID: "c1", Command: CmdToggle, Message: "pending"}, `{"device":"b1","label":"command","value":{"id":"c1","command":"TOGGLE","state":"pending"}}`, ``},
 		{Event{Label: LabelError, Message: `bad "x"`}, `{"label":"error","value":"bad \"x\""}`, `{"label":"error","value":"bad \"x\""}`},
 	} {
 		if got := string(tc.ev.AppendJSON(nil)); got != tc.multi {
@@ -249,8 +250,9 @@ func TestParseBrowserMessage(t *testing.T) {
 		{`{"device":"b1"}`, "b1", CmdNone, `missing "action"`},
 		{`{"device":"b1","action":"explode"}`, "b1", CmdNone, `unknown action "explode"`},
 		{`{"device":1,"action":"toggle"}`, "", CmdNone, `missing "device"`},
+		{`{"group":"","action":"on"}`, "", CmdNone, `"group" must be`},
 	} {
-		id, cmd, err := ParseBrowserMessage([]byte(tc.in))
+		id, _, cmd, err := ParseBrowserMessage([]byte(tc.in))
 		if id != tc.id || cmd != tc.cmd {
 			t.Errorf("ParseBrowserMessage(%s) = %q, %v; want %q, %v", tc.in, id, cmd, tc.id, tc.cmd)
 		}
@@ -260,6 +262,16 @@ func TestParseBrowserMessage(t *testing.T) {
 		if tc.errPart != "" && (err == nil || !strings.Contains(err.Error(), tc.errPart)) {
 			t.Errorf("ParseBrowserMessage(%s) error %v, want it to contain %q", tc.in, err, tc.errPart)
 		}
+	}
+}
+
+func TestParseGroupMessage(t *testing.T) {
+	id, group, cmd, err := ParseBrowserMessage([]byte(`{"group":"kitchen","action":"OFF"}`))
+	if err != nil || id != "" || group != "kitchen" || cmd != CmdOff {
+		t.Errorf("group message = %q %q %v %v", id, group, cmd, err)
+	}
+	if _, group, _, _ := ParseBrowserMessage([]byte(`{"device":"b1","group":"g","action":"on"}`)); group != "" {
+		t.Error("a message naming a device was taken as a group command")
 	}
 }
 

@@ -17,6 +17,7 @@ const (
 	LabelInfo                     // "info", value the board's info object
 	LabelRemoved                  // "removed", value true: the board was forgotten
 	LabelError                    // "error", value a message; to one browser only
+	LabelCommand                  // "command", value {"id","command","state"}: a tracked command changed state
 )
 
 // String returns the label as it appears on the wire.
@@ -34,20 +35,25 @@ func (l Label) String() string {
 		return "removed"
 	case LabelError:
 		return "error"
+	case LabelCommand:
+		return "command"
 	}
 	return "unknown"
 }
 
 // Event is one WebSocket event. Which value field is used depends on Label:
 // On for LabelLED and LabelOnline, Count for LabelCount, Info for LabelInfo
-// (a valid JSON object), Message for LabelError.
+// (a valid JSON object), Message for LabelError, CommandID, Command and
+// Message (the state) for LabelCommand.
 type Event struct {
-	Device  string // empty only for an error not about a device
-	Label   Label
-	On      bool
-	Count   int64
-	Info    []byte
-	Message string
+	Device    string // empty only for an error not about a device
+	Label     Label
+	On        bool
+	Count     int64
+	Info      []byte
+	Message   string
+	CommandID string
+	Command   Command
 }
 
 // AppendJSON appends e in the /ws dialect:
@@ -98,6 +104,14 @@ func (e Event) appendLabelValue(b []byte) []byte {
 		}
 	case LabelRemoved:
 		b = append(b, "true"...)
+	case LabelCommand:
+		b = append(b, `{"id":`...)
+		b = AppendJSONString(b, e.CommandID)
+		b = append(b, `,"command":"`...)
+		b = append(b, e.Command.Payload()...)
+		b = append(b, `","state":`...)
+		b = AppendJSONString(b, e.Message)
+		b = append(b, '}')
 	default:
 		b = AppendJSONString(b, e.Message)
 	}
@@ -117,30 +131,40 @@ var ErrBadMessage = errors.New("bad message")
 const MaxBrowserMessage = 4096
 
 // ParseBrowserMessage parses a /ws browser message,
-// {"device":"<id>","action":"toggle"|"on"|"off"} (action in any case), and
-// returns the device id and command. On error, id is the device named in the
-// message if there was a valid one, so the answer can carry it.
-func ParseBrowserMessage(b []byte) (id string, cmd Command, err error) {
+// {"device":"<id>","action":"toggle"|"on"|"off"} (action in any case), or
+// {"group":"<name>","action":…} for a group of boards ("all": every one),
+// and returns the device id or group name and the command. On error, id
+// is the device named in the message if there was a valid one, so the
+// answer can carry it.
+func ParseBrowserMessage(b []byte) (id, group string, cmd Command, err error) {
 	fields, err := scanObject(b)
 	if err != nil {
-		return "", CmdNone, fmt.Errorf("%w: %v; want {\"device\":\"<id>\",\"action\":\"toggle\"}", ErrBadMessage, err)
+		return "", "", CmdNone, fmt.Errorf("%w: %v; want {\"device\":\"<id>\",\"action\":\"toggle\"}", ErrBadMessage, err)
 	}
 	dev, hasDev := fields["device"]
+	group, hasGroup := fields["group"]
 	action, hasAction := fields["action"]
-	if !hasDev {
-		return "", CmdNone, fmt.Errorf(`%w: missing "device" (a string)`, ErrBadMessage)
-	}
-	if err := ValidateID(dev); err != nil {
-		return "", CmdNone, fmt.Errorf("%w: %w", ErrBadMessage, err)
+	switch {
+	case hasGroup && !hasDev:
+		if group == "" || len(group) > MaxIDLen {
+			return "", "", CmdNone, fmt.Errorf(`%w: "group" must be 1 to %d characters`, ErrBadMessage, MaxIDLen)
+		}
+	case !hasDev:
+		return "", "", CmdNone, fmt.Errorf(`%w: missing "device" (a string)`, ErrBadMessage)
+	default:
+		group = ""
+		if err := ValidateID(dev); err != nil {
+			return "", "", CmdNone, fmt.Errorf("%w: %w", ErrBadMessage, err)
+		}
 	}
 	if !hasAction {
-		return dev, CmdNone, fmt.Errorf(`%w: missing "action" (toggle, on or off)`, ErrBadMessage)
+		return dev, "", CmdNone, fmt.Errorf(`%w: missing "action" (toggle, on or off)`, ErrBadMessage)
 	}
 	cmd, err = ParseAction(action)
 	if err != nil {
-		return dev, CmdNone, err
+		return dev, "", CmdNone, err
 	}
-	return dev, cmd, nil
+	return dev, group, cmd, nil
 }
 
 // ParseAction parses a browser action or /ws/<id> text: toggle, on or off

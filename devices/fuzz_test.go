@@ -92,8 +92,8 @@ func FuzzParseBrowserMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, cmd, err := ParseBrowserMessage(b)
-		if err == nil && (!ValidID(id) || cmd == CmdNone) {
+		id, group, cmd, err := ParseBrowserMessage(b)
+		if err == nil && ((group == "" && !ValidID(id)) || cmd == CmdNone) {
 			t.Fatalf("ParseBrowserMessage(%q) = %q, %v, nil", b, id, cmd)
 		}
 		if err != nil && cmd != CmdNone {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"switchyard/devices"
@@ -21,6 +22,9 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /api/devices/{id}", g.guardAPI(g.getDevice))
 	mux.HandleFunc("POST /api/devices/{id}/led", g.guardAPI(g.postLED))
 	mux.HandleFunc("DELETE /api/devices/{id}", g.guardAPI(g.deleteDevice))
+	mux.HandleFunc("GET /api/commands/{id}", g.guardAPI(g.getCommand))
+	mux.HandleFunc("GET /api/groups", g.guardAPI(g.listGroups))
+	mux.HandleFunc("POST /api/groups/{name}/led", g.guardAPI(g.postGroupLED))
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /metrics", g.serveMetrics)
 	mux.HandleFunc("GET /login", g.loginForm)
@@ -93,30 +97,13 @@ func (g *Gateway) postLED(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown device %q", id)
 		return
 	}
-	var body struct {
-		Action *string `json:"action"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, devices.MaxBrowserMessage))
-	if err := dec.Decode(&body); err != nil {
-		httpError(w, http.StatusBadRequest, `bad body: %v; want {"action":"toggle"}`, err)
+	cmd, ok := decodeAction(w, r)
+	if !ok {
 		return
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		httpError(w, http.StatusBadRequest, `bad body: data after the JSON object; want {"action":"toggle"}`)
-		return
-	}
-	if body.Action == nil {
-		httpError(w, http.StatusBadRequest, `bad body: missing "action" (toggle, on or off)`)
-		return
-	}
-	cmd, err := devices.ParseAction(*body.Action)
-	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
-		return
-	}
-	switch err := g.command(id, cmd); {
+	switch c, err := g.command(id, cmd); {
 	case err == nil:
-		writeJSON(w, http.StatusAccepted, map[string]string{"device": id, "command": cmd.Payload()})
+		writeJSON(w, http.StatusAccepted, toCommandJSON(&c))
 	case errors.Is(err, errUnknownDevice):
 		httpError(w, http.StatusNotFound, "%v", err)
 	case errors.Is(err, errOffline):
@@ -124,6 +111,33 @@ func (g *Gateway) postLED(w http.ResponseWriter, r *http.Request) {
 	default:
 		httpError(w, http.StatusServiceUnavailable, "%v", err)
 	}
+}
+
+// decodeAction reads a {"action":"toggle"|"on"|"off"} body, answering 400
+// itself when it is bad.
+func decodeAction(w http.ResponseWriter, r *http.Request) (devices.Command, bool) {
+	var body struct {
+		Action *string `json:"action"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, devices.MaxBrowserMessage))
+	if err := dec.Decode(&body); err != nil {
+		httpError(w, http.StatusBadRequest, `bad body: %v; want {"action":"toggle"}`, err)
+		return devices.CmdNone, false
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		httpError(w, http.StatusBadRequest, `bad body: data after the JSON object; want {"action":"toggle"}`)
+		return devices.CmdNone, false
+	}
+	if body.Action == nil {
+		httpError(w, http.StatusBadRequest, `bad body: missing "action" (toggle, on or off)`)
+		return devices.CmdNone, false
+	}
+	cmd, err := devices.ParseAction(*body.Action)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "%v", err)
+		return devices.CmdNone, false
+	}
+	return cmd, true
 }
 
 func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
@@ -157,4 +171,91 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // httpError answers {"error": message}.
 func httpError(w http.ResponseWriter, code int, format string, args ...any) {
 	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
+}
+
+// commandJSON is a tracked command in the REST API.
+type commandJSON struct {
+	ID      string `json:"id"`
+	Device  string `json:"device"`
+	Command string `json:"command"`
+	State   string `json:"state"`
+	Created string `json:"created"`
+	Updated string `json:"updated"`
+}
+
+func toCommandJSON(c *command) commandJSON {
+	return commandJSON{ID: c.ID, Device: c.Device, Command: c.Command.Payload(), State: c.State,
+		Created: c.Created.UTC().Format(time.RFC3339Nano), Updated: c.Updated.UTC().Format(time.RFC3339Nano)}
+}
+
+func (g *Gateway) getCommand(w http.ResponseWriter, r *http.Request) {
+	c, ok := g.cmds.get(r.PathValue("id"))
+	if !ok {
+		httpError(w, http.StatusNotFound, "unknown command %q", r.PathValue("id"))
+		return
+	}
+	writeJSON(w, http.StatusOK, toCommandJSON(&c))
+}
+
+func (g *Gateway) listGroups(w http.ResponseWriter, _ *http.Request) {
+	out := map[string][]string{allGroup: g.groupMembers(allGroup)}
+	for name := range g.cfg.Groups {
+		out[name] = g.groupMembers(name)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, ok := g.cfg.Groups[name]; !ok && name != allGroup {
+		httpError(w, http.StatusNotFound, "unknown group %q", name)
+		return
+	}
+	cmd, ok := decodeAction(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusAccepted, g.commandGroup(name, cmd))
+}
+
+// groupResult answers a group command: a command per board, and why the
+// others were skipped.
+type groupResult struct {
+	Group    string            `json:"group"`
+	Commands []commandJSON     `json:"commands"`
+	Skipped  map[string]string `json:"skipped"`
+}
+
+// commandGroup sends cmd to every board of a group; each gets its own
+// led/set and its own tracked command.
+func (g *Gateway) commandGroup(name string, cmd devices.Command) groupResult {
+	res := groupResult{Group: name, Commands: []commandJSON{}, Skipped: map[string]string{}}
+	for _, id := range g.groupMembers(name) {
+		c, err := g.command(id, cmd)
+		if err != nil {
+			res.Skipped[id] = err.Error()
+			continue
+		}
+		res.Commands = append(res.Commands, toCommandJSON(&c))
+	}
+	return res
+}
+
+// allGroup names every known board.
+const allGroup = "all"
+
+// groupMembers returns the ids of a group, sorted ("all": every known board).
+func (g *Gateway) groupMembers(name string) []string {
+	if name == allGroup {
+		g.mu.RLock()
+		defer g.mu.RUnlock()
+		var ids []string
+		for _, d := range g.fleet.Snapshot(nil) {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	ids := append([]string(nil), g.cfg.Groups[name]...)
+	slices.Sort(ids)
+	return ids
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,11 +193,11 @@ func (c *client) readPump() {
 
 // handle answers one browser message: a command, or an error event.
 func (c *client) handle(data []byte) {
-	var id string
+	var id, group string
 	var cmd devices.Command
 	var err error
 	if c.device == "" {
-		id, cmd, err = devices.ParseBrowserMessage(data)
+		id, group, cmd, err = devices.ParseBrowserMessage(data)
 	} else {
 		id = c.device
 		cmd, err = devices.ParseAction(string(data))
@@ -206,8 +208,10 @@ func (c *client) handle(data []byte) {
 		err = fmt.Errorf("%w: role %s may watch but not command", errForbidden, c.id.Role)
 	case !c.rate.allow(time.Now(), c.g.cfg.CommandRate, c.g.cfg.CommandBurst):
 		err = fmt.Errorf("%w: at most %g a second", errRateLimited, c.g.cfg.CommandRate)
+	case group != "":
+		err = c.groupCommand(group, cmd)
 	default:
-		err = c.g.command(id, cmd)
+		_, err = c.g.command(id, cmd)
 	}
 	if err != nil {
 		c.g.m.refused.Inc()
@@ -218,4 +222,23 @@ func (c *client) handle(data []byte) {
 			c.enqueue(ev.AppendJSON(nil), 1)
 		}
 	}
+}
+
+// groupCommand switches a group of boards; boards that cannot be switched
+// are reported in one error event.
+func (c *client) groupCommand(group string, cmd devices.Command) error {
+	if _, ok := c.g.cfg.Groups[group]; !ok && group != allGroup {
+		return fmt.Errorf("%w: unknown group %q", devices.ErrBadMessage, group)
+	}
+	res := c.g.commandGroup(group, cmd)
+	if len(res.Skipped) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(res.Skipped))
+	for id := range res.Skipped {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return fmt.Errorf("group %s: %d of %d boards not switched (offline or unknown): %s",
+		group, len(ids), len(ids)+len(res.Commands), strings.Join(ids, ", "))
 }

@@ -73,6 +73,12 @@ type Config struct {
 	// bursts of CommandBurst; 0 means 10 and 20.
 	CommandRate  float64
 	CommandBurst int
+	// CommandTimeout is how long a command may wait for the board's
+	// confirmation before it is reported timed out; 0 means 5s.
+	CommandTimeout time.Duration
+	// Groups name sets of boards that can be switched at once ("all" is
+	// every known board and needs no entry).
+	Groups map[string][]string
 	// Observer, when set, hears when a board becomes known, changes its
 	// info, or is forgotten (Home Assistant discovery uses it).
 	Observer Observer
@@ -128,6 +134,7 @@ type Gateway struct {
 
 	badLog   rateLog
 	sessions sessions
+	cmds     *tracker
 
 	closeOnce sync.Once
 }
@@ -162,6 +169,9 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	if cfg.CommandBurst <= 0 {
 		cfg.CommandBurst = 20
 	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = 5 * time.Second
+	}
 	if len(cfg.SessionKey) == 0 {
 		cfg.SessionKey = make([]byte, 32)
 		if _, err := rand.Read(cfg.SessionKey); err != nil {
@@ -188,6 +198,7 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		inKick:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		sessions: sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL},
+		cmds:     newTracker(cfg.CommandTimeout),
 	}
 	g.m = newMetrics(g)
 	g.loopWG.Add(1)
@@ -241,9 +252,18 @@ func (g *Gateway) loop() {
 	defer g.loopWG.Done()
 	var batch []inMsg
 	var evs []devices.Event
+	tick := time.NewTicker(250 * time.Millisecond) // command timeouts
+	defer tick.Stop()
 	for {
 		select {
 		case <-g.inKick:
+		case now := <-tick.C:
+			if evs = g.cmds.expire(now, evs[:0]); len(evs) > 0 {
+				g.mu.Lock()
+				g.fanOut(evs)
+				g.mu.Unlock()
+			}
+			continue
 		case <-g.stop:
 			return
 		}
@@ -272,6 +292,9 @@ func (g *Gateway) loop() {
 				g.m.ignored.Inc()
 				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", err)
 				continue
+			}
+			if k == devices.KindLED {
+				evs = g.cmds.confirm(id, m.at, evs)
 			}
 			if obs := g.cfg.Observer; obs != nil && (!wasKnown || k == devices.KindInfo) {
 				if d, ok := g.fleet.Get(id); ok {
@@ -339,25 +362,39 @@ var (
 )
 
 // command publishes cmd to the board id after checking the board is known
-// and online.
-func (g *Gateway) command(id string, cmd devices.Command) error {
+// and online, and tracks it until the board confirms. A command to an
+// offline board is tracked as offline and not published.
+func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
 	g.mu.RLock()
 	d, ok := g.fleet.Get(id)
 	closed := g.closed
 	g.mu.RUnlock()
 	switch {
 	case closed:
-		return errClosed
+		return command{}, errClosed
 	case !ok:
-		return fmt.Errorf("%w %q", errUnknownDevice, id)
+		return command{}, fmt.Errorf("%w %q", errUnknownDevice, id)
 	case !d.Online:
-		return fmt.Errorf("%w: %s", errOffline, id)
+		return g.cmds.add(id, cmd, stateOffline, time.Now()), fmt.Errorf("%w: %s", errOffline, id)
 	}
+	// Tracked and announced before it is published, so that the board's
+	// confirmation, queued after it, is always seen after "pending".
+	c := g.cmds.add(id, cmd, statePending, time.Now())
+	g.post(func() { g.fanOut([]devices.Event{c.event()}) })
 	if err := g.bus.Publish(g.topics.LEDSet(id), []byte(cmd.Payload()), false, 1); err != nil {
-		return fmt.Errorf("command %s to %s: %w", cmd, id, err)
+		return command{}, fmt.Errorf("command %s to %s: %w", cmd, id, err) // it will time out
 	}
 	g.m.commands.Inc()
-	return nil
+	return c, nil
+}
+
+// post runs op on the loop goroutine, under mu, in order with the queued
+// messages, without waiting for it.
+func (g *Gateway) post(op func()) {
+	g.inMu.Lock()
+	g.inQ = append(g.inQ, inMsg{op: op})
+	g.inMu.Unlock()
+	g.kick()
 }
 
 // forget clears a board's retained topics and removes it from the fleet and

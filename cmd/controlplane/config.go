@@ -64,8 +64,12 @@ type Config struct {
 		Enabled bool   `mapstructure:"enabled"`
 		Prefix  string `mapstructure:"prefix"`
 	} `mapstructure:"homeassistant"`
-	Devices []DeviceConfig `mapstructure:"devices"`
-	Log     struct {
+	Devices  []DeviceConfig      `mapstructure:"devices"`
+	Groups   map[string][]string `mapstructure:"groups"`
+	Commands struct {
+		Timeout time.Duration `mapstructure:"timeout"`
+	} `mapstructure:"commands"`
+	Log struct {
 		Level string `mapstructure:"level"`
 	} `mapstructure:"log"`
 }
@@ -110,6 +114,7 @@ var defaults = map[string]any{
 	"limits.browser_command_burst": 20,
 	"homeassistant.enabled":        false,
 	"homeassistant.prefix":         "homeassistant",
+	"commands.timeout":             "5s",
 	"topics.prefix":                devices.DefaultPrefix,
 	"storage.path":                 "",
 	"log.level":                    "info",
@@ -153,7 +158,7 @@ func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 	keys := v.AllKeys()
 	sort.Strings(keys)
 	for _, k := range keys {
-		if _, ok := defaults[k]; !ok && !fileOnly[k] {
+		if _, ok := defaults[k]; !ok && !fileOnly[k] && !strings.HasPrefix(k, "groups.") {
 			return nil, fmt.Errorf("config: unknown key %q", k)
 		}
 	}
@@ -243,6 +248,19 @@ func (c *Config) validate() error {
 	}
 	if _, err := c.authority(devices.MustTopics(c.Topics.Prefix)); err != nil {
 		return err
+	}
+	if c.Commands.Timeout <= 0 {
+		return fmt.Errorf("commands.timeout: %v must be positive (e.g. 5s)", c.Commands.Timeout)
+	}
+	for name, ids := range c.Groups {
+		if name == "all" || !devices.ValidID(name) {
+			return fmt.Errorf("groups.%s: a group name is 1-64 of A-Z a-z 0-9 _ - and not \"all\" (which is every board)", name)
+		}
+		for _, id := range ids {
+			if err := devices.ValidateID(id); err != nil {
+				return fmt.Errorf("groups.%s: %w", name, err)
+			}
+		}
 	}
 	seen := map[string]bool{}
 	for i, d := range c.Devices {

@@ -36,6 +36,7 @@ devices:
   - {id: kitchen, name: Kitchen light}
   - {id: hall}
 log: {level: debug}
+groups: {kitchen: [kitchen, hall]}
 `)
 	cfg, err = loadConfig(p, true, []string{
 		"CONTROLPLANE_HTTP_LISTEN=:9090",
@@ -61,6 +62,9 @@ log: {level: debug}
 	}
 	if cfg.Auth.Anonymous != "local" || cfg.HTTP.SessionTTL.Hours() != 168 || cfg.MQTT.MaxPacketSize != 65536 || cfg.Limits.MaxBrowsers != 10000 {
 		t.Errorf("security defaults: %+v %+v %+v", cfg.Auth, cfg.HTTP, cfg.Limits)
+	}
+	if got := cfg.Groups["kitchen"]; len(got) != 2 || cfg.Commands.Timeout.Seconds() != 5 {
+		t.Errorf("groups %v, commands.timeout %v", cfg.Groups, cfg.Commands.Timeout)
 	}
 	if got := cfg.declared(); len(got) != 2 || got[0].ID != "kitchen" || got[0].Name != "Kitchen light" || got[1].ID != "hall" {
 		t.Errorf("devices = %+v", got)
@@ -92,6 +96,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad session ttl", "http: {session_ttl: soon}", nil, "session_ttl"},
 		{"tls without cert", "http: {tls: true}", nil, "tls.cert_file"},
 		{"negative limit", "limits: {max_browsers: -1}", nil, "limits.max_browsers"},
+		{"group named all", "groups: {all: [a]}", nil, "groups.all"},
+		{"bad group member", "groups: {kitchen: ['a b']}", nil, "groups.kitchen"},
+		{"bad command timeout", "commands: {timeout: 0s}", nil, "commands.timeout"},
 		{"tiny packets", "", []string{"CONTROLPLANE_MQTT_MAX_PACKET_SIZE=10"}, "mqtt.max_packet_size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -130,6 +130,8 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 
 	gw, err := wsgateway.New(wsgateway.Config{
 		Observer:       observer,
+		Groups:         cfg.Groups,
+		CommandTimeout: cfg.Commands.Timeout,
 		Topics:         topics,
 		Declared:       cfg.declared(),
 		AllowedOrigins: cfg.HTTP.AllowedOrigins,

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test lint bench fuzz soak clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+.PHONY: all build run test lint bench bench-compare loadgen fuzz soak clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
 
 all: build
 
@@ -31,6 +31,14 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+loadgen:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/loadgen ./cmd/loadgen
+
+# Switchyard vs Mosquitto vs Node-RED on loopback (installs the peers from
+# Debian and npm when missing); BENCH_SECONDS=30 to lengthen.
+bench-compare:
+	GO=$(GO) bench/compare.sh
 
 # Coverage-guided fuzzing of the parsers and the config loader, FUZZTIME
 # each. Their corpora live in testdata/fuzz and run in every `make test`.

@@ -1,0 +1,295 @@
+// Command loadgen drives a running Switchyard control plane (or a peer:
+// Mosquitto, Node-RED) with simulated boards and browsers and reports what
+// the browsers saw. It only wires flags to package loadgen.
+//
+//	loadgen --boards 100 --browsers 1000 --rate 1 --duration 20s --csv out.csv
+//	loadgen --idle --boards 10000 --browsers 10000 --pid 1234
+//	loadgen --sweep 1,2,5,10,20,50 --boards 100 --browsers 100
+//	loadgen report --csv out.csv --svg chart.svg
+//	loadgen ports 3
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"switchyard/loadgen"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "report":
+			return report(args[1:], stdout, stderr)
+		case "ports":
+			return ports(args[1:], stdout, stderr)
+		}
+	}
+	fl := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	mqttURL := fl.String("mqtt", "tcp://127.0.0.1:1883", "MQTT broker URL the boards connect to")
+	httpURL := fl.String("http", "http://127.0.0.1:8080", "control plane (or Node-RED) HTTP base URL; browsers use <http>/ws")
+	wsURL := fl.String("ws", "", "browsers' WebSocket URL, overriding <http>/ws (for mosquitto: its websockets listener)")
+	target := fl.String("target", "switchyard", "system under test: switchyard, mosquitto or nodered")
+	label := fl.String("label", "run", "workload name in the outputs")
+	boards := fl.Int("boards", 10, "simulated boards (one MQTT connection each)")
+	browsers := fl.Int("browsers", 5, "simulated browsers")
+	rate := fl.Float64("rate", 1, "count messages per second per board")
+	duration := fl.Duration("duration", 10*time.Second, "measured window")
+	warmup := fl.Duration("warmup", 2*time.Second, "load before the window")
+	drain := fl.Duration("drain", 5*time.Second, "how long browsers may still receive the window's events after it")
+	toggleEvery := fl.Duration("toggle-every", 250*time.Millisecond, "toggle period during the window (negative: none)")
+	idle := fl.Bool("idle", false, "connect boards and browsers without traffic and measure memory per connection")
+	sweep := fl.String("sweep", "", "comma-separated per-board rates: run each until p99 > --knee-p99 or anything is lost")
+	kneeP99 := fl.Duration("knee-p99", 100*time.Millisecond, "the sweep stops past this p99")
+	pids := fl.String("pid", "", "comma-separated pids of the processes under test (CPU seconds, RSS from /proc)")
+	csvPath := fl.String("csv", "", "append the figures to this CSV file")
+	svgPath := fl.String("svg", "", "draw latency against load from every row of --csv into this SVG file")
+	prefix := fl.String("prefix", "devices", "topic prefix")
+	idPrefix := fl.String("id-prefix", "lg", "board ids are <id-prefix>-<n>")
+	verbose := fl.Bool("v", false, "log progress")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "loadgen:", err)
+		return 1
+	}
+	tg, err := loadgen.ParseTarget(*target)
+	if err != nil {
+		return fail(err)
+	}
+	var pidList []int
+	for _, s := range strings.Split(*pids, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := strconv.Atoi(s)
+		if err != nil || p <= 0 {
+			return fail(fmt.Errorf("--pid: bad pid %q", s))
+		}
+		pidList = append(pidList, p)
+	}
+	ws := *wsURL
+	if ws == "" {
+		if tg == loadgen.Mosquitto {
+			return fail(errors.New("--ws is required with --target mosquitto (its websockets listener)"))
+		}
+		ws = "ws" + strings.TrimPrefix(strings.TrimSuffix(*httpURL, "/"), "http") + "/ws"
+	}
+	for _, u := range []string{*mqttURL, ws} {
+		if err := loopbackOnly(u); err != nil {
+			return fail(err)
+		}
+	}
+	raiseFileLimit(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	cfg := loadgen.Config{Label: *label, Target: tg, MQTT: *mqttURL, WS: ws, Prefix: *prefix,
+		Boards: *boards, Browsers: *browsers, Rate: *rate, Warmup: *warmup, Duration: *duration,
+		Drain: *drain, ToggleEvery: *toggleEvery, Idle: *idle, PIDs: pidList, IDPrefix: *idPrefix, Logger: log}
+	rates := []float64{*rate}
+	if *sweep != "" {
+		rates = rates[:0]
+		for _, s := range strings.Split(*sweep, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil || v <= 0 {
+				return fail(fmt.Errorf("--sweep: bad rate %q", s))
+			}
+			rates = append(rates, v)
+		}
+	}
+	var knee float64
+	for i, r := range rates {
+		cfg.Rate = r
+		res, err := loadgen.Run(ctx, cfg)
+		if err != nil {
+			return fail(err)
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		if err := loadgen.WriteTable(stdout, res); err != nil {
+			return fail(err)
+		}
+		if *csvPath != "" {
+			if err := loadgen.AppendCSV(*csvPath, res.Row()); err != nil {
+				return fail(err)
+			}
+		}
+		if *sweep == "" {
+			break
+		}
+		if res.Lost > 0 || res.Dropped > 0 || res.Latency.Quantile(0.99) > *kneeP99 {
+			fmt.Fprintf(stdout, "\nsweep: past the knee at %g Hz per board (p99 %v, lost %d, dropped %d)\n",
+				r, res.Latency.Quantile(0.99), res.Lost, res.Dropped)
+			break
+		}
+		knee = res.EventsPerS
+	}
+	if *sweep != "" {
+		fmt.Fprintf(stdout, "knee (%s): %.0f delivered events/s with p99 ≤ %v and nothing lost\n", tg, knee, *kneeP99)
+	}
+	if *svgPath != "" {
+		if *csvPath == "" {
+			return fail(errors.New("--svg draws from --csv: give both"))
+		}
+		if err := drawSVG(*csvPath, *svgPath); err != nil {
+			return fail(err)
+		}
+	}
+	return 0
+}
+
+// loopbackOnly refuses URLs whose host is not a loopback address: the load
+// generator is for this machine only.
+func loopbackOnly(u string) error {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return fmt.Errorf("bad URL %q", u)
+	}
+	hostport := u[i+3:]
+	if j := strings.IndexByte(hostport, '/'); j >= 0 {
+		hostport = hostport[:j]
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s: only loopback targets are allowed", u)
+}
+
+// raiseFileLimit lifts the open-file limit as far as allowed: thousands of
+// boards and browsers are a socket each.
+func raiseFileLimit(log *slog.Logger) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		return
+	}
+	want := uint64(1 << 17)
+	if l.Max < want {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}); err == nil {
+			return
+		}
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		log.Warn("raise open-file limit", "err", err)
+	}
+}
+
+func drawSVG(csvPath, svgPath string) error {
+	rows, err := loadgen.ReadCSV(csvPath)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(svgPath)
+	if err != nil {
+		return fmt.Errorf("create svg: %w", err)
+	}
+	if err := loadgen.WriteSVG(f, rows); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close svg: %w", err)
+	}
+	return nil
+}
+
+// report prints the comparison of every workload in a CSV, best of repeats.
+func report(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("loadgen report", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	csvPath := fl.String("csv", "", "CSV written by loadgen --csv")
+	svgPath := fl.String("svg", "", "also draw latency against load into this SVG file")
+	sweepLabel := fl.String("sweep-label", "sweep", "label of the knee sweep rows")
+	kneeP99 := fl.Float64("knee-p99-ms", 100, "knee: the highest rate with p99 at most this and nothing lost")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	rows, err := loadgen.ReadCSV(*csvPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen report:", err)
+		return 1
+	}
+	if err := loadgen.WriteComparison(stdout, rows); err != nil {
+		fmt.Fprintln(stderr, "loadgen report:", err)
+		return 1
+	}
+	if k := loadgen.Knee(rows, *sweepLabel, *kneeP99); len(k) > 0 {
+		fmt.Fprintf(stdout, "knee (delivered events/s, p99 ≤ %g ms, nothing lost):", *kneeP99)
+		for _, t := range []loadgen.Target{loadgen.Switchyard, loadgen.Mosquitto, loadgen.NodeRED} {
+			if v, ok := k[t]; ok {
+				fmt.Fprintf(stdout, "  %s %.0f", t, v)
+			}
+		}
+		fmt.Fprintln(stdout)
+	}
+	if *svgPath != "" {
+		if err := drawSVG(*csvPath, *svgPath); err != nil {
+			fmt.Fprintln(stderr, "loadgen report:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// ports prints n free loopback TCP ports, one a line.
+func ports(args []string, stdout, stderr io.Writer) int {
+	n := 1
+	if len(args) > 0 {
+		v, err := strconv.Atoi(args[0])
+		if err != nil || v < 1 || v > 100 {
+			fmt.Fprintln(stderr, "loadgen ports: want a count from 1 to 100")
+			return 2
+		}
+		n = v
+	}
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			fmt.Fprintln(stderr, "loadgen ports:", err)
+			return 1
+		}
+		lns = append(lns, l)
+		fmt.Fprintln(stdout, l.Addr().(*net.TCPAddr).Port)
+	}
+	return 0
+}

@@ -1,0 +1,144 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// board is one simulated board: its own paho connection, publishing status,
+// led and count as the wire contract says, and answering led/set.
+type board struct {
+	r    *run
+	idx  int
+	id   string
+	cli  mqtt.Client
+	led  atomic.Bool
+	sent []atomic.Int64 // send time (unix ns) by seq; 0: not sent
+}
+
+func (b *board) topic(kind string) string { return b.r.cfg.Prefix + "/" + b.id + "/" + kind }
+
+// connect connects the board, subscribes to its commands and publishes its
+// retained state (online, LED off), waiting for each step.
+func (b *board) connect() error {
+	opts := mqtt.NewClientOptions().
+		AddBroker(b.r.cfg.MQTT).
+		SetClientID(b.id).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(60*time.Second).
+		SetConnectTimeout(10*time.Second).
+		SetWriteTimeout(10*time.Second).
+		SetWill(b.topic("status"), "offline", 1, true)
+	b.cli = mqtt.NewClient(opts)
+	if err := wait(b.cli.Connect()); err != nil {
+		return fmt.Errorf("board %s: connect %s: %w", b.id, b.r.cfg.MQTT, err)
+	}
+	if err := wait(b.cli.Subscribe(b.topic("led/set"), 1, b.onCommand)); err != nil {
+		return fmt.Errorf("board %s: subscribe: %w", b.id, err)
+	}
+	if err := wait(b.cli.Publish(b.topic("status"), 1, true, "online")); err != nil {
+		return fmt.Errorf("board %s: publish status: %w", b.id, err)
+	}
+	if err := wait(b.cli.Publish(b.topic("led"), 1, true, "OFF")); err != nil {
+		return fmt.Errorf("board %s: publish led: %w", b.id, err)
+	}
+	return nil
+}
+
+// wait waits for a paho token for at most 10 s.
+func wait(t mqtt.Token) error {
+	if !t.WaitTimeout(10 * time.Second) {
+		return fmt.Errorf("no answer within 10 s")
+	}
+	return t.Error()
+}
+
+// onCommand applies led/set as a board does and confirms with its led
+// state. It runs on paho's router goroutine, so it must not block.
+func (b *board) onCommand(_ mqtt.Client, m mqtt.Message) {
+	if m.Retained() {
+		return // commands are never retained; a board ignores a retained copy
+	}
+	switch strings.ToUpper(string(m.Payload())) {
+	case "TOGGLE":
+		b.led.Store(!b.led.Load())
+	case "ON":
+		b.led.Store(true)
+	case "OFF":
+		b.led.Store(false)
+	default:
+		return
+	}
+	state := "OFF"
+	if b.led.Load() {
+		state = "ON"
+	}
+	b.cli.Publish(b.topic("led"), 1, true, state) // not waited for: see above
+}
+
+// publishLoop publishes count at the configured rate from t0 until ctx
+// ends, catching up when a tick comes late: at time t the board has sent
+// floor(rate × (t - t0 + phase)) messages. Ticks are at least 1 ms apart.
+func (b *board) publishLoop(ctx context.Context, t0 time.Time, wg *sync.WaitGroup) {
+	defer wg.Done()
+	rate := b.r.cfg.Rate
+	period := max(time.Duration(float64(time.Second)/rate), time.Millisecond)
+	// Spread the boards over one period so they do not publish in step.
+	phase := time.Duration(int64(period) * int64(b.idx) / int64(max(len(b.r.boards), 1)))
+	start := t0.Add(phase)
+	select {
+	case <-time.After(time.Until(start)):
+	case <-ctx.Done():
+		return
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	winStart, winEnd := b.r.winStart.Load(), b.r.winEnd.Load()
+	topic := b.topic("count")
+	var seq int64
+	for {
+		due := int64(rate*time.Since(start).Seconds()) + 1
+		for ; seq < due && seq < int64(len(b.sent)); seq++ {
+			now := time.Now().UnixNano()
+			if now >= winEnd {
+				return
+			}
+			b.sent[seq].Store(now)
+			if now >= winStart {
+				b.r.published.Add(1)
+			}
+			// A string: paho keeps a []byte payload until it is written.
+			b.cli.Publish(topic, 0, false, strconv.FormatInt(b.r.base+seq, 10))
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// disconnectBoards disconnects every connected board.
+func (r *run) disconnectBoards() {
+	var wg sync.WaitGroup
+	for _, b := range r.boards {
+		if b.cli == nil || !b.cli.IsConnected() {
+			continue
+		}
+		wg.Add(1)
+		go func() { // ends when paho has disconnected (at most 250 ms)
+			defer wg.Done()
+			b.cli.Disconnect(250)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,349 @@
+package loadgen
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// browser is one simulated browser: a /ws client (Switchyard, Node-RED) or
+// an MQTT-over-WebSocket subscriber (Mosquitto). Its reader goroutine is
+// the only one touching lat, tog, lastSeq, lastToggle, dups and errorEvts
+// until it has ended.
+type browser struct {
+	r       *run
+	idx     int
+	measure bool
+
+	ws   *websocket.Conn // /ws
+	mq   *mqttWS         // Mosquitto
+	wsMu sync.Mutex      // guards writes on ws
+
+	received   atomic.Int64 // window events, each once
+	lat        Histogram
+	tog        Histogram
+	lastSeq    []int64 // by board; -1: none yet
+	lastToggle int64
+	dups       int64
+	errorEvts  int64
+
+	ready    chan struct{} // closed at the first frame (the snapshot) or SUBACK
+	done     chan struct{} // closed when the reader ends
+	closing  atomic.Bool   // we are closing it: its end is not a drop
+	dropped  atomic.Bool   // it ended on its own
+	shutOnce sync.Once
+}
+
+func newBrowser(r *run, idx int, measure bool) *browser {
+	b := &browser{r: r, idx: idx, measure: measure, ready: make(chan struct{}), done: make(chan struct{})}
+	if measure {
+		b.lastSeq = make([]int64, len(r.boards))
+		for i := range b.lastSeq {
+			b.lastSeq[i] = -1
+		}
+	}
+	return b
+}
+
+// readyWait bounds the wait for a browser's first frame. A control plane
+// that knows no board sends no snapshot, so its absence is not an error.
+const readyWait = 10 * time.Second
+
+// connect opens the connection, starts the reader (counted in readers) and
+// waits until the server has registered the browser: its snapshot, or the
+// SUBACK of its subscription.
+func (b *browser) connect(readers *sync.WaitGroup) error {
+	cfg := &b.r.cfg
+	if cfg.Target == Mosquitto {
+		c, err := dialMQTTWS(cfg.WS, fmt.Sprintf("%s-browser-%d", cfg.IDPrefix, b.idx), 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("browser %d: %w", b.idx, err)
+		}
+		b.mq = c
+		if err := c.subscribe(cfg.Prefix + "/#"); err != nil {
+			c.close()
+			return fmt.Errorf("browser %d: subscribe: %w", b.idx, err)
+		}
+		readers.Add(1)
+		go b.readMQTT(readers) // ends when the connection closes
+	} else {
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 1 << 10}
+		c, _, err := d.Dial(cfg.WS, nil)
+		if err != nil {
+			return fmt.Errorf("browser %d: dial %s: %w", b.idx, cfg.WS, err)
+		}
+		b.ws = c
+		readers.Add(1)
+		go b.readWS(readers) // ends when the connection closes
+	}
+	select {
+	case <-b.ready:
+	case <-b.done:
+		return fmt.Errorf("browser %d: connection ended before its first frame", b.idx)
+	case <-time.After(readyWait):
+		b.r.log.Warn("browser got no first frame", "browser", b.idx, "waited", readyWait)
+	}
+	return nil
+}
+
+// ended reports whether the reader has ended.
+func (b *browser) ended() bool {
+	select {
+	case <-b.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// shutdown closes the connection; the reader then ends.
+func (b *browser) shutdown() {
+	b.shutOnce.Do(func() {
+		b.closing.Store(true)
+		switch {
+		case b.ws != nil:
+			b.wsMu.Lock()
+			_ = b.ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(100*time.Millisecond))
+			b.wsMu.Unlock()
+			_ = b.ws.Close()
+		case b.mq != nil:
+			_ = b.mq.close()
+		}
+	})
+}
+
+// sendToggle asks for board id's LED to toggle, in the target's dialect.
+func (b *browser) sendToggle(id string) error {
+	if b.mq != nil {
+		return b.mq.publish(b.r.cfg.Prefix+"/"+id+"/led/set", []byte("TOGGLE"))
+	}
+	b.wsMu.Lock()
+	defer b.wsMu.Unlock()
+	_ = b.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := b.ws.WriteMessage(websocket.TextMessage, []byte(`{"device":"`+id+`","action":"toggle"}`)); err != nil {
+		return fmt.Errorf("browser %d: send toggle: %w", b.idx, err)
+	}
+	return nil
+}
+
+func (b *browser) finish(readers *sync.WaitGroup) {
+	if !b.closing.Load() {
+		b.dropped.Store(true)
+	}
+	select {
+	case <-b.ready:
+	default:
+		close(b.ready)
+	}
+	close(b.done)
+	readers.Done()
+}
+
+func (b *browser) markReady() {
+	select {
+	case <-b.ready:
+	default:
+		close(b.ready)
+	}
+}
+
+// readWS reads /ws frames (one event object or an array of them).
+func (b *browser) readWS(readers *sync.WaitGroup) {
+	defer b.finish(readers)
+	buf := make([]byte, 0, 64<<10)
+	for {
+		_, rd, err := b.ws.NextReader()
+		if err != nil {
+			if !b.closing.Load() {
+				b.r.log.Warn("browser connection ended", "browser", b.idx, "err", err)
+			}
+			return
+		}
+		buf = buf[:0]
+		for {
+			if len(buf) == cap(buf) {
+				buf = append(buf, 0)[:len(buf)]
+			}
+			n, err := rd.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				if !b.closing.Load() {
+					b.r.log.Warn("browser read", "browser", b.idx, "err", err)
+				}
+				return
+			}
+		}
+		b.markReady()
+		if b.measure {
+			b.frame(buf, time.Now())
+		}
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 64<<10) // a snapshot: don't keep it
+		}
+	}
+}
+
+var (
+	evDevice = []byte(`{"device":"`)
+	evLabel  = []byte(`","label":"`)
+	evValue  = []byte(`","value":`)
+	evError  = []byte(`"label":"error"`)
+)
+
+// frame accounts for every event in a /ws frame. Events are read in the
+// compact form Switchyard and the Node-RED flow write:
+// {"device":"<id>","label":"<label>","value":<value>}.
+func (b *browser) frame(data []byte, now time.Time) {
+	if bytes.Contains(data, evError) {
+		b.errorEvts++
+	}
+	for {
+		i := bytes.Index(data, evDevice)
+		if i < 0 {
+			return
+		}
+		data = data[i+len(evDevice):]
+		j := bytes.IndexByte(data, '"')
+		if j < 0 {
+			return
+		}
+		id := data[:j]
+		data = data[j:]
+		if !bytes.HasPrefix(data, evLabel) {
+			continue
+		}
+		data = data[len(evLabel):]
+		j = bytes.IndexByte(data, '"')
+		if j < 0 {
+			return
+		}
+		label := data[:j]
+		data = data[j:]
+		if !bytes.HasPrefix(data, evValue) {
+			continue
+		}
+		data = data[len(evValue):]
+		switch string(label) {
+		case "count":
+			j = 0
+			for j < len(data) && data[j] >= '0' && data[j] <= '9' {
+				j++
+			}
+			if v, err := strconv.ParseInt(string(data[:j]), 10, 64); err == nil {
+				b.onCount(id, v, now)
+			}
+		case "ledStatus":
+			switch {
+			case bytes.HasPrefix(data, []byte(`"LED ON"`)):
+				b.onLED(id, true, now)
+			case bytes.HasPrefix(data, []byte(`"LED OFF"`)):
+				b.onLED(id, false, now)
+			}
+		}
+	}
+}
+
+// readMQTT reads MQTT packets from the broker's websockets listener.
+func (b *browser) readMQTT(readers *sync.WaitGroup) {
+	defer b.finish(readers)
+	ping := time.NewTicker(60 * time.Second)
+	defer ping.Stop()
+	prefix := []byte(b.r.cfg.Prefix + "/")
+	for {
+		select {
+		case <-ping.C:
+			if err := b.mq.ping(); err != nil {
+				return
+			}
+		default:
+		}
+		h, body, err := b.mq.readPacket()
+		if err != nil {
+			if !b.closing.Load() {
+				b.r.log.Warn("browser connection ended", "browser", b.idx, "err", err)
+			}
+			return
+		}
+		switch h >> 4 {
+		case 9: // SUBACK
+			b.markReady()
+			continue
+		case 3: // PUBLISH
+		default:
+			continue
+		}
+		if !b.measure {
+			continue
+		}
+		topic, payload, ok := parsePublish(h, body)
+		if !ok || !bytes.HasPrefix(topic, prefix) {
+			continue
+		}
+		rest := topic[len(prefix):]
+		k := bytes.IndexByte(rest, '/')
+		if k < 0 {
+			continue
+		}
+		id, kind := rest[:k], rest[k+1:]
+		switch string(kind) {
+		case "count":
+			if v, err := strconv.ParseInt(string(payload), 10, 64); err == nil {
+				b.onCount(id, v, time.Now())
+			}
+		case "led":
+			b.onLED(id, string(payload) == "ON", time.Now())
+		}
+	}
+}
+
+// onCount accounts for a count event.
+func (b *browser) onCount(id []byte, v int64, now time.Time) {
+	bi := b.r.boardIndex(id)
+	if bi < 0 {
+		return
+	}
+	bd := b.r.boards[bi]
+	seq := v - b.r.base
+	if seq < 0 || seq >= int64(len(bd.sent)) {
+		return // another run's value (a snapshot), not ours
+	}
+	sent := bd.sent[seq].Load()
+	if sent == 0 {
+		return
+	}
+	if seq <= b.lastSeq[bi] {
+		b.dups++
+		return
+	}
+	b.lastSeq[bi] = seq
+	if sent < b.r.winStart.Load() || sent >= b.r.winEnd.Load() {
+		return
+	}
+	b.received.Add(1)
+	b.lat.Record(now.Sub(time.Unix(0, sent)))
+}
+
+// onLED accounts for an LED event: a toggle's confirmation when it is the
+// state the toggle in flight wants.
+func (b *browser) onLED(id []byte, on bool, now time.Time) {
+	t := b.r.toggle.Load()
+	if t == nil || t.seq <= b.lastToggle || on != t.want {
+		return
+	}
+	if bi := b.r.boardIndex(id); bi != t.board {
+		return
+	}
+	b.lastToggle = t.seq
+	b.tog.Record(now.Sub(t.sent))
+	t.confirm()
+}

@@ -1,0 +1,493 @@
+// Package loadgen is Switchyard's load generator: it plays B boards (each
+// its own MQTT connection, publishing count at a fixed rate) and W browsers
+// against a running control plane, or against a peer doing the same job
+// (Mosquitto with browsers speaking MQTT over WebSocket, or a Node-RED
+// flow), and measures what the browsers see: end-to-end latency from a
+// board's publish to each browser's receipt, delivered events per second,
+// events lost, browsers dropped, the toggle round-trip, and the CPU time and
+// memory of the processes under test.
+//
+// A count payload is a decimal integer (the wire contract), so a board
+// publishes base+seq, where base is fixed per run and seq counts its
+// messages; the generator keeps each message's send time by (board, seq) and
+// a browser's receipt of value base+seq is matched against it. Only messages
+// sent inside the measurement window (after the warm-up) are counted, and
+// after the boards stop every browser is given a bounded drain period to
+// receive the rest: what has not arrived by then is lost.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Target is the kind of system under test.
+type Target string
+
+// The systems the load generator can drive.
+const (
+	// Switchyard is the control plane: boards on its MQTT listener,
+	// browsers on /ws receiving JSON events.
+	Switchyard Target = "switchyard"
+	// Mosquitto is a plain broker: browsers are MQTT-over-WebSocket
+	// subscribers on P/#.
+	Mosquitto Target = "mosquitto"
+	// NodeRED is a Node-RED flow that speaks the /ws dialect.
+	NodeRED Target = "nodered"
+)
+
+// ParseTarget returns the Target named s.
+func ParseTarget(s string) (Target, error) {
+	switch t := Target(strings.ToLower(s)); t {
+	case Switchyard, Mosquitto, NodeRED:
+		return t, nil
+	}
+	return "", fmt.Errorf("unknown target %q (want switchyard, mosquitto or nodered)", s)
+}
+
+// Config describes one run.
+type Config struct {
+	// Label names the workload in the outputs, e.g. "fleet".
+	Label string
+	// Target is the system under test; empty means Switchyard.
+	Target Target
+	// MQTT is the broker URL the boards connect to, e.g. tcp://127.0.0.1:1883.
+	MQTT string
+	// WS is the browsers' WebSocket URL: ws://host:port/ws for Switchyard
+	// and Node-RED, the broker's websockets listener for Mosquitto.
+	WS string
+	// Prefix is the topic prefix; empty means "devices".
+	Prefix string
+	// Boards and Browsers are how many of each to play.
+	Boards, Browsers int
+	// Rate is each board's count rate, messages per second.
+	Rate float64
+	// Warmup runs the load before measuring; Duration is the measured window.
+	Warmup, Duration time.Duration
+	// Drain bounds how long after the boards stop the browsers may still
+	// receive the window's events; 0 means 5 s.
+	Drain time.Duration
+	// ToggleEvery is the period of toggles during the window (one in flight
+	// at a time); 0 means 250 ms, negative turns toggles off.
+	ToggleEvery time.Duration
+	// Idle connects the boards and browsers without any traffic and
+	// measures memory per connection instead.
+	Idle bool
+	// PIDs are the processes under test, for CPU time and RSS (summed).
+	PIDs []int
+	// IDPrefix prefixes the board ids, "<IDPrefix>-<n>"; empty means "lg".
+	IDPrefix string
+	// Parallel bounds concurrent connection attempts; 0 means 64.
+	Parallel int
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+}
+
+// Result holds the figures of one run. Durations are zero when not measured.
+type Result struct {
+	Label    string
+	Target   Target
+	Boards   int
+	Browsers int
+	Rate     float64       // per board, messages/s
+	Window   time.Duration // the measured window
+	Idle     bool
+
+	Published  int64   // count messages sent inside the window
+	Expected   int64   // Published × browsers connected at the start
+	Delivered  int64   // of those, received by a browser (each once)
+	Lost       int64   // Expected - Delivered
+	Duplicates int64   // repeated or out-of-order receipts
+	Dropped    int     // browsers whose connection ended before the run did
+	EventsPerS float64 // Delivered / Window
+	Latency    Histogram
+	Toggles    int // toggles that every browser confirmed
+	TogglesMax int // toggles sent
+	Toggle     Histogram
+	ErrorEvts  int64 // error events the browsers received
+
+	CPU     time.Duration // CPU of the processes under test during the window
+	PeakRSS int64         // bytes, over the whole run
+
+	IdleBoardBytes   float64 // RSS delta per idle board connection
+	IdleBrowserBytes float64 // RSS delta per idle browser
+}
+
+// run is the shared state of one Run.
+type run struct {
+	cfg    Config
+	log    *slog.Logger
+	base   int64 // count payload = base + seq
+	boards []*board
+
+	winStart, winEnd atomic.Int64 // unix ns; the window, fixed before publishing
+	published        atomic.Int64 // in the window
+	toggle           atomic.Pointer[toggleState]
+}
+
+// countBase returns a payload base that differs between runs started at
+// least a second apart and keeps base+seq below 2^53, so JavaScript peers
+// carry it exactly.
+func countBase(now time.Time) int64 {
+	return (now.Unix() % 100_000) * 10_000_000_000
+}
+
+func (cfg *Config) defaults() error {
+	if cfg.Target == "" {
+		cfg.Target = Switchyard
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "devices"
+	}
+	if cfg.IDPrefix == "" {
+		cfg.IDPrefix = "lg"
+	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 5 * time.Second
+	}
+	if cfg.ToggleEvery == 0 {
+		cfg.ToggleEvery = 250 * time.Millisecond
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = 64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.Boards < 0 || cfg.Browsers < 0:
+		return errors.New("boards and browsers must not be negative")
+	case !cfg.Idle && cfg.Boards == 0:
+		return errors.New("a load run needs at least one board")
+	case !cfg.Idle && (cfg.Rate <= 0 || cfg.Duration <= 0):
+		return errors.New("a load run needs a positive rate and duration")
+	case cfg.MQTT == "":
+		return errors.New("no MQTT URL")
+	case cfg.Browsers > 0 && cfg.WS == "":
+		return errors.New("no WebSocket URL for the browsers")
+	}
+	return nil
+}
+
+// Run performs one run and returns its figures. It connects everything,
+// runs the load (or, with cfg.Idle, measures idle memory), and closes every
+// connection it opened before returning.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
+	}
+	r := &run{cfg: cfg, log: cfg.Logger, base: countBase(time.Now())}
+	res := &Result{Label: cfg.Label, Target: cfg.Target, Boards: cfg.Boards, Browsers: cfg.Browsers,
+		Rate: cfg.Rate, Window: cfg.Duration, Idle: cfg.Idle}
+	if cfg.Idle {
+		res.Rate, res.Window = 0, 0
+	}
+	smp := startSampler(cfg.PIDs)
+	base, err := settle(ctx, smp)
+	if err != nil {
+		smp.finish()
+		return nil, fmt.Errorf("loadgen: sample processes: %w", err)
+	}
+
+	// Size each board's send-time table for every message it may send.
+	perBoard := 0
+	if !cfg.Idle {
+		perBoard = int(cfg.Rate*(cfg.Warmup+cfg.Duration).Seconds()) + 16
+	}
+	r.boards = make([]*board, cfg.Boards)
+	for i := range r.boards {
+		r.boards[i] = &board{r: r, idx: i, id: fmt.Sprintf("%s-%d", cfg.IDPrefix, i), sent: make([]atomic.Int64, perBoard)}
+	}
+	defer r.disconnectBoards()
+	start := time.Now()
+	if err := parallel(ctx, cfg.Parallel, len(r.boards), func(i int) error { return r.boards[i].connect() }); err != nil {
+		return nil, fmt.Errorf("loadgen: connect boards: %w", err)
+	}
+	r.log.Info("boards connected", "n", cfg.Boards, "took", time.Since(start).Round(time.Millisecond))
+
+	var afterBoards procStat
+	if cfg.Idle {
+		if afterBoards, err = settle(ctx, smp); err != nil {
+			return nil, fmt.Errorf("loadgen: sample processes: %w", err)
+		}
+		if cfg.Boards > 0 {
+			res.IdleBoardBytes = float64(afterBoards.rss-base.rss) / float64(cfg.Boards)
+		}
+	}
+
+	browsers := make([]*browser, cfg.Browsers)
+	for i := range browsers {
+		browsers[i] = newBrowser(r, i, !cfg.Idle)
+	}
+	var readers sync.WaitGroup
+	defer func() {
+		for _, b := range browsers {
+			b.shutdown()
+		}
+		readers.Wait()
+	}()
+	start = time.Now()
+	if err := parallel(ctx, cfg.Parallel, len(browsers), func(i int) error {
+		return browsers[i].connect(&readers)
+	}); err != nil {
+		return nil, fmt.Errorf("loadgen: connect browsers: %w", err)
+	}
+	r.log.Info("browsers connected", "n", cfg.Browsers, "took", time.Since(start).Round(time.Millisecond))
+
+	if cfg.Idle {
+		after, err := settle(ctx, smp)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: sample processes: %w", err)
+		}
+		if cfg.Browsers > 0 {
+			res.IdleBrowserBytes = float64(after.rss-afterBoards.rss) / float64(cfg.Browsers)
+		}
+		for _, b := range browsers {
+			if b.ended() {
+				res.Dropped++
+			}
+		}
+		res.PeakRSS, _ = smp.finish()
+		return res, nil
+	}
+
+	// The load: warm-up, window, drain.
+	t0 := time.Now()
+	ws, we := t0.Add(cfg.Warmup), t0.Add(cfg.Warmup+cfg.Duration)
+	r.winStart.Store(ws.UnixNano())
+	r.winEnd.Store(we.UnixNano())
+	runCtx, cancel := context.WithDeadline(ctx, we)
+	defer cancel()
+	var pubs sync.WaitGroup
+	for _, b := range r.boards {
+		pubs.Add(1)
+		go b.publishLoop(runCtx, t0, &pubs) // ends at the window's end or ctx
+	}
+	var cpuStart procStat
+	select {
+	case <-time.After(time.Until(ws)):
+	case <-ctx.Done():
+	}
+	if cpuStart, err = smp.sample(); err != nil {
+		cancel()
+		pubs.Wait()
+		return nil, fmt.Errorf("loadgen: sample processes: %w", err)
+	}
+	live := 0
+	for _, b := range browsers {
+		if !b.ended() {
+			live++
+		}
+	}
+	var tg sync.WaitGroup
+	if cfg.ToggleEvery > 0 && len(browsers) > 0 {
+		tg.Add(1)
+		go r.toggler(runCtx, browsers, res, &tg) // ends at the window's end
+	}
+	pubs.Wait()
+	tg.Wait()
+	cpuEnd, err := smp.sample()
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: sample processes: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
+	}
+	res.CPU = cpuEnd.cpu - cpuStart.cpu
+	res.Published = r.published.Load()
+	res.Expected = res.Published * int64(live)
+
+	// Drain: wait until every browser has every window event, or the
+	// deadline; what is missing then is lost.
+	drainEnd := time.Now().Add(cfg.Drain)
+	tick := time.NewTicker(10 * time.Millisecond)
+	for time.Now().Before(drainEnd) {
+		var got int64
+		for _, b := range browsers {
+			got += b.received.Load()
+		}
+		if got >= res.Expected {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+	tick.Stop()
+	for _, b := range browsers {
+		b.shutdown()
+	}
+	readers.Wait()
+	for _, b := range browsers {
+		res.Delivered += b.received.Load()
+		res.Duplicates += b.dups
+		res.ErrorEvts += b.errorEvts
+		res.Latency.Merge(&b.lat)
+		res.Toggle.Merge(&b.tog)
+		if b.dropped.Load() {
+			res.Dropped++
+		}
+	}
+	res.Lost = max(res.Expected-res.Delivered, 0)
+	res.EventsPerS = float64(res.Delivered) / cfg.Duration.Seconds()
+	res.PeakRSS, err = smp.finish()
+	if err != nil {
+		return res, fmt.Errorf("loadgen: sample processes: %w", err)
+	}
+	return res, nil
+}
+
+// settle waits until the RSS of the processes under test stops moving (less
+// than 1 % in 500 ms, at most 10 s) and returns the last sample.
+func settle(ctx context.Context, smp *sampler) (procStat, error) {
+	if len(smp.pids) == 0 {
+		return procStat{}, nil
+	}
+	prev, err := smp.sample()
+	if err != nil {
+		return prev, err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return prev, ctx.Err()
+		}
+		cur, err := smp.sample()
+		if err != nil {
+			return cur, err
+		}
+		d := cur.rss - prev.rss
+		prev = cur
+		if d < 0 {
+			d = -d
+		}
+		if d*100 < cur.rss {
+			break
+		}
+	}
+	return prev, nil
+}
+
+// parallel runs fn(0..n-1) with at most p at a time and returns the first
+// error.
+func parallel(ctx context.Context, p, n int, fn func(int) error) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	next := atomic.Int64{}
+	for range min(p, n) {
+		wg.Add(1)
+		go func() { // ends when every index is taken or one failed
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					next.Store(int64(n)) // stop the others
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// boardIndex returns n for the id "<prefix>-<n>".
+func (r *run) boardIndex(id []byte) int {
+	p := r.cfg.IDPrefix
+	if len(id) <= len(p)+1 || string(id[:len(p)]) != p || id[len(p)] != '-' {
+		return -1
+	}
+	n, err := strconv.Atoi(string(id[len(p)+1:]))
+	if err != nil || n < 0 || n >= len(r.boards) {
+		return -1
+	}
+	return n
+}
+
+// toggleState is the toggle in flight: every browser must see board's LED
+// reach want.
+type toggleState struct {
+	seq       int64
+	board     int
+	want      bool
+	sent      time.Time
+	remaining atomic.Int64
+	done      chan struct{}
+	once      sync.Once
+}
+
+func (t *toggleState) confirm() {
+	if t.remaining.Add(-1) == 0 {
+		t.once.Do(func() { close(t.done) })
+	}
+}
+
+// toggler sends one toggle at a time from browser 0 to the boards in turn,
+// each waiting until every live browser saw the board's confirmation (or
+// 2 s), during the window.
+func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg *sync.WaitGroup) {
+	defer wg.Done()
+	tick := time.NewTicker(r.cfg.ToggleEvery)
+	defer tick.Stop()
+	for seq := int64(1); ; seq++ {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		b := r.boards[int(seq)%len(r.boards)]
+		from := browsers[0]
+		if from.ended() {
+			return
+		}
+		t := &toggleState{seq: seq, board: b.idx, want: !b.led.Load(), done: make(chan struct{})}
+		live := int64(0)
+		for _, br := range browsers {
+			if !br.ended() {
+				live++
+			}
+		}
+		t.remaining.Store(live)
+		t.sent = time.Now()
+		r.toggle.Store(t)
+		res.TogglesMax++
+		if err := from.sendToggle(b.id); err != nil {
+			r.log.Warn("toggle", "err", err)
+			r.toggle.Store(nil)
+			return
+		}
+		select {
+		case <-t.done:
+			res.Toggles++
+		case <-time.After(2 * time.Second):
+			r.log.Warn("toggle not confirmed to every browser within 2 s", "board", b.id, "missing", t.remaining.Load())
+		case <-ctx.Done():
+			res.TogglesMax-- // cut by the window's end: not counted
+		}
+		r.toggle.Store(nil)
+	}
+}

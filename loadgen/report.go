@@ -1,0 +1,320 @@
+package loadgen
+
+import (
+	"cmp"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Row is one run as stored in the CSV: the figures of a Result, latencies
+// in milliseconds and memory in bytes.
+type Row struct {
+	Label      string
+	Target     Target
+	Boards     int
+	Browsers   int
+	Rate       float64
+	WindowS    float64
+	Published  int64
+	Expected   int64
+	Delivered  int64
+	Lost       int64
+	Duplicates int64
+	Dropped    int
+	EventsPerS float64
+	P50, P90   float64
+	P99, Max   float64
+	Toggles    int
+	ToggleP50  float64
+	ToggleP99  float64
+	CPUSeconds float64
+	PeakRSS    int64
+	IdleBoard  float64
+	IdleBrowse float64
+}
+
+var csvHeader = []string{"label", "target", "boards", "browsers", "rate_hz", "window_s",
+	"published", "expected", "delivered", "lost", "duplicates", "dropped", "events_per_s",
+	"p50_ms", "p90_ms", "p99_ms", "max_ms", "toggles", "toggle_p50_ms", "toggle_p99_ms",
+	"cpu_s", "peak_rss_bytes", "idle_board_bytes", "idle_browser_bytes"}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// Row returns the CSV row of r.
+func (r *Result) Row() Row {
+	return Row{Label: r.Label, Target: r.Target, Boards: r.Boards, Browsers: r.Browsers, Rate: r.Rate,
+		WindowS: r.Window.Seconds(), Published: r.Published, Expected: r.Expected, Delivered: r.Delivered,
+		Lost: r.Lost, Duplicates: r.Duplicates, Dropped: r.Dropped, EventsPerS: r.EventsPerS,
+		P50: ms(r.Latency.Quantile(0.50)), P90: ms(r.Latency.Quantile(0.90)),
+		P99: ms(r.Latency.Quantile(0.99)), Max: ms(r.Latency.Max()),
+		Toggles: r.Toggles, ToggleP50: ms(r.Toggle.Quantile(0.50)), ToggleP99: ms(r.Toggle.Quantile(0.99)),
+		CPUSeconds: r.CPU.Seconds(), PeakRSS: r.PeakRSS, IdleBoard: r.IdleBoardBytes, IdleBrowse: r.IdleBrowserBytes}
+}
+
+func (w Row) record() []string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return []string{w.Label, string(w.Target), i(int64(w.Boards)), i(int64(w.Browsers)), f(w.Rate), f(w.WindowS),
+		i(w.Published), i(w.Expected), i(w.Delivered), i(w.Lost), i(w.Duplicates), i(int64(w.Dropped)), f(w.EventsPerS),
+		f(w.P50), f(w.P90), f(w.P99), f(w.Max), i(int64(w.Toggles)), f(w.ToggleP50), f(w.ToggleP99),
+		f(w.CPUSeconds), i(w.PeakRSS), f(w.IdleBoard), f(w.IdleBrowse)}
+}
+
+// AppendCSV appends rows to the CSV file at path, writing the header first
+// when the file is new or empty.
+func AppendCSV(path string, rows ...Row) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open csv: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("stat csv: %w", err)
+	}
+	w := csv.NewWriter(f)
+	if st.Size() == 0 {
+		_ = w.Write(csvHeader)
+	}
+	for _, r := range rows {
+		_ = w.Write(r.record())
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return fmt.Errorf("write csv %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close csv %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadCSV reads the rows of a CSV written by AppendCSV.
+func ReadCSV(path string) ([]Row, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open csv: %w", err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("read csv %s: %w", path, err)
+	}
+	var rows []Row
+	for n, rec := range recs {
+		if n == 0 || (len(rec) > 0 && rec[0] == csvHeader[0]) {
+			continue
+		}
+		if len(rec) != len(csvHeader) {
+			return nil, fmt.Errorf("read csv %s: line %d has %d fields, want %d", path, n+1, len(rec), len(csvHeader))
+		}
+		var errs []error
+		fl := func(i int) float64 {
+			v, err := strconv.ParseFloat(rec[i], 64)
+			errs = append(errs, err)
+			return v
+		}
+		in := func(i int) int64 {
+			v, err := strconv.ParseInt(rec[i], 10, 64)
+			errs = append(errs, err)
+			return v
+		}
+		r := Row{Label: rec[0], Target: Target(rec[1]), Boards: int(in(2)), Browsers: int(in(3)), Rate: fl(4),
+			WindowS: fl(5), Published: in(6), Expected: in(7), Delivered: in(8), Lost: in(9), Duplicates: in(10),
+			Dropped: int(in(11)), EventsPerS: fl(12), P50: fl(13), P90: fl(14), P99: fl(15), Max: fl(16),
+			Toggles: int(in(17)), ToggleP50: fl(18), ToggleP99: fl(19), CPUSeconds: fl(20), PeakRSS: in(21),
+			IdleBoard: fl(22), IdleBrowse: fl(23)}
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("read csv %s: line %d: %w", path, n+1, err)
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// WriteTable writes one run's figures as a human table.
+func WriteTable(w io.Writer, r *Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := r.Row()
+	fmt.Fprintf(tw, "workload\t%s (%s)\n", r.Label, r.Target)
+	if r.Idle {
+		fmt.Fprintf(tw, "connections\t%d boards, %d browsers\n", r.Boards, r.Browsers)
+		fmt.Fprintf(tw, "memory per idle board\t%s\n", bytesStr(r.IdleBoardBytes))
+		fmt.Fprintf(tw, "memory per idle browser\t%s\n", bytesStr(r.IdleBrowserBytes))
+		fmt.Fprintf(tw, "peak RSS\t%s\n", bytesStr(float64(r.PeakRSS)))
+		fmt.Fprintf(tw, "browsers dropped\t%d\n", r.Dropped)
+		return tw.Flush()
+	}
+	fmt.Fprintf(tw, "load\t%d boards × %g Hz, %d browsers, %v window\n", r.Boards, r.Rate, r.Browsers, r.Window)
+	fmt.Fprintf(tw, "delivered\t%d of %d expected (%.0f events/s)\n", r.Delivered, r.Expected, r.EventsPerS)
+	fmt.Fprintf(tw, "lost\t%d\n", r.Lost)
+	fmt.Fprintf(tw, "duplicates/out of order\t%d\n", r.Duplicates)
+	fmt.Fprintf(tw, "browsers dropped\t%d\n", r.Dropped)
+	fmt.Fprintf(tw, "latency p50/p90/p99/max\t%.2f / %.2f / %.2f / %.2f ms\n", row.P50, row.P90, row.P99, row.Max)
+	fmt.Fprintf(tw, "toggle round-trip p50/p99\t%.2f / %.2f ms (%d of %d toggles confirmed to every browser)\n",
+		row.ToggleP50, row.ToggleP99, r.Toggles, r.TogglesMax)
+	if r.ErrorEvts > 0 {
+		fmt.Fprintf(tw, "error events\t%d\n", r.ErrorEvts)
+	}
+	fmt.Fprintf(tw, "CPU (window)\t%.2f s (%.0f %% of one core)\n", r.CPU.Seconds(), 100*r.CPU.Seconds()/r.Window.Seconds())
+	fmt.Fprintf(tw, "peak RSS\t%s\n", bytesStr(float64(r.PeakRSS)))
+	return tw.Flush()
+}
+
+func bytesStr(b float64) string {
+	switch {
+	case math.Abs(b) >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", b/(1<<20))
+	case math.Abs(b) >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", b/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", b)
+}
+
+// Best picks, for each (label, target, load), the best of repeated runs:
+// the one with the fewest lost events, then the lowest p99 (for idle runs,
+// the least memory per browser). Timing on a shared machine is noisy, so the
+// better of several runs is the fairer figure.
+func Best(rows []Row) []Row {
+	type key struct {
+		label, target string
+		boards, brows int
+		rate          float64
+	}
+	best := map[key]Row{}
+	var order []key
+	better := func(a, b Row) bool {
+		if a.Lost != b.Lost {
+			return a.Lost < b.Lost
+		}
+		if a.Rate == 0 && a.Published == 0 {
+			return a.IdleBrowse+a.IdleBoard < b.IdleBrowse+b.IdleBoard
+		}
+		return a.P99 < b.P99
+	}
+	for _, r := range rows {
+		k := key{r.Label, string(r.Target), r.Boards, r.Browsers, r.Rate}
+		cur, ok := best[k]
+		if !ok {
+			order = append(order, k)
+		}
+		if !ok || better(r, cur) {
+			best[k] = r
+		}
+	}
+	out := make([]Row, 0, len(order))
+	for _, k := range order {
+		out = append(out, best[k])
+	}
+	return out
+}
+
+// metric is one figure of a comparison table.
+type metric struct {
+	name  string
+	value func(Row) float64
+	unit  string
+	idle  bool // an idle-memory figure, else a load figure
+}
+
+var metrics = []metric{
+	{"delivered events/s", func(r Row) float64 { return r.EventsPerS }, "", false},
+	{"latency p50", func(r Row) float64 { return r.P50 }, "ms", false},
+	{"latency p90", func(r Row) float64 { return r.P90 }, "ms", false},
+	{"latency p99", func(r Row) float64 { return r.P99 }, "ms", false},
+	{"latency max", func(r Row) float64 { return r.Max }, "ms", false},
+	{"events lost", func(r Row) float64 { return float64(r.Lost) }, "", false},
+	{"browsers dropped", func(r Row) float64 { return float64(r.Dropped) }, "", false},
+	{"toggle p50", func(r Row) float64 { return r.ToggleP50 }, "ms", false},
+	{"toggle p99", func(r Row) float64 { return r.ToggleP99 }, "ms", false},
+	{"CPU seconds", func(r Row) float64 { return r.CPUSeconds }, "s", false},
+	{"peak RSS", func(r Row) float64 { return float64(r.PeakRSS) / (1 << 20) }, "MiB", false},
+	{"memory/idle board", func(r Row) float64 { return r.IdleBoard / 1024 }, "KiB", true},
+	{"memory/idle browser", func(r Row) float64 { return r.IdleBrowse / 1024 }, "KiB", true},
+	{"peak RSS", func(r Row) float64 { return float64(r.PeakRSS) / (1 << 20) }, "MiB", true},
+}
+
+// WriteComparison writes, for every workload in rows (best of repeats),
+// each figure for Switchyard, Mosquitto and Node-RED and the ratios
+// Switchyard/peer. A ratio above 1 is better for throughput, below 1 for
+// everything else.
+func WriteComparison(w io.Writer, rows []Row) error {
+	rows = Best(rows)
+	type key struct {
+		label         string
+		boards, brows int
+		rate          float64
+	}
+	groups := map[key]map[Target]Row{}
+	var order []key
+	for _, r := range rows {
+		k := key{r.Label, r.Boards, r.Browsers, r.Rate}
+		if groups[k] == nil {
+			groups[k] = map[Target]Row{}
+			order = append(order, k)
+		}
+		groups[k][r.Target] = r
+	}
+	slices.SortStableFunc(order, func(a, b key) int {
+		return cmp.Or(strings.Compare(a.label, b.label), cmp.Compare(a.rate, b.rate))
+	})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, k := range order {
+		g := groups[k]
+		idle := k.rate == 0
+		if idle {
+			fmt.Fprintf(tw, "%s: %d boards, %d browsers idle\t\t\t\t\t\t\n", k.label, k.boards, k.brows)
+		} else {
+			fmt.Fprintf(tw, "%s: %d boards × %g Hz, %d browsers\t\t\t\t\t\t\n", k.label, k.boards, k.rate, k.brows)
+		}
+		fmt.Fprintf(tw, "figure\tunit\tswitchyard\tmosquitto\tnode-red\tsy/mosq\tsy/nr\t\n")
+		for _, m := range metrics {
+			if m.idle != idle {
+				continue
+			}
+			cell := func(t Target) (string, float64, bool) {
+				r, ok := g[t]
+				if !ok {
+					return "-", 0, false
+				}
+				v := m.value(r)
+				return strconv.FormatFloat(v, 'f', 2, 64), v, true
+			}
+			sy, syv, syok := cell(Switchyard)
+			mq, mqv, mqok := cell(Mosquitto)
+			nr, nrv, nrok := cell(NodeRED)
+			ratio := func(peer float64, ok bool) string {
+				if !syok || !ok || peer == 0 {
+					return "-"
+				}
+				return strconv.FormatFloat(syv/peer, 'f', 2, 64)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", m.name, m.unit, sy, mq, nr, ratio(mqv, mqok), ratio(nrv, nrok))
+		}
+		fmt.Fprintf(tw, "\t\t\t\t\t\t\t\n")
+	}
+	return tw.Flush()
+}
+
+// Knee returns, per target, the highest delivered events/s among the rows
+// labelled label with p99 at most maxP99 ms and nothing lost or dropped.
+func Knee(rows []Row, label string, maxP99 float64) map[Target]float64 {
+	out := map[Target]float64{}
+	for _, r := range rows {
+		if r.Label != label || r.Lost > 0 || r.Dropped > 0 || r.P99 > maxP99 {
+			continue
+		}
+		out[r.Target] = max(out[r.Target], r.EventsPerS)
+	}
+	return out
+}

@@ -106,7 +106,6 @@ func (c *client) writePump() {
 	ping := time.NewTicker(c.g.cfg.PingInterval)
 	defer ping.Stop()
 	var chunks [][]byte
-	var frame []byte
 	for {
 		select {
 		case <-c.kick:
@@ -138,29 +137,38 @@ func (c *client) writePump() {
 				}
 			}
 		} else {
-			frame = frame[:0]
-			if n > 1 {
-				frame = append(frame, '[')
-			}
-			for i, ch := range chunks {
-				if i > 0 {
-					frame = append(frame, ',')
-				}
-				frame = append(frame, ch...)
-			}
-			if n > 1 {
-				frame = append(frame, ']')
-			}
-			if err := c.conn.WriteMessage(websocket.TextMessage, frame); err != nil {
+			if err := writeFrame(c.conn, chunks, n > 1); err != nil {
 				return
-			}
-			if cap(frame) > 64<<10 {
-				frame = nil // don't keep a snapshot-sized buffer per idle browser
 			}
 		}
 		clear(chunks)
 	}
 }
+
+// writeFrame writes chunks as one text frame, wrapped in [ ] as a JSON
+// array when asArray, straight into gorilla's (pooled) write buffer: no
+// per-browser copy of the frame.
+func writeFrame(conn *websocket.Conn, chunks [][]byte, asArray bool) error {
+	w, err := conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	if asArray {
+		w.Write(openBracket) // errors surface at Close
+	}
+	for i, ch := range chunks {
+		if i > 0 {
+			w.Write(comma)
+		}
+		w.Write(ch)
+	}
+	if asArray {
+		w.Write(closeBracket)
+	}
+	return w.Close()
+}
+
+var openBracket, comma, closeBracket = []byte("["), []byte(","), []byte("]")
 
 // readPump reads browser messages until the connection fails, then
 // unregisters the browser. It is the only reader.

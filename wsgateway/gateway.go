@@ -119,8 +119,11 @@ type Gateway struct {
 	m      *metrics
 	static http.Handler
 
-	mu      sync.RWMutex // guards fleet, clients, single, closed
+	mu      sync.RWMutex // guards fleet, clients, single, closed, snap*
 	fleet   *devices.Fleet
+	snap    []byte                          // the /ws connect snapshot, encoded once while the fleet is unchanged
+	snapN   int                             // events in snap
+	snapOK  bool                            // snap matches the fleet
 	clients map[*client]struct{}            // /ws browsers
 	single  map[string]map[*client]struct{} // /ws/<id> browsers by id
 	closed  bool
@@ -314,6 +317,7 @@ func (g *Gateway) fanOut(evs []devices.Event) {
 	if len(evs) == 0 {
 		return
 	}
+	g.snapOK = false // every event changes the fleet (command events too: harmless)
 	g.m.broadcast.Add(float64(len(evs)))
 	if len(g.clients) > 0 {
 		var chunk []byte

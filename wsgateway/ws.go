@@ -89,13 +89,18 @@ func (g *Gateway) register(c *client) bool {
 	var snap []byte
 	n := 0
 	if c.device == "" {
-		for i, ev := range g.fleet.AppendEvents(nil) {
-			if i > 0 {
-				snap = append(snap, ',')
+		if !g.snapOK {
+			g.snap, g.snapN = nil, 0
+			for i, ev := range g.fleet.AppendEvents(nil) {
+				if i > 0 {
+					g.snap = append(g.snap, ',')
+				}
+				g.snap = ev.AppendJSON(g.snap)
+				g.snapN++
 			}
-			snap = ev.AppendJSON(snap)
-			n++
+			g.snapOK = true
 		}
+		snap, n = g.snap, g.snapN // shared by every browser: never modified, only replaced
 		c.limit = g.cfg.QueueBytes + len(snap)
 		g.clients[c] = struct{}{}
 	} else {

@@ -21,9 +21,12 @@ const (
 	websocketPolicy    = websocket.ClosePolicyViolation // 1008: too slow
 )
 
-// client is one browser connection. readPump and writePump are its only
-// goroutines; writePump is the only writer of data frames (close and ping
-// frames go through WriteControl, which gorilla allows concurrently).
+// client is one browser connection. readPump runs for the whole
+// connection; a writer goroutine (write) runs only while there is
+// something to send (events, a ping, the close frame), so an idle browser
+// costs one goroutine. At most one writer runs at a time (writing, under
+// mu): it is the only writer of data frames; close frames it sends itself,
+// and gorilla allows WriteControl alongside.
 type client struct {
 	g      *Gateway
 	conn   *websocket.Conn
@@ -32,17 +35,28 @@ type client struct {
 	id     auth.Identity
 	rate   bucket // commands
 
-	mu      sync.Mutex // guards queue, queued, nEvents, limit, dropped
-	dropped bool       // the queue overflowed; the browser is being dropped
-	queue   [][]byte   // chunks (/ws: comma-joined events) or frames (/ws/<id>)
-	queued  int        // bytes in queue
-	nEvents int        // events in queue
-	limit   int        // bytes queue may hold before the browser is dropped
-	kick    chan struct{}
+	mu       sync.Mutex // guards the fields below
+	dropped  bool       // the queue overflowed; the browser is being dropped
+	queue    [][]byte   // chunks (/ws: comma-joined events) or frames (/ws/<id>)
+	queued   int        // bytes in queue
+	nEvents  int        // events in queue
+	limit    int        // bytes queue may hold before the browser is dropped
+	writing  bool       // a writer goroutine is running
+	needPing bool       // the writer should send a ping
 
 	done      chan struct{} // closed by close
-	closeMsg  []byte        // the close frame writePump sends; set before done closes
+	closeMsg  []byte        // the close frame to send; set before done closes, nil: none
 	closeOnce sync.Once
+}
+
+// startWriter starts the writer unless one runs. Caller holds c.mu.
+func (c *client) startWriter() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.g.connsWG.Add(1)
+	go c.write() // ends when nothing is left to send, or the connection fails
 }
 
 // enqueue adds a chunk of n events for the writer. It never blocks; a
@@ -60,11 +74,12 @@ func (c *client) enqueue(chunk []byte, n int) {
 		return
 	}
 	if c.queued+len(chunk) > c.limit {
+		queued := c.queued
 		c.dropped = true
 		c.queue, c.queued, c.nEvents = nil, 0, 0
 		c.mu.Unlock()
 		c.g.m.dropped.Inc()
-		c.g.log.Warn("browser dropped: too slow to keep up", "remote", c.remote, "queued_bytes", c.queued, "limit", c.limit)
+		c.g.log.Warn("browser dropped: too slow to keep up", "remote", c.remote, "queued_bytes", queued, "limit", c.limit)
 		// Discard what the kernel still holds for it (RST, not FIN): a
 		// browser that does not read would otherwise pin megabytes.
 		if tc, ok := c.conn.NetConn().(*net.TCPConn); ok {
@@ -76,73 +91,104 @@ func (c *client) enqueue(chunk []byte, n int) {
 	c.queue = append(c.queue, chunk)
 	c.queued += len(chunk)
 	c.nEvents += n
+	c.startWriter()
 	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
 }
 
-// close ends the connection without blocking: with graceful set, writePump
-// sends a close frame (code, reason) before closing; otherwise the
+// ping asks the writer to ping the browser.
+func (c *client) ping() {
+	c.mu.Lock()
+	c.needPing = true
+	c.startWriter()
+	c.mu.Unlock()
+}
+
+// close ends the connection without blocking: with graceful set, the
+// writer sends a close frame (code, reason) first; otherwise the
 // connection is closed at once (a slow browser would not read the frame).
 // Safe to call more than once and from any goroutine.
 func (c *client) close(code int, reason string, graceful bool) {
 	c.closeOnce.Do(func() {
-		c.closeMsg = websocket.FormatCloseMessage(code, reason)
+		c.mu.Lock()
+		if graceful {
+			c.closeMsg = websocket.FormatCloseMessage(code, reason)
+		}
 		close(c.done)
+		if graceful {
+			c.startWriter()
+		}
+		c.mu.Unlock()
 		if !graceful {
 			_ = c.conn.Close()
 		}
 	})
 }
 
-// writePump writes queued events, coalescing everything queued into one
-// frame, and pings the browser. It ends when the connection is closed or a
-// write fails.
-func (c *client) writePump() {
+// write sends what is queued, coalescing it into one frame per round, and
+// returns when the queue is empty; after close it sends the close frame
+// and closes the connection.
+func (c *client) write() {
 	defer c.g.connsWG.Done()
-	defer c.conn.Close()
-	ping := time.NewTicker(c.g.cfg.PingInterval)
-	defer ping.Stop()
 	var chunks [][]byte
 	for {
-		select {
-		case <-c.kick:
-		case <-ping.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.g.cfg.WriteWait)); err != nil {
-				return
-			}
-			continue
-		case <-c.done:
-			_ = c.conn.WriteControl(websocket.CloseMessage, c.closeMsg, time.Now().Add(time.Second))
-			return
-		}
 		c.mu.Lock()
+		select {
+		case <-c.done:
+			c.writing = false
+			msg := c.closeMsg
+			c.mu.Unlock()
+			if msg != nil {
+				_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+			}
+			_ = c.conn.Close()
+			return
+		default:
+		}
+		ping := c.needPing
 		chunks, c.queue = c.queue, chunks[:0]
 		n := c.nEvents
-		c.queued, c.nEvents = 0, 0
-		c.mu.Unlock()
-		if len(chunks) == 0 {
-			continue
-		}
-		if err := c.conn.SetWriteDeadline(time.Now().Add(c.g.cfg.WriteWait)); err != nil {
+		c.queued, c.nEvents, c.needPing = 0, 0, false
+		if len(chunks) == 0 && !ping {
+			c.writing = false
+			c.mu.Unlock()
 			return
 		}
-		if c.device != "" {
-			// /ws/<id>: one object per frame, as the seed tutorial expects.
-			for _, f := range chunks {
-				if err := c.conn.WriteMessage(websocket.TextMessage, f); err != nil {
-					return
-				}
-			}
-		} else {
-			if err := writeFrame(c.conn, chunks, n > 1); err != nil {
-				return
-			}
+		c.mu.Unlock()
+		if err := c.send(chunks, n, ping); err != nil {
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
+			return
 		}
 		clear(chunks)
 	}
+}
+
+// send writes one round: a ping, then the events.
+func (c *client) send(chunks [][]byte, n int, ping bool) error {
+	deadline := time.Now().Add(c.g.cfg.WriteWait)
+	if ping {
+		if err := c.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
+			return err
+		}
+	}
+	if len(chunks) == 0 {
+		return nil
+	}
+	if err := c.conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	if c.device != "" {
+		// /ws/<id>: one object per frame, as the seed tutorial expects.
+		for _, f := range chunks {
+			if err := c.conn.WriteMessage(websocket.TextMessage, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return writeFrame(c.conn, chunks, n > 1)
 }
 
 // writeFrame writes chunks as one text frame, wrapped in [ ] as a JSON

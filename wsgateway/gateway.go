@@ -204,8 +204,9 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		cmds:     newTracker(cfg.CommandTimeout),
 	}
 	g.m = newMetrics(g)
-	g.loopWG.Add(1)
-	go g.loop() // ends when Close closes g.stop
+	g.loopWG.Add(2)
+	go g.loop()   // ends when Close closes g.stop
+	go g.pinger() // ends when Close closes g.stop
 	return g, nil
 }
 
@@ -309,6 +310,31 @@ func (g *Gateway) loop() {
 		g.m.setFleet(g.fleet.Len(), g.fleet.OnlineCount())
 		g.mu.Unlock()
 		clear(batch) // drop payload references
+	}
+}
+
+// pinger pings every browser each PingInterval, from one ticker for all
+// (an idle browser has no goroutine of its own to do it).
+func (g *Gateway) pinger() {
+	defer g.loopWG.Done()
+	t := time.NewTicker(g.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
+		g.mu.RLock()
+		for c := range g.clients {
+			c.ping()
+		}
+		for _, subs := range g.single {
+			for c := range subs {
+				c.ping()
+			}
+		}
+		g.mu.RUnlock()
 	}
 }
 

@@ -493,3 +493,42 @@ func TestCloseSendsGoingAway(t *testing.T) {
 		t.Fatal("browser not closed")
 	}
 }
+
+func TestPingKeepsLiveBrowsersAndDropsSilentOnes(t *testing.T) {
+	h := newHarness(t, wsgateway.Config{PingInterval: 50 * time.Millisecond, PongWait: 400 * time.Millisecond})
+	b := h.board("b1")
+	b.online("OFF")
+	live := h.browser("/ws", nil)
+	live.waitFor("b1", "ledStatus", "")
+	pings := make(chan struct{}, 100)
+	live.conn.SetPingHandler(func(data string) error {
+		pings <- struct{}{}
+		return live.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	silent := h.browser("/ws", nil) // never reads, so never answers a ping
+	// The live one answers ten pings: well past PongWait, it is still there.
+	go func() { // ends when the live connection is closed at cleanup
+		for {
+			if _, _, err := live.conn.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	for range 10 {
+		select {
+		case <-pings:
+		case <-time.After(wait):
+			t.Fatal("no ping from the server")
+		}
+	}
+	h.waitFor(func() bool { return strings.Contains(h.metrics(), "switchyard_browsers_connected 1\n") })
+	_ = silent.conn.SetReadDeadline(time.Now().Add(wait))
+	var err error
+	for err == nil { // drain what was sent before the server gave up
+		_, _, err = silent.conn.ReadMessage()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("silent browser not dropped: %v", err)
+	}
+}

@@ -65,19 +65,17 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		device: device,
 		remote: r.RemoteAddr,
 		id:     id,
-		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
 	if !g.register(c) {
 		c.close(websocketGoingAway, "", false)
 		return
 	}
-	go c.writePump() // ends when the connection closes or a write fails
-	go c.readPump()  // ends when the connection closes; unregisters c
+	go c.readPump() // ends when the connection closes; unregisters c
 }
 
 // register adds c and queues its snapshot, under mu so that no event is
-// missed or sent twice between the two, and counts c's two pumps in connsWG
+// missed or sent twice between the two, and counts c's readPump in connsWG
 // (under mu, so Close never waits while one is added). It returns false
 // once closed.
 func (g *Gateway) register(c *client) bool {
@@ -125,7 +123,7 @@ func (g *Gateway) register(c *client) bool {
 		c.enqueue(snap, n)
 	}
 	g.m.browsers.Inc()
-	g.connsWG.Add(2)
+	g.connsWG.Add(1) // readPump
 	return true
 }
 

@@ -18,6 +18,8 @@
     summaryText: $("summary-text"),
     summaryShown: $("summary-shown"),
     toast: $("toast"),
+    groups: $("groups"),
+    groupSelect: $("group"),
   };
 
   // A page opened as /?token=... passes the API token on (see CONTRACT "Access").
@@ -44,6 +46,8 @@
       stale: false,
       pending: false,
       pendingTimer: 0,
+      note: "", // what happened to the last command, when it did not work
+      noteTimer: 0,
     };
     devices.set(id, d);
     return d;
@@ -177,6 +181,7 @@
     body.append(el("p", "led", { "data-field": "led" }), count);
 
     const meta = el("p", "meta", { "data-field": "info" });
+    const note = el("p", "note", { "data-field": "command", role: "status" });
 
     const foot = document.createElement("footer");
     foot.className = "card-foot";
@@ -190,7 +195,7 @@
     btn.textContent = "Toggle LED";
     foot.append(seen, btn);
 
-    card.append(head, body, meta, foot);
+    card.append(head, body, meta, note, foot);
     return card;
   }
 
@@ -206,6 +211,7 @@
       led: f("led"),
       count: f("count"),
       info: f("info"),
+      note: f("command"),
       seen: f("last-seen"),
       button: root.querySelector('[data-action="toggle"]'),
       c: Object.create(null), // cache of what the DOM currently shows
@@ -284,6 +290,8 @@
     setAttr(v, "a-stale", v.root, "data-stale", d.stale || !conn.open);
     setAttr(v, "a-disabled", v.button, "disabled", !(conn.open && d.online));
     setAttr(v, "a-busy", v.button, "aria-busy", d.pending ? "true" : null);
+    setAttr(v, "a-pending", v.root, "data-pending", d.pending ? "true" : null);
+    if (setText(v, "note", d.note)) v.note.hidden = d.note === "";
   }
 
   function flush() {
@@ -496,6 +504,7 @@
   // truth: every card is stale until either confirms it; cards neither of
   // them knows are dropped once /api/devices has answered.
   function beginResync() {
+    loadGroups();
     conn.gen++;
     conn.seen = new Map();
     conn.touched = new Set();
@@ -610,6 +619,11 @@
       return;
     }
 
+    if (label === "command") {
+      onCommand(id, e.value);
+      return;
+    }
+
     let value;
     switch (label) {
       case "ledStatus": value = normLed(e.value); break;
@@ -650,11 +664,69 @@
 
   // --------------------------------------------------------------- toggle
 
+  // The control plane tracks every command until the board confirms it:
+  // pending, then applied, timeout or offline. Any browser's command shows
+  // as pending on every dashboard.
+  function onCommand(id, v) {
+    const d = devices.get(id);
+    if (!d || !v || typeof v !== "object") return;
+    switch (v.state) {
+      case "pending": setPending(d, true); break;
+      case "applied": setPending(d, false); setNote(d, ""); break;
+      case "timeout":
+        setPending(d, false);
+        setNote(d, "No answer from the board to " + v.command + ".");
+        break;
+      case "offline":
+        setPending(d, false);
+        setNote(d, "Not sent: the board is offline.");
+        break;
+    }
+  }
+
+  function setNote(d, text) {
+    clearTimeout(d.noteTimer);
+    d.note = text;
+    d.noteTimer = text ? setTimeout(() => setNote(d, ""), 8000) : 0;
+    markDirty(d.id);
+  }
+
   function setPending(d, on) {
     clearTimeout(d.pendingTimer);
     d.pending = on;
-    d.pendingTimer = on ? setTimeout(() => setPending(d, false), 3000) : 0;
+    // The server reports a timeout; this only guards against a lost event.
+    d.pendingTimer = on ? setTimeout(() => setPending(d, false), 15000) : 0;
     markDirty(d.id);
+  }
+
+  // ---------------------------------------------------------------- groups
+
+  function sendGroup(group, action) {
+    if (!conn.ws || conn.ws.readyState !== WebSocket.OPEN) {
+      toast("Not connected to the control plane.");
+      return;
+    }
+    conn.ws.send(JSON.stringify({ group, action }));
+  }
+
+  ui.groups.addEventListener("click", (ev) => {
+    const btn = ev.target instanceof Element ? ev.target.closest("[data-group-action]") : null;
+    if (!btn) return;
+    sendGroup(ui.groupSelect.value, btn.getAttribute("data-group-action"));
+  });
+
+  function loadGroups() {
+    fetch("api/groups", { headers: apiHeaders(), cache: "no-store", credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((groups) => {
+        if (!groups || typeof groups !== "object") return;
+        const names = Object.keys(groups).filter((n) => n !== "all").sort();
+        const keep = ui.groupSelect.value;
+        ui.groupSelect.replaceChildren(new Option("All boards", "all"),
+          ...names.map((n) => new Option(n + " (" + groups[n].length + ")", n)));
+        if (names.includes(keep)) ui.groupSelect.value = keep;
+      })
+      .catch(() => {}); // the group bar still works for "all"
   }
 
   ui.cards.addEventListener("click", (ev) => {

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test lint bench bench-compare loadgen fuzz soak clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+.PHONY: all build run test lint bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
 
 all: build
 
@@ -55,6 +55,10 @@ SOAK_DURATION ?= 10m
 soak:
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_BOARDS=$${SOAK_BOARDS:-1000} SOAK_BROWSERS=$${SOAK_BROWSERS:-100} \
 		$(GO) test -count=1 -v -run TestSoak -timeout 30m ./soak
+
+# Re-take docs/dashboard.png and docs/dashboard-phone.png from a real render.
+screenshots:
+	E2E_SCREENSHOTS=1 $(GO) test -count=1 -run TestScreenshots ./e2e
 
 devicefw-arm64:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -ldflags "$(LDFLAGS)" -o bin/devicefw-linux-arm64 ./cmd/devicefw

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,9 @@ type Broker struct {
 
 	nextSubID atomic.Int64 // distinct inline subscription id per filter
 	serving   atomic.Bool
+
+	mu    sync.Mutex // guards early
+	early []earlySub // subscribed before Start: they get the stored retained messages
 
 	closeOnce sync.Once
 	closeErr  error
@@ -210,6 +214,24 @@ func (b *Broker) release() {
 // Start serves clients on every listener. Stored retained messages are in
 // place before the first client connects.
 func (b *Broker) Start() error {
+	// Subscribers registered before Start get the stored retained messages
+	// now, before any client can connect: delivered later, by Mochi's scan
+	// at subscribe time, a stale stored value could overtake a board's
+	// fresh publish (the scan's snapshot is delivered while live messages
+	// flow).
+	if b.store != nil {
+		b.mu.Lock()
+		subs := b.early
+		b.early = nil
+		b.mu.Unlock()
+		for _, sub := range subs {
+			for _, m := range b.store.restore {
+				if matches(sub.filter, m.TopicName) {
+					sub.fn(Message{Topic: m.TopicName, Payload: m.Payload, Retain: true, Created: time.Unix(m.Created, 0)})
+				}
+			}
+		}
+	}
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("start mqtt broker: %w", err)
 	}
@@ -239,6 +261,29 @@ func (b *Broker) WSAddr() net.Addr {
 // Topics returns the broker's topic layout.
 func (b *Broker) Topics() devices.Topics { return b.topics }
 
+type earlySub struct {
+	filter string
+	fn     func(Message)
+}
+
+// matches reports whether topic matches the MQTT filter (+ one level, #
+// the rest).
+func matches(filter, topic string) bool {
+	for {
+		f, frest, fmore := strings.Cut(filter, "/")
+		t, trest, tmore := strings.Cut(topic, "/")
+		switch {
+		case f == "#":
+			return true
+		case f != "+" && f != t:
+			return false
+		case !fmore || !tmore:
+			return !fmore && !tmore
+		}
+		filter, topic = frest, trest
+	}
+}
+
 // ErrClosed is returned by operations on a closed broker.
 var ErrClosed = errors.New("broker closed")
 
@@ -254,9 +299,16 @@ func (b *Broker) Publish(topic string, payload []byte, retain bool, qos byte) er
 }
 
 // Subscribe delivers every message matching filter to fn, starting with the
-// retained ones. fn runs on the publishing client's goroutine, possibly on
-// several at once: it must copy what it keeps and must not block.
+// retained ones; subscribe before Start to get the stored ones in order
+// before any live message. fn runs on the publishing client's goroutine,
+// possibly on several at once: it must copy what it keeps and must not
+// block.
 func (b *Broker) Subscribe(filter string, fn func(Message)) error {
+	if !b.serving.Load() {
+		b.mu.Lock()
+		b.early = append(b.early, earlySub{filter, fn})
+		b.mu.Unlock()
+	}
 	id := int(b.nextSubID.Add(1))
 	err := b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 		fn(Message{
@@ -299,12 +351,36 @@ func (b *Broker) Clients() int64 {
 	return atomic.LoadInt64(&b.srv.Info.ClientsConnected)
 }
 
+// drain stops accepting and disconnects every client, waiting (a bounded
+// time) until they are gone. Mochi's Close takes its client list's read lock
+// twice, nested, so a client disconnecting at that moment (taking the write
+// lock in between) deadlocks it; with nobody left, it cannot.
+func (b *Broker) drain() {
+	b.tcp.Close()
+	if b.tlsLn != nil {
+		b.tlsLn.Close()
+	}
+	if b.ws != nil {
+		b.ws.ln.Close()
+	}
+	for _, cl := range b.srv.Clients.GetAll() {
+		if !cl.Net.Inline {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for atomic.LoadInt64(&b.srv.Info.ClientsConnected) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // no event tells when Mochi's client goroutines have ended
+	}
+}
+
 // Close disconnects every client, stops the listeners and flushes stored
 // retained messages. It is safe to call more than once.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		wasServing := b.serving.Swap(false)
 		if wasServing {
+			b.drain()
 			b.srv.Close()
 		} else {
 			b.release()

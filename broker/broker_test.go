@@ -310,3 +310,63 @@ func TestPortInUseNamesTheAddress(t *testing.T) {
 		t.Errorf("second broker on %s: %v", b.Addr(), err)
 	}
 }
+
+func TestMatches(t *testing.T) {
+	for _, tc := range []struct {
+		filter, topic string
+		want          bool
+	}{
+		{"devices/+/+", "devices/b1/led", true},
+		{"devices/+/+", "devices/b1/led/set", false},
+		{"devices/+/+", "devices/b1", false},
+		{"devices/#", "devices/b1/led/set", true},
+		{"devices/#", "other/b1", false},
+		{"#", "a/b", true},
+		{"a/b", "a/b", true},
+		{"a/b", "a/b/c", false},
+		{"home/boards/+/+", "home/boards/x/count", true},
+	} {
+		if got := matches(tc.filter, tc.topic); got != tc.want {
+			t.Errorf("matches(%q, %q) = %v, want %v", tc.filter, tc.topic, got, tc.want)
+		}
+	}
+}
+
+// TestStoredRetainedComeBeforeLiveMessages subscribes before Start, as the
+// control plane does: the stored (offline) status must reach the
+// subscriber before a board's fresh online, never after it.
+func TestStoredRetainedComeBeforeLiveMessages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.log")
+	b := startBroker(t, Config{StoragePath: path})
+	c := connect(t, "tcp://"+b.Addr().String(), "b1")
+	publish(t, c, "devices/b1/status", "online", true)
+	c.Disconnect(0)
+	b.Close()
+
+	b2, err := New(Config{Listen: b.Addr().String(), StoragePath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	got := make(chan string, 10)
+	if err := b2.Subscribe("devices/+/+", func(m Message) { got <- string(m.Payload) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c2 := connect(t, "tcp://"+b2.Addr().String(), "b1")
+	publish(t, c2, "devices/b1/status", "online", true)
+	var seen []string
+	for range 2 {
+		select {
+		case p := <-got:
+			seen = append(seen, p)
+		case <-time.After(wait):
+			t.Fatalf("saw only %v", seen)
+		}
+	}
+	if fmt.Sprint(seen) != "[offline online]" {
+		t.Errorf("subscriber saw %v, want the stored offline, then the live online", seen)
+	}
+}

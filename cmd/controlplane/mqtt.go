@@ -67,14 +67,15 @@ type embedded struct {
 }
 
 func (e embedded) start(ingest func(string, []byte, time.Time)) error {
-	if err := e.Start(); err != nil {
-		return err
-	}
-	// After Start the stored retained messages are loaded, and Subscribe
-	// hands them to the gateway first.
-	return e.Subscribe(e.topics.BoardFilter(), func(m broker.Message) {
+	// Subscribed before Start: the stored retained messages reach the
+	// gateway before any board can connect and publish fresher ones.
+	err := e.Subscribe(e.topics.BoardFilter(), func(m broker.Message) {
 		ingest(m.Topic, m.Payload, m.Created)
 	})
+	if err != nil {
+		return err
+	}
+	return e.Start()
 }
 
 func (e embedded) clientCount() func() int64 { return e.Clients }

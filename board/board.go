@@ -1,0 +1,378 @@
+package board
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"switchyard/devices"
+)
+
+// Defaults of Config.
+const (
+	DefaultFirmware   = "devicefw"
+	DefaultInterval   = time.Second
+	DefaultKeepAlive  = 10 * time.Second
+	DefaultMinBackoff = 500 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	DefaultOpTimeout  = 10 * time.Second
+)
+
+// inboxSize bounds the inbound messages waiting for a busy board; more are
+// dropped (and logged) so the MQTT client delivering them never blocks.
+const inboxSize = 8
+
+// Config describes one board. ID and Session are required; every other
+// field has a default.
+type Config struct {
+	ID     string // device id, see devices.ValidateID
+	Prefix string // topic prefix; empty means devices.DefaultPrefix
+
+	// Info fields: firmware (default DefaultFirmware), board model
+	// (default "unknown"), and optional name and ip.
+	Firmware string
+	Model    string
+	Name     string
+	IP       string
+
+	Interval  time.Duration // count period, default DefaultInterval
+	KeepAlive time.Duration // MQTT keepalive, default DefaultKeepAlive
+	Username  string
+	Password  string
+
+	LED     LED     // default a MemoryLED
+	Session Session // the MQTT session
+	Clock   Clock   // default SystemClock
+	Log     Logger  // default discards
+
+	// Rand returns a uniform random number in [0, n) for n > 0; it jitters
+	// the reconnect backoff. Default math/rand/v2.
+	Rand func(n int64) int64
+	// MinBackoff is the cap of the first reconnect delay (default
+	// DefaultMinBackoff); every failed attempt doubles it up to MaxBackoff
+	// (default DefaultMaxBackoff). The delay is drawn uniformly below the
+	// cap ("full jitter") so a fleet does not reconnect in lockstep.
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+	// OpTimeout bounds one connect-and-resync and each publish (default
+	// DefaultOpTimeout).
+	OpTimeout time.Duration
+}
+
+// Board is one board's firmware. Create it with New and run it with Run.
+type Board struct {
+	id                              string
+	setTopic                        string
+	statusTopic, ledTopic, cntTopic string
+	infoTopic                       string
+	info                            []byte
+	will                            Message
+	interval, keepAlive, opTimeout  time.Duration
+	minBackoff, maxBackoff          time.Duration
+	username, password              string
+	led                             LED
+	sess                            Session
+	clock                           Clock
+	log                             Logger
+	rand                            func(int64) int64
+
+	// Owned by the Run goroutine.
+	on        bool
+	count     int64
+	connected bool
+	buf       []byte
+
+	// Shared with the session's callbacks.
+	gen   atomic.Uint32 // connection generation; a stale OnLost is ignored
+	inbox chan Message
+	lost  chan error
+}
+
+// New checks cfg and returns a board that is not yet running.
+func New(cfg Config) (*Board, error) {
+	if err := devices.ValidateID(cfg.ID); err != nil {
+		return nil, fmt.Errorf("new board: %w", err)
+	}
+	topics, err := devices.NewTopics(cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("new board %s: %w", cfg.ID, err)
+	}
+	if cfg.Session == nil {
+		return nil, fmt.Errorf("new board %s: no MQTT session", cfg.ID)
+	}
+	if cfg.Interval < 0 || cfg.KeepAlive < 0 {
+		return nil, fmt.Errorf("new board %s: negative interval or keepalive", cfg.ID)
+	}
+	b := &Board{
+		id:          cfg.ID,
+		setTopic:    topics.LEDSet(cfg.ID),
+		statusTopic: topics.Status(cfg.ID),
+		ledTopic:    topics.LED(cfg.ID),
+		cntTopic:    topics.Count(cfg.ID),
+		infoTopic:   topics.Info(cfg.ID),
+		interval:    orDefault(cfg.Interval, DefaultInterval),
+		keepAlive:   orDefault(cfg.KeepAlive, DefaultKeepAlive),
+		opTimeout:   orDefault(cfg.OpTimeout, DefaultOpTimeout),
+		minBackoff:  orDefault(cfg.MinBackoff, DefaultMinBackoff),
+		maxBackoff:  orDefault(cfg.MaxBackoff, DefaultMaxBackoff),
+		username:    cfg.Username,
+		password:    cfg.Password,
+		led:         cfg.LED,
+		sess:        cfg.Session,
+		clock:       cfg.Clock,
+		log:         cfg.Log,
+		rand:        cfg.Rand,
+		inbox:       make(chan Message, inboxSize),
+		lost:        make(chan error, 1),
+	}
+	b.will = Message{Topic: b.statusTopic, Payload: []byte(devices.Offline), QoS: 1, Retained: true}
+	firmware, model := cfg.Firmware, cfg.Model
+	if firmware == "" {
+		firmware = DefaultFirmware
+	}
+	if model == "" {
+		model = "unknown"
+	}
+	b.info = devices.AppendInfo(nil, cfg.ID, firmware, model, cfg.Name, cfg.IP, b.interval.Milliseconds())
+	if b.led == nil {
+		b.led = new(MemoryLED)
+	}
+	if b.clock == nil {
+		b.clock = SystemClock{}
+	}
+	if b.log == nil {
+		b.log = nopLogger{}
+	}
+	if b.rand == nil {
+		b.rand = rand.Int64N
+	}
+	return b, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// ID returns the board's device id.
+func (b *Board) ID() string { return b.id }
+
+// Run runs the board until ctx is cancelled: it connects (retrying with
+// backoff for as long as it takes), resynchronises after every connect,
+// counts and obeys commands. When ctx is cancelled it publishes status
+// offline, disconnects and returns nil, or an error if the offline status
+// could not be published. Run must not be called twice.
+func (b *Board) Run(ctx context.Context) error {
+	b.setLED(false) // boot state: off
+	tick := b.clock.NewTicker(b.interval)
+	defer tick.Stop()
+	for attempt := 0; ; attempt++ {
+		err := b.connect(ctx)
+		if err == nil {
+			attempt = 0
+			err = b.serve(ctx, tick)
+		}
+		if ctx.Err() != nil {
+			return b.shutdown()
+		}
+		// A connection that is still up (a failed resync or publish) says
+		// offline first: a clean DISCONNECT suppresses the Will.
+		b.drop(!errors.Is(err, errLost))
+		d := b.backoff(attempt)
+		b.log.Warn("mqtt connection down, retrying", "id", b.id, "err", err, "in", d)
+		if !b.wait(ctx, d, tick) {
+			return b.shutdown()
+		}
+	}
+}
+
+// errLost marks an error of a connection that is already gone.
+var errLost = errors.New("connection lost")
+
+// connect opens a connection and resynchronises: subscribe to led/set and
+// wait for the SUBACK, then publish status, info and led.
+func (b *Board) connect(ctx context.Context) error {
+	gen := b.gen.Add(1)
+	select { // a loss reported by an earlier connection is no news
+	case <-b.lost:
+	default:
+	}
+	opCtx, cancel := context.WithTimeout(ctx, b.opTimeout)
+	defer cancel()
+	err := b.sess.Connect(opCtx, ConnectOptions{
+		ClientID:  b.id,
+		Username:  b.username,
+		Password:  b.password,
+		KeepAlive: b.keepAlive,
+		Will:      &b.will,
+		OnMessage: b.onMessage,
+		OnLost:    func(err error) { b.onLost(gen, err) },
+	})
+	if err != nil {
+		return err // the session names the operation and the broker
+	}
+	b.connected = true
+	if err := b.sess.Subscribe(opCtx, b.setTopic, 1); err != nil {
+		return fmt.Errorf("subscribe %s: %w", b.setTopic, err)
+	}
+	for _, m := range [...]Message{
+		{Topic: b.statusTopic, Payload: []byte(devices.Online)},
+		{Topic: b.infoTopic, Payload: b.info},
+		{Topic: b.ledTopic, Payload: []byte(devices.LEDPayload(b.on))},
+	} {
+		if err := b.sess.Publish(opCtx, m.Topic, m.Payload, 1, true); err != nil {
+			return fmt.Errorf("publish %s: %w", m.Topic, err)
+		}
+	}
+	b.log.Info("online", "id", b.id)
+	return nil
+}
+
+// drop ends the current connection, if any: it publishes status offline
+// first when sayOffline is set, then disconnects cleanly.
+func (b *Board) drop(sayOffline bool) error {
+	if !b.connected {
+		return nil
+	}
+	b.connected = false
+	b.gen.Add(1) // whatever this connection still reports is stale
+	ctx, cancel := context.WithTimeout(context.Background(), b.opTimeout)
+	defer cancel()
+	var err error
+	if sayOffline {
+		if err = b.sess.Publish(ctx, b.statusTopic, []byte(devices.Offline), 1, true); err != nil {
+			err = fmt.Errorf("publish %s offline: %w", b.statusTopic, err)
+		}
+	}
+	if derr := b.sess.Disconnect(ctx); derr != nil {
+		b.log.Debug("disconnect", "id", b.id, "err", derr)
+	}
+	return err
+}
+
+// serve runs a live connection until it is lost or ctx is cancelled.
+func (b *Board) serve(ctx context.Context, tick Timer) error {
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err = <-b.lost:
+			return fmt.Errorf("%w: %w", errLost, err)
+		case <-tick.C():
+			b.buf = strconv.AppendInt(b.buf[:0], b.count, 10)
+			b.count++
+			err = b.publish(ctx, b.cntTopic, b.buf, 0, false)
+		case m := <-b.inbox:
+			err = b.handle(ctx, m)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// wait sleeps for d while disconnected; ticks that fall due meanwhile are
+// skipped. It returns false if ctx was cancelled.
+func (b *Board) wait(ctx context.Context, d time.Duration, tick Timer) bool {
+	t := b.clock.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C():
+			return true
+		case <-tick.C():
+		}
+	}
+}
+
+// handle applies one inbound message.
+func (b *Board) handle(ctx context.Context, m Message) error {
+	if m.Topic != b.setTopic {
+		b.log.Debug("ignoring message on unexpected topic", "id", b.id, "topic", m.Topic)
+		return nil
+	}
+	if m.Retained {
+		b.log.Warn("ignoring retained command (commands must not be retained)", "id", b.id, "payload", string(m.Payload))
+		return nil
+	}
+	cmd, err := devices.ParseCommand(m.Payload)
+	if err != nil {
+		b.log.Warn("ignoring command", "id", b.id, "err", err)
+		return nil
+	}
+	b.setLED(cmd.Apply(b.on))
+	b.log.Info("command", "id", b.id, "cmd", cmd.String(), "led", devices.LEDPayload(b.on))
+	return b.publish(ctx, b.ledTopic, []byte(devices.LEDPayload(b.on)), 1, true)
+}
+
+// setLED drives the LED; on failure the recorded state stays as it was.
+func (b *Board) setLED(on bool) {
+	if err := b.led.Set(on); err != nil {
+		b.log.Warn("set led", "id", b.id, "on", on, "err", err)
+		return
+	}
+	b.on = on
+}
+
+func (b *Board) publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
+	ctx, cancel := context.WithTimeout(ctx, b.opTimeout)
+	defer cancel()
+	if err := b.sess.Publish(ctx, topic, payload, qos, retain); err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return nil
+}
+
+// shutdown publishes status offline and disconnects, if connected.
+func (b *Board) shutdown() error {
+	was := b.connected
+	err := b.drop(true)
+	if was && err == nil {
+		b.log.Info("offline", "id", b.id)
+	}
+	return err
+}
+
+// backoff returns the delay before reconnect attempt n (0 first): uniform
+// in [0, min(MaxBackoff, MinBackoff·2ⁿ)).
+func (b *Board) backoff(n int) time.Duration {
+	limit := b.maxBackoff
+	if n < 30 {
+		if c := b.minBackoff << n; c > 0 && c < limit {
+			limit = c
+		}
+	}
+	return time.Duration(b.rand(int64(limit)))
+}
+
+// onMessage is the session's message callback; it never blocks.
+func (b *Board) onMessage(m Message) {
+	select {
+	case b.inbox <- m:
+	default:
+		b.log.Warn("board busy, inbound message dropped", "id", b.id, "topic", m.Topic)
+	}
+}
+
+// onLost is the session's connection-lost callback; it never blocks.
+func (b *Board) onLost(gen uint32, err error) {
+	if err == nil {
+		err = errors.New("connection closed")
+	}
+	if b.gen.Load() != gen {
+		return
+	}
+	select {
+	case b.lost <- err:
+	default:
+	}
+}

@@ -1,0 +1,370 @@
+package board_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"switchyard/board"
+)
+
+// The tests here drive a Board through fakes in lock step: every session
+// call and every timer the board makes is handed to the test over an
+// unbuffered channel, so the test always knows what the board is doing.
+
+const waitFor = 5 * time.Second
+
+// fakeSession records each call as a line such as
+// "publish devices/b1/led ON q1 r" and hands it to the test.
+type fakeSession struct {
+	calls chan string
+
+	mu          sync.Mutex
+	opts        board.ConnectOptions
+	failConnect int // fail this many Connect calls
+	failPublish string
+}
+
+func newFakeSession() *fakeSession { return &fakeSession{calls: make(chan string)} }
+
+func (s *fakeSession) record(ctx context.Context, line string) error {
+	select {
+	case s.calls <- line:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *fakeSession) Connect(ctx context.Context, o board.ConnectOptions) error {
+	w := o.Will
+	line := fmt.Sprintf("connect %s keepalive=%s will=%s %s q%d r=%t", o.ClientID, o.KeepAlive, w.Topic, w.Payload, w.QoS, w.Retained)
+	// Decide before handing the call over, so that a test changing the
+	// script after seeing this call affects only later ones.
+	s.mu.Lock()
+	fail := s.failConnect > 0
+	if fail {
+		s.failConnect--
+	} else {
+		s.opts = o
+	}
+	s.mu.Unlock()
+	if err := s.record(ctx, line); err != nil {
+		return err
+	}
+	if fail {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func (s *fakeSession) Subscribe(ctx context.Context, filter string, qos byte) error {
+	return s.record(ctx, fmt.Sprintf("subscribe %s q%d", filter, qos))
+}
+
+func (s *fakeSession) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
+	line := fmt.Sprintf("publish %s %s q%d", topic, payload, qos)
+	if retain {
+		line += " r"
+	}
+	s.mu.Lock()
+	fail := s.failPublish != "" && strings.HasPrefix(line, s.failPublish)
+	if fail {
+		s.failPublish = ""
+	}
+	s.mu.Unlock()
+	if err := s.record(ctx, line); err != nil {
+		return err
+	}
+	if fail {
+		return errors.New("publish timed out")
+	}
+	return nil
+}
+
+func (s *fakeSession) Disconnect(ctx context.Context) error { return s.record(ctx, "disconnect") }
+
+// deliver hands m to the board as an inbound message of the current
+// connection.
+func (s *fakeSession) deliver(m board.Message) {
+	s.mu.Lock()
+	on := s.opts.OnMessage
+	s.mu.Unlock()
+	on(m)
+}
+
+// lose reports the current connection as lost.
+func (s *fakeSession) lose() {
+	s.mu.Lock()
+	lost := s.opts.OnLost
+	s.mu.Unlock()
+	lost(errors.New("broker went away"))
+}
+
+func (s *fakeSession) expect(t *testing.T, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		select {
+		case got := <-s.calls:
+			if got != w {
+				t.Fatalf("session call: got %q, want %q", got, w)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("session call: got nothing within %s, want %q", waitFor, w)
+		}
+	}
+}
+
+// fakeClock hands every timer the board makes to the test, which fires it.
+type fakeClock struct {
+	tick   chan time.Time
+	timers chan *fakeTimer
+}
+
+type fakeTimer struct {
+	d time.Duration
+	c chan time.Time
+}
+
+func (t *fakeTimer) C() <-chan time.Time { return t.c }
+func (t *fakeTimer) Stop()               {}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{tick: make(chan time.Time), timers: make(chan *fakeTimer)}
+}
+
+func (c *fakeClock) NewTicker(time.Duration) board.Timer { return &fakeTimer{c: c.tick} }
+
+func (c *fakeClock) NewTimer(d time.Duration) board.Timer {
+	t := &fakeTimer{d: d, c: make(chan time.Time)}
+	c.timers <- t
+	return t
+}
+
+func (c *fakeClock) fireTick(t *testing.T) {
+	t.Helper()
+	select {
+	case c.tick <- time.Time{}:
+	case <-time.After(waitFor):
+		t.Fatal("board did not take a tick")
+	}
+}
+
+// nextTimer returns the next timer the board makes and checks its duration.
+func (c *fakeClock) nextTimer(t *testing.T, want time.Duration) *fakeTimer {
+	t.Helper()
+	select {
+	case tm := <-c.timers:
+		if tm.d != want {
+			t.Fatalf("timer: got %s, want %s", tm.d, want)
+		}
+		return tm
+	case <-time.After(waitFor):
+		t.Fatalf("board made no timer within %s, want one of %s", waitFor, want)
+		return nil
+	}
+}
+
+type rig struct {
+	sess *fakeSession
+	clk  *fakeClock
+	led  *board.MemoryLED
+	stop func() error // cancels Run and returns its result
+}
+
+// maxRand makes the jittered backoff deterministic: always the cap, less 1.
+func maxRand(n int64) int64 { return n - 1 }
+
+func startBoard(t *testing.T, sess *fakeSession) *rig {
+	t.Helper()
+	r := &rig{sess: sess, clk: newFakeClock(), led: new(board.MemoryLED)}
+	b, err := board.New(board.Config{
+		ID: "b1", Model: "test", Session: sess, LED: r.led, Clock: r.clk,
+		Rand: maxRand, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	finished := make(chan struct{})
+	var runErr error
+	go func() { // ends when ctx is cancelled
+		defer close(finished)
+		runErr = b.Run(ctx)
+	}()
+	r.stop = func() error {
+		cancel()
+		select {
+		case <-finished:
+			return runErr
+		case <-time.After(waitFor):
+			return errors.New("Run did not return")
+		}
+	}
+	t.Cleanup(func() {
+		cancel()
+		deadline := time.After(waitFor)
+		for { // answer whatever the board still says while it stops
+			select {
+			case <-sess.calls:
+			case <-r.clk.timers:
+			case <-finished:
+				return
+			case <-deadline:
+				t.Error("Run did not return")
+				return
+			}
+		}
+	})
+	return r
+}
+
+const (
+	connectB1 = "connect b1 keepalive=10s will=devices/b1/status offline q1 r=true"
+	infoB1    = `publish devices/b1/info {"id":"b1","firmware":"devicefw","board":"test","interval_ms":1000} q1 r`
+)
+
+func resync(led string) []string {
+	return []string{
+		connectB1,
+		"subscribe devices/b1/led/set q1",
+		"publish devices/b1/status online q1 r",
+		infoB1,
+		"publish devices/b1/led " + led + " q1 r",
+	}
+}
+
+func TestResyncThenCount(t *testing.T) {
+	r := startBoard(t, newFakeSession())
+	r.sess.expect(t, resync("OFF")...)
+	for i := range 3 {
+		r.clk.fireTick(t)
+		r.sess.expect(t, fmt.Sprintf("publish devices/b1/count %d q0", i))
+	}
+}
+
+func TestCommands(t *testing.T) {
+	const set = "devices/b1/led/set"
+	tests := []struct {
+		name    string
+		msg     board.Message
+		want    string // the led publish, "" for none
+		wantLED bool
+	}{
+		{"on", board.Message{Topic: set, Payload: []byte("on")}, "ON", true},
+		{"ON again is confirmed", board.Message{Topic: set, Payload: []byte("ON")}, "ON", true},
+		{"Toggle", board.Message{Topic: set, Payload: []byte("Toggle")}, "OFF", false},
+		{"toggle with spaces", board.Message{Topic: set, Payload: []byte(" tOgGlE\n")}, "ON", true},
+		{"garbage", board.Message{Topic: set, Payload: []byte("blink")}, "", true},
+		{"empty", board.Message{Topic: set}, "", true},
+		{"retained command", board.Message{Topic: set, Payload: []byte("OFF"), Retained: true}, "", true},
+		{"other topic", board.Message{Topic: "devices/b2/led/set", Payload: []byte("OFF")}, "", true},
+		{"Off", board.Message{Topic: set, Payload: []byte("Off")}, "OFF", false},
+		{"OFF again is confirmed", board.Message{Topic: set, Payload: []byte("OFF")}, "OFF", false},
+	}
+	r := startBoard(t, newFakeSession())
+	r.sess.expect(t, resync("OFF")...)
+	for i, tt := range tests {
+		r.sess.deliver(tt.msg)
+		if tt.want != "" {
+			r.sess.expect(t, "publish devices/b1/led "+tt.want+" q1 r")
+		}
+		// A tick proves the board has handled the message and published
+		// nothing else meanwhile.
+		r.clk.fireTick(t)
+		r.sess.expect(t, fmt.Sprintf("publish devices/b1/count %d q0", i))
+		if got := r.led.On(); got != tt.wantLED {
+			t.Errorf("%s: LED on: got %t, want %t", tt.name, got, tt.wantLED)
+		}
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	s := newFakeSession()
+	r := startBoard(t, s)
+	r.sess.expect(t, resync("OFF")...)
+	r.sess.deliver(board.Message{Topic: "devices/b1/led/set", Payload: []byte("TOGGLE")})
+	r.sess.expect(t, "publish devices/b1/led ON q1 r")
+	r.clk.fireTick(t)
+	r.sess.expect(t, "publish devices/b1/count 0 q0")
+
+	s.mu.Lock()
+	s.failConnect = 5
+	s.mu.Unlock()
+	r.sess.lose()
+	r.sess.expect(t, "disconnect") // a lost connection is released without a last word
+	// Backoff caps double from 100ms up to 1s; maxRand takes cap-1.
+	for _, limit := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		tm := r.clk.nextTimer(t, limit*time.Millisecond-1)
+		r.clk.fireTick(t) // skipped while offline
+		tm.c <- time.Time{}
+		r.sess.expect(t, connectB1)
+	}
+	// The sixth attempt succeeds: resync with the LED as it was, and the
+	// count goes on where it was.
+	r.sess.expect(t, resync("ON")[1:]...)
+	r.clk.fireTick(t)
+	r.sess.expect(t, "publish devices/b1/count 1 q0")
+
+	// A failed publish on a live connection says offline before retrying.
+	s.mu.Lock()
+	s.failPublish = "publish devices/b1/count"
+	s.mu.Unlock()
+	r.clk.fireTick(t)
+	r.sess.expect(t, "publish devices/b1/count 2 q0", "publish devices/b1/status offline q1 r", "disconnect")
+	r.clk.nextTimer(t, 100*time.Millisecond-1).c <- time.Time{}
+	r.sess.expect(t, resync("ON")...)
+}
+
+func TestShutdown(t *testing.T) {
+	r := startBoard(t, newFakeSession())
+	r.sess.expect(t, resync("OFF")...)
+	done := make(chan error, 1)
+	go func() { done <- r.stop() }() // ends once Run has returned
+	r.sess.expect(t, "publish devices/b1/status offline q1 r", "disconnect")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: got %v, want nil", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("Run did not return")
+	}
+}
+
+func TestShutdownWhileOffline(t *testing.T) {
+	s := newFakeSession()
+	s.failConnect = 1
+	r := startBoard(t, s)
+	r.sess.expect(t, connectB1)
+	r.clk.nextTimer(t, 100*time.Millisecond-1)
+	// Offline, so nothing to say: Run returns without a session call.
+	if err := r.stop(); err != nil {
+		t.Fatalf("Run: got %v, want nil", err)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	sess := newFakeSession()
+	tests := []struct {
+		name string
+		cfg  board.Config
+		want string
+	}{
+		{"bad id", board.Config{ID: "a/b", Session: sess}, "invalid device id"},
+		{"empty id", board.Config{Session: sess}, "invalid device id"},
+		{"bad prefix", board.Config{ID: "a", Prefix: "x/#", Session: sess}, "invalid topic prefix"},
+		{"no session", board.Config{ID: "a"}, "no MQTT session"},
+		{"negative interval", board.Config{ID: "a", Session: sess, Interval: -time.Second}, "negative"},
+	}
+	for _, tt := range tests {
+		_, err := board.New(tt.cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got error %v, want one containing %q", tt.name, err, tt.want)
+		}
+	}
+}

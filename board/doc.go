@@ -1,0 +1,24 @@
+// Package board is the Switchyard board firmware core: the behaviour of one
+// board, written once and reused by every target (simulated boards, Linux
+// boards with GPIO, ESP32 under TinyGo).
+//
+// A Board talks to the world only through the small interfaces declared
+// here: an LED output, an MQTT Session, a Clock and a Logger. It imports
+// nothing but a few TinyGo-safe standard packages and switchyard/devices
+// (the wire contract as code), and it has no build tags.
+//
+// What a board does, per the wire contract:
+//
+//   - it connects with a Last Will of status "offline" (QoS 1, retained);
+//   - after every (re)connect it subscribes to led/set, waits for the
+//     SUBACK, then publishes status "online", its info and its led state
+//     (QoS 1, retained);
+//   - every interval it publishes count (QoS 0, not retained), 0 first; the
+//     count runs on across reconnects and restarts only at boot;
+//   - it applies ON, OFF and TOGGLE in any case and publishes the resulting
+//     led state, also when unchanged; garbage and retained copies of
+//     commands are logged and ignored;
+//   - it reconnects with capped exponential backoff and full jitter;
+//   - when its context is cancelled it publishes status "offline" and
+//     disconnects cleanly.
+package board

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"switchyard/board/check"
+	"switchyard/board/pahosession"
+	"switchyard/devices"
+)
+
+// runCheck is `devicefw check`: it returns 0 only if every rule passed.
+func runCheck(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Writer) int {
+	var c common
+	fs := flag.NewFlagSet("devicefw check", flag.ContinueOnError)
+	c.register(fs)
+	timeout := fs.Duration("timeout", check.DefaultTimeout, "how long to wait for the board's status")
+	fs.Usage = usage(fs, "usage: devicefw check --broker URL --id ID [flags]\n\n"+
+		"Checks a live board against the Switchyard wire contract; prints PASS or FAIL per rule.\n\nflags:")
+	err := parse(fs, args, env, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err == nil {
+		err = c.validate()
+	}
+	if err == nil {
+		err = devices.ValidateID(c.id)
+	}
+	if err == nil && *timeout <= 0 {
+		err = fmt.Errorf("--timeout: %s is not positive", *timeout)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
+		return 1
+	}
+	sess, err := pahosession.New(pahosession.Options{Broker: c.broker})
+	if err != nil {
+		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
+		return 1
+	}
+	ok, err := check.Run(ctx, check.Config{
+		ID:       c.id,
+		Prefix:   c.prefix,
+		Session:  sess,
+		ClientID: "devicefw-check-" + randomHex(),
+		Username: c.username,
+		Password: c.password,
+		Timeout:  *timeout,
+	}, func(r check.Result) { fmt.Fprintln(stdout, r) })
+	if err != nil {
+		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
+		return 1
+	}
+	if !ok {
+		return 1
+	}
+	return 0
+}
+
+func randomHex() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

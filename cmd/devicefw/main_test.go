@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"switchyard/board/boardtest"
+	"switchyard/devices"
+)
+
+var topics = devices.MustTopics("")
+
+// envOf returns a lookupEnv reading only m.
+func envOf(m map[string]string) lookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestInvalidFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // the one line on stderr contains this
+	}{
+		{"bad id", []string{"--id", "a/b"}, nil, `--id: invalid device id "a/b"`},
+		{"bad id from env", nil, map[string]string{"DEVICEFW_ID": "#"}, `invalid device id "#"`},
+		{"sim ids too long", []string{"--id", strings.Repeat("x", 62), "--sim", "10"}, nil, "with --sim 10: invalid device id"},
+		{"negative sim", []string{"--sim", "-1"}, nil, "--sim: -1 is negative"},
+		{"bad scheme", []string{"--broker", "http://localhost:1883"}, nil, "scheme must be tcp://, ssl://, ws:// or wss://"},
+		{"no scheme", []string{"--broker", "localhost:1883"}, nil, "scheme must be"},
+		{"zero interval", []string{"--interval", "0s"}, nil, "--interval: 0s is not positive"},
+		{"negative interval", []string{"--interval", "-1s"}, nil, "--interval: -1s is not positive"},
+		{"interval from env", nil, map[string]string{"DEVICEFW_INTERVAL": "soon"}, `DEVICEFW_INTERVAL: invalid value "soon"`},
+		{"short keepalive", []string{"--keepalive", "500ms"}, nil, "--keepalive"},
+		{"bad prefix", []string{"--prefix", "a/+"}, nil, "--prefix: invalid topic prefix"},
+		{"bad led", []string{"--led", "gpio:17"}, nil, "invalid --led"},
+		{"unknown led", []string{"--led", "blinkenlights"}, nil, "--led"},
+		{"gpio with sim", []string{"--led", "gpio:GPIO17", "--sim", "2"}, nil, "simulated boards have memory LEDs"},
+		{"unknown flag", []string{"--colour", "red"}, nil, "flag provided but not defined: -colour"},
+		{"stray argument", []string{"extra"}, nil, `unexpected argument "extra"`},
+		{"check bad id", []string{"check", "--id", "a b"}, nil, `devicefw check: invalid device id "a b"`},
+		{"check bad timeout", []string{"check", "--id", "a", "--timeout", "0s"}, nil, "--timeout"},
+		{"check bad broker", []string{"check", "--id", "a", "--broker", "ftp://x"}, nil, "scheme must be"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tt.args, envOf(tt.env), &stdout, &stderr)
+		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], tt.want) || stdout.Len() != 0 {
+			t.Errorf("%s: got exit %d, stderr %q, stdout %q; want exit 1 and one line containing %q",
+				tt.name, code, stderr.String(), stdout.String(), tt.want)
+		}
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-h"}, {"check", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, envOf(nil), &stdout, &stderr); code != 0 || stdout.Len() == 0 {
+			t.Errorf("%v: got exit %d, stdout %q; want exit 0 and output", args, code, stdout.String())
+		}
+	}
+}
+
+// startRun runs devicefw in this process until the test ends or stop is
+// called; stop returns the exit status.
+func startRun(t *testing.T, args []string, env map[string]string, stderr io.Writer) (stop func() int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, envOf(env), io.Discard, stderr) }() // ends when ctx is cancelled
+	var once sync.Once
+	code := -1
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(30 * time.Second):
+				t.Error("devicefw did not stop")
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// awaitStatus waits until every id in ids has published status want.
+func awaitStatus(t *testing.T, c <-chan boardtest.Msg, ids map[string]bool, want string, within time.Duration) {
+	t.Helper()
+	left := map[string]bool{}
+	for id := range ids {
+		left[id] = true
+	}
+	deadline := time.After(within)
+	for len(left) > 0 {
+		select {
+		case m := <-c:
+			id, kind, ok := topics.Parse(m.Topic)
+			if ok && kind == devices.KindStatus && m.Payload == want {
+				delete(left, id)
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d boards not %s within %s", len(left), len(ids), want, within)
+		}
+	}
+}
+
+func simIDs(prefix string, n int) map[string]bool {
+	ids := map[string]bool{}
+	for i := 1; i <= n; i++ {
+		ids[simID(prefix, i)] = true
+	}
+	return ids
+}
+
+func TestSimBoards(t *testing.T) {
+	br := boardtest.Start(t)
+	obs := boardtest.Observe(t, br.URL, topics.AllFilter())
+	// Settings from the environment; the command line wins.
+	env := map[string]string{"DEVICEFW_BROKER": br.URL, "DEVICEFW_ID": "sim", "DEVICEFW_SIM": "5"}
+	var stderr syncBuffer
+	stop := startRun(t, []string{"--sim", "3", "--interval", "50ms"}, env, &stderr)
+	ids := simIDs("sim", 3)
+	awaitStatus(t, obs.C, ids, devices.Online, boardtest.Wait)
+
+	// Each board is its own MQTT client, its client id its device id.
+	clients := map[string]bool{}
+	for id, cl := range br.Server.Clients.GetAll() {
+		if !cl.Closed() && strings.HasPrefix(id, "sim-") {
+			clients[id] = true
+		}
+	}
+	if fmt.Sprint(clients) != fmt.Sprint(ids) {
+		t.Errorf("connected clients: got %v, want %v", clients, ids)
+	}
+
+	obs.Publish(t, topics.LEDSet("sim-2"), "toggle", false)
+	obs.Expect(t, topics.LED("sim-2"), "ON")
+
+	if code := stop(); code != 0 {
+		t.Fatalf("exit status: got %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	awaitStatus(t, obs.C, ids, devices.Offline, boardtest.Wait)
+}
+
+func TestThousandSimBoards(t *testing.T) {
+	const n = 1000
+	br := boardtest.Start(t)
+	statuses := br.Watch(t, topics.Topic("+", devices.KindStatus))
+	start := time.Now()
+	stop := startRun(t, []string{"--broker", br.URL, "--id", "k", "--sim", fmt.Sprint(n)}, nil, io.Discard)
+	ids := simIDs("k", n)
+	awaitStatus(t, statuses, ids, devices.Online, 60*time.Second)
+	t.Logf("%d boards online in %s", n, time.Since(start).Round(time.Millisecond))
+	if code := stop(); code != 0 {
+		t.Fatalf("exit status: got %d, want 0", code)
+	}
+	awaitStatus(t, statuses, ids, devices.Offline, 30*time.Second)
+}
+
+func TestCheckCommand(t *testing.T) {
+	br := boardtest.Start(t)
+	// Subscribe before the board publishes: see boardtest's gate.
+	obs := boardtest.Observe(t, br.URL, topics.LED("live"))
+	boardtest.RunBoard(t, boardtest.PahoSession(t, br.URL), "live")
+	obs.Expect(t, topics.LED("live"), "OFF")
+	tests := []struct {
+		id       string
+		wantCode int
+		wantOut  string
+	}{
+		{"live", 0, "PASS status-online\nPASS led-retained\nPASS info-fields\nPASS count-rising\n" +
+			"PASS toggle-answered\nPASS on-confirmed\nPASS off-confirmed\n"},
+		{"ghost", 1, "FAIL status-online: no retained status within 200ms"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"check", "--broker", br.URL, "--id", tt.id, "--timeout", "200ms"},
+			envOf(nil), &stdout, &stderr)
+		if code != tt.wantCode || !strings.HasPrefix(stdout.String(), tt.wantOut) {
+			t.Errorf("check %s: got exit %d, output\n%s\nwant exit %d, output starting\n%s", tt.id, code, stdout.String(), tt.wantCode, tt.wantOut)
+		}
+	}
+}
+
+// TestProcess builds devicefw and checks what only a process shows:
+// SIGTERM says offline and exits 0; SIGKILL leaves it to the Will.
+func TestProcess(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "devicefw")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	br := boardtest.Start(t)
+	obs := boardtest.Observe(t, br.URL, topics.AllFilter())
+	for _, tt := range []struct {
+		sig      syscall.Signal
+		wantCode int
+	}{{syscall.SIGTERM, 0}, {syscall.SIGINT, 0}, {syscall.SIGKILL, -1}} {
+		prefix := strings.ToLower(strings.ReplaceAll(tt.sig.String(), " ", "-"))
+		cmd := exec.Command(bin, "--sim", "2")
+		cmd.Env = append(os.Environ(), "DEVICEFW_BROKER="+br.URL, "DEVICEFW_ID="+prefix)
+		var stderr syncBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ids := simIDs(prefix, 2)
+		awaitStatus(t, obs.C, ids, devices.Online, boardtest.Wait)
+		if err := cmd.Process.Signal(tt.sig); err != nil {
+			t.Fatal(err)
+		}
+		awaitStatus(t, obs.C, ids, devices.Offline, boardtest.Wait)
+		_ = cmd.Wait()
+		if got := cmd.ProcessState.ExitCode(); got != tt.wantCode {
+			t.Errorf("%s: exit status: got %d, want %d; stderr:\n%s", tt.sig, got, tt.wantCode, stderr.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

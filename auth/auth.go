@@ -274,11 +274,6 @@ func (a *Authority) Anonymous(remoteAddr string) (Identity, error) {
 	return Identity{Role: RoleOperator, Anonymous: true}, nil
 }
 
-// NeedsCredentials reports whether clients from remoteAddr must log in.
-func (a *Authority) NeedsCredentials(remoteAddr string) bool {
-	_, err := a.Anonymous(remoteAddr)
-	return err != nil
-}
 
 // IsLoopback reports whether addr (host:port or host) is a loopback address.
 func IsLoopback(addr string) bool {

@@ -125,9 +125,6 @@ func (t Topics) LEDSet(id string) string { return t.Topic(id, KindLEDSet) }
 // publishes (status, led, count, info) and not the led/set commands.
 func (t Topics) BoardFilter() string { return t.root + "+/+" }
 
-// AllFilter is the MQTT filter P/# that matches every topic under P.
-func (t Topics) AllFilter() string { return t.root + "#" }
-
 // DeviceFilter is the MQTT filter P/<id>/# for every topic of one device.
 func (t Topics) DeviceFilter(id string) string { return t.root + id + "/#" }
 
@@ -159,17 +156,6 @@ func (t Topics) Parse(topic string) (id string, k Kind, ok bool) {
 	return id, k, true
 }
 
-// Within reports whether topic lies under P/<id>/ for some id, returning it.
-// The id is not validated. It serves access checks, which must reason about
-// topics of any shape.
-func (t Topics) Within(topic string) (id string, ok bool) {
-	rest, found := strings.CutPrefix(topic, t.root)
-	if !found {
-		return "", false
-	}
-	id, _, found = strings.Cut(rest, "/")
-	return id, found && id != ""
-}
 
 // Home Assistant MQTT discovery topics, under the discovery prefix H.
 

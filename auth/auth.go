@@ -274,7 +274,6 @@ func (a *Authority) Anonymous(remoteAddr string) (Identity, error) {
 	return Identity{Role: RoleOperator, Anonymous: true}, nil
 }
 
-
 // IsLoopback reports whether addr (host:port or host) is a loopback address.
 func IsLoopback(addr string) bool {
 	host := addr

@@ -125,6 +125,9 @@ func (t Topics) LEDSet(id string) string { return t.Topic(id, KindLEDSet) }
 // publishes (status, led, count, info) and not the led/set commands.
 func (t Topics) BoardFilter() string { return t.root + "+/+" }
 
+// AllFilter is the MQTT filter P/# that matches every topic under P.
+func (t Topics) AllFilter() string { return t.root + "#" }
+
 // DeviceFilter is the MQTT filter P/<id>/# for every topic of one device.
 func (t Topics) DeviceFilter(id string) string { return t.root + id + "/#" }
 
@@ -155,7 +158,6 @@ func (t Topics) Parse(topic string) (id string, k Kind, ok bool) {
 	}
 	return id, k, true
 }
-
 
 // Home Assistant MQTT discovery topics, under the discovery prefix H.
 

@@ -56,6 +56,9 @@ type Config struct {
 	MaxPacketSize uint32
 	// MaxClients bounds connected MQTT clients; 0 means unlimited.
 	MaxClients int64
+	// MaxDevices bounds the devices that may hold retained messages under
+	// the prefix; 0 means unlimited.
+	MaxDevices int
 	// ConnectTimeout is how long a connection may take to send CONNECT;
 	// 0 means 10 s.
 	ConnectTimeout time.Duration
@@ -158,6 +161,17 @@ func New(cfg Config) (*Broker, error) {
 		b.store = store
 		if err := srv.AddHook(store, nil); err != nil {
 			return nil, fmt.Errorf("mqtt storage hook: %w", err)
+		}
+	}
+	if cfg.MaxDevices > 0 {
+		var stored []string
+		if b.store != nil {
+			for _, m := range b.store.restore {
+				stored = append(stored, m.TopicName)
+			}
+		}
+		if err := srv.AddHook(newDeviceLimit(topics, cfg.MaxDevices, stored, log), nil); err != nil {
+			return nil, fmt.Errorf("mqtt device limit hook: %w", err)
 		}
 	}
 	tcp, err := net.Listen("tcp", addr)

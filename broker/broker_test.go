@@ -370,3 +370,29 @@ func TestStoredRetainedComeBeforeLiveMessages(t *testing.T) {
 		t.Errorf("subscriber saw %v, want the stored offline, then the live online", seen)
 	}
 }
+
+func TestDeviceLimitBoundsRetained(t *testing.T) {
+	b := startBroker(t, Config{MaxDevices: 3})
+	url := "tcp://" + b.Addr().String()
+	c := connect(t, url, "flood")
+	for i := range 6 { // QoS 1: every publish is acknowledged, also the dropped ones
+		publish(t, c, fmt.Sprintf("devices/d%d/status", i), "online", true)
+	}
+	publish(t, c, "devices/d0/led", "ON", true) // a known device is never refused
+	got := retained(t, url, "devices/#", "devices/d0/status", "devices/d1/status", "devices/d2/status", "devices/d0/led")
+	if len(got) != 4 {
+		t.Errorf("retained after a flood of 6 ids with a limit of 3: %v", got)
+	}
+	if !c.IsConnectionOpen() {
+		t.Error("the flooding client was disconnected instead of acknowledged")
+	}
+	// Forgetting a device makes room for another.
+	if _, err := b.ClearRetained("devices/d1/#"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, c, "devices/d9/status", "online", true)
+	got = retained(t, url, "devices/#", "devices/d9/status")
+	if _, ok := got["devices/d1/status"]; ok || len(got) != 4 {
+		t.Errorf("after forgetting d1: %v", got)
+	}
+}

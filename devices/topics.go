@@ -125,6 +125,17 @@ func (t Topics) LEDSet(id string) string { return t.Topic(id, KindLEDSet) }
 // publishes (status, led, count, info) and not the led/set commands.
 func (t Topics) BoardFilter() string { return t.root + "+/+" }
 
+// DeviceOf returns the first level under P of topic, the device id a topic
+// of any shape belongs to (not validated), for limits and access checks.
+func (t Topics) DeviceOf(topic string) (id string, ok bool) {
+	rest, found := strings.CutPrefix(topic, t.root)
+	if !found {
+		return "", false
+	}
+	id, _, _ = strings.Cut(rest, "/")
+	return id, id != ""
+}
+
 // AllFilter is the MQTT filter P/# that matches every topic under P.
 func (t Topics) AllFilter() string { return t.root + "#" }
 

@@ -52,6 +52,7 @@ func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tl
 		Auth:           az,
 		MaxPacketSize:  uint32(cfg.MQTT.MaxPacketSize),
 		MaxClients:     int64(cfg.Limits.MaxMQTTClients),
+		MaxDevices:     cfg.Limits.MaxDevices,
 		Logger:         log.With("component", "broker"),
 	})
 	if err != nil {

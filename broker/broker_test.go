@@ -391,7 +391,7 @@ func TestDeviceLimitBoundsRetained(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, c, "devices/d9/status", "online", true)
-	got = retained(t, url, "devices/#", "devices/d9/status")
+	got = retained(t, url, "devices/#", "devices/d0/status", "devices/d0/led", "devices/d2/status", "devices/d9/status")
 	if _, ok := got["devices/d1/status"]; ok || len(got) != 4 {
 		t.Errorf("after forgetting d1: %v", got)
 	}

@@ -38,6 +38,7 @@ type board struct {
 	stopTick chan struct{}
 	tickDone chan struct{}
 	commands chan string // every valid led/set payload, when there is room
+	deaf     bool        // ignores every command
 }
 
 // boardOptions configures a simulated board.
@@ -50,6 +51,7 @@ type boardOptions struct {
 	hardware string        // info.board; empty: "simulator"
 	firmware string        // info.firmware; empty: "e2e-sim"
 	ip       string        // info.ip; empty: none
+	deaf     bool          // ignores every command (a broken board)
 }
 
 // startBoard connects a board to the broker at addr and waits until its
@@ -87,6 +89,7 @@ func newBoard(addr string, opt boardOptions) *board {
 		stopTick: make(chan struct{}),
 		tickDone: make(chan struct{}),
 		commands: make(chan string, 64),
+		deaf:     opt.deaf,
 	}
 	o := mqtt.NewClientOptions().
 		AddBroker("tcp://"+addr).
@@ -166,7 +169,7 @@ func (b *board) onConnect(c mqtt.Client) {
 
 // onCommand applies led/set and confirms with led, per the contract.
 func (b *board) onCommand(c mqtt.Client, m mqtt.Message) {
-	if m.Retained() {
+	if m.Retained() || b.deaf {
 		return // commands are never retained; ignore a stray copy
 	}
 	b.mu.Lock()

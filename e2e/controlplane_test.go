@@ -38,6 +38,7 @@ type controlPlane struct {
 // cpOptions configures a control plane.
 type cpOptions struct {
 	origins []string // http.allowed_origins
+	extra   string   // more config lines (YAML)
 }
 
 var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqtt=(\S+) http=(\S+)`)
@@ -127,6 +128,7 @@ func (cp *controlPlane) writeConfig(opt cpOptions, storage string) {
 	}
 	b.WriteString("]\n")
 	fmt.Fprintf(&b, "storage:\n  path: %q\nlog:\n  level: info\n", storage)
+	b.WriteString(opt.extra)
 	if err := os.WriteFile(cp.cfgPath, []byte(b.String()), 0o644); err != nil {
 		cp.t.Fatal(err)
 	}

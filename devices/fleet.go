@@ -188,6 +188,12 @@ func (f *Fleet) Get(id string) (Device, bool) {
 	return *d, true
 }
 
+// Known reports whether a device with this id is known.
+func (f *Fleet) Known(id string) bool {
+	_, ok := f.devices[id]
+	return ok
+}
+
 // Len returns the number of known devices.
 func (f *Fleet) Len() int { return len(f.devices) }
 

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"switchyard/devices"
 )
 
@@ -118,6 +120,7 @@ type Gateway struct {
 	log    *slog.Logger
 	m      *metrics
 	static http.Handler
+	upg    *websocket.Upgrader // built once: shares the write buffer pool
 
 	mu      sync.RWMutex // guards fleet, clients, single, closed, snap*
 	fleet   *devices.Fleet
@@ -289,7 +292,7 @@ func (g *Gateway) loop() {
 			if !ok {
 				continue
 			}
-			_, wasKnown := g.fleet.Get(id)
+			wasKnown := g.fleet.Known(id)
 			var err error
 			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
 			if err != nil {

@@ -14,12 +14,12 @@ import (
 // holds none.
 var writeBufferPool sync.Pool
 
-func (g *Gateway) upgrader() *websocket.Upgrader {
+func newUpgrader(allowed []string) *websocket.Upgrader {
 	return &websocket.Upgrader{
 		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
-		CheckOrigin:     func(r *http.Request) bool { return origin.Allowed(r, g.cfg.AllowedOrigins) },
+		CheckOrigin:     func(r *http.Request) bool { return origin.Allowed(r, allowed) },
 	}
 }
 
@@ -55,7 +55,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		httpError(w, http.StatusServiceUnavailable, "too many browsers (limit %d)", max)
 		return
 	}
-	conn, err := g.upgrader().Upgrade(w, r, nil)
+	conn, err := g.upg.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}

@@ -198,6 +198,7 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		bus:      bus,
 		log:      cfg.Logger,
 		static:   static,
+		upg:      newUpgrader(cfg.AllowedOrigins),
 		fleet:    fleet,
 		clients:  map[*client]struct{}{},
 		single:   map[string]map[*client]struct{}{},

@@ -97,6 +97,11 @@ func (c *client) enqueue(chunk []byte, n int) {
 
 // ping asks the writer to ping the browser.
 func (c *client) ping() {
+	select {
+	case <-c.done:
+		return // closing: the writer has sent, or is sending, the close frame
+	default:
+	}
 	c.mu.Lock()
 	c.needPing = true
 	c.startWriter()

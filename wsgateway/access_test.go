@@ -140,6 +140,9 @@ func TestAPIRefusals(t *testing.T) {
 		{"metrics need credentials", "GET", "/metrics", "", nil, 401},
 		{"metrics for a viewer", "GET", "/metrics", "", basic("vera", "pwv"), 200},
 		{"dashboard for a device", "GET", "/", "", basic("board-7", "pw7"), 403},
+		{"assets for a device", "GET", "/app.js", "", basic("board-7", "pw7"), 403},
+		{"login page for a device", "GET", "/login", "", basic("board-7", "pw7"), 403},
+		{"healthz for a device", "GET", "/healthz", "", basic("board-7", "pw7"), 200},
 	} {
 		if r := h.req(tc.method, tc.path, tc.body, tc.hdr); r.StatusCode != tc.want {
 			t.Errorf("%s: %s %s = %d, want %d", tc.name, tc.method, tc.path, r.StatusCode, tc.want)

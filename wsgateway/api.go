@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"switchyard/auth"
 	"switchyard/devices"
 )
 
@@ -31,7 +32,31 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /login", g.login)
 	mux.HandleFunc("POST /logout", g.logout)
 	mux.HandleFunc("GET /", g.serveIndex)
-	return mux
+	return g.refuseDevices(mux)
+}
+
+// refuseDevices answers 403 to a board's credentials on every path but
+// /healthz: the device role has no HTTP access at all, not even to pages
+// that are otherwise public.
+func (g *Gateway) refuseDevices(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.cfg.Auth != nil && r.URL.Path != "/healthz" && hasCredentials(r) {
+			if id, err := g.identify(r, true); err == nil && id.Role == auth.RoleDevice {
+				httpError(w, http.StatusForbidden, "role device has no HTTP access")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hasCredentials reports whether r carries any credentials at all.
+func hasCredentials(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" || r.URL.Query().Get("token") != "" {
+		return true
+	}
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
 }
 
 // deviceJSON is a device in the REST API.

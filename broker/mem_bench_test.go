@@ -1,0 +1,55 @@
+package broker
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// BenchmarkIdleClientMemory connects b.N bare MQTT clients (a CONNECT
+// written by hand, no client library in the process) and reports the
+// broker's heap and goroutine-stack memory per idle client.
+func BenchmarkIdleClientMemory(b *testing.B) {
+	br, err := New(Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	conns := make([]net.Conn, 0, b.N)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < b.N; i++ {
+		c, err := net.Dial("tcp", br.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		id := fmt.Sprintf("c%07d", i)
+		// CONNECT, MQTT 3.1.1, clean session, keepalive 60 s.
+		payload := append([]byte{0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, byte(len(id))}, id...)
+		if _, err := c.Write(append([]byte{0x10, byte(len(payload))}, payload...)); err != nil {
+			b.Fatal(err)
+		}
+		ack := make([]byte, 4)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(ack); err != nil || ack[0] != 0x20 || ack[3] != 0 {
+			b.Fatalf("CONNACK %x: %v", ack, err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	n := float64(b.N)
+	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/n/1024, "heap-KiB/client")
+	b.ReportMetric(float64(int64(m1.StackInuse)-int64(m0.StackInuse))/n/1024, "stack-KiB/client")
+}

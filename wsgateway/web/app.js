@@ -20,6 +20,7 @@
     toast: $("toast"),
     groups: $("groups"),
     groupSelect: $("group"),
+    sort: $("sort"),
   };
 
   // A page opened as /?token=... passes the API token on (see CONTRACT "Access").
@@ -115,19 +116,49 @@
 
   /** @type {Map<string, object>} id -> view (card element and cached texts) */
   const views = new Map();
-  /** ids that have a card, sorted with cmp; mirrors DOM order */
+  /** ids that have a card, sorted by their views' sortKey; mirrors DOM order */
   const sortedIds = [];
   let filterText = "";
+  let sortMode = "id"; // "id" or "name"
 
-  function lowerBound(id) {
+  // sortKey orders cards: by id (Go's byte order), or by name then id.
+  function sortKey(d) {
+    return sortMode === "name" ? displayName(d).toLowerCase() + "\u0000" + d.id : d.id;
+  }
+
+  function lowerBound(key) {
     let lo = 0;
     let hi = sortedIds.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (cmp(sortedIds[mid], id) < 0) lo = mid + 1;
+      if (cmp(views.get(sortedIds[mid]).sortKey, key) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
+  }
+
+  // place puts v's card where its sortKey belongs (it is not in sortedIds).
+  function place(v, id) {
+    const i = lowerBound(v.sortKey);
+    sortedIds.splice(i, 0, id);
+    const next = i + 1 < sortedIds.length ? views.get(sortedIds[i + 1]).root : null;
+    if (v.root.nextSibling !== next || v.root.parentNode !== ui.cards) ui.cards.insertBefore(v.root, next);
+  }
+
+  function unplace(id) {
+    const i = sortedIds.indexOf(id);
+    if (i >= 0) sortedIds.splice(i, 1);
+  }
+
+  function resort() {
+    for (const id of sortedIds) {
+      const d = devices.get(id);
+      if (d) views.get(id).sortKey = sortKey(d);
+    }
+    sortedIds.sort((a, b) => cmp(views.get(a).sortKey, views.get(b).sortKey));
+    const frag = document.createDocumentFragment();
+    for (const id of sortedIds) frag.append(views.get(id).root);
+    ui.cards.append(frag);
   }
 
   const cardProto = buildCardPrototype();
@@ -305,21 +336,24 @@
       if (!d) {
         if (v) {
           v.root.remove();
+          unplace(id);
           views.delete(id);
-          const i = lowerBound(id);
-          if (sortedIds[i] === id) sortedIds.splice(i, 1);
         }
         continue;
       }
       if (!v) {
         v = createView(id);
         views.set(id, v);
-        const i = lowerBound(id);
-        sortedIds.splice(i, 0, id);
-        const next = i + 1 < sortedIds.length ? views.get(sortedIds[i + 1]).root : null;
-        ui.cards.insertBefore(v.root, next);
+        v.sortKey = sortKey(d);
+        place(v, id);
       }
       render(v, d, now);
+      const key = sortKey(d);
+      if (key !== v.sortKey) { // a name changed while sorted by name
+        unplace(id);
+        v.sortKey = key;
+        place(v, id);
+      }
     }
     dirty.clear();
     renderSummary();
@@ -708,6 +742,11 @@
     }
     conn.ws.send(JSON.stringify({ group, action }));
   }
+
+  ui.sort.addEventListener("change", () => {
+    sortMode = ui.sort.value === "name" ? "name" : "id";
+    resort();
+  });
 
   ui.groups.addEventListener("click", (ev) => {
     const btn = ev.target instanceof Element ? ev.target.closest("[data-group-action]") : null;

@@ -252,6 +252,9 @@ func (b *Broker) Start() error {
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("start mqtt broker: %w", err)
 	}
+	if b.store != nil {
+		b.store.restore = nil // Mochi has loaded it; don't keep a second copy
+	}
 	b.serving.Store(true)
 	return nil
 }

@@ -72,10 +72,11 @@ type retainLog struct {
 	wg   sync.WaitGroup
 
 	// Owned by the writer goroutine after openRetainLog returns.
-	f       *os.File
-	live    map[string]retainRecord // the log's contents: latest per topic
-	size    int64                   // bytes in f
-	restore []storage.Message       // what the log held at start, for Mochi
+	f         *os.File
+	live      map[string]retainRecord // the log's contents: latest per topic
+	liveBytes int64                   // what live takes as records: kept with live, for compaction
+	size      int64                   // bytes in f
+	restore   []storage.Message       // what the log held at start, for Mochi
 
 	closeOnce sync.Once
 	closeErr  error
@@ -125,7 +126,10 @@ func loadRetainLog(path string, topics devices.Topics, log *slog.Logger) (*retai
 		pending: map[string]retainRecord{},
 		kick:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
-		live:    live,
+		live:    map[string]retainRecord{},
+	}
+	for topic, r := range live {
+		l.setLive(topic, r)
 	}
 	if err := l.compact(); err != nil {
 		return nil, err
@@ -287,14 +291,10 @@ func (l *retainLog) flush() {
 	var buf []byte
 	for topic, r := range batch {
 		buf = appendRecord(buf, topic, r)
-		if len(r.payload) == 0 {
-			delete(l.live, topic)
-		} else {
-			l.live[topic] = r
-		}
+		l.setLive(topic, r)
 	}
 	err := l.write(buf)
-	if err == nil && l.size > 1<<20 && l.size > 2*l.liveSize() {
+	if err == nil && l.size > 1<<20 && l.size > 2*l.liveBytes {
 		err = l.compact()
 	}
 	if err != nil {
@@ -318,12 +318,22 @@ func (l *retainLog) write(buf []byte) error {
 	return nil
 }
 
-func (l *retainLog) liveSize() int64 {
-	var n int64
-	for topic, r := range l.live {
-		n += recordHeader + 11 + int64(len(topic)+len(r.payload))
+// setLive records topic's latest message in live (an empty payload removes
+// it) and keeps liveBytes current.
+func (l *retainLog) setLive(topic string, r retainRecord) {
+	if old, ok := l.live[topic]; ok {
+		l.liveBytes -= recordSize(topic, old)
+		delete(l.live, topic)
 	}
-	return n
+	if len(r.payload) > 0 {
+		l.live[topic] = r
+		l.liveBytes += recordSize(topic, r)
+	}
+}
+
+// recordSize is the size of topic's record in the log.
+func recordSize(topic string, r retainRecord) int64 {
+	return recordHeader + 11 + int64(len(topic)+len(r.payload))
 }
 
 // compact writes l.live to a new file, syncs it, renames it over the log

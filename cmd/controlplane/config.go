@@ -64,6 +64,8 @@ type Config struct {
 		Enabled bool   `mapstructure:"enabled"`
 		Prefix  string `mapstructure:"prefix"`
 	} `mapstructure:"homeassistant"`
+	az *auth.Authority // the user list, built by validate
+
 	Devices  []DeviceConfig      `mapstructure:"devices"`
 	Groups   map[string][]string `mapstructure:"groups"`
 	Commands struct {
@@ -246,9 +248,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %v must not be negative (0 means unlimited or the default)", key, n)
 		}
 	}
-	if _, err := c.authority(devices.MustTopics(c.Topics.Prefix)); err != nil {
+	az, err := c.authority(devices.MustTopics(c.Topics.Prefix))
+	if err != nil {
 		return err
 	}
+	c.az = az // built once: it runs bcrypt for its miss-path hash
 	if c.Commands.Timeout <= 0 {
 		return fmt.Errorf("commands.timeout: %v must be positive (e.g. 5s)", c.Commands.Timeout)
 	}

@@ -82,10 +82,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	if err != nil {
 		return fmt.Errorf("config: topics.prefix: %w", err)
 	}
-	az, err := cfg.authority(topics)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
+	az := cfg.az
 	metrics, err := wsgateway.ParseMetricsAccess(cfg.HTTP.Metrics)
 	if err != nil {
 		return fmt.Errorf("config: http.metrics: %w", err)

@@ -68,6 +68,11 @@ func (b *board) onCommand(_ mqtt.Client, m mqtt.Message) {
 	if m.Retained() {
 		return // commands are never retained; a board ignores a retained copy
 	}
+	if t := b.r.toggle.Load(); t != nil && t.board == b.idx && t.atBoard.CompareAndSwap(false, true) {
+		b.r.toBoardMu.Lock()
+		b.r.toBoard.Record(time.Since(t.sent))
+		b.r.toBoardMu.Unlock()
+	}
 	switch strings.ToUpper(string(m.Payload())) {
 	case "TOGGLE":
 		b.led.Store(!b.led.Load())

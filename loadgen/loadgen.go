@@ -111,6 +111,11 @@ type Result struct {
 	Toggles    int // toggles that every browser confirmed
 	TogglesMax int // toggles sent
 	Toggle     Histogram
+	// ToggleBoard is the toggle's first leg: from the browser's send to
+	// the board's receipt of led/set; ToggleLast is the whole round trip
+	// to the last browser to see the LED change.
+	ToggleBoard Histogram
+	ToggleLast  Histogram
 	ErrorEvts  int64 // error events the browsers received
 
 	CPU     time.Duration // CPU of the processes under test during the window
@@ -130,6 +135,8 @@ type run struct {
 	winStart, winEnd atomic.Int64 // unix ns; the window, fixed before publishing
 	published        atomic.Int64 // in the window
 	toggle           atomic.Pointer[toggleState]
+	toBoardMu        sync.Mutex // guards toBoard
+	toBoard          Histogram  // see Result.ToggleBoard
 }
 
 // countBase returns a payload base that differs between runs started at
@@ -336,6 +343,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.Dropped++
 		}
 	}
+	r.toBoardMu.Lock()
+	res.ToggleBoard.Merge(&r.toBoard)
+	r.toBoardMu.Unlock()
 	res.Lost = max(res.Expected-res.Delivered, 0)
 	res.EventsPerS = float64(res.Delivered) / cfg.Duration.Seconds()
 	res.PeakRSS, err = smp.finish()
@@ -436,6 +446,7 @@ type toggleState struct {
 	want      bool
 	sent      time.Time
 	remaining atomic.Int64
+	atBoard   atomic.Bool // the board got led/set (first leg recorded)
 	done      chan struct{}
 	once      sync.Once
 }
@@ -483,6 +494,7 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 		select {
 		case <-t.done:
 			res.Toggles++
+			res.ToggleLast.Record(time.Since(t.sent))
 		case <-time.After(2 * time.Second):
 			r.log.Warn("toggle not confirmed to every browser within 2 s", "board", b.id, "missing", t.remaining.Load())
 		case <-ctx.Done():

@@ -163,6 +163,10 @@ func WriteTable(w io.Writer, r *Result) error {
 	fmt.Fprintf(tw, "latency p50/p90/p99/max\t%.2f / %.2f / %.2f / %.2f ms\n", row.P50, row.P90, row.P99, row.Max)
 	fmt.Fprintf(tw, "toggle round-trip p50/p99\t%.2f / %.2f ms (%d of %d toggles confirmed to every browser)\n",
 		row.ToggleP50, row.ToggleP99, r.Toggles, r.TogglesMax)
+	if r.ToggleLast.Count() > 0 {
+		fmt.Fprintf(tw, "toggle legs p50/p99	to the board %.2f / %.2f ms, to the last browser %.2f / %.2f ms\n",
+			ms(r.ToggleBoard.Quantile(0.5)), ms(r.ToggleBoard.Quantile(0.99)), ms(r.ToggleLast.Quantile(0.5)), ms(r.ToggleLast.Quantile(0.99)))
+	}
 	if r.ErrorEvts > 0 {
 		fmt.Fprintf(tw, "error events\t%d\n", r.ErrorEvts)
 	}

@@ -202,8 +202,9 @@ func TestWebSocketAccess(t *testing.T) {
 	if e := op.waitFor("b1", "error", ""); !strings.Contains(string(e.Value), "too many commands") {
 		t.Errorf("over the rate: %s", e.Value)
 	}
-	// MaxBrowsers 3: a third connects, a fourth is refused.
-	h.browser("/ws", basic("vera", "pwv"))
+	// MaxBrowsers 3: a third connects (registered once its snapshot
+	// arrives), a fourth is refused.
+	h.browser("/ws", basic("vera", "pwv")).waitFor("b1", "ledStatus", "")
 	_, resp, err := websocket.DefaultDialer.Dial(h.wsURL("/ws"), basic("vera", "pwv"))
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("fourth browser: %v, want HTTP 503", err)

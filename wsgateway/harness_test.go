@@ -190,6 +190,9 @@ type browser struct {
 	pending []event
 	frames  int
 	arrays  int
+	// lastFrame is the last frame read, as label=value strings (a command
+	// event's value is its state).
+	lastFrame []string
 }
 
 func (h *harness) wsURL(path string) string {
@@ -234,6 +237,7 @@ func (b *browser) next() (event, error) {
 			}
 			b.pending = append(b.pending, e)
 		}
+		b.lastFrame = frameStrings(b.pending) // the loop runs while pending is empty
 	}
 	e := b.pending[0]
 	b.pending = b.pending[1:]
@@ -324,4 +328,19 @@ func (h *harness) waitDevice(id string, cond func(apiDevice) bool) apiDevice {
 	}
 	h.t.Fatalf("device %s never reached the wanted state; last %+v", id, d)
 	return d
+}
+
+func frameStrings(evs []event) []string {
+	var out []string
+	for _, e := range evs {
+		v := string(e.Value)
+		if e.Label == "command" {
+			var c struct{ State string }
+			if err := json.Unmarshal(e.Value, &c); err == nil {
+				v = c.State
+			}
+		}
+		out = append(out, e.Label+"="+v)
+	}
+	return out
 }

@@ -123,6 +123,7 @@ func (g *Gateway) register(c *client) bool {
 		c.enqueue(snap, n)
 	}
 	g.m.browsers.Inc()
+	g.nBrowser.Add(1)
 	g.connsWG.Add(1) // readPump
 	return true
 }
@@ -151,4 +152,5 @@ func (g *Gateway) unregister(c *client) {
 		}
 	}
 	g.m.browsers.Dec()
+	g.nBrowser.Add(-1)
 }

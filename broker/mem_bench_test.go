@@ -11,6 +11,15 @@ import (
 // BenchmarkIdleClientMemory connects b.N bare MQTT clients (a CONNECT
 // written by hand, no client library in the process) and reports the
 // broker's heap and goroutine-stack memory per idle client.
+//
+// Where the stacks go (Mochi v2.7.9, measured 2026-11-25): each client has
+// two goroutines, the read loop and WriteLoop. The read loop parks with
+// attachClient (a 2,936-byte frame) and Client.Read (1,632 bytes) below
+// the poller, about 5.5 KiB in use, so once its stack has grown to 16 KiB
+// while a packet is processed it can never shrink (the runtime halves a
+// stack only when less than a quarter is in use): the two goroutines hold
+// 20 KiB per client, unchanged by four more forced GCs. Frame sizes from
+// `go tool objdump -s 'v2.\(\*Server\).attachClient$' <binary> | grep SUBQ`.
 func BenchmarkIdleClientMemory(b *testing.B) {
 	br, err := New(Config{Listen: "127.0.0.1:0"})
 	if err != nil {

@@ -154,7 +154,15 @@ workload() {
 	fleet) WL=(--boards 1000 --browsers 100 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s") ;;
 	wall)  WL=(--boards 100 --browsers 1000 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s") ;;
 	sweep) WL=(--boards 100 --browsers 100 --sweep "$SWEEP_RATES" --duration "${SWEEP_SECS}s" --warmup 1s) ;;
-	idle)  WL=(--idle --boards "$IDLE_N" --browsers "$IDLE_N") ;;
+	idle)
+		# Each side (load generator, target) needs 2N sockets plus a few
+		# files: cap N to what the open-file limit allows, and say so.
+		local n=$IDLE_N lim; lim=$(ulimit -n)
+		if [ "$lim" != unlimited ] && [ $((2 * n + 200)) -gt "$lim" ]; then
+			n=$(( (lim - 200) / 2 / 100 * 100 ))
+			log "idle: $IDLE_N + $IDLE_N needs more than the open-file limit ($lim, hard $(ulimit -Hn)); running $n + $n"
+		fi
+		WL=(--idle --boards "$n" --browsers "$n") ;;
 	*) log "unknown workload $1"; exit 2 ;;
 	esac
 }

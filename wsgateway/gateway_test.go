@@ -427,13 +427,17 @@ func TestHealthzMetricsAndDashboard(t *testing.T) {
 	if code := h.do("GET", "/healthz", "", nil); code != http.StatusOK {
 		t.Errorf("healthz = %d", code)
 	}
+	cmds := h.subscribe("devices/+/led/set")
 	b := h.board("b1")
 	b.online("OFF")
 	br := h.browser("/ws", nil)
 	br.waitFor("b1", "ledStatus", "")
 	br.send(`{"device":"b1","action":"toggle"}`)
+	recvMQTT(t, cmds, "the command")
 	b.pub(devices.KindLED, "ON", true)
 	br.waitFor("b1", "ledStatus", `"LED ON"`)
+	// The counter moves just after the publish returns: poll for it.
+	h.waitFor(func() bool { return strings.Contains(h.metrics(), "switchyard_commands_published_total 1") })
 	m := h.metrics()
 	for _, want := range []string{
 		"switchyard_browsers_connected 1",

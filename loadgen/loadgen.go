@@ -116,7 +116,7 @@ type Result struct {
 	// to the last browser to see the LED change.
 	ToggleBoard Histogram
 	ToggleLast  Histogram
-	ErrorEvts  int64 // error events the browsers received
+	ErrorEvts   int64 // error events the browsers received
 
 	CPU     time.Duration // CPU of the processes under test during the window
 	PeakRSS int64         // bytes, over the whole run

@@ -94,14 +94,14 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Close stops accepting, disconnects this listener's clients, closes every
-// connection and waits for the handlers (so none calls into Mochi later).
-func (l *wsListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, closes every connection, which ends its client,
+// and waits for the handlers (so none calls into Mochi later). Like
+// mqttnet.TCP.Close, it does not call Mochi's deadlock-prone closeClients.
+func (l *wsListener) Close(_ listeners.CloseFn) {
 	l.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = l.srv.Shutdown(ctx) // stops accepting; hijacked connections are ours
-		closeClients(l.ID())
 		l.mu.Lock()
 		l.closed = true
 		for c := range l.conns {

@@ -82,12 +82,18 @@ func (l *TCP) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-// Close stops accepting, disconnects this listener's clients, closes
-// every connection (admitted or not) and waits for their goroutines.
-func (l *TCP) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, closes every connection (admitted or not), which
+// ends their clients, and waits for their goroutines.
+//
+// It does not call closeClients: Mochi's (v2.7.9 Server.closeListenerClients)
+// takes the client list's read lock twice (GetByListener calls Len), so a
+// client connecting or leaving at the same moment, waiting for the write
+// lock between the two, deadlocks it (seen in the wsgateway tests).
+// Closing a client's connection ends its read loop exactly as
+// closeClients' Stop would: Mochi then sends its Will and removes it.
+func (l *TCP) Close(_ listeners.CloseFn) {
 	l.once.Do(func() {
 		_ = l.ln.Close()
-		closeClients(l.ID())
 		l.mu.Lock()
 		l.closed = true
 		for c := range l.conns {

@@ -115,7 +115,8 @@ type inMsg struct {
 	topic   string
 	payload []byte
 	at      time.Time
-	op      func() // when set, run under mu in order with the messages
+	op      func()         // when set, run under mu in order with the messages
+	ev      *devices.Event // when set, an event to broadcast in order with the messages' (see postEvent)
 }
 
 // Gateway connects browsers to the fleet. Create it with New, serve
@@ -141,7 +142,7 @@ type Gateway struct {
 	inMu        sync.Mutex // guards inQ, inUrgent
 	inQ         []inMsg
 	inUrgent    bool          // inQ holds something other than a count: no coalescing wait
-	inNotBefore time.Time     // non-zero: a posted op waits until then (see post)
+	inNotBefore time.Time     // non-zero: a posted event waits until then (see postEvent)
 	nBrowser    atomic.Int64  // connected browsers (/ws and /ws/<id>), for the coalescing gap
 	inKick      chan struct{} // cap 1: inQ is not empty
 	stop        chan struct{} // closed by Close
@@ -349,6 +350,10 @@ func (g *Gateway) loop() {
 		evs = evs[:0]
 		for i := range batch {
 			m := &batch[i]
+			if m.ev != nil {
+				evs = append(evs, *m.ev)
+				continue
+			}
 			if m.op != nil {
 				g.fanOut(evs) // keep order: events before the op go first
 				evs = evs[:0]
@@ -480,7 +485,7 @@ func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
 	// Tracked and announced before it is published, so that the board's
 	// confirmation, queued after it, is always seen after "pending".
 	c := g.cmds.add(id, cmd, statePending, time.Now())
-	g.post(func() { g.fanOut([]devices.Event{c.event()}) })
+	g.postEvent(c.event())
 	if err := g.bus.Publish(g.topics.LEDSet(id), []byte(cmd.Payload()), false, 1); err != nil {
 		return command{}, fmt.Errorf("command %s to %s: %w", cmd, id, err) // it will time out
 	}
@@ -488,15 +493,15 @@ func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
 	return c, nil
 }
 
-// post runs op on the loop goroutine, under mu, in order with the queued
-// messages, without waiting for it. It does not hurry the loop: op waits
-// up to countGap, even on a quiet gateway, unless something urgent comes
-// first. So a command's pending event, posted just before the command is
-// published, usually goes out in one frame with the board's confirmation
-// instead of costing a fan-out of its own.
-func (g *Gateway) post(op func()) {
+// postEvent broadcasts ev in order with the queued messages, in the same
+// frame as the events of the batch it falls in. It does not hurry the loop:
+// ev waits up to countGap, even on a quiet gateway, unless something
+// urgent comes first. So a command's pending event, posted just before the
+// command is published, usually goes out in one frame with the board's
+// confirmation instead of costing a fan-out of its own.
+func (g *Gateway) postEvent(ev devices.Event) {
 	g.inMu.Lock()
-	g.inQ = append(g.inQ, inMsg{op: op})
+	g.inQ = append(g.inQ, inMsg{ev: &ev})
 	if g.inNotBefore.IsZero() {
 		g.inNotBefore = time.Now().Add(g.countGap())
 	}

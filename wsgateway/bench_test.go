@@ -1,9 +1,15 @@
 package wsgateway_test
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -89,4 +95,83 @@ func BenchmarkEventEncode(b *testing.B) {
 	for b.Loop() {
 		buf = ev.AppendJSON(buf[:0])
 	}
+}
+
+// BenchmarkIdleBrowserMemory connects b.N bare browsers (a WebSocket
+// handshake written by hand, the snapshot read off the socket, nothing else
+// held on the client side but the socket) to a gateway that knows 100
+// boards, and reports the gateway's heap and goroutine-stack memory per
+// idle browser. The loadgen's figure (RSS delta / N) adds what the runtime
+// has not returned to the kernel.
+func BenchmarkIdleBrowserMemory(b *testing.B) {
+	gw, err := wsgateway.New(wsgateway.Config{}, nopBus{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(gw.Handler())
+	defer func() { gw.Close(); srv.Close() }()
+	topics := devices.MustTopics("")
+	for i := range 100 {
+		id := fmt.Sprintf("b%d", i)
+		gw.Ingest(topics.Status(id), []byte("online"), time.Now())
+		gw.Ingest(topics.LED(id), []byte("OFF"), time.Now())
+		gw.Ingest(topics.Count(id), []byte("42"), time.Now())
+	}
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	req := []byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	conns := make([]net.Conn, 0, b.N)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range b.N {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			b.Fatalf("handshake: %v %v", resp, err)
+		}
+		// The snapshot: one text frame (unmasked, server to client).
+		hdr := make([]byte, 2)
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			b.Fatal(err)
+		}
+		n := int64(hdr[1] & 0x7f)
+		switch n {
+		case 126:
+			ext := make([]byte, 2)
+			if _, err := io.ReadFull(br, ext); err != nil {
+				b.Fatal(err)
+			}
+			n = int64(binary.BigEndian.Uint16(ext))
+		case 127:
+			ext := make([]byte, 8)
+			if _, err := io.ReadFull(br, ext); err != nil {
+				b.Fatal(err)
+			}
+			n = int64(binary.BigEndian.Uint64(ext))
+		}
+		if _, err := io.CopyN(io.Discard, br, n); err != nil {
+			b.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Time{})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	per := float64(b.N) * 1024
+	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/per, "heap-KiB/browser")
+	b.ReportMetric(float64(int64(m1.StackInuse)-int64(m0.StackInuse))/per, "stack-KiB/browser")
 }

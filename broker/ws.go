@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"switchyard/internal/mqttnet"
 	"switchyard/internal/origin"
 )
 
@@ -27,11 +28,8 @@ type wsListener struct {
 
 	connectTimeout time.Duration // for the CONNECT packet
 
-	mu        sync.Mutex // guards establish, conns, closed
-	establish listeners.EstablishFn
-	conns     map[*websocket.Conn]struct{}
-	closed    bool
-	wg        sync.WaitGroup // handlers inside establish; Close waits for them
+	establish listeners.EstablishFn // set by Serve before the server starts handlers
+	conns     mqttnet.Conns         // handlers inside establish; Close ends and waits for them
 	closeOnce sync.Once
 }
 
@@ -40,7 +38,7 @@ func newWSListener(addr string, allowed []string, connectTimeout time.Duration, 
 	if err != nil {
 		return nil, fmt.Errorf("listen mqtt websocket %s: %w", addr, err)
 	}
-	l := &wsListener{ln: ln, log: log, connectTimeout: connectTimeout, conns: map[*websocket.Conn]struct{}{}}
+	l := &wsListener{ln: ln, log: log, connectTimeout: connectTimeout}
 	l.upgrader = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		CheckOrigin:  func(r *http.Request) bool { return origin.Allowed(r, allowed) },
@@ -59,9 +57,7 @@ func (l *wsListener) Init(*slog.Logger) error { return nil }
 
 // Serve runs the HTTP server until Close.
 func (l *wsListener) Serve(establish listeners.EstablishFn) {
-	l.mu.Lock()
-	l.establish = establish
-	l.mu.Unlock()
+	l.establish = establish // before Serve starts any handler goroutine
 	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		l.log.Error("mqtt websocket listener stopped", "addr", l.Address(), "err", err)
 	}
@@ -74,41 +70,25 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.Close()
 	_ = c.UnderlyingConn().SetReadDeadline(time.Now().Add(l.connectTimeout))
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
+	nc := c.UnderlyingConn()
+	if !l.conns.Add(nc) {
+		return // closing
 	}
-	establish := l.establish
-	l.conns[c] = struct{}{}
-	l.wg.Add(1)
-	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		delete(l.conns, c)
-		l.mu.Unlock()
-		l.wg.Done()
-	}()
-	if err := establish(l.ID(), &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+	defer l.conns.Done(nc)
+	if err := l.establish(l.ID(), &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
 		l.log.Debug("mqtt websocket client ended", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
 // Close stops accepting, closes every connection, which ends its client,
-// and waits for the handlers (so none calls into Mochi later). Like
-// mqttnet.TCP.Close, it does not call Mochi's deadlock-prone closeClients.
+// and waits for the handlers (so none calls into Mochi later). It does not
+// call closeClients (see mqttnet.Conns).
 func (l *wsListener) Close(_ listeners.CloseFn) {
 	l.closeOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = l.srv.Shutdown(ctx) // stops accepting; hijacked connections are ours
-		l.mu.Lock()
-		l.closed = true
-		for c := range l.conns {
-			_ = c.Close()
-		}
-		l.mu.Unlock()
-		l.wg.Wait()
+		l.conns.CloseAll()
 	})
 }
 

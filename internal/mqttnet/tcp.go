@@ -24,11 +24,8 @@ type TCP struct {
 	connectTimeout time.Duration
 	log            *slog.Logger
 
-	mu     sync.Mutex // guards conns, closed
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup // connection goroutines
-	once   sync.Once
+	conns Conns
+	once  sync.Once
 }
 
 // NewTCP returns a listener with this id serving ln (which may be a TLS
@@ -38,7 +35,7 @@ func NewTCP(id string, ln net.Listener, connectTimeout time.Duration, log *slog.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &TCP{id: id, ln: ln, connectTimeout: connectTimeout, log: log, conns: map[net.Conn]struct{}{}}
+	return &TCP{id: id, ln: ln, connectTimeout: connectTimeout, log: log}
 }
 
 // ID implements listeners.Listener.
@@ -61,45 +58,25 @@ func (l *TCP) Serve(establish listeners.EstablishFn) {
 			return // closed
 		}
 		_ = c.SetReadDeadline(time.Now().Add(l.connectTimeout))
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
+		if !l.conns.Add(c) {
+			c.Close() // closing
 			return
 		}
-		l.conns[c] = struct{}{}
-		l.wg.Add(1)
-		l.mu.Unlock()
 		go func() { // ends when the client disconnects or Close closes its connection
-			defer l.wg.Done()
+			defer l.conns.Done(c)
 			if err := establish(l.ID(), c); err != nil {
 				l.log.Debug("mqtt client ended", "remote", c.RemoteAddr().String(), "err", err)
 			}
-			l.mu.Lock()
-			delete(l.conns, c)
-			l.mu.Unlock()
 		}()
 	}
 }
 
 // Close stops accepting, closes every connection (admitted or not), which
-// ends their clients, and waits for their goroutines.
-//
-// It does not call closeClients: Mochi's (v2.7.9 Server.closeListenerClients)
-// takes the client list's read lock twice (GetByListener calls Len), so a
-// client connecting or leaving at the same moment, waiting for the write
-// lock between the two, deadlocks it (seen in the wsgateway tests).
-// Closing a client's connection ends its read loop exactly as
-// closeClients' Stop would: Mochi then sends its Will and removes it.
+// ends their clients, and waits for their goroutines. It does not call
+// closeClients (see Conns).
 func (l *TCP) Close(_ listeners.CloseFn) {
 	l.once.Do(func() {
 		_ = l.ln.Close()
-		l.mu.Lock()
-		l.closed = true
-		for c := range l.conns {
-			_ = c.Close()
-		}
-		l.mu.Unlock()
-		l.wg.Wait()
+		l.conns.CloseAll()
 	})
 }

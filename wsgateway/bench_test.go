@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"switchyard/devices"
+	"switchyard/internal/idlemem"
 	"switchyard/wsgateway"
 )
 
@@ -120,58 +120,52 @@ func BenchmarkIdleBrowserMemory(b *testing.B) {
 	addr := strings.TrimPrefix(srv.URL, "http://")
 	req := []byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	runtime.GC()
-	var m0, m1 runtime.MemStats
-	runtime.ReadMemStats(&m0)
-	conns := make([]net.Conn, 0, b.N)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range b.N {
+	idlemem.PerConn(b, "browser", func(int) (net.Conn, error) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
-		conns = append(conns, c)
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
+		if err := readSnapshot(c, req); err != nil {
+			c.Close()
+			return nil, err
 		}
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-			b.Fatalf("handshake: %v %v", resp, err)
-		}
-		// The snapshot: one text frame (unmasked, server to client).
-		hdr := make([]byte, 2)
-		if _, err := io.ReadFull(br, hdr); err != nil {
-			b.Fatal(err)
-		}
-		n := int64(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			ext := make([]byte, 2)
-			if _, err := io.ReadFull(br, ext); err != nil {
-				b.Fatal(err)
-			}
-			n = int64(binary.BigEndian.Uint16(ext))
-		case 127:
-			ext := make([]byte, 8)
-			if _, err := io.ReadFull(br, ext); err != nil {
-				b.Fatal(err)
-			}
-			n = int64(binary.BigEndian.Uint64(ext))
-		}
-		if _, err := io.CopyN(io.Discard, br, n); err != nil {
-			b.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Time{})
+		return c, nil
+	})
+}
+
+// readSnapshot does a WebSocket handshake with req on c and reads the
+// connect snapshot, one unmasked text frame, keeping nothing of it.
+func readSnapshot(c net.Conn, req []byte) error {
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetDeadline(time.Time{})
+	if _, err := c.Write(req); err != nil {
+		return err
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&m1)
-	per := float64(b.N) * 1024
-	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/per, "heap-KiB/browser")
-	b.ReportMetric(float64(int64(m1.StackInuse)-int64(m0.StackInuse))/per, "stack-KiB/browser")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return fmt.Errorf("handshake: %s", resp.Status)
+	}
+	hdr := make([]byte, 10)
+	if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+		return err
+	}
+	n := uint64(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		if _, err := io.ReadFull(br, hdr[2:4]); err != nil {
+			return err
+		}
+		n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
+	case 127:
+		if _, err := io.ReadFull(br, hdr[2:10]); err != nil {
+			return err
+		}
+		n = binary.BigEndian.Uint64(hdr[2:10])
+	}
+	_, err = io.CopyN(io.Discard, br, int64(n))
+	return err
 }

@@ -1,0 +1,40 @@
+// Package idlemem measures, in benchmarks, the memory a server in the same
+// process holds for each idle connection.
+package idlemem
+
+import (
+	"net"
+	"runtime"
+	"testing"
+)
+
+// PerConn opens b.N connections with open (it dials and completes whatever
+// exchange leaves the connection idle on the server), keeps them all open,
+// and reports the growth of the process's heap and goroutine stacks per
+// connection, after a GC, as heap-KiB/<unit> and stack-KiB/<unit>. The
+// connections are closed when it returns. open should hold nothing of its
+// own beyond the returned connection, or it is counted too.
+func PerConn(b *testing.B, unit string, open func(i int) (net.Conn, error)) {
+	b.Helper()
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	conns := make([]net.Conn, 0, b.N)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range b.N {
+		c, err := open(i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	per := float64(b.N) * 1024
+	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/per, "heap-KiB/"+unit)
+	b.ReportMetric(float64(int64(m1.StackInuse)-int64(m0.StackInuse))/per, "stack-KiB/"+unit)
+}

@@ -113,6 +113,8 @@ const maxIngest = 1 << 17
 // inMsg is a queued board message, or an operation to run on the loop.
 type inMsg struct {
 	topic   string
+	id      string       // parsed from topic by Ingest
+	kind    devices.Kind // parsed from topic by Ingest
 	payload []byte
 	at      time.Time
 	op      func()         // when set, run under mu in order with the messages
@@ -235,16 +237,18 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 // blocks and is safe for concurrent use: call it from the broker's inline
 // subscription.
 func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
-	m := inMsg{topic: topic, payload: append([]byte(nil), payload...), at: at}
-	_, k, ok := g.topics.Parse(topic)
-	count := ok && k == devices.KindCount
+	id, k, ok := g.topics.Parse(topic)
+	if !ok {
+		return // not a board topic of this prefix: nothing to apply
+	}
+	count := k == devices.KindCount
 	g.inMu.Lock()
 	if count && len(g.inQ) >= maxIngest {
 		g.inMu.Unlock()
 		g.m.ingestDropped.Inc()
 		return
 	}
-	g.inQ = append(g.inQ, m)
+	g.inQ = append(g.inQ, inMsg{topic: topic, id: id, kind: k, payload: append([]byte(nil), payload...), at: at})
 	if !count {
 		g.inUrgent = true
 	}
@@ -302,13 +306,11 @@ func (g *Gateway) loop() {
 	defer tick.Stop()
 	hold := time.NewTimer(time.Hour) // counts waiting for the gap (see countGap)
 	hold.Stop()
-	holding := false
 	var last time.Time // of the last fan-out of board messages
 	for {
 		select {
 		case <-g.inKick:
 		case <-hold.C:
-			holding = false
 		case now := <-tick.C:
 			if evs = g.cmds.expire(now, evs[:0]); len(evs) > 0 {
 				g.mu.Lock()
@@ -328,20 +330,14 @@ func (g *Gateway) loop() {
 			}
 			if wait := due.Sub(now); wait > 0 {
 				g.inMu.Unlock()
-				if !holding {
-					holding = true
-					hold.Reset(wait)
-				}
+				hold.Reset(wait) // the same due time, however many kicks come first
 				continue
 			}
 		}
 		batch, g.inQ = g.inQ, batch[:0]
 		g.inUrgent, g.inNotBefore = false, time.Time{}
 		g.inMu.Unlock()
-		if holding {
-			holding = false
-			hold.Stop()
-		}
+		hold.Stop()
 		if len(batch) > 0 {
 			last = now
 		}
@@ -360,10 +356,7 @@ func (g *Gateway) loop() {
 				m.op()
 				continue
 			}
-			id, k, ok := g.topics.Parse(m.topic)
-			if !ok {
-				continue
-			}
+			id, k := m.id, m.kind
 			wasKnown := g.fleet.Known(id)
 			var err error
 			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)

@@ -3,6 +3,7 @@ package wsgateway
 import (
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -68,7 +69,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		done:   make(chan struct{}),
 	}
 	if !g.register(c) {
-		c.close(websocketGoingAway, "", false)
+		// Closed between the health check and the upgrade: this browser
+		// gets the same 1001 as the others. No writer runs for c yet, so
+		// writing here is the only write on conn.
+		msg := websocket.FormatCloseMessage(websocketGoingAway, "server shutting down")
+		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = conn.Close()
 		return
 	}
 	go c.readPump() // ends when the connection closes; unregisters c

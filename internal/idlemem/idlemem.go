@@ -11,7 +11,10 @@ import (
 // PerConn opens b.N connections with open (it dials and completes whatever
 // exchange leaves the connection idle on the server), keeps them all open,
 // and reports the growth of the process's heap and goroutine stacks per
-// connection, after a GC, as heap-KiB/<unit> and stack-KiB/<unit>. The
+// connection, after a GC, as heap-KiB/<unit> and stack-KiB/<unit>, and
+// what was allocated per connection on the way, garbage included, as
+// alloc-KiB/<unit> (garbage is not held, but until a GC collects it the
+// process's RSS carries it). The
 // connections are closed when it returns. open should hold nothing of its
 // own beyond the returned connection, or it is counted too.
 func PerConn(b *testing.B, unit string, open func(i int) (net.Conn, error)) {
@@ -37,4 +40,5 @@ func PerConn(b *testing.B, unit string, open func(i int) (net.Conn, error)) {
 	per := float64(b.N) * 1024
 	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/per, "heap-KiB/"+unit)
 	b.ReportMetric(float64(int64(m1.StackInuse)-int64(m0.StackInuse))/per, "stack-KiB/"+unit)
+	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/per, "alloc-KiB/"+unit)
 }

@@ -1,14 +1,10 @@
 package wsgateway
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,36 +31,46 @@ var errNoCredentials = errors.New("credentials required")
 // anonymous client where anonymous access applies. Wrong credentials are an
 // error, never a fallback to anonymous.
 func (g *Gateway) identify(r *http.Request, tokenInQuery bool) (auth.Identity, error) {
+	id, _, err := g.identifySession(r, tokenInQuery)
+	return id, err
+}
+
+// identifySession is identify that also returns the session id when r was
+// identified by its session cookie ("" otherwise).
+func (g *Gateway) identifySession(r *http.Request, tokenInQuery bool) (auth.Identity, string, error) {
 	a := g.cfg.Auth
 	if a == nil {
-		return auth.Identity{Role: auth.RoleAdmin, Anonymous: true}, nil
+		return auth.Identity{Role: auth.RoleAdmin, Anonymous: true}, "", nil
 	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return a.Token(strings.TrimSpace(tok))
+			id, err := a.Token(strings.TrimSpace(tok))
+			return id, "", err
 		}
 		if name, pw, ok := r.BasicAuth(); ok {
-			return a.Login(name, pw)
+			id, err := a.Login(name, pw)
+			return id, "", err
 		}
-		return auth.Identity{}, auth.ErrBadCredentials
+		return auth.Identity{}, "", auth.ErrBadCredentials
 	}
 	if tokenInQuery {
 		if tok := r.URL.Query().Get("token"); tok != "" {
-			return a.Token(tok)
+			id, err := a.Token(tok)
+			return id, "", err
 		}
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if name, ok := g.sessions.verify(c.Value, time.Now()); ok {
+		if name, sid, ok := g.sessions.verify(c.Value, time.Now()); ok {
 			if id, ok := a.User(name); ok {
-				return id, nil
+				return id, sid, nil
 			}
 		}
 	}
 	id, err := a.Anonymous(r.RemoteAddr)
 	if err != nil {
-		return auth.Identity{}, errNoCredentials
+		return auth.Identity{}, "", errNoCredentials
 	}
-	return id, nil
+	return id, "", nil
 }
 
 // sameOrigin refuses a state-changing request sent by a page of another
@@ -194,15 +200,18 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Auth != nil {
 		id, err = g.cfg.Auth.Login(name, pw)
 	}
+	code, msg := http.StatusUnauthorized, "Wrong name or password."
 	if err == nil && !id.CanWatch() {
+		// Right credentials, but of a role with no HTTP access (device).
 		err = fmt.Errorf("role %s has no dashboard", id.Role)
+		code, msg = http.StatusForbidden, fmt.Sprintf("The %s role has no access to the dashboard.", id.Role)
 	}
 	if err != nil {
-		g.log.Info("login refused", "name", name, "remote", r.RemoteAddr)
+		g.log.Info("login refused", "name", name, "remote", r.RemoteAddr, "err", err)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusUnauthorized)
-		_ = loginPage.Execute(w, struct{ Error, Name string }{"Wrong name or password.", name})
+		w.WriteHeader(code)
+		_ = loginPage.Execute(w, struct{ Error, Name string }{msg, name})
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -217,50 +226,26 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
+// logout ends the request's session: its cookie no longer identifies
+// anybody, here or after a restart (see RevokedSessions), and the
+// WebSockets it opened are closed.
 func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	if !g.sameOrigin(w, r) {
 		return
 	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		sid, err := g.sessions.revoke(c.Value, time.Now())
+		if err != nil {
+			// Ended here; only a restart could bring it back.
+			g.log.Error("log out", "err", err)
+		}
+		if sid != "" {
+			g.closeSession(sid)
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: g.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
-}
-
-// sessions issues and checks stateless session cookies:
-// base64(expiry unix seconds ":" name) "." base64(HMAC-SHA256). With a key
-// that outlives restarts (cmd keeps one beside storage), a restart does not
-// log anybody out.
-type sessions struct {
-	key []byte
-	ttl time.Duration
-}
-
-func (s sessions) issue(name string, now time.Time) string {
-	payload := strconv.FormatInt(now.Add(s.ttl).Unix(), 10) + ":" + name
-	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + s.sign(payload)
-}
-
-func (s sessions) sign(payload string) string {
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(payload))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (s sessions) verify(v string, now time.Time) (name string, ok bool) {
-	p64, sig, found := strings.Cut(v, ".")
-	if !found {
-		return "", false
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(p64)
-	if err != nil || !hmac.Equal([]byte(sig), []byte(s.sign(string(raw)))) {
-		return "", false
-	}
-	exp, name, found := strings.Cut(string(raw), ":")
-	unix, err := strconv.ParseInt(exp, 10, 64)
-	if !found || err != nil || now.Unix() >= unix {
-		return "", false
-	}
-	return name, true
 }
 
 // bucket is a token bucket: rate tokens a second, at most burst.

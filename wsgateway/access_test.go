@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/bcrypt"
@@ -72,8 +75,8 @@ func TestLoginFlowAndSessions(t *testing.T) {
 	if r := h.req("POST", "/login", url.Values{"name": {"vera"}, "password": {"wrong"}}.Encode(), form); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("bad password = %d, want 401", r.StatusCode)
 	}
-	if r := h.req("POST", "/login", url.Values{"name": {"board-7"}, "password": {"pw7"}}.Encode(), form); r.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a device logging in to the dashboard = %d, want 401", r.StatusCode)
+	if r := h.req("POST", "/login", url.Values{"name": {"board-7"}, "password": {"pw7"}}.Encode(), form); r.StatusCode != http.StatusForbidden {
+		t.Errorf("a device logging in to the dashboard = %d, want 403", r.StatusCode)
 	}
 	cross := form.Clone()
 	cross.Set("Origin", "http://evil.example")
@@ -113,6 +116,89 @@ func TestLoginFlowAndSessions(t *testing.T) {
 	if r.StatusCode != http.StatusSeeOther || len(r.Cookies()) == 0 || r.Cookies()[0].MaxAge >= 0 {
 		t.Errorf("logout = %d, cookies %v", r.StatusCode, r.Cookies())
 	}
+}
+
+// login logs name in through the form and returns the session cookie.
+func (h *harness) login(name, pw string) *http.Cookie {
+	h.t.Helper()
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	r := h.req("POST", "/login", url.Values{"name": {name}, "password": {pw}}.Encode(), form)
+	for _, c := range r.Cookies() {
+		if c.Name == "switchyard_session" && c.Value != "" {
+			return c
+		}
+	}
+	h.t.Fatalf("login %s = %d, no session cookie", name, r.StatusCode)
+	return nil
+}
+
+func TestLogoutEndsTheSession(t *testing.T) {
+	store := &memRevoked{}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	h := newAuthHarness(t, wsgateway.Config{SessionKey: key, RevokedSessions: store})
+	first, second := h.login("vera", "pwv"), h.login("vera", "pwv")
+	if first.Value == second.Value {
+		t.Fatal("two logins got the same cookie")
+	}
+	withCookie := func(c *http.Cookie) http.Header { return http.Header{"Cookie": {c.Name + "=" + c.Value}} }
+	br := h.browser("/ws", withCookie(first))
+	if r := h.req("POST", "/logout", "", withCookie(first)); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout = %d, want 303", r.StatusCode)
+	}
+	// Its WebSocket is closed with 1008 "logged out".
+	var err error
+	for err == nil {
+		_, err = br.next()
+	}
+	if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Errorf("browser of the ended session: %v, want close 1008", err)
+	}
+	// The old cookie identifies nobody any more, on any path.
+	if r := h.req("GET", "/api/devices", "", withCookie(first)); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API with a logged-out cookie = %d, want 401", r.StatusCode)
+	}
+	if r := h.req("GET", "/", "", withCookie(first)); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("dashboard with a logged-out cookie = %d, want 303 to /login", r.StatusCode)
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(h.wsURL("/ws"), withCookie(first)); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/ws with a logged-out cookie: %v, want a 401 handshake", err)
+	}
+	// The same user's other session goes on.
+	if r := h.req("GET", "/api/devices", "", withCookie(second)); r.StatusCode != http.StatusOK {
+		t.Errorf("API with the other session = %d, want 200", r.StatusCode)
+	}
+	// A gateway started again with the same key and store (a restart)
+	// still refuses the ended session and accepts the other.
+	if len(store.m) != 1 {
+		t.Fatalf("stored revocations = %v, want 1", store.m)
+	}
+	h2 := newAuthHarness(t, wsgateway.Config{SessionKey: key, RevokedSessions: store})
+	if r := h2.req("GET", "/api/devices", "", withCookie(first)); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("after a restart, a logged-out cookie = %d, want 401", r.StatusCode)
+	}
+	if r := h2.req("GET", "/api/devices", "", withCookie(second)); r.StatusCode != http.StatusOK {
+		t.Errorf("after a restart, the other session = %d, want 200", r.StatusCode)
+	}
+}
+
+// memRevoked is a RevokedSessions in memory (cmd/controlplane's file is
+// tested there).
+type memRevoked struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+func (s *memRevoked) LoadRevoked() (map[string]time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.m), nil
+}
+
+func (s *memRevoked) SaveRevoked(m map[string]time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m = maps.Clone(m)
+	return nil
 }
 
 func TestAPIRefusals(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 // Close codes used by the gateway.
 const (
 	websocketGoingAway = websocket.CloseGoingAway       // 1001: shutdown, device removed
-	websocketPolicy    = websocket.ClosePolicyViolation // 1008: too slow
+	websocketPolicy    = websocket.ClosePolicyViolation // 1008: too slow, logged out
 )
 
 // client is one browser connection. readPump runs for the whole
@@ -28,12 +28,13 @@ const (
 // mu): it is the only writer of data frames; close frames it sends itself,
 // and gorilla allows WriteControl alongside.
 type client struct {
-	g      *Gateway
-	conn   *websocket.Conn
-	device string // /ws/<id>: the board; empty for /ws
-	remote string
-	id     auth.Identity
-	rate   bucket // commands
+	g       *Gateway
+	conn    *websocket.Conn
+	device  string // /ws/<id>: the board; empty for /ws
+	remote  string
+	id      auth.Identity
+	session string // the login session it came with ("" for none): logout closes it
+	rate    bucket // commands
 
 	mu       sync.Mutex // guards the fields below
 	dropped  bool       // the queue overflowed; the browser is being dropped

@@ -66,6 +66,10 @@ type Config struct {
 	SessionKey []byte
 	// SessionTTL is how long a login lasts; 0 means 168h.
 	SessionTTL time.Duration
+	// RevokedSessions, when set, keeps logged-out sessions across
+	// restarts (use it with a SessionKey that outlives the process); nil
+	// keeps them in memory.
+	RevokedSessions RevokedSessions
 	// SecureCookies marks session cookies Secure (set when serving HTTPS).
 	SecureCookies bool
 	// Metrics says who may read /metrics; the zero value is public.
@@ -152,7 +156,7 @@ type Gateway struct {
 	connsWG     sync.WaitGroup // client reader and writer goroutines
 
 	badLog   rateLog
-	sessions sessions
+	sessions *sessions
 	cmds     *tracker
 
 	closeOnce sync.Once
@@ -203,6 +207,10 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: session key: %w", err)
 		}
 	}
+	sess, err := newSessions(cfg.SessionKey, cfg.SessionTTL, cfg.RevokedSessions)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	fleet, err := devices.NewFleet(cfg.Declared, cfg.MaxDevices)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -223,7 +231,7 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		single:   map[string]map[*client]struct{}{},
 		inKick:   make(chan struct{}, 1),
 		stop:     make(chan struct{}),
-		sessions: sessions{key: cfg.SessionKey, ttl: cfg.SessionTTL},
+		sessions: sess,
 		cmds:     newTracker(cfg.CommandTimeout),
 	}
 	g.m = newMetrics(g)
@@ -541,6 +549,25 @@ func (g *Gateway) Healthy() error {
 		return g.cfg.Health()
 	}
 	return nil
+}
+
+// closeSession closes every browser that came with session sid (1008,
+// "logged out").
+func (g *Gateway) closeSession(sid string) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	for c := range g.clients {
+		if c.session == sid {
+			c.close(websocketPolicy, "logged out", true)
+		}
+	}
+	for _, subs := range g.single {
+		for c := range subs {
+			if c.session == sid {
+				c.close(websocketPolicy, "logged out", true)
+			}
+		}
+	}
 }
 
 // Close stops the loop and closes every browser with a close frame (1001,

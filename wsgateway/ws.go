@@ -26,7 +26,7 @@ func newUpgrader(allowed []string) *websocket.Upgrader {
 
 // serveWS handles /ws (device == "") and /ws/<id>.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string) {
-	id, err := g.identify(r, true)
+	id, sid, err := g.identifySession(r, true)
 	if err != nil {
 		httpError(w, http.StatusUnauthorized, "%v: log in, or pass ?token=", err)
 		return
@@ -61,12 +61,13 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		return // the upgrader has answered with an HTTP error
 	}
 	c := &client{
-		g:      g,
-		conn:   conn,
-		device: device,
-		remote: r.RemoteAddr,
-		id:     id,
-		done:   make(chan struct{}),
+		g:       g,
+		conn:    conn,
+		device:  device,
+		remote:  r.RemoteAddr,
+		id:      id,
+		session: sid,
+		done:    make(chan struct{}),
 	}
 	if !g.register(c) {
 		// Closed between the health check and the upgrade: this browser

@@ -99,6 +99,10 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	var revoked wsgateway.RevokedSessions
+	if f := newRevokedFile(cfg.Storage.Path); f != nil {
+		revoked = f // a nil *revokedFile would be a non-nil interface
+	}
 
 	mq, err := openMQTT(cfg, topics, az, tlsCfg, log)
 	if err != nil {
@@ -126,24 +130,25 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	}
 
 	gw, err := wsgateway.New(wsgateway.Config{
-		Observer:       observer,
-		Groups:         cfg.Groups,
-		CommandTimeout: cfg.Commands.Timeout,
-		Topics:         topics,
-		Declared:       cfg.declared(),
-		AllowedOrigins: cfg.HTTP.AllowedOrigins,
-		Auth:           az,
-		SessionKey:     sessionKey,
-		SessionTTL:     cfg.HTTP.SessionTTL,
-		SecureCookies:  cfg.HTTP.TLS,
-		Metrics:        metrics,
-		MaxBrowsers:    cfg.Limits.MaxBrowsers,
-		MaxDevices:     cfg.Limits.MaxDevices,
-		CommandRate:    cfg.Limits.BrowserCommandRate,
-		CommandBurst:   cfg.Limits.BrowserCommandBurst,
-		Health:         mq.Healthy,
-		MQTTClients:    mq.clientCount(),
-		Logger:         log.With("component", "gateway"),
+		Observer:        observer,
+		Groups:          cfg.Groups,
+		CommandTimeout:  cfg.Commands.Timeout,
+		Topics:          topics,
+		Declared:        cfg.declared(),
+		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
+		Auth:            az,
+		SessionKey:      sessionKey,
+		RevokedSessions: revoked,
+		SessionTTL:      cfg.HTTP.SessionTTL,
+		SecureCookies:   cfg.HTTP.TLS,
+		Metrics:         metrics,
+		MaxBrowsers:     cfg.Limits.MaxBrowsers,
+		MaxDevices:      cfg.Limits.MaxDevices,
+		CommandRate:     cfg.Limits.BrowserCommandRate,
+		CommandBurst:    cfg.Limits.BrowserCommandBurst,
+		Health:          mq.Healthy,
+		MQTTClients:     mq.clientCount(),
+		Logger:          log.With("component", "gateway"),
 	}, mq)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -79,4 +81,52 @@ func loadSessionKey(storagePath string) ([]byte, error) {
 		return nil, fmt.Errorf("session key %s: %w", p, err)
 	}
 	return key, nil
+}
+
+// revokedFile keeps the sessions ended by POST /logout in
+// sessions-revoked.json beside session.key, so that a logged-out cookie
+// stays refused after a restart (the key, and so the cookie, survive one).
+type revokedFile struct{ path string }
+
+// newRevokedFile returns the file for this storage path, or nil when
+// storage is off (the session key is then random, so a restart ends every
+// session anyway).
+func newRevokedFile(storagePath string) *revokedFile {
+	if storagePath == "" {
+		return nil
+	}
+	return &revokedFile{path: filepath.Join(filepath.Dir(storagePath), "sessions-revoked.json")}
+}
+
+// LoadRevoked reads the file; a missing file is an empty list.
+func (f *revokedFile) LoadRevoked() (map[string]time.Time, error) {
+	b, err := os.ReadFile(f.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", f.path, err)
+	}
+	var m map[string]time.Time
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read %s: %w", f.path, err)
+	}
+	return m, nil
+}
+
+// SaveRevoked replaces the file (written beside it, then renamed, so a
+// crash leaves the old list or the new one).
+func (f *revokedFile) SaveRevoked(m map[string]time.Time) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	tmp := f.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return fmt.Errorf("write %s: %w", f.path, err)
+	}
+	return nil
 }

@@ -323,7 +323,8 @@ func TestFleet(t *testing.T) {
 		t.Errorf("unchanged led must still be an event: %+v", evs)
 	}
 	apply("b1", KindCount, "7")
-	apply("a0", KindCount, "1")
+	apply("a0", KindStatus, "offline")
+	apply("a0", KindCount, "1") // a late count after the Will changes no status
 	if _, err := f.Apply("b1", KindCount, []byte("x"), t0, nil); !errors.Is(err, ErrBadPayload) {
 		t.Errorf("bad count error = %v", err)
 	}
@@ -376,6 +377,90 @@ func TestFleet(t *testing.T) {
 	apply("a0", KindInfo, `{"id":"a0","name":"from info","firmware":"f","board":"b"}`)
 	if d, _ := f.Get("a0"); d.Name() != "from info" {
 		t.Errorf("info name = %q", d.Name())
+	}
+}
+
+// A count comes only from a connected board, so it says online where no
+// status has: a declared board never seen, a board forgotten while it
+// stayed connected.
+func TestFleetCountImpliesOnline(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	labels := func(evs []Event) string {
+		var s []string
+		for _, ev := range evs {
+			s = append(s, string(ev.AppendJSON(nil)))
+		}
+		return strings.Join(s, " ")
+	}
+	for _, tc := range []struct {
+		name     string
+		declared []Declared
+		before   [][2]string // kind, payload applied to "b" first
+		want     string      // events of the count "5" that follows
+		online   bool
+	}{
+		{"unknown board", nil, nil,
+			`{"device":"b","label":"online","value":true} {"device":"b","label":"count","value":5}`, true},
+		{"declared, never seen", []Declared{{ID: "b"}}, nil,
+			`{"device":"b","label":"online","value":true} {"device":"b","label":"count","value":5}`, true},
+		{"forgotten while connected", nil, [][2]string{{"status", "online"}, {"status", ""}},
+			`{"device":"b","label":"online","value":true} {"device":"b","label":"count","value":5}`, true},
+		{"online", nil, [][2]string{{"status", "online"}},
+			`{"device":"b","label":"count","value":5}`, true},
+		{"offline (a count in flight past the Will)", nil, [][2]string{{"status", "online"}, {"status", "offline"}},
+			`{"device":"b","label":"count","value":5}`, false},
+		{"counted before, status unknown", nil, [][2]string{{"count", "4"}},
+			`{"device":"b","label":"count","value":5}`, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := NewFleet(tc.declared, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kinds := map[string]Kind{"status": KindStatus, "count": KindCount}
+			for _, m := range tc.before {
+				if _, err := f.Apply("b", kinds[m[0]], []byte(m[1]), t0, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			evs, err := f.Apply("b", KindCount, []byte("5"), t0, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := labels(evs); got != tc.want {
+				t.Errorf("events = %s, want %s", got, tc.want)
+			}
+			d, _ := f.Get("b")
+			if d.Online != tc.online || (f.OnlineCount() == 1) != tc.online {
+				t.Errorf("online = %v (count %d), want %v", d.Online, f.OnlineCount(), tc.online)
+			}
+		})
+	}
+}
+
+func TestTopicsCheckID(t *testing.T) {
+	tp := MustTopics("devices")
+	for _, tc := range []struct {
+		topic string
+		bad   bool
+	}{
+		{"devices/b-1/count", false},
+		{"devices/b-1/led/set", false},
+		{"other/b.1/count", false},    // not under P
+		{"devices/b1/other", false},   // not a board topic
+		{"devices/b.1/count", true},   // '.'
+		{"devices/b 1/status", true},  // space
+		{"devices//led", true},        // empty
+		{"devices/a.b/led/set", true}, // a command to a bad id
+		{"devices/" + strings.Repeat("x", 65) + "/info", true},
+	} {
+		err := tp.CheckID(tc.topic)
+		if (err != nil) != tc.bad {
+			t.Errorf("CheckID(%q) = %v, want bad %v", tc.topic, err, tc.bad)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidID) {
+			t.Errorf("CheckID(%q) = %v, want it to wrap ErrInvalidID", tc.topic, err)
+		}
 	}
 }
 

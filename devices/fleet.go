@@ -11,6 +11,7 @@ type Device struct {
 	ID         string
 	ConfigName string // name declared in config, may be empty
 	Online     bool
+	HasStatus  bool // a status message set Online (else Online is inferred, see Fleet.Apply)
 	HasLED     bool // LEDOn is known
 	LEDOn      bool
 	HasCount   bool // Count is known
@@ -144,22 +145,36 @@ func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Eve
 	}
 	switch ev.Label {
 	case LabelOnline:
-		if ev.On != d.Online {
-			if ev.On {
-				f.online++
-			} else {
-				f.online--
-			}
-		}
-		d.Online = ev.On
+		f.setOnline(d, ev.On)
+		d.HasStatus = true
 	case LabelLED:
 		d.HasLED, d.LEDOn = true, ev.On
 	case LabelCount:
+		// A count is never retained: only a connected board sends one. So
+		// a board whose status is unknown (declared and never seen, or
+		// forgotten while it stayed connected, its retained status
+		// cleared) is online as soon as it counts.
+		if !d.HasStatus && !d.Online {
+			f.setOnline(d, true)
+			evs = append(evs, Event{Device: id, Label: LabelOnline, On: true})
+		}
 		d.HasCount, d.Count = true, ev.Count
 	case LabelInfo:
 		d.Info = info
 	}
 	return append(evs, ev), nil
+}
+
+// setOnline sets d.Online and keeps f.online in step.
+func (f *Fleet) setOnline(d *Device, on bool) {
+	if on != d.Online {
+		if on {
+			f.online++
+		} else {
+			f.online--
+		}
+	}
+	d.Online = on
 }
 
 // Forget removes a device and returns the removed event to broadcast; ok is

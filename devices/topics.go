@@ -170,6 +170,26 @@ func (t Topics) Parse(topic string) (id string, k Kind, ok bool) {
 	return id, k, true
 }
 
+// CheckID returns the error for a topic shaped like a board's topic under
+// P (P/<id>/status, led, count, info or led/set) whose id is invalid, and
+// nil for any other topic: a valid board topic, or one that is not a board
+// topic at all. Call it where Parse said no, to tell a board with a bad id
+// from unrelated traffic.
+func (t Topics) CheckID(topic string) error {
+	rest, found := strings.CutPrefix(topic, t.root)
+	if !found {
+		return nil
+	}
+	for _, suffix := range [...]string{"/status", "/led", "/count", "/info", "/led/set"} {
+		if id, ok := strings.CutSuffix(rest, suffix); ok {
+			if err := ValidateID(id); err != nil {
+				return fmt.Errorf("topic %q: %w", topic, err)
+			}
+		}
+	}
+	return nil
+}
+
 // Home Assistant MQTT discovery topics, under the discovery prefix H.
 
 // HADiscovery returns H/<component>/<id>/<object>/config, where Home

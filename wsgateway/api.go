@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"switchyard/auth"
@@ -32,7 +33,68 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /login", g.login)
 	mux.HandleFunc("POST /logout", g.logout)
 	mux.HandleFunc("GET /", g.serveIndex)
-	return g.refuseDevices(mux)
+	mux.HandleFunc("GET /api/", apiNoGET(mux)) // not the dashboard's files
+	return g.refuseDevices(jsonErrors(mux))
+}
+
+// jsonErrors answers in JSON ({"error": ...}) where mux matches no pattern:
+// 404 for a path it does not serve, 405 (with Allow) for a method a path
+// does not take. ServeMux would answer those in plain text.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern == "" {
+			rec := &statusOnly{header: http.Header{}}
+			h.ServeHTTP(rec, r)
+			if rec.code == http.StatusNotFound || rec.code == http.StatusMethodNotAllowed {
+				if allow := rec.header.Get("Allow"); allow != "" {
+					w.Header().Set("Allow", allow)
+				}
+				httpError(w, rec.code, "%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code)))
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// apiNoGET answers a GET under /api/ that no API pattern takes: 405 when
+// the path takes other methods, else 404 (both in JSON).
+func apiNoGET(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodPost, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			httpError(w, http.StatusNotFound, "GET %s: not found", r.URL.Path)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		httpError(w, http.StatusMethodNotAllowed, "GET %s: method not allowed", r.URL.Path)
+	}
+}
+
+// statusOnly is a ResponseWriter that keeps the status and the header and
+// drops the body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusOnly) Header() http.Header { return s.header }
+func (s *statusOnly) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+}
+func (s *statusOnly) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // refuseDevices answers 403 to a board's credentials on every path but

@@ -123,6 +123,7 @@ type inMsg struct {
 	at      time.Time
 	op      func()         // when set, run under mu in order with the messages
 	ev      *devices.Event // when set, an event to broadcast in order with the messages' (see postEvent)
+	bad     error          // when set, a board topic with an invalid id: logged and counted, nothing else
 }
 
 // Gateway connects browsers to the fleet. Create it with New, serve
@@ -235,6 +236,7 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		cmds:     newTracker(cfg.CommandTimeout),
 	}
 	g.m = newMetrics(g)
+	g.m.setFleet(fleet.Len(), fleet.OnlineCount()) // declared devices are known from the start
 	g.loopWG.Add(2)
 	go g.loop()   // ends when Close closes g.stop
 	go g.pinger() // ends when Close closes g.stop
@@ -246,17 +248,26 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 // subscription.
 func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
 	id, k, ok := g.topics.Parse(topic)
+	var bad error
 	if !ok {
-		return // not a board topic of this prefix: nothing to apply
+		// A board's topic with an invalid id is ignored too, but with a
+		// clear error (logged by the loop: nothing here may block).
+		if bad = g.topics.CheckID(topic); bad == nil {
+			return // not a board topic of this prefix: nothing to apply
+		}
 	}
-	count := k == devices.KindCount
+	count := k == devices.KindCount || bad != nil // may be dropped; no hurry
 	g.inMu.Lock()
 	if count && len(g.inQ) >= maxIngest {
 		g.inMu.Unlock()
 		g.m.ingestDropped.Inc()
 		return
 	}
-	g.inQ = append(g.inQ, inMsg{topic: topic, id: id, kind: k, payload: append([]byte(nil), payload...), at: at})
+	if bad != nil {
+		g.inQ = append(g.inQ, inMsg{topic: topic, bad: bad})
+	} else {
+		g.inQ = append(g.inQ, inMsg{topic: topic, id: id, kind: k, payload: append([]byte(nil), payload...), at: at})
+	}
 	if !count {
 		g.inUrgent = true
 	}
@@ -362,6 +373,11 @@ func (g *Gateway) loop() {
 				g.fanOut(evs) // keep order: events before the op go first
 				evs = evs[:0]
 				m.op()
+				continue
+			}
+			if m.bad != nil {
+				g.m.ignored.Inc()
+				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", m.bad)
 				continue
 			}
 			id, k := m.id, m.kind

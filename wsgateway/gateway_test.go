@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 
 func TestSnapshotOnConnectAndLiveUpdates(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{Declared: []devices.Declared{{ID: "declared", Name: "Declared board"}}})
+	// A declared device is known before any board speaks.
+	if m := h.metrics(); !strings.Contains(m, "switchyard_devices_known 1\n") {
+		t.Errorf("metrics before any board: %s, want switchyard_devices_known 1", grep(m, "switchyard_devices"))
+	}
 	b := h.board("b1")
 	b.online("ON")
 	b.pub(devices.KindCount, "5", false)
@@ -347,9 +351,14 @@ func TestForgetDevice(t *testing.T) {
 	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Errorf("single-board page after forget: %v, want close 1001", err)
 	}
-	// A board that publishes again is known again.
+	// A board that publishes again is known again; one that counts is
+	// connected, so online, though its retained status was cleared.
 	b.pub(devices.KindCount, "1", false)
+	br.waitFor("b1", "online", "true")
 	br.waitFor("b1", "count", "1")
+	if d := h.waitDevice("b1", func(apiDevice) bool { return true }); !d.Online {
+		t.Errorf("forgotten board counting again: %+v, want online", d)
+	}
 }
 
 func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {

@@ -48,7 +48,7 @@ func newMetrics(g *Gateway) *metrics {
 			Name: "switchyard_browsers_dropped_slow_total", Help: "Browsers disconnected because they fell behind.",
 		}),
 		ignored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_board_messages_ignored_total", Help: "Board messages ignored for a bad payload or the device limit.",
+			Name: "switchyard_board_messages_ignored_total", Help: "Board messages ignored for a bad payload, an invalid device id in the topic, or the device limit.",
 		}),
 		ingestDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_count_messages_shed_total", Help: "count messages shed because the gateway fell behind.",

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +50,14 @@ func TestMalformedInputIsRefusedAndLosesNothing(t *testing.T) {
 	getJSON(t, p.http+"/api/devices", &list)
 	if len(list) != 2 {
 		t.Errorf("devices after garbage: %+v, want only good and sleepy", list)
+	}
+	// Each was refused with an error: counted (and logged, at most once a
+	// second), the two invalid ids as well as the six bad payloads.
+	if got, want := metric(t, p.http, "switchyard_board_messages_ignored_total"), 8.0; got != want {
+		t.Errorf("switchyard_board_messages_ignored_total = %v, want %v", got, want)
+	}
+	if logs := p.logs(); !strings.Contains(logs, "ignored a board message") {
+		t.Errorf("no log line for the ignored messages:\n%s", logs)
 	}
 
 	// WebSocket /ws: each refusal is an error event; the connection stays.
@@ -108,6 +118,10 @@ func TestMalformedInputIsRefusedAndLosesNothing(t *testing.T) {
 		{"POST", "/api/devices/sleepy/led", `{"action":"on"}`, 409},
 		{"DELETE", "/api/devices/ghost", "", 404},
 		{"PUT", "/api/devices/good", "", 405},
+		{"GET", "/api/devices/good/led", "", 405},
+		{"POST", "/healthz", "", 405},
+		{"GET", "/api/nosuch", "", 404},
+		{"GET", "/api/devices/", "", 404},
 	} {
 		req, _ := http.NewRequest(tc.method, p.http+tc.path, strings.NewReader(tc.body))
 		resp, err := http.DefaultClient.Do(req)
@@ -117,7 +131,7 @@ func TestMalformedInputIsRefusedAndLosesNothing(t *testing.T) {
 		var body map[string]string
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
-		if resp.StatusCode != tc.want || (tc.want != 405 && body["error"] == "") {
+		if resp.StatusCode != tc.want || body["error"] == "" {
 			t.Errorf("%s %s = %d %v, want %d with an error message", tc.method, tc.path, resp.StatusCode, body, tc.want)
 		}
 	}
@@ -128,6 +142,28 @@ func TestMalformedInputIsRefusedAndLosesNothing(t *testing.T) {
 	}
 	waitEvent(t, other, `{"device":"good","label":"ledStatus","value":"LED ON"}`)
 	p.stop()
+}
+
+// metric returns the value of an unlabelled metric on /metrics.
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s on /metrics", name)
+	return 0
 }
 
 func getJSON(t *testing.T, url string, v any) {

@@ -1,7 +1,9 @@
 package broker
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -276,8 +278,28 @@ func TestInlineSubscribePublishClear(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestWebSocketListener(t *testing.T) {
-	b := startBroker(t, Config{WSListen: "127.0.0.1:0", AllowedOrigins: []string{"http://app.example"}})
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b := startBroker(t, Config{WSListen: "127.0.0.1:0", AllowedOrigins: []string{"http://app.example"}, Logger: log})
 	ws := b.WSAddr().String()
 	c := connect(t, "ws://"+ws+"/mqtt", "ws-client")
 	publish(t, c, "devices/w1/led", "ON", true)
@@ -300,6 +322,11 @@ func TestWebSocketListener(t *testing.T) {
 		if resp == nil || resp.StatusCode != tc.want {
 			t.Errorf("%s %s: %v, want HTTP %d", tc.origin, tc.path, err, tc.want)
 		}
+	}
+	// A clean stop logs no error (Close waits for the listener's Serve).
+	b.Close()
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("errors logged by a clean stop:\n%s", logs.String())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -31,6 +32,8 @@ type wsListener struct {
 	establish listeners.EstablishFn // set by Serve before the server starts handlers
 	conns     mqttnet.Conns         // handlers inside establish; Close ends and waits for them
 	closeOnce sync.Once
+	serving   atomic.Bool   // Serve has started
+	served    chan struct{} // closed when Serve returns; Close waits for it
 }
 
 func newWSListener(addr string, allowed []string, connectTimeout time.Duration, log *slog.Logger) (*wsListener, error) {
@@ -38,7 +41,7 @@ func newWSListener(addr string, allowed []string, connectTimeout time.Duration, 
 	if err != nil {
 		return nil, fmt.Errorf("listen mqtt websocket %s: %w", addr, err)
 	}
-	l := &wsListener{ln: ln, log: log, connectTimeout: connectTimeout}
+	l := &wsListener{ln: ln, log: log, connectTimeout: connectTimeout, served: make(chan struct{})}
 	l.upgrader = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		CheckOrigin:  func(r *http.Request) bool { return origin.Allowed(r, allowed) },
@@ -55,10 +58,14 @@ func (l *wsListener) Protocol() string { return "ws" }
 
 func (l *wsListener) Init(*slog.Logger) error { return nil }
 
-// Serve runs the HTTP server until Close.
+// Serve runs the HTTP server until Close (Mochi calls it on a goroutine of
+// its own; Close waits for it to return).
 func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	l.serving.Store(true)
+	defer close(l.served)
 	l.establish = establish // before Serve starts any handler goroutine
-	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// The broker's drain closes ln to stop accepting: that is a clean stop.
+	if err := l.srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 		l.log.Error("mqtt websocket listener stopped", "addr", l.Address(), "err", err)
 	}
 }
@@ -89,6 +96,9 @@ func (l *wsListener) Close(_ listeners.CloseFn) {
 		defer cancel()
 		_ = l.srv.Shutdown(ctx) // stops accepting; hijacked connections are ours
 		l.conns.CloseAll()
+		if l.serving.Load() {
+			<-l.served // Shutdown has made Serve return, or is about to
+		}
 	})
 }
 

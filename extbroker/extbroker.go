@@ -54,6 +54,9 @@ type Client struct {
 	timeout time.Duration
 	log     *slog.Logger
 
+	stop chan struct{}  // closed by Close: ends connectLoop
+	wg   sync.WaitGroup // connectLoop
+
 	mu   sync.Mutex               // guards subs, seen
 	subs map[string]func(Message) // filter → handler, subscribed again on every connect
 	seen map[string]struct{}      // topics seen, for ClearRetained
@@ -100,6 +103,7 @@ func New(cfg Config) (*Client, error) {
 		log:     cfg.Logger,
 		subs:    map[string]func(Message){},
 		seen:    map[string]struct{}{},
+		stop:    make(chan struct{}),
 	}
 	o := paho.NewClientOptions().
 		AddBroker(cfg.URL).
@@ -107,9 +111,8 @@ func New(cfg Config) (*Client, error) {
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password).
 		SetCleanSession(true).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
+		SetAutoReconnect(true). // after the first connect; connectLoop does the first
+		SetConnectTimeout(cfg.Timeout).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(10 * time.Second).
 		SetOrderMatters(false). // handlers only queue; they never block
@@ -122,10 +125,44 @@ func New(cfg Config) (*Client, error) {
 }
 
 // Start connects in the background; the client keeps retrying until it
-// reaches the broker (Healthy reports the state).
+// reaches the broker (Healthy reports the state), logging why it cannot
+// (a refused password, a broker that is down) each time the reason changes.
 func (x *Client) Start() {
-	x.c.Connect() // with ConnectRetry, the token completes only on success or Disconnect
 	x.log.Info("connecting to the external broker", "url", x.url)
+	x.wg.Add(1)
+	go x.connectLoop() // ends once connected (paho reconnects from then on) or at Close
+}
+
+// connectLoop tries to connect, 1 s apart at first and at most 10 s apart.
+// (paho's own ConnectRetry retries without saying why it failed.)
+func (x *Client) connectLoop() {
+	defer x.wg.Done()
+	delay := time.Second
+	last := ""
+	for {
+		tok := x.c.Connect()
+		select {
+		case <-tok.Done():
+		case <-x.stop:
+			return
+		}
+		err := tok.Error()
+		if err == nil {
+			return
+		}
+		if msg := err.Error(); msg != last {
+			x.log.Error("cannot connect to the external broker; retrying", "url", x.url, "err", err)
+			last = msg
+		} else {
+			x.log.Debug("cannot connect to the external broker; retrying", "url", x.url, "err", err)
+		}
+		select {
+		case <-time.After(delay):
+		case <-x.stop:
+			return
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
 }
 
 // onConnect subscribes every filter again: the broker resends retained
@@ -222,6 +259,10 @@ func (x *Client) Healthy() error {
 
 // Close disconnects. It is safe to call more than once.
 func (x *Client) Close() error {
-	x.closeOnce.Do(func() { x.c.Disconnect(250) })
+	x.closeOnce.Do(func() {
+		close(x.stop)
+		x.wg.Wait()
+		x.c.Disconnect(250)
+	})
 	return nil
 }

@@ -66,6 +66,8 @@ type Config struct {
 	} `mapstructure:"homeassistant"`
 	az *auth.Authority // the user list, built by validate
 
+	warnings []string // environment variables that set nothing, logged at start
+
 	Devices  []DeviceConfig      `mapstructure:"devices"`
 	Groups   map[string][]string `mapstructure:"groups"`
 	Commands struct {
@@ -151,12 +153,28 @@ func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 			env[k] = val
 		}
 	}
+	used := map[string]bool{}
 	for k := range defaults {
-		name := "CONTROLPLANE_" + strings.ToUpper(strings.ReplaceAll(k, ".", "_"))
+		name := envName(k)
 		if val, ok := env[name]; ok {
 			v.Set(k, val)
+			used[name] = true
 		}
 	}
+	// A variable that matches no key sets nothing: say so, as a typo in
+	// the file would (the file's unknown keys are errors; a variable may
+	// belong to the deployment, so it is only a warning).
+	var warnings []string
+	for name := range env {
+		switch {
+		case used[name]:
+		case name == envName("devices") || name == envName("auth.users") || strings.HasPrefix(name, envName("groups")+"_"):
+			warnings = append(warnings, fmt.Sprintf("environment variable %s is ignored: that key can only be set in the config file", name))
+		default:
+			warnings = append(warnings, fmt.Sprintf("environment variable %s is ignored: no such config key", name))
+		}
+	}
+	sort.Strings(warnings)
 	keys := v.AllKeys()
 	sort.Strings(keys)
 	for _, k := range keys {
@@ -174,7 +192,13 @@ func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	cfg.warnings = warnings
 	return &cfg, nil
+}
+
+// envName is the environment variable that overrides key.
+func envName(key string) string {
+	return "CONTROLPLANE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 func oneLine(s string) string {

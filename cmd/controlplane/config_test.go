@@ -43,10 +43,19 @@ groups: {kitchen: [kitchen, hall]}
 		"CONTROLPLANE_STORAGE_PATH=", // empty turns storage off
 		"CONTROLPLANE_HTTP_ALLOWED_ORIGINS=http://c.example,http://d.example",
 		"CONTROLPLANE_MQTT_WS_LISTEN=:9001",
+		"CONTROLPLANE_HTTP_LISTN=:1",   // a typo
+		"CONTROLPLANE_DEVICES=kitchen", // file only
 		"UNRELATED=1",
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	wantWarn := []string{
+		"environment variable CONTROLPLANE_DEVICES is ignored: that key can only be set in the config file",
+		"environment variable CONTROLPLANE_HTTP_LISTN is ignored: no such config key",
+	}
+	if !reflect.DeepEqual(cfg.warnings, wantWarn) {
+		t.Errorf("warnings = %q, want %q", cfg.warnings, wantWarn)
 	}
 	if got, want := cfg.HTTP.Listen, ":9090"; got != want {
 		t.Errorf("http.listen = %q, want %q (env)", got, want)

@@ -78,6 +78,9 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		return fmt.Errorf("config: log.level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	for _, w := range cfg.warnings {
+		log.Warn("config: " + w)
+	}
 	topics, err := devices.NewTopics(cfg.Topics.Prefix)
 	if err != nil {
 		return fmt.Errorf("config: topics.prefix: %w", err)

@@ -78,13 +78,18 @@ func (s *sessions) verify(v string, now time.Time) (name, id string, ok bool) {
 	if !ok || !now.Before(exp) {
 		return "", "", false
 	}
-	s.mu.Lock()
-	_, out := s.revoked[id]
-	s.mu.Unlock()
-	if out {
+	if s.isRevoked(id) {
 		return "", "", false
 	}
 	return name, id, true
+}
+
+// isRevoked reports whether the session with this id was logged out.
+func (s *sessions) isRevoked(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, out := s.revoked[id]
+	return out
 }
 
 // parse checks v's signature and splits it.

@@ -69,11 +69,12 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		session: sid,
 		done:    make(chan struct{}),
 	}
-	if !g.register(c) {
-		// Closed between the health check and the upgrade: this browser
-		// gets the same 1001 as the others. No writer runs for c yet, so
-		// writing here is the only write on conn.
-		msg := websocket.FormatCloseMessage(websocketGoingAway, "server shutting down")
+	if code, reason := g.register(c); code != 0 {
+		// Something changed during the handshake (the gateway closes, the
+		// board was forgotten, the session ended): this browser gets the
+		// close frame the others got. No writer runs for c yet, so writing
+		// here is the only write on conn.
+		msg := websocket.FormatCloseMessage(code, reason)
 		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 		_ = conn.Close()
 		return
@@ -85,11 +86,16 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 // missed or sent twice between the two, and counts c's readPump in connsWG
 // (under mu, so Close never waits while one is added). It returns false
 // once closed.
-func (g *Gateway) register(c *client) bool {
+func (g *Gateway) register(c *client) (closeCode int, reason string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return false
+		return websocketGoingAway, "server shutting down"
+	}
+	// Checked under mu: logout revokes, then closes the session's browsers
+	// under mu, so a browser is either closed there or refused here.
+	if c.session != "" && g.sessions.isRevoked(c.session) {
+		return websocketPolicy, "logged out"
 	}
 	var snap []byte
 	n := 0
@@ -111,7 +117,7 @@ func (g *Gateway) register(c *client) bool {
 	} else {
 		evs, known := g.fleet.AppendDeviceEvents(c.device, nil)
 		if !known {
-			return false // forgotten since the handshake began
+			return websocketGoingAway, "device removed" // forgotten since the handshake began
 		}
 		c.limit = g.cfg.QueueBytes
 		for _, ev := range evs {
@@ -132,7 +138,7 @@ func (g *Gateway) register(c *client) bool {
 	g.m.browsers.Inc()
 	g.nBrowser.Add(1)
 	g.connsWG.Add(1) // readPump
-	return true
+	return 0, ""
 }
 
 // browserCount returns the number of connected browsers.

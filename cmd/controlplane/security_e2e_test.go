@@ -164,3 +164,74 @@ auth:
 	}
 	p.stop()
 }
+
+// TestSessionsAcrossRestarts: with storage, a login survives a restart and
+// a logout does too (the cookie stays refused), as the running binary does
+// it with its session.key and sessions-revoked.json.
+func TestSessionsAcrossRestarts(t *testing.T) {
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw-vera"), bcrypt.MinCost)
+	storage := filepath.Join(t.TempDir(), "data", "retained.log")
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+mqtt: {listen: '127.0.0.1:0'}
+http: {listen: '127.0.0.1:0'}
+storage: {path: %q}
+auth:
+  anonymous: "off"
+  users:
+    - {name: vera, password_hash: %q, role: viewer}
+`, storage, h)), 0o644)
+	noRedirect := &http.Client{Timeout: wait, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(p *proc, method, path, body, cookie string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, p.http+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		if cookie != "" {
+			req.Header.Set("Cookie", cookie)
+		}
+		resp, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	login := func(p *proc) string {
+		t.Helper()
+		resp := do(p, "POST", "/login", "name=vera&password=pw-vera", "")
+		for _, c := range resp.Cookies() {
+			if c.Name == "switchyard_session" && c.Value != "" {
+				return c.Name + "=" + c.Value
+			}
+		}
+		t.Fatalf("login = %d, no session cookie", resp.StatusCode)
+		return ""
+	}
+
+	p := start(t, cfg)
+	kept, ended := login(p), login(p)
+	p.stop()
+	p = start(t, cfg)
+	for _, c := range []string{kept, ended} {
+		if code := do(p, "GET", "/api/devices", "", c).StatusCode; code != http.StatusOK {
+			t.Errorf("a session after a restart = %d, want 200", code)
+		}
+	}
+	if code := do(p, "POST", "/logout", "", ended).StatusCode; code != http.StatusSeeOther {
+		t.Fatalf("logout = %d, want 303", code)
+	}
+	if code := do(p, "GET", "/api/devices", "", ended).StatusCode; code != http.StatusUnauthorized {
+		t.Errorf("a logged-out session = %d, want 401", code)
+	}
+	p.stop()
+	p = start(t, cfg)
+	if code := do(p, "GET", "/api/devices", "", ended).StatusCode; code != http.StatusUnauthorized {
+		t.Errorf("a logged-out session after a restart = %d, want 401", code)
+	}
+	if code := do(p, "GET", "/api/devices", "", kept).StatusCode; code != http.StatusOK {
+		t.Errorf("the other session after a restart = %d, want 200", code)
+	}
+	p.stop()
+}

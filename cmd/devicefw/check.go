@@ -22,7 +22,8 @@ func runCheck(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 	timeout := fs.Duration("timeout", check.DefaultTimeout, "how long to wait for the board's status")
 	fs.Usage = usage(fs, "usage: devicefw check --broker URL --id ID [flags]\n\n"+
 		"Checks a live board against the Switchyard wire contract; prints PASS or FAIL per rule.\n\nflags:")
-	err := parse(fs, args, env, stdout)
+	fromEnv, err := parse(fs, args, env, stdout)
+	c.fromEnv = fromEnv
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -33,7 +34,7 @@ func runCheck(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 		err = devices.ValidateID(c.id)
 	}
 	if err == nil && *timeout <= 0 {
-		err = fmt.Errorf("--timeout: %s is not positive", *timeout)
+		err = fmt.Errorf("%s: %s is not positive", c.opt("timeout"), *timeout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "devicefw check: %v\n", err)

@@ -23,6 +23,17 @@ type lookupEnv func(string) (string, bool)
 type common struct {
 	broker, id, prefix string
 	username, password string
+
+	fromEnv map[string]bool // flags whose value came from the environment (set by parse)
+}
+
+// opt names the setting of flag in an error: its environment variable when
+// the value came from there, else --flag.
+func (c *common) opt(flag string) string {
+	if c.fromEnv[flag] {
+		return envName(flag)
+	}
+	return "--" + flag
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -35,10 +46,10 @@ func (c *common) register(fs *flag.FlagSet) {
 
 func (c *common) validate() error {
 	if err := pahosession.ValidateBroker(c.broker); err != nil {
-		return fmt.Errorf("--broker: %w", err)
+		return fmt.Errorf("%s: %w", c.opt("broker"), err)
 	}
 	if err := devices.ValidatePrefix(c.prefix); err != nil {
-		return fmt.Errorf("--prefix: %w", err)
+		return fmt.Errorf("%s: %w", c.opt("prefix"), err)
 	}
 	return nil
 }
@@ -54,10 +65,12 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse sets fs from the environment, then from args (which win). It
-// returns flag.ErrHelp after printing usage to stdout for -h.
-func parse(fs *flag.FlagSet, args []string, env lookupEnv, stdout io.Writer) error {
+// parse sets fs from the environment, then from args (which win), and
+// returns the flags whose value came from the environment. It returns
+// flag.ErrHelp after printing usage to stdout for -h.
+func parse(fs *flag.FlagSet, args []string, env lookupEnv, stdout io.Writer) (map[string]bool, error) {
 	fs.SetOutput(io.Discard) // errors are reported on one line by the caller
+	fromEnv := map[string]bool{}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if f.Name == "version" || envErr != nil {
@@ -67,22 +80,43 @@ func parse(fs *flag.FlagSet, args []string, env lookupEnv, stdout io.Writer) err
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%s: invalid value %q: %v", envName(f.Name), v, err)
 			}
+			fromEnv[f.Name] = true
 		}
+		f.Value = argValue{f.Value, f.Name, fromEnv} // from here on, a Set is from args
 	})
 	if envErr != nil {
-		return envErr
+		return nil, envErr
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fs.Usage()
 		}
-		return err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	return nil
+	return fromEnv, nil
+}
+
+// argValue is a flag's value while the command line is parsed: a value
+// set there no longer comes from the environment.
+type argValue struct {
+	flag.Value
+	name    string
+	fromEnv map[string]bool
+}
+
+func (v argValue) Set(s string) error {
+	delete(v.fromEnv, v.name)
+	return v.Value.Set(s)
+}
+
+// IsBoolFlag keeps bool flags usable without a value (--active-low).
+func (v argValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // usage returns a Usage function printing head and the flags with their

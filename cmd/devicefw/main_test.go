@@ -33,7 +33,11 @@ func TestInvalidFlags(t *testing.T) {
 		want string // the one line on stderr contains this
 	}{
 		{"bad id", []string{"--id", "a/b"}, nil, `--id: invalid device id "a/b"`},
-		{"bad id from env", nil, map[string]string{"DEVICEFW_ID": "#"}, `invalid device id "#"`},
+		{"bad id from env", nil, map[string]string{"DEVICEFW_ID": "#"}, `DEVICEFW_ID: invalid device id "#"`},
+		{"zero interval from env", nil, map[string]string{"DEVICEFW_INTERVAL": "0s"}, "DEVICEFW_INTERVAL: 0s is not positive"},
+		{"env overridden by a bad flag", []string{"--interval", "0s"}, map[string]string{"DEVICEFW_INTERVAL": "1s"}, "--interval: 0s is not positive"},
+		{"bool flag still takes no value", []string{"--active-low", "--interval", "0s"}, nil, "--interval: 0s is not positive"},
+		{"check timeout from env", []string{"check", "--id", "a"}, map[string]string{"DEVICEFW_TIMEOUT": "0s"}, "DEVICEFW_TIMEOUT: 0s is not positive"},
 		{"sim ids too long", []string{"--id", strings.Repeat("x", 62), "--sim", "10"}, nil, "with --sim 10: invalid device id"},
 		{"negative sim", []string{"--sim", "-1"}, nil, "--sim: -1 is negative"},
 		{"bad scheme", []string{"--broker", "http://localhost:1883"}, nil, "scheme must be tcp://, ssl://, ws:// or wss://"},
@@ -44,6 +48,7 @@ func TestInvalidFlags(t *testing.T) {
 		{"short keepalive", []string{"--keepalive", "500ms"}, nil, "--keepalive"},
 		{"bad prefix", []string{"--prefix", "a/+"}, nil, "--prefix: invalid topic prefix"},
 		{"bad led", []string{"--led", "gpio:17"}, nil, "invalid --led"},
+		{"bad led from env", nil, map[string]string{"DEVICEFW_LED": "blinkenlights"}, `DEVICEFW_LED "blinkenlights"`},
 		{"unknown led", []string{"--led", "blinkenlights"}, nil, "--led"},
 		{"gpio with sim", []string{"--led", "gpio:GPIO17", "--sim", "2"}, nil, "simulated boards have memory LEDs"},
 		{"unknown flag", []string{"--colour", "red"}, nil, "flag provided but not defined: -colour"},

@@ -45,7 +45,8 @@ func parseConfig(args []string, env lookupEnv, stdout io.Writer) (*config, error
 	fs.BoolVar(&c.activeLow, "active-low", false, "the GPIO LED lights when its line is low")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	fs.Usage = usage(fs, "usage: devicefw [flags]\n       devicefw check --broker URL --id ID [flags]\n\nflags:")
-	if err := parse(fs, args, env, stdout); err != nil {
+	var err error
+	if c.fromEnv, err = parse(fs, args, env, stdout); err != nil {
 		return nil, err
 	}
 	if c.version {
@@ -63,25 +64,25 @@ func (c *config) validate() error {
 	}
 	switch {
 	case c.sim < 0:
-		return fmt.Errorf("--sim: %d is negative", c.sim)
+		return fmt.Errorf("%s: %d is negative", c.opt("sim"), c.sim)
 	case c.interval <= 0:
-		return fmt.Errorf("--interval: %s is not positive", c.interval)
+		return fmt.Errorf("%s: %s is not positive", c.opt("interval"), c.interval)
 	case c.keepalive < time.Second:
-		return fmt.Errorf("--keepalive: %s is less than 1s", c.keepalive)
+		return fmt.Errorf("%s: %s is less than 1s", c.opt("keepalive"), c.keepalive)
 	}
 	for _, id := range c.ids() {
 		if err := devices.ValidateID(id); err != nil {
 			if c.sim > 0 {
-				return fmt.Errorf("--id %q with --sim %d: %w", c.id, c.sim, err)
+				return fmt.Errorf("%s %q with %s %d: %w", c.opt("id"), c.id, c.opt("sim"), c.sim, err)
 			}
-			return fmt.Errorf("--id: %w", err)
+			return fmt.Errorf("%s: %w", c.opt("id"), err)
 		}
 	}
 	switch {
 	case c.led == "memory":
 	case strings.HasPrefix(c.led, "gpio:"):
 		if c.sim > 0 {
-			return errors.New("--led: simulated boards have memory LEDs; drop --led or --sim")
+			return fmt.Errorf("%s: simulated boards have memory LEDs; drop --led or --sim", c.opt("led"))
 		}
 		spec, err := gpio.ParseSpec(c.led)
 		if err != nil {
@@ -89,7 +90,7 @@ func (c *config) validate() error {
 		}
 		c.gpio = spec
 	default:
-		return fmt.Errorf("--led %q: want memory, gpio:<line name> or gpio:<chip>:<offset>", c.led)
+		return fmt.Errorf("%s %q: want memory, gpio:<line name> or gpio:<chip>:<offset>", c.opt("led"), c.led)
 	}
 	return nil
 }

@@ -78,9 +78,10 @@ type Message struct {
 type Broker struct {
 	srv    *mqtt.Server
 	tcp    net.Listener
-	tlsLn  net.Listener // nil when off
-	ws     *wsListener  // nil when off
-	store  *retainLog   // nil when memory only
+	tlsLn  net.Listener   // nil when off
+	accept []*mqttnet.TCP // the TCP and TLS listeners, for Healthy
+	ws     *wsListener    // nil when off
+	store  *retainLog     // nil when memory only
 	topics devices.Topics
 	log    *slog.Logger
 
@@ -182,7 +183,9 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("listen mqtt %s: %w", addr, err)
 	}
 	b.tcp = tcp
-	if err := srv.AddListener(mqttnet.NewTCP("tcp", tcp, connectTimeout, log)); err != nil {
+	tcpL := mqttnet.NewTCP("tcp", tcp, connectTimeout, log)
+	b.accept = append(b.accept, tcpL)
+	if err := srv.AddListener(tcpL); err != nil {
 		return nil, fmt.Errorf("mqtt listener %s: %w", addr, err)
 	}
 	if cfg.TLSListen != "" {
@@ -194,7 +197,9 @@ func New(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("listen mqtt tls %s: %w", cfg.TLSListen, err)
 		}
 		b.tlsLn = ln
-		if err := srv.AddListener(mqttnet.NewTCP("tls", tls.NewListener(ln, cfg.TLS), connectTimeout, log)); err != nil {
+		tlsL := mqttnet.NewTCP("tls", tls.NewListener(ln, cfg.TLS), connectTimeout, log)
+		b.accept = append(b.accept, tlsL)
+		if err := srv.AddListener(tlsL); err != nil {
 			return nil, fmt.Errorf("mqtt tls listener %s: %w", cfg.TLSListen, err)
 		}
 	}
@@ -358,10 +363,16 @@ func (b *Broker) ClearRetained(filter string) (int, error) {
 	return n, nil
 }
 
-// Healthy returns nil while the broker is serving.
+// Healthy returns nil while the broker is serving: started, not closed,
+// and every MQTT listener able to accept (not out of file descriptors).
 func (b *Broker) Healthy() error {
 	if !b.serving.Load() {
 		return ErrClosed
+	}
+	for _, l := range b.accept {
+		if err := l.Err(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -75,8 +75,14 @@ var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqt
 
 func start(t *testing.T, configPath string, env ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, exited: make(chan struct{})}
-	p.cmd = exec.Command(binPath, "--config", configPath)
+	return startCmd(t, exec.Command(binPath, "--config", configPath), env...)
+}
+
+// startCmd is start with the command given (to run the binary under a
+// shell that limits it, say).
+func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, exited: make(chan struct{}), cmd: cmd}
 	p.cmd.Env = append(os.Environ(), env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -3,9 +3,12 @@
 package mqttnet
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -24,9 +27,24 @@ type TCP struct {
 	connectTimeout time.Duration
 	log            *slog.Logger
 
-	conns Conns
-	once  sync.Once
+	conns  Conns
+	once   sync.Once
+	closed chan struct{} // closed by Close: ends a retry wait in Serve
+
+	acceptErr atomic.Pointer[acceptFailure] // the last Accept error; nil once an Accept succeeds
 }
+
+// acceptFailure is an Accept error and when it happened.
+type acceptFailure struct {
+	err error
+	at  time.Time
+}
+
+// failingFor is how long after its last failed Accept a listener still
+// counts as failing. Serve retries at least once a second while Accept
+// fails, so a listener that fails keeps failing within it; one that has
+// recovered but has no client to accept yet stops counting after it.
+const failingFor = 2 * time.Second
 
 // NewTCP returns a listener with this id serving ln (which may be a TLS
 // listener). A connection that sends no CONNECT within connectTimeout is
@@ -35,7 +53,16 @@ func NewTCP(id string, ln net.Listener, connectTimeout time.Duration, log *slog.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &TCP{id: id, ln: ln, connectTimeout: connectTimeout, log: log}
+	return &TCP{id: id, ln: ln, connectTimeout: connectTimeout, log: log, closed: make(chan struct{})}
+}
+
+// Err returns why accepting fails (for example "too many open files")
+// while it does, else nil.
+func (l *TCP) Err() error {
+	if f := l.acceptErr.Load(); f != nil && time.Since(f.at) < failingFor {
+		return fmt.Errorf("mqtt listener %s: %w", l.Address(), f.err)
+	}
+	return nil
 }
 
 // ID implements listeners.Listener.
@@ -50,12 +77,36 @@ func (l *TCP) Protocol() string { return "tcp" }
 // Init implements listeners.Listener.
 func (l *TCP) Init(*slog.Logger) error { return nil }
 
-// Serve accepts connections until Close.
+// Serve accepts connections until Close. An Accept error other than the
+// listener's closing (out of file descriptors, say) does not end it: it
+// waits, 5 ms at first and at most 1 s, and tries again, as net/http does,
+// and Err reports the error meanwhile.
 func (l *TCP) Serve(establish listeners.EstablishFn) {
+	var delay time.Duration
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
-			return // closed
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if delay == 0 {
+				l.log.Error("mqtt listener cannot accept; retrying", "addr", l.Address(), "err", err)
+				delay = 5 * time.Millisecond
+			} else {
+				delay = min(2*delay, time.Second)
+			}
+			l.acceptErr.Store(&acceptFailure{err, time.Now()})
+			select {
+			case <-time.After(delay):
+				continue
+			case <-l.closed:
+				return
+			}
+		}
+		if delay != 0 {
+			l.log.Info("mqtt listener accepting again", "addr", l.Address())
+			delay = 0
+			l.acceptErr.Store(nil)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(l.connectTimeout))
 		if !l.conns.Add(c) {
@@ -76,6 +127,7 @@ func (l *TCP) Serve(establish listeners.EstablishFn) {
 // closeClients (see Conns).
 func (l *TCP) Close(_ listeners.CloseFn) {
 	l.once.Do(func() {
+		close(l.closed)
 		_ = l.ln.Close()
 		l.conns.CloseAll()
 	})

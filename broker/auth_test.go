@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,37 @@ func TestAnonymousLocalRights(t *testing.T) {
 	tok.WaitTimeout(wait)
 	if code := tok.(*paho.SubscribeToken).Result()["$SYS/#"]; code < 0x80 {
 		t.Errorf("anonymous got $SYS: %#x", code)
+	}
+}
+
+// TestAnonymousLocalNeedsALocalName: over MQTT-over-WebSocket, a loopback
+// client that names another host (a page re-resolved to 127.0.0.1: DNS
+// rebinding) is not let in anonymously; one that names this machine is.
+func TestAnonymousLocalNeedsALocalName(t *testing.T) {
+	b := authBroker(t, auth.AnonLocal, Config{WSListen: "127.0.0.1:0", AllowedOrigins: []string{"*"}})
+	url := "ws://" + b.WSAddr().String() + "/mqtt"
+	for _, tc := range []struct {
+		host string
+		ok   bool
+	}{
+		{"", true}, // the address dialled: 127.0.0.1:port
+		{"localhost", true},
+		{"attacker.example", false},
+		{"attacker.example:1884", false},
+	} {
+		o := paho.NewClientOptions().AddBroker(url).SetClientID("anon-ws").
+			SetAutoReconnect(false).SetConnectTimeout(wait)
+		if tc.host != "" {
+			o.SetHTTPHeaders(http.Header{"Host": {tc.host}})
+		}
+		c := paho.NewClient(o)
+		tok := c.Connect()
+		if !tok.WaitTimeout(wait) {
+			t.Fatalf("host %q: connect timed out", tc.host)
+		}
+		if err := tok.Error(); (err == nil) != tc.ok {
+			t.Errorf("host %q: connect error %v, want ok %v", tc.host, err, tc.ok)
+		}
+		c.Disconnect(0)
 	}
 }

@@ -82,7 +82,13 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		return // closing
 	}
 	defer l.conns.Done(nc)
-	if err := l.establish(l.ID(), &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil {
+	wc := &wsConn{Conn: c.UnderlyingConn(), c: c}
+	if !origin.LocalHost(r.Host) {
+		// Not a local name (a page re-resolved to 127.0.0.1, say): the
+		// client must not count as local for anonymous access.
+		wc.remote = notLocal{c.UnderlyingConn().RemoteAddr(), r.Host}
+	}
+	if err := l.establish(l.ID(), wc); err != nil {
 		l.log.Debug("mqtt websocket client ended", "remote", r.RemoteAddr, "err", err)
 	}
 }
@@ -106,9 +112,28 @@ func (l *wsListener) Close(_ listeners.CloseFn) {
 // from: binary messages are concatenated into one byte stream.
 type wsConn struct {
 	net.Conn
-	c *websocket.Conn
-	r io.Reader // the current message, nil between messages
+	c      *websocket.Conn
+	r      io.Reader // the current message, nil between messages
+	remote net.Addr  // when set, replaces Conn's RemoteAddr
 }
+
+// RemoteAddr is the client's address, as the broker's access rules see it.
+func (ws *wsConn) RemoteAddr() net.Addr {
+	if ws.remote != nil {
+		return ws.remote
+	}
+	return ws.Conn.RemoteAddr()
+}
+
+// notLocal is the address of a client that asked for a host name that is
+// not this machine's: it reads "attacker.example via 127.0.0.1:5555",
+// whose host part is no loopback address.
+type notLocal struct {
+	net.Addr
+	host string
+}
+
+func (a notLocal) String() string { return a.host + " via " + a.Addr.String() }
 
 var errTextFrame = errors.New("mqtt over websocket: text frame (want binary)")
 

@@ -66,7 +66,14 @@ func (g *Gateway) identifySession(r *http.Request, tokenInQuery bool) (auth.Iden
 			}
 		}
 	}
-	id, err := a.Anonymous(r.RemoteAddr)
+	remote := r.RemoteAddr
+	if !origin.LocalHost(r.Host) {
+		// A loopback client asking for another name may be a page of that
+		// name re-resolved to 127.0.0.1 (DNS rebinding): it does not get
+		// the anonymous access of a local client.
+		remote = ""
+	}
+	id, err := a.Anonymous(remote)
 	if err != nil {
 		return auth.Identity{}, "", errNoCredentials
 	}

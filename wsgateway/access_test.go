@@ -296,3 +296,47 @@ func TestWebSocketAccess(t *testing.T) {
 		t.Errorf("fourth browser: %v, want HTTP 503", err)
 	}
 }
+
+// TestAnonymousLocalNeedsALocalName: a loopback request that names another
+// host (a page re-resolved to 127.0.0.1: DNS rebinding) gets no anonymous
+// access; one that names this machine does.
+func TestAnonymousLocalNeedsALocalName(t *testing.T) {
+	az, err := auth.New(auth.Config{Anonymous: auth.AnonLocal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, wsgateway.Config{Auth: az})
+	b := h.board("b1")
+	b.online("OFF")
+	h.waitDevice("b1", func(apiDevice) bool { return true })
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"", http.StatusNoContent}, // the address dialled: 127.0.0.1:port
+		{"localhost", http.StatusNoContent},
+		{"attacker.example", http.StatusUnauthorized},
+	} {
+		port := h.http.URL[strings.LastIndex(h.http.URL, ":"):]
+		r, _ := http.NewRequest("DELETE", h.http.URL+"/api/devices/b1", nil)
+		if tc.host != "" {
+			r.Host = tc.host + port
+			r.Header.Set("Origin", "http://"+r.Host) // what the page's browser sends: same origin
+		}
+		resp, err := noRedirect.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("DELETE with Host %q = %d, want %d", tc.host, resp.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusNoContent {
+			b.online("OFF") // known again for the next case
+			h.waitDevice("b1", func(apiDevice) bool { return true })
+		}
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(h.wsURL("/ws"), http.Header{"Host": {"attacker.example"}}); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/ws with Host attacker.example: %v, want a 401 handshake", err)
+	}
+}

@@ -3,8 +3,10 @@
 package origin
 
 import (
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -24,3 +26,28 @@ func Allowed(r *http.Request, allowed []string) bool {
 	u, err := url.Parse(o)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
+
+// LocalHost reports whether host (a request's Host header, with or without
+// a port) names this machine the way a local user would: localhost or a
+// name under .localhost, a loopback address, or the machine's own host
+// name (bare or under .local). Anonymous local access is given only to
+// requests that name it so: a page of another name re-resolved to
+// 127.0.0.1 (DNS rebinding) reaches the loopback address but not these
+// names.
+func LocalHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	own := strings.ToLower(hostname)
+	return own != "" && (host == own || host == own+".local")
+}
+
+// hostname is the machine's host name, read once.
+var hostname, _ = os.Hostname()

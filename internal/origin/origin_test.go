@@ -31,3 +31,34 @@ func TestAllowed(t *testing.T) {
 		}
 	}
 }
+
+func TestLocalHost(t *testing.T) {
+	own := hostname
+	for _, tc := range []struct {
+		host string
+		want bool
+	}{
+		{"localhost", true},
+		{"localhost:8080", true},
+		{"LOCALHOST.:8080", true},
+		{"app.localhost:8080", true},
+		{"127.0.0.1:8080", true},
+		{"127.0.1.1", true},
+		{"[::1]:8080", true},
+		{"10.0.0.5:8080", false},
+		{"attacker.example:8080", false},
+		{"localhost.attacker.example", false},
+		{"", false},
+	} {
+		if got := LocalHost(tc.host); got != tc.want {
+			t.Errorf("LocalHost(%q) = %v, want %v", tc.host, got, tc.want)
+		}
+	}
+	if own != "" {
+		for _, h := range []string{own, own + ":8080", own + ".local:8080"} {
+			if !LocalHost(h) {
+				t.Errorf("LocalHost(%q) = false for the machine's own name", h)
+			}
+		}
+	}
+}

@@ -1,5 +1,7 @@
 // Package origin decides which browser origins may open a WebSocket to the
-// control plane. Both the dashboard's /ws and MQTT over WebSocket use it.
+// control plane (or change anything through its API), and which host names
+// count as this machine's. Both the dashboard's /ws and MQTT over WebSocket
+// use it.
 package origin
 
 import (
@@ -11,8 +13,9 @@ import (
 )
 
 // Allowed reports whether a WebSocket handshake may proceed: no Origin
-// header (not a browser), the request's own host, or an origin listed in
-// allowed ("*" allows any; a trailing slash is ignored; case-insensitive).
+// header (not a browser), the request's own host (over TLS, with https), or
+// an origin listed in allowed ("*" allows any; a trailing slash is ignored;
+// case-insensitive).
 func Allowed(r *http.Request, allowed []string) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
@@ -24,7 +27,12 @@ func Allowed(r *http.Request, allowed []string) bool {
 		}
 	}
 	u, err := url.Parse(o)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+		return false
+	}
+	// Over TLS the page must be an https one too. (Without TLS here either
+	// scheme is accepted: a proxy in front may have ended TLS.)
+	return r.TLS == nil || strings.EqualFold(u.Scheme, "https")
 }
 
 // LocalHost reports whether host (a request's Host header, with or without

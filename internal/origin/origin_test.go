@@ -32,6 +32,25 @@ func TestAllowed(t *testing.T) {
 	}
 }
 
+func TestAllowedOverTLS(t *testing.T) {
+	for _, tc := range []struct {
+		origin string
+		want   bool
+	}{
+		{"https://localhost:8443", true},
+		{"http://localhost:8443", false}, // a plain-HTTP page of the same host and port
+		{"", true},
+	} {
+		r := httptest.NewRequest("GET", "https://localhost:8443/ws", nil)
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		if got := Allowed(r, nil); got != tc.want {
+			t.Errorf("over TLS, Allowed(origin %q) = %v, want %v", tc.origin, got, tc.want)
+		}
+	}
+}
+
 func TestLocalHost(t *testing.T) {
 	own := hostname
 	for _, tc := range []struct {

@@ -95,6 +95,16 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) packets.Code {
 			}
 		}
 	}
+	if id.Anonymous {
+		// No session outlives an anonymous client's connection: a
+		// persistent session keeps its subscriptions matched (a copy of
+		// every message, for each such session) for up to a day, and
+		// anybody local could leave thousands behind. Named users keep
+		// theirs.
+		cl.Properties.Clean = true
+		cl.Properties.Props.SessionExpiryInterval = 0
+		cl.Properties.Props.SessionExpiryIntervalFlag = false
+	}
 	h.ids.Store(cl, id)
 	return packets.CodeSuccess
 }

@@ -258,3 +258,49 @@ func TestAnonymousLocalNeedsALocalName(t *testing.T) {
 		c.Disconnect(0)
 	}
 }
+
+// TestOnlyNamedUsersKeepSessions: a session of an anonymous client ends
+// with its connection, even when it asked to keep it (clean session off);
+// a named user's session is kept.
+func TestOnlyNamedUsersKeepSessions(t *testing.T) {
+	b := authBroker(t, auth.AnonLocal, Config{})
+	for _, tc := range []struct {
+		name, user, pass string
+		keep             bool
+	}{
+		{"anonymous", "", "", false},
+		{"named operator", "otto", "pwo", true},
+	} {
+		connect := func() (paho.Client, bool) {
+			t.Helper()
+			o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr().String()).SetClientID("keeper-" + tc.user).
+				SetUsername(tc.user).SetPassword(tc.pass).SetCleanSession(false).
+				SetAutoReconnect(false).SetConnectTimeout(wait)
+			c := paho.NewClient(o)
+			tok := c.Connect()
+			if !tok.WaitTimeout(wait) || tok.Error() != nil {
+				t.Fatalf("%s: connect: %v", tc.name, tok.Error())
+			}
+			return c, tok.(*paho.ConnectToken).SessionPresent()
+		}
+		c, _ := connect()
+		if tok := c.Subscribe("devices/#", 1, nil); !tok.WaitTimeout(wait) || tok.Error() != nil {
+			t.Fatalf("%s: subscribe: %v", tc.name, tok.Error())
+		}
+		c.Disconnect(0)
+		// The broker ends the session as it sees the connection close: no
+		// event tells when, so reconnect until the answer is stable.
+		deadline := time.Now().Add(wait)
+		for {
+			c, present := connect()
+			c.Disconnect(0)
+			if present == tc.keep {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: session present = %v after reconnecting, want %v", tc.name, present, tc.keep)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

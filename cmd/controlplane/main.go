@@ -176,7 +176,16 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	srv := &http.Server{
 		Handler:           gw.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// A request's body (a few bytes of JSON or a login form) must
+		// arrive within ReadTimeout, its answer leave within WriteTimeout,
+		// and a kept-alive connection may idle for IdleTimeout: slow or
+		// idle clients cannot hold connections for ever. WebSockets are
+		// not affected (net/http clears the deadlines when it hands the
+		// connection over).
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(httpLn) }() // ends when srv.Shutdown runs

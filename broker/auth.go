@@ -30,11 +30,26 @@ type authHook struct {
 	ids sync.Map // *mqtt.Client → auth.Identity, for connected clients
 }
 
+// OnPacketEncode completes an MQTT 5 CONNACK that admits a client with
+// what Mochi leaves out: the maximum packet size the broker accepts, and,
+// for an anonymous client, that its session expires with the connection
+// (see admit). Every other packet passes unchanged.
+func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type != packets.Connack || cl.Properties.ProtocolVersion < 5 || pk.ReasonCode >= packets.ErrUnspecifiedError.Code {
+		return pk
+	}
+	pk.Properties.MaximumPacketSize = h.srv.Options.Capabilities.MaximumPacketSize
+	if v, ok := h.ids.Load(cl); ok && v.(auth.Identity).Anonymous {
+		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 0, true
+	}
+	return pk
+}
+
 func (h *authHook) ID() string { return "switchyard-auth" }
 
 func (h *authHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect:
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPacketEncode:
 		return true
 	}
 	return false

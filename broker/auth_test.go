@@ -1,7 +1,11 @@
 package broker
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -9,6 +13,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"golang.org/x/crypto/bcrypt"
 
 	"switchyard/auth"
@@ -302,5 +307,73 @@ func TestOnlyNamedUsersKeepSessions(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// connectV5 sends an MQTT 5 CONNECT (clean start off, asking for a one-hour
+// session) and returns the CONNACK.
+func connectV5(t *testing.T, addr, clientID, user, pass string) packets.Packet {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(wait))
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 5,
+		Connect: packets.ConnectParams{
+			ProtocolName: []byte("MQTT"), ClientIdentifier: clientID, Keepalive: 30,
+			UsernameFlag: user != "", Username: []byte(user), PasswordFlag: pass != "", Password: []byte(pass),
+		},
+		Properties: packets.Properties{SessionExpiryInterval: 3600, SessionExpiryIntervalFlag: true},
+	}
+	var buf bytes.Buffer
+	if err := pk.ConnectEncode(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	hb, err := br.ReadByte()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack := packets.Packet{ProtocolVersion: 5}
+	if err := ack.FixedHeader.Decode(hb); err != nil || ack.FixedHeader.Type != packets.Connack {
+		t.Fatalf("first packet: %v, type %d", err, ack.FixedHeader.Type)
+	}
+	n, err := binary.ReadUvarint(br) // MQTT's remaining length is this varint
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := ack.ConnackDecode(body); err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+// TestConnackV5Properties: an MQTT 5 client is told the broker's maximum
+// packet size, and an anonymous one that its session ends with the
+// connection though it asked for an hour; a named user keeps its hour.
+func TestConnackV5Properties(t *testing.T) {
+	b := authBroker(t, auth.AnonLocal, Config{MaxPacketSize: 32 << 10})
+	anon := connectV5(t, b.Addr().String(), "v5-anon", "", "")
+	if anon.ReasonCode != 0 || anon.Properties.MaximumPacketSize != 32<<10 {
+		t.Errorf("anonymous CONNACK: code %#x, maximum packet size %d; want 0, %d", anon.ReasonCode, anon.Properties.MaximumPacketSize, 32<<10)
+	}
+	if !anon.Properties.SessionExpiryIntervalFlag || anon.Properties.SessionExpiryInterval != 0 {
+		t.Errorf("anonymous CONNACK session expiry: %d (set %v), want 0 (set)", anon.Properties.SessionExpiryInterval, anon.Properties.SessionExpiryIntervalFlag)
+	}
+	named := connectV5(t, b.Addr().String(), "v5-otto", "otto", "pwo")
+	if named.ReasonCode != 0 || named.Properties.MaximumPacketSize != 32<<10 || named.Properties.SessionExpiryIntervalFlag {
+		t.Errorf("named CONNACK: code %#x, maximum packet size %d, session expiry set %v (%d); want 0, %d, not set",
+			named.ReasonCode, named.Properties.MaximumPacketSize, named.Properties.SessionExpiryIntervalFlag, named.Properties.SessionExpiryInterval, 32<<10)
 	}
 }

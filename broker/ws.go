@@ -76,17 +76,17 @@ func (l *wsListener) handle(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	defer c.Close()
-	_ = c.UnderlyingConn().SetReadDeadline(time.Now().Add(l.connectTimeout))
 	nc := c.UnderlyingConn()
+	_ = nc.SetReadDeadline(time.Now().Add(l.connectTimeout))
 	if !l.conns.Add(nc) {
 		return // closing
 	}
 	defer l.conns.Done(nc)
-	wc := &wsConn{Conn: c.UnderlyingConn(), c: c}
+	wc := &wsConn{Conn: nc, c: c}
 	if !origin.LocalHost(r.Host) {
 		// Not a local name (a page re-resolved to 127.0.0.1, say): the
 		// client must not count as local for anonymous access.
-		wc.remote = notLocal{c.UnderlyingConn().RemoteAddr(), r.Host}
+		wc.remote = notLocal{nc.RemoteAddr(), r.Host}
 	}
 	if err := l.establish(l.ID(), wc); err != nil {
 		l.log.Debug("mqtt websocket client ended", "remote", r.RemoteAddr, "err", err)

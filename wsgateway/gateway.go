@@ -256,9 +256,9 @@ func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
 			return // not a board topic of this prefix: nothing to apply
 		}
 	}
-	count := k == devices.KindCount || bad != nil // may be dropped; no hurry
+	droppable := k == devices.KindCount || bad != nil // the next count supersedes it; no hurry
 	g.inMu.Lock()
-	if count && len(g.inQ) >= maxIngest {
+	if droppable && len(g.inQ) >= maxIngest {
 		g.inMu.Unlock()
 		g.m.ingestDropped.Inc()
 		return
@@ -268,7 +268,7 @@ func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
 	} else {
 		g.inQ = append(g.inQ, inMsg{topic: topic, id: id, kind: k, payload: append([]byte(nil), payload...), at: at})
 	}
-	if !count {
+	if !droppable {
 		g.inUrgent = true
 	}
 	g.inMu.Unlock()
@@ -418,14 +418,7 @@ func (g *Gateway) pinger() {
 			return
 		}
 		g.mu.RLock()
-		for c := range g.clients {
-			c.ping()
-		}
-		for _, subs := range g.single {
-			for c := range subs {
-				c.ping()
-			}
-		}
+		g.eachBrowser((*client).ping)
 		g.mu.RUnlock()
 	}
 }
@@ -572,16 +565,22 @@ func (g *Gateway) Healthy() error {
 func (g *Gateway) closeSession(sid string) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	for c := range g.clients {
+	g.eachBrowser(func(c *client) {
 		if c.session == sid {
 			c.close(websocketPolicy, "logged out", true)
 		}
+	})
+}
+
+// eachBrowser calls fn for every browser, /ws and /ws/<id>. Caller holds
+// mu (read or write).
+func (g *Gateway) eachBrowser(fn func(*client)) {
+	for c := range g.clients {
+		fn(c)
 	}
 	for _, subs := range g.single {
 		for c := range subs {
-			if c.session == sid {
-				c.close(websocketPolicy, "logged out", true)
-			}
+			fn(c)
 		}
 	}
 }
@@ -594,14 +593,7 @@ func (g *Gateway) Close() error {
 		g.mu.Lock()
 		g.closed = true
 		var all []*client
-		for c := range g.clients {
-			all = append(all, c)
-		}
-		for _, subs := range g.single {
-			for c := range subs {
-				all = append(all, c)
-			}
-		}
+		g.eachBrowser(func(c *client) { all = append(all, c) })
 		g.mu.Unlock()
 		close(g.stop)
 		g.loopWG.Wait()

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,9 +50,7 @@ func newSessions(key []byte, ttl time.Duration, store RevokedSessions) (*session
 		if err != nil {
 			return nil, fmt.Errorf("load revoked sessions: %w", err)
 		}
-		for id, exp := range m {
-			s.revoked[id] = exp
-		}
+		maps.Copy(s.revoked, m)
 	}
 	return s, nil
 }
@@ -121,18 +120,11 @@ func (s *sessions) revoke(v string, now time.Time) (string, error) {
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	s.mu.Lock()
-	for k, e := range s.revoked {
-		if !now.Before(e) {
-			delete(s.revoked, k) // expired anyway
-		}
-	}
+	maps.DeleteFunc(s.revoked, func(_ string, e time.Time) bool { return !now.Before(e) }) // expired anyway
 	s.revoked[id] = exp
 	var cp map[string]time.Time
 	if s.store != nil {
-		cp = make(map[string]time.Time, len(s.revoked))
-		for k, e := range s.revoked {
-			cp[k] = e
-		}
+		cp = maps.Clone(s.revoked)
 	}
 	s.mu.Unlock()
 	if cp == nil {

@@ -164,11 +164,15 @@ func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 	// A variable that matches no key sets nothing: say so, as a typo in
 	// the file would (the file's unknown keys are errors; a variable may
 	// belong to the deployment, so it is only a warning).
+	fileOnlyEnv := map[string]bool{}
+	for k := range fileOnly {
+		fileOnlyEnv[envName(k)] = true
+	}
 	var warnings []string
 	for name := range env {
 		switch {
 		case used[name]:
-		case name == envName("devices") || name == envName("auth.users") || strings.HasPrefix(name, envName("groups")+"_"):
+		case fileOnlyEnv[name] || strings.HasPrefix(name, envName("groups")+"_"):
 			warnings = append(warnings, fmt.Sprintf("environment variable %s is ignored: that key can only be set in the config file", name))
 		default:
 			warnings = append(warnings, fmt.Sprintf("environment variable %s is ignored: no such config key", name))

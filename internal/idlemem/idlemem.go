@@ -14,9 +14,9 @@ import (
 // connection, after a GC, as heap-KiB/<unit> and stack-KiB/<unit>, and
 // what was allocated per connection on the way, garbage included, as
 // alloc-KiB/<unit> (garbage is not held, but until a GC collects it the
-// process's RSS carries it). The
-// connections are closed when it returns. open should hold nothing of its
-// own beyond the returned connection, or it is counted too.
+// process's RSS carries it). The connections are closed when it returns.
+// open should hold nothing of its own beyond the returned connection, or
+// it is counted too.
 func PerConn(b *testing.B, unit string, open func(i int) (net.Conn, error)) {
 	b.Helper()
 	runtime.GC()

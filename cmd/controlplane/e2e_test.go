@@ -354,6 +354,16 @@ func waitEvent(t *testing.T, c *websocket.Conn, want string) {
 	}
 }
 
+// TestStopRightAfterServing: a SIGTERM sent the moment the "serving" line
+// is out shuts down cleanly with status 0 (it once killed the process: the
+// signal handler came after that line).
+func TestStopRightAfterServing(t *testing.T) {
+	cfgPath := testConfig(t, filepath.Join(t.TempDir(), "retained.log"))
+	for range 3 {
+		start(t, cfgPath).stop()
+	}
+}
+
 func TestBadStartExitsWithOneLine(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

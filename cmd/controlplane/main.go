@@ -73,6 +73,12 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 // serve builds everything, serves until a signal (or stop), then closes in
 // reverse order.
 func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
+	// Take SIGINT and SIGTERM before anything listens: a signal that
+	// arrives once the "serving" line is out (a supervisor or a test that
+	// stops it at once) must shut down cleanly, not kill the process.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
 		return fmt.Errorf("config: log.level: %w", err)
@@ -197,9 +203,6 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	log.Info("switchyard control plane serving", attrs...)
 	log.Info("dashboard at " + scheme + "://" + displayAddr(httpLn.Addr()) + "/")
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	var failure error
 	select {
 	case s := <-sig:

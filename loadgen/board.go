@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ type board struct {
 	idx  int
 	id   string
 	cli  mqtt.Client
+	rx   *rxConn // its TCP connection; nil: no receive timestamps
 	led  atomic.Bool
 	sent []atomic.Int64 // send time (unix ns) by seq; 0: not sent
 }
@@ -38,6 +40,9 @@ func (b *board) connect() error {
 		SetConnectTimeout(10*time.Second).
 		SetWriteTimeout(10*time.Second).
 		SetWill(b.topic("status"), "offline", 1, true)
+	if u, err := url.Parse(b.r.cfg.MQTT); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
+		opts.SetCustomOpenConnectionFn(rxOpen(&b.rx))
+	}
 	b.cli = mqtt.NewClient(opts)
 	if err := wait(b.cli.Connect()); err != nil {
 		return fmt.Errorf("board %s: connect %s: %w", b.id, b.r.cfg.MQTT, err)
@@ -69,8 +74,19 @@ func (b *board) onCommand(_ mqtt.Client, m mqtt.Message) {
 		return // commands are never retained; a board ignores a retained copy
 	}
 	if t := b.r.toggle.Load(); t != nil && t.board == b.idx && t.atBoard.CompareAndSwap(false, true) {
+		now := time.Now()
+		at := now
+		if b.rx != nil {
+			// The latest read's receive time: this command's, unless
+			// another packet has come since (rare: nothing else is sent
+			// to a board while its toggle is in flight but a PUBACK).
+			if ns := b.rx.last.Load(); ns != 0 {
+				at = time.Unix(0, ns)
+			}
+		}
 		b.r.toBoardMu.Lock()
-		b.r.toBoard.Record(time.Since(t.sent))
+		b.r.toBoard.Record(at.Sub(t.sent))
+		b.r.toBoardRead.Record(now.Sub(t.sent))
 		b.r.toBoardMu.Unlock()
 	}
 	switch strings.ToUpper(string(m.Payload())) {

@@ -23,11 +23,14 @@ type browser struct {
 
 	ws   *websocket.Conn // /ws
 	mq   *mqttWS         // Mosquitto
+	rx   *rxConn         // ws's or mq's TCP connection; nil: no receive timestamps
 	wsMu sync.Mutex      // guards writes on ws
 
 	received   atomic.Int64 // window events, each once
-	lat        Histogram
+	lat        Histogram    // at socket receipt (see rxConn)
 	tog        Histogram
+	readLat    Histogram // when the reader got to it
+	readTog    Histogram
 	lastSeq    []int64 // by board; -1: none yet
 	lastToggle int64
 	dups       int64
@@ -61,7 +64,7 @@ const readyWait = 10 * time.Second
 func (b *browser) connect(readers *sync.WaitGroup) error {
 	cfg := &b.r.cfg
 	if cfg.Target == Mosquitto {
-		c, err := dialMQTTWS(cfg.WS, fmt.Sprintf("%s-browser-%d", cfg.IDPrefix, b.idx), 10*time.Second)
+		c, err := dialMQTTWS(cfg.WS, fmt.Sprintf("%s-browser-%d", cfg.IDPrefix, b.idx), 10*time.Second, rxDial(&b.rx))
 		if err != nil {
 			return fmt.Errorf("browser %d: %w", b.idx, err)
 		}
@@ -73,7 +76,8 @@ func (b *browser) connect(readers *sync.WaitGroup) error {
 		readers.Add(1)
 		go b.readMQTT(readers) // ends when the connection closes
 	} else {
-		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 1 << 10}
+		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 1 << 10,
+			NetDialContext: rxDial(&b.rx)}
 		c, _, err := d.Dial(cfg.WS, nil)
 		if err != nil {
 			return fmt.Errorf("browser %d: dial %s: %w", b.idx, cfg.WS, err)
@@ -185,7 +189,8 @@ func (b *browser) readWS(readers *sync.WaitGroup) {
 		}
 		b.markReady()
 		if b.measure {
-			b.frame(buf, time.Now())
+			now := time.Now()
+			b.frame(buf, b.rxTime(now), now)
 		}
 		if cap(buf) > 1<<20 {
 			buf = make([]byte, 0, 64<<10) // a snapshot: don't keep it
@@ -200,10 +205,22 @@ var (
 	evError  = []byte(`"label":"error"`)
 )
 
-// frame accounts for every event in a /ws frame. Events are read in the
+// rxTime returns when the data just read reached the socket, or now
+// without receive timestamps.
+func (b *browser) rxTime(now time.Time) time.Time {
+	if b.rx != nil {
+		if ns := b.rx.last.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+	}
+	return now
+}
+
+// frame accounts for every event in a /ws frame, received at at (the
+// socket) and read at now. Events are read in the
 // compact form Switchyard and the Node-RED flow write:
 // {"device":"<id>","label":"<label>","value":<value>}.
-func (b *browser) frame(data []byte, now time.Time) {
+func (b *browser) frame(data []byte, at, now time.Time) {
 	if bytes.Contains(data, evError) {
 		b.errorEvts++
 	}
@@ -240,14 +257,14 @@ func (b *browser) frame(data []byte, now time.Time) {
 				j++
 			}
 			if v, err := strconv.ParseInt(string(data[:j]), 10, 64); err == nil {
-				b.onCount(id, v, now)
+				b.onCount(id, v, at, now)
 			}
 		case "ledStatus":
 			switch {
 			case bytes.HasPrefix(data, []byte(`"LED ON"`)):
-				b.onLED(id, true, now)
+				b.onLED(id, true, at, now)
 			case bytes.HasPrefix(data, []byte(`"LED OFF"`)):
-				b.onLED(id, false, now)
+				b.onLED(id, false, at, now)
 			}
 		}
 	}
@@ -295,19 +312,21 @@ func (b *browser) readMQTT(readers *sync.WaitGroup) {
 			continue
 		}
 		id, kind := rest[:k], rest[k+1:]
+		now := time.Now()
+		at := b.rxTime(now)
 		switch string(kind) {
 		case "count":
 			if v, err := strconv.ParseInt(string(payload), 10, 64); err == nil {
-				b.onCount(id, v, time.Now())
+				b.onCount(id, v, at, now)
 			}
 		case "led":
-			b.onLED(id, string(payload) == "ON", time.Now())
+			b.onLED(id, string(payload) == "ON", at, now)
 		}
 	}
 }
 
-// onCount accounts for a count event.
-func (b *browser) onCount(id []byte, v int64, now time.Time) {
+// onCount accounts for a count event received at at, read at now.
+func (b *browser) onCount(id []byte, v int64, at, now time.Time) {
 	bi := b.r.boardIndex(id)
 	if bi < 0 {
 		return
@@ -330,12 +349,13 @@ func (b *browser) onCount(id []byte, v int64, now time.Time) {
 		return
 	}
 	b.received.Add(1)
-	b.lat.Record(now.Sub(time.Unix(0, sent)))
+	b.lat.Record(at.Sub(time.Unix(0, sent)))
+	b.readLat.Record(now.Sub(time.Unix(0, sent)))
 }
 
-// onLED accounts for an LED event: a toggle's confirmation when it is the
-// state the toggle in flight wants.
-func (b *browser) onLED(id []byte, on bool, now time.Time) {
+// onLED accounts for an LED event (received at at, read at now): a
+// toggle's confirmation when it is the state the toggle in flight wants.
+func (b *browser) onLED(id []byte, on bool, at, now time.Time) {
 	t := b.r.toggle.Load()
 	if t == nil || t.seq <= b.lastToggle || on != t.want {
 		return
@@ -344,6 +364,7 @@ func (b *browser) onLED(id []byte, on bool, now time.Time) {
 		return
 	}
 	b.lastToggle = t.seq
-	b.tog.Record(now.Sub(t.sent))
-	t.confirm()
+	b.tog.Record(at.Sub(t.sent))
+	b.readTog.Record(now.Sub(t.sent))
+	t.confirm(at)
 }

@@ -116,6 +116,13 @@ func TestRunAgainstControlPlane(t *testing.T) {
 	if res.TogglesMax == 0 || res.Toggles != res.TogglesMax || res.Toggle.Count() != uint64(3*res.Toggles) {
 		t.Errorf("toggles confirmed %d of %d (%d receipts): want all, by every browser", res.Toggles, res.TogglesMax, res.Toggle.Count())
 	}
+	// Socket receipt comes before the reader gets to an event, each time.
+	if res.ReadLatency.Count() != res.Latency.Count() || res.Latency.Max() > res.ReadLatency.Max() ||
+		res.ReadToggle.Count() != res.Toggle.Count() || res.Toggle.Max() > res.ReadToggle.Max() {
+		t.Errorf("socket vs reader: latency %d samples max %v / %d max %v; toggles %d max %v / %d max %v",
+			res.Latency.Count(), res.Latency.Max(), res.ReadLatency.Count(), res.ReadLatency.Max(),
+			res.Toggle.Count(), res.Toggle.Max(), res.ReadToggle.Count(), res.ReadToggle.Max())
+	}
 	if res.ErrorEvts != 0 {
 		t.Errorf("%d error events", res.ErrorEvts)
 	}

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -95,7 +96,7 @@ func TestBucketBounds(t *testing.T) {
 func TestCSVRoundTripAndReport(t *testing.T) {
 	path := t.TempDir() + "/r.csv"
 	rows := []Row{
-		{Label: "wall", Target: Switchyard, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 1_000_000, EventsPerS: 100_000, P50: 1, P99: 9},
+		{Label: "wall", Target: Switchyard, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 1_000_000, EventsPerS: 100_000, P50: 1, P99: 9, ReadP99: 12, ReadToggleP99: 14},
 		{Label: "wall", Target: Switchyard, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 1_000_000, EventsPerS: 100_000, P50: 1, P99: 5},
 		{Label: "wall", Target: Mosquitto, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 999_000, Lost: 1000, EventsPerS: 99_900, P50: 2, P99: 10},
 		{Label: "idle", Target: Switchyard, Boards: 10, Browsers: 10, IdleBoard: 4096, IdleBrowse: 8192},
@@ -117,6 +118,13 @@ func TestCSVRoundTripAndReport(t *testing.T) {
 		if got[i] != rows[i] {
 			t.Errorf("row %d = %+v, want %+v", i, got[i], rows[i])
 		}
+	}
+	// A CSV from before the read_* columns still reads (they are 0).
+	old := t.TempDir() + "/old.csv"
+	os.WriteFile(old, []byte("label,target,boards,browsers,rate_hz,window_s,published,expected,delivered,lost,duplicates,dropped,events_per_s,p50_ms,p90_ms,p99_ms,max_ms,toggles,toggle_p50_ms,toggle_p99_ms,cpu_s,peak_rss_bytes,idle_board_bytes,idle_browser_bytes\n"+
+		"wall,switchyard,100,1000,1.000,10.000,1000,1000000,1000000,0,0,0,100000.000,1.000,2.000,5.000,9.000,40,3.000,8.000,7.500,47000000,0.000,0.000\n"), 0o644)
+	if o, err := ReadCSV(old); err != nil || len(o) != 1 || o[0].P99 != 5 || o[0].ToggleP99 != 8 || o[0].ReadP99 != 0 {
+		t.Errorf("old CSV = %+v, %v; want one row, p99 5, toggle p99 8, no reader p99", o, err)
 	}
 	best := Best(got)
 	if len(best) != 3 || best[0].P99 != 5 {

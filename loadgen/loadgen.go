@@ -107,16 +107,23 @@ type Result struct {
 	Duplicates int64   // repeated or out-of-order receipts
 	Dropped    int     // browsers whose connection ended before the run did
 	EventsPerS float64 // Delivered / Window
-	Latency    Histogram
-	Toggles    int // toggles that every browser confirmed
-	TogglesMax int // toggles sent
-	Toggle     Histogram
+	// Latency is from a board's publish to each browser's socket receipt
+	// (kernel receive timestamp); ReadLatency to when the load
+	// generator's reader got to it, which adds its own scheduling delay.
+	Latency     Histogram
+	ReadLatency Histogram
+	Toggles     int       // toggles that every browser confirmed
+	TogglesMax  int       // toggles sent
+	Toggle      Histogram // to each browser's socket receipt, as Latency
+	ReadToggle  Histogram // to each browser's reader, as ReadLatency
 	// ToggleBoard is the toggle's first leg: from the browser's send to
 	// the board's receipt of led/set; ToggleLast is the whole round trip
 	// to the last browser to see the LED change.
-	ToggleBoard Histogram
-	ToggleLast  Histogram
-	ErrorEvts   int64 // error events the browsers received
+	// ToggleBoardRead is the first leg to when the board's handler ran.
+	ToggleBoard     Histogram
+	ToggleBoardRead Histogram
+	ToggleLast      Histogram
+	ErrorEvts       int64 // error events the browsers received
 
 	CPU     time.Duration // CPU of the processes under test during the window
 	PeakRSS int64         // bytes, over the whole run
@@ -135,8 +142,9 @@ type run struct {
 	winStart, winEnd atomic.Int64 // unix ns; the window, fixed before publishing
 	published        atomic.Int64 // in the window
 	toggle           atomic.Pointer[toggleState]
-	toBoardMu        sync.Mutex // guards toBoard
+	toBoardMu        sync.Mutex // guards toBoard and toBoardRead
 	toBoard          Histogram  // see Result.ToggleBoard
+	toBoardRead      Histogram  // see Result.ToggleBoardRead
 }
 
 // countBase returns a payload base that differs between runs started at
@@ -339,12 +347,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.ErrorEvts += b.errorEvts
 		res.Latency.Merge(&b.lat)
 		res.Toggle.Merge(&b.tog)
+		res.ReadLatency.Merge(&b.readLat)
+		res.ReadToggle.Merge(&b.readTog)
 		if b.dropped.Load() {
 			res.Dropped++
 		}
 	}
 	r.toBoardMu.Lock()
 	res.ToggleBoard.Merge(&r.toBoard)
+	res.ToggleBoardRead.Merge(&r.toBoardRead)
 	r.toBoardMu.Unlock()
 	res.Lost = max(res.Expected-res.Delivered, 0)
 	res.EventsPerS = float64(res.Delivered) / cfg.Duration.Seconds()
@@ -446,12 +457,20 @@ type toggleState struct {
 	want      bool
 	sent      time.Time
 	remaining atomic.Int64
-	atBoard   atomic.Bool // the board got led/set (first leg recorded)
+	lastAt    atomic.Int64 // unix ns: the latest socket receipt of a confirmation
+	atBoard   atomic.Bool  // the board got led/set (first leg recorded)
 	done      chan struct{}
 	once      sync.Once
 }
 
-func (t *toggleState) confirm() {
+// confirm counts one browser's confirmation, received at at.
+func (t *toggleState) confirm(at time.Time) {
+	for ns := at.UnixNano(); ; {
+		old := t.lastAt.Load()
+		if ns <= old || t.lastAt.CompareAndSwap(old, ns) {
+			break
+		}
+	}
 	if t.remaining.Add(-1) == 0 {
 		t.once.Do(func() { close(t.done) })
 	}
@@ -497,7 +516,7 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 		select {
 		case <-t.done:
 			res.Toggles++
-			res.ToggleLast.Record(time.Since(t.sent))
+			res.ToggleLast.Record(time.Unix(0, t.lastAt.Load()).Sub(t.sent))
 		case <-time.After(2 * time.Second):
 			r.log.Warn("toggle not confirmed to every browser within 2 s", "board", b.id, "missing", t.remaining.Load())
 		}

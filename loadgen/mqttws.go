@@ -2,10 +2,12 @@ package loadgen
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -52,10 +54,10 @@ func (s *wsStream) Read(p []byte) (int, error) {
 	}
 }
 
-// dialMQTTWS connects to url (ws://host:port/path) as clientID and waits for
-// the CONNACK.
-func dialMQTTWS(url, clientID string, timeout time.Duration) (*mqttWS, error) {
-	d := websocket.Dialer{HandshakeTimeout: timeout, Subprotocols: []string{"mqtt"}}
+// dialMQTTWS connects to url (ws://host:port/path) as clientID, through
+// dial (nil: the default), and waits for the CONNACK.
+func dialMQTTWS(url, clientID string, timeout time.Duration, dial func(context.Context, string, string) (net.Conn, error)) (*mqttWS, error) {
+	d := websocket.Dialer{HandshakeTimeout: timeout, Subprotocols: []string{"mqtt"}, NetDialContext: dial}
 	conn, _, err := d.Dial(url, http.Header{})
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", url, err)

@@ -40,12 +40,20 @@ type Row struct {
 	PeakRSS    int64
 	IdleBoard  float64
 	IdleBrowse float64
+	// ReadP99 and ReadToggleP99 are P99 and ToggleP99 taken when the load
+	// generator's reader got to the event instead of at socket receipt
+	// (0 in CSVs written before they existed).
+	ReadP99       float64
+	ReadToggleP99 float64
 }
 
 var csvHeader = []string{"label", "target", "boards", "browsers", "rate_hz", "window_s",
 	"published", "expected", "delivered", "lost", "duplicates", "dropped", "events_per_s",
 	"p50_ms", "p90_ms", "p99_ms", "max_ms", "toggles", "toggle_p50_ms", "toggle_p99_ms",
-	"cpu_s", "peak_rss_bytes", "idle_board_bytes", "idle_browser_bytes"}
+	"cpu_s", "peak_rss_bytes", "idle_board_bytes", "idle_browser_bytes", "read_p99_ms", "read_toggle_p99_ms"}
+
+// oldCSVFields is the width of CSVs from before the read_* columns.
+const oldCSVFields = 24
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
@@ -57,7 +65,8 @@ func (r *Result) Row() Row {
 		P50: ms(r.Latency.Quantile(0.50)), P90: ms(r.Latency.Quantile(0.90)),
 		P99: ms(r.Latency.Quantile(0.99)), Max: ms(r.Latency.Max()),
 		Toggles: r.Toggles, ToggleP50: ms(r.Toggle.Quantile(0.50)), ToggleP99: ms(r.Toggle.Quantile(0.99)),
-		CPUSeconds: r.CPU.Seconds(), PeakRSS: r.PeakRSS, IdleBoard: r.IdleBoardBytes, IdleBrowse: r.IdleBrowserBytes}
+		CPUSeconds: r.CPU.Seconds(), PeakRSS: r.PeakRSS, IdleBoard: r.IdleBoardBytes, IdleBrowse: r.IdleBrowserBytes,
+		ReadP99: ms(r.ReadLatency.Quantile(0.99)), ReadToggleP99: ms(r.ReadToggle.Quantile(0.99))}
 }
 
 func (w Row) record() []string {
@@ -66,7 +75,7 @@ func (w Row) record() []string {
 	return []string{w.Label, string(w.Target), i(int64(w.Boards)), i(int64(w.Browsers)), f(w.Rate), f(w.WindowS),
 		i(w.Published), i(w.Expected), i(w.Delivered), i(w.Lost), i(w.Duplicates), i(int64(w.Dropped)), f(w.EventsPerS),
 		f(w.P50), f(w.P90), f(w.P99), f(w.Max), i(int64(w.Toggles)), f(w.ToggleP50), f(w.ToggleP99),
-		f(w.CPUSeconds), i(w.PeakRSS), f(w.IdleBoard), f(w.IdleBrowse)}
+		f(w.CPUSeconds), i(w.PeakRSS), f(w.IdleBoard), f(w.IdleBrowse), f(w.ReadP99), f(w.ReadToggleP99)}
 }
 
 // AppendCSV appends rows to the CSV file at path, writing the header first
@@ -115,7 +124,7 @@ func ReadCSV(path string) ([]Row, error) {
 		if n == 0 || (len(rec) > 0 && rec[0] == csvHeader[0]) {
 			continue
 		}
-		if len(rec) != len(csvHeader) {
+		if len(rec) != len(csvHeader) && len(rec) != oldCSVFields {
 			return nil, fmt.Errorf("read csv %s: line %d has %d fields, want %d", path, n+1, len(rec), len(csvHeader))
 		}
 		var errs []error
@@ -134,6 +143,9 @@ func ReadCSV(path string) ([]Row, error) {
 			Dropped: int(in(11)), EventsPerS: fl(12), P50: fl(13), P90: fl(14), P99: fl(15), Max: fl(16),
 			Toggles: int(in(17)), ToggleP50: fl(18), ToggleP99: fl(19), CPUSeconds: fl(20), PeakRSS: in(21),
 			IdleBoard: fl(22), IdleBrowse: fl(23)}
+		if len(rec) > oldCSVFields {
+			r.ReadP99, r.ReadToggleP99 = fl(24), fl(25)
+		}
 		if err := errors.Join(errs...); err != nil {
 			return nil, fmt.Errorf("read csv %s: line %d: %w", path, n+1, err)
 		}
@@ -160,12 +172,16 @@ func WriteTable(w io.Writer, r *Result) error {
 	fmt.Fprintf(tw, "lost\t%d\n", r.Lost)
 	fmt.Fprintf(tw, "duplicates/out of order\t%d\n", r.Duplicates)
 	fmt.Fprintf(tw, "browsers dropped\t%d\n", r.Dropped)
-	fmt.Fprintf(tw, "latency p50/p90/p99/max\t%.2f / %.2f / %.2f / %.2f ms\n", row.P50, row.P90, row.P99, row.Max)
+	fmt.Fprintf(tw, "latency p50/p90/p99/max\t%.2f / %.2f / %.2f / %.2f ms (at socket receipt)\n", row.P50, row.P90, row.P99, row.Max)
+	fmt.Fprintf(tw, "  at the load generator's reader\t%.2f / %.2f / %.2f / %.2f ms\n",
+		ms(r.ReadLatency.Quantile(0.5)), ms(r.ReadLatency.Quantile(0.9)), row.ReadP99, ms(r.ReadLatency.Max()))
 	fmt.Fprintf(tw, "toggle round-trip p50/p99\t%.2f / %.2f ms (%d of %d toggles confirmed to every browser)\n",
 		row.ToggleP50, row.ToggleP99, r.Toggles, r.TogglesMax)
+	fmt.Fprintf(tw, "  at the load generator's reader\t%.2f / %.2f ms\n", ms(r.ReadToggle.Quantile(0.5)), row.ReadToggleP99)
 	if r.ToggleLast.Count() > 0 {
-		fmt.Fprintf(tw, "toggle legs p50/p99	to the board %.2f / %.2f ms, to the last browser %.2f / %.2f ms\n",
-			ms(r.ToggleBoard.Quantile(0.5)), ms(r.ToggleBoard.Quantile(0.99)), ms(r.ToggleLast.Quantile(0.5)), ms(r.ToggleLast.Quantile(0.99)))
+		fmt.Fprintf(tw, "toggle legs p50/p99\tto the board's socket %.2f / %.2f ms (its handler %.2f / %.2f ms), to the last browser's socket %.2f / %.2f ms\n",
+			ms(r.ToggleBoard.Quantile(0.5)), ms(r.ToggleBoard.Quantile(0.99)), ms(r.ToggleBoardRead.Quantile(0.5)), ms(r.ToggleBoardRead.Quantile(0.99)),
+			ms(r.ToggleLast.Quantile(0.5)), ms(r.ToggleLast.Quantile(0.99)))
 	}
 	if r.ErrorEvts > 0 {
 		fmt.Fprintf(tw, "error events\t%d\n", r.ErrorEvts)
@@ -237,10 +253,12 @@ var metrics = []metric{
 	{"latency p90", func(r Row) float64 { return r.P90 }, "ms", false},
 	{"latency p99", func(r Row) float64 { return r.P99 }, "ms", false},
 	{"latency max", func(r Row) float64 { return r.Max }, "ms", false},
+	{"p99 at the reader", func(r Row) float64 { return r.ReadP99 }, "ms", false},
 	{"events lost", func(r Row) float64 { return float64(r.Lost) }, "", false},
 	{"browsers dropped", func(r Row) float64 { return float64(r.Dropped) }, "", false},
 	{"toggle p50", func(r Row) float64 { return r.ToggleP50 }, "ms", false},
 	{"toggle p99", func(r Row) float64 { return r.ToggleP99 }, "ms", false},
+	{"toggle p99 at the reader", func(r Row) float64 { return r.ReadToggleP99 }, "ms", false},
 	{"CPU seconds", func(r Row) float64 { return r.CPUSeconds }, "s", false},
 	{"peak RSS", func(r Row) float64 { return float64(r.PeakRSS) / (1 << 20) }, "MiB", false},
 	{"memory/idle board", func(r Row) float64 { return r.IdleBoard / 1024 }, "KiB", true},

@@ -19,6 +19,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"syscall"
@@ -63,6 +65,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	prefix := fl.String("prefix", "devices", "topic prefix")
 	idPrefix := fl.String("id-prefix", "lg", "board ids are <id-prefix>-<n>")
 	verbose := fl.Bool("v", false, "log progress")
+	cpuProfile := fl.String("cpuprofile", "", "write the load generator's own CPU profile to this file (is it the bottleneck?)")
+	traceFile := fl.String("trace", "", "write the load generator's own execution trace to this file (go tool trace)")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -106,6 +110,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	raiseFileLimit(log)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fail(fmt.Errorf("--cpuprofile: %w", err))
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fail(fmt.Errorf("--cpuprofile: %w", err))
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return fail(fmt.Errorf("--trace: %w", err))
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return fail(fmt.Errorf("--trace: %w", err))
+		}
+		defer func() { trace.Stop(); f.Close() }()
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -22,15 +22,18 @@ const (
 )
 
 // client is one browser connection. readPump runs for the whole
-// connection; a writer goroutine (write) runs only while there is
-// something to send (events, a ping, the close frame), so an idle browser
-// costs one goroutine. At most one writer runs at a time (writing, under
-// mu): it is the only writer of data frames; close frames it sends itself,
-// and gorilla allows WriteControl alongside.
+// connection. Writing is a role, held by one goroutine at a time while
+// there is something to send (events, a ping, the close frame), and free
+// otherwise, so an idle browser costs one goroutine: the role is taken by
+// startWriter and given either to a pool worker's turn (writer.go) or to
+// a goroutine of the client's own (writeAlone). Only the role's holder
+// writes frames; gorilla's own control frames are serialized with them by
+// wsConn.
 type client struct {
 	g       *Gateway
 	conn    *websocket.Conn
-	device  string // /ws/<id>: the board; empty for /ws
+	ws      *wsConn // conn's connection
+	device  string  // /ws/<id>: the board; empty for /ws
 	remote  string
 	id      auth.Identity
 	session string // the login session it came with ("" for none): logout closes it
@@ -42,22 +45,34 @@ type client struct {
 	queued   int        // bytes in queue
 	nEvents  int        // events in queue
 	limit    int        // bytes queue may hold before the browser is dropped
-	writing  bool       // a writer goroutine is running
+	writing  bool       // a writer holds the role (queued for a worker, in a turn, or writeAlone)
 	needPing bool       // the writer should send a ping
+	pongMsg  []byte     // the payload of the browser's last ping, to answer; nil: none
+
+	// carry is what a pool turn wrote only in part: the rest of its
+	// frames, for writeAlone. Only the role's holder touches them.
+	carry       []byte
+	carryLocked bool // the turn left ws.mu locked (mid-frame) for writeAlone
 
 	done      chan struct{} // closed by close
-	closeMsg  []byte        // the close frame to send; set before done closes, nil: none
+	closeMsg  []byte        // the close frame to send; set before done closes, nil: none (or sent)
 	closeOnce sync.Once
 }
 
-// startWriter starts the writer unless one runs. Caller holds c.mu.
+// startWriter gives the writer role to the pool (or, without
+// non-blocking writes, to a goroutine of c's own) unless a writer holds
+// it. Caller holds c.mu.
 func (c *client) startWriter() {
 	if c.writing {
 		return
 	}
 	c.writing = true
+	if c.ws.raw != nil {
+		c.g.ready.push(c)
+		return
+	}
 	c.g.connsWG.Add(1)
-	go c.write() // ends when nothing is left to send, or the connection fails
+	go c.writeAlone() // ends when nothing is left to send, or the connection fails
 }
 
 // enqueue adds a chunk of n events for the writer. It never blocks; a
@@ -83,7 +98,7 @@ func (c *client) enqueue(chunk []byte, n int) {
 		c.g.log.Warn("browser dropped: too slow to keep up", "remote", c.remote, "queued_bytes", queued, "limit", c.limit)
 		// Discard what the kernel still holds for it (RST, not FIN): a
 		// browser that does not read would otherwise pin megabytes.
-		if tc, ok := c.conn.NetConn().(*net.TCPConn); ok {
+		if tc, ok := c.ws.Conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
 		c.close(websocketPolicy, "too slow", false)
@@ -94,6 +109,16 @@ func (c *client) enqueue(chunk []byte, n int) {
 	c.nEvents += n
 	c.startWriter()
 	c.mu.Unlock()
+}
+
+// pong asks the writer to answer the browser's ping (only the latest, as
+// RFC 6455 allows). It is the ping handler of the read side.
+func (c *client) pong(data string) error {
+	c.mu.Lock()
+	c.pongMsg = append(make([]byte, 0, len(data)), data...) // not nil, even empty
+	c.startWriter()
+	c.mu.Unlock()
+	return nil
 }
 
 // ping asks the writer to ping the browser.
@@ -130,97 +155,151 @@ func (c *client) close(code int, reason string, graceful bool) {
 	})
 }
 
-// write sends what is queued, coalescing it into one frame per round, and
-// returns when the queue is empty; after close it sends the close frame
-// and closes the connection.
-func (c *client) write() {
-	defer c.g.connsWG.Done()
-	var chunks [][]byte
-	for {
-		c.mu.Lock()
-		select {
-		case <-c.done:
+// turn is one writer turn: it writes what is queued as one round (a
+// ping, then the events as one frame, or one frame each on /ws/<id>), or,
+// once c is closed, its close frame before closing the connection.
+// Pooled, it never waits: what the kernel does not take goes to c.carry
+// and the turn hands off. buf is scratch space, returned for reuse.
+func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		msg := c.closeMsg
+		c.closeMsg = nil
+		if msg == nil {
 			c.writing = false
-			msg := c.closeMsg
-			c.mu.Unlock()
-			if msg != nil {
-				_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-			}
-			_ = c.conn.Close()
-			return
-		default:
-		}
-		ping := c.needPing
-		chunks, c.queue = c.queue, chunks[:0]
-		n := c.nEvents
-		c.queued, c.nEvents, c.needPing = 0, 0, false
-		if len(chunks) == 0 && !ping {
-			c.writing = false
-			c.mu.Unlock()
-			return
 		}
 		c.mu.Unlock()
-		if err := c.send(chunks, n, ping); err != nil {
+		if msg == nil {
+			_ = c.conn.Close()
+			return buf, turnDone
+		}
+		buf = appendFrame(buf[:0], opClose, msg)
+		if r, err := c.put(buf, pooled, time.Second); err == nil && r == turnHandOff {
+			return buf, r // writeAlone finishes the frame, then closes
+		}
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+		_ = c.conn.Close()
+		return buf, turnDone
+	default:
+	}
+	ping, pong := c.needPing, c.pongMsg
+	if len(c.queue) == 0 && !ping && pong == nil {
+		c.writing = false
+		c.mu.Unlock()
+		return buf, turnDone
+	}
+	buf = buf[:0]
+	if pong != nil {
+		buf = appendFrame(buf, opPong, pong)
+		c.pongMsg = nil
+	}
+	if ping {
+		buf = appendFrame(buf, opPing, nil)
+	}
+	if c.device != "" {
+		for _, f := range c.queue { // /ws/<id>: one object per frame, as the seed tutorial expects
+			buf = appendFrame(buf, opText, f)
+		}
+	} else if len(c.queue) > 0 {
+		buf = appendChunksFrame(buf, c.queue, c.nEvents > 1)
+	}
+	clear(c.queue) // drop the chunks: they are shared, and may be large
+	c.queue = c.queue[:0]
+	c.queued, c.nEvents, c.needPing = 0, 0, false
+	c.mu.Unlock()
+
+	r, err := c.put(buf, pooled, c.g.cfg.WriteWait)
+	if err != nil {
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+		c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
+		return buf, turnDone
+	}
+	if r == turnHandOff {
+		return buf, r
+	}
+	c.mu.Lock()
+	more := len(c.queue) > 0 || c.needPing || c.pongMsg != nil || isClosed(c.done)
+	if !more {
+		c.writing = false
+	}
+	c.mu.Unlock()
+	if more {
+		return buf, turnAgain
+	}
+	return buf, turnDone
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// put writes p, whole frames. Pooled, it does not wait: if ws.mu is busy
+// (gorilla writing a control frame) or the kernel takes only part of p,
+// the rest goes to c.carry and it returns turnHandOff. Otherwise it waits
+// up to wait.
+func (c *client) put(p []byte, pooled bool, wait time.Duration) (turnResult, error) {
+	if !pooled {
+		c.ws.mu.Lock()
+		defer c.ws.mu.Unlock()
+		return turnDone, c.ws.writeWait(p, time.Now().Add(wait))
+	}
+	if !c.ws.mu.TryLock() {
+		c.carry, c.carryLocked = append(c.carry[:0], p...), false
+		return turnHandOff, nil
+	}
+	n, err := c.ws.writeNow(p)
+	if err != nil {
+		c.ws.mu.Unlock()
+		return turnDone, err
+	}
+	if n < len(p) {
+		// Mid-frame: ws.mu stays locked until writeAlone has written the
+		// rest, so no control frame gets in between.
+		c.carry, c.carryLocked = append(c.carry[:0], p[n:]...), true
+		return turnHandOff, nil
+	}
+	c.ws.mu.Unlock()
+	return turnDone, nil
+}
+
+// writeAlone holds the writer role in a goroutine of c's own: it finishes
+// what a pool turn left in c.carry, then writes turn after turn, waiting
+// for each, until nothing is left (or the connection fails).
+func (c *client) writeAlone() {
+	defer c.g.connsWG.Done()
+	if len(c.carry) > 0 || c.carryLocked {
+		if !c.carryLocked {
+			c.ws.mu.Lock()
+		}
+		err := c.ws.writeWait(c.carry, time.Now().Add(c.g.cfg.WriteWait))
+		c.ws.mu.Unlock()
+		c.carry, c.carryLocked = nil, false
+		if err != nil {
 			c.mu.Lock()
 			c.writing = false
 			c.mu.Unlock()
-			c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
+			c.close(websocket.CloseNormalClosure, "", false)
 			return
 		}
-		clear(chunks)
 	}
-}
-
-// send writes one round: a ping, then the events.
-func (c *client) send(chunks [][]byte, n int, ping bool) error {
-	deadline := time.Now().Add(c.g.cfg.WriteWait)
-	if ping {
-		if err := c.conn.WriteControl(websocket.PingMessage, nil, deadline); err != nil {
-			return err
+	var buf []byte
+	for {
+		var r turnResult
+		if buf, r = c.turn(buf, false); r == turnDone {
+			return
 		}
 	}
-	if len(chunks) == 0 {
-		return nil
-	}
-	if err := c.conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	if c.device != "" {
-		// /ws/<id>: one object per frame, as the seed tutorial expects.
-		for _, f := range chunks {
-			if err := c.conn.WriteMessage(websocket.TextMessage, f); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return writeFrame(c.conn, chunks, n > 1)
 }
-
-// writeFrame writes chunks as one text frame, wrapped in [ ] as a JSON
-// array when asArray, straight into gorilla's (pooled) write buffer: no
-// per-browser copy of the frame.
-func writeFrame(conn *websocket.Conn, chunks [][]byte, asArray bool) error {
-	w, err := conn.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
-	}
-	if asArray {
-		w.Write(openBracket) // errors surface at Close
-	}
-	for i, ch := range chunks {
-		if i > 0 {
-			w.Write(comma)
-		}
-		w.Write(ch)
-	}
-	if asArray {
-		w.Write(closeBracket)
-	}
-	return w.Close()
-}
-
-var openBracket, comma, closeBracket = []byte("["), []byte(","), []byte("]")
 
 // readPump reads browser messages until the connection fails, then
 // unregisters the browser. It is the only reader.
@@ -229,6 +308,7 @@ func (c *client) readPump() {
 	defer c.g.unregister(c)
 	c.conn.SetReadLimit(devices.MaxBrowserMessage)
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait))
+	c.conn.SetPingHandler(c.pong)
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait))
 	})

@@ -155,6 +155,8 @@ type Gateway struct {
 	stop        chan struct{} // closed by Close
 	loopWG      sync.WaitGroup
 	connsWG     sync.WaitGroup // client reader and writer goroutines
+	ready       readyQueue     // browsers waiting for a pool worker (writer.go)
+	workersWG   sync.WaitGroup // pool workers
 
 	badLog   rateLog
 	sessions *sessions
@@ -238,6 +240,7 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	g.m = newMetrics(g)
 	g.m.setFleet(fleet.Len(), fleet.OnlineCount()) // declared devices are known from the start
 	g.loopWG.Add(2)
+	g.startWorkers()
 	go g.loop()   // ends when Close closes g.stop
 	go g.pinger() // ends when Close closes g.stop
 	return g, nil
@@ -612,6 +615,7 @@ func (g *Gateway) Close() error {
 			}
 			<-waited
 		}
+		g.stopWorkers() // after the close frames: the workers write them
 	})
 	return nil
 }

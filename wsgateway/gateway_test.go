@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -543,5 +545,133 @@ func TestPingKeepsLiveBrowsersAndDropsSilentOnes(t *testing.T) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("silent browser not dropped: %v", err)
+	}
+}
+
+// TestLaggingBrowserGetsEveryFrameIntact: a browser whose socket fills (it
+// does not read for a while; the server's send buffer is small) is written
+// by a goroutine of its own from the middle of a frame on; when it reads
+// again it gets every event, in order, in well-formed frames, and the pong
+// to the ping it sent while behind (gorilla writes that one) does not cut
+// into a frame. Nobody is dropped.
+func TestLaggingBrowserGetsEveryFrameIntact(t *testing.T) {
+	h := newHarness(t, wsgateway.Config{QueueBytes: 64 << 20})
+	b := h.board("b1")
+	b.online("OFF")
+	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	good := h.browser("/ws", nil)
+	good.waitFor("b1", "ledStatus", "")
+	// A second server for the same gateway whose sockets have a 16 KiB
+	// send buffer: the lagging browser's fills after a few frames.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := httptest.NewUnstartedServer(h.gw.Handler())
+	small.Listener = smallSendBuffer{ln}
+	small.Start()
+	defer small.Close()
+	lag, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(small.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lag.Close()
+	pong := make(chan string, 1)
+	lag.SetPongHandler(func(data string) error {
+		select {
+		case pong <- data:
+		default:
+		}
+		return nil
+	})
+
+	// ~1 MB, paced by the good browser: more than the lagging browser's
+	// receive buffer and the server's send buffer take while it does not
+	// read.
+	big := `{"id":"b1","firmware":"test","board":"paho","pad":"` + strings.Repeat("y", 3000) + `"}`
+	const last, every = 300, 50
+	for i := 1; i <= last; i++ {
+		b.pub(devices.KindInfo, big, false)
+		if i%every == 0 {
+			b.pub(devices.KindCount, fmt.Sprint(i), false)
+			good.waitFor("b1", "count", fmt.Sprint(i))
+		}
+		if i == last/2 {
+			if err := lag.WriteControl(websocket.PingMessage, []byte("behind"), time.Now().Add(wait)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if m := h.metrics(); !strings.Contains(m, "switchyard_browsers_dropped_slow_total 0") ||
+		!regexp.MustCompile(`(?m)^switchyard_browser_writes_waited_total [1-9]`).MatchString(m) {
+		t.Errorf("want nobody dropped and some writes waited for:\n%s", grep(m, "switchyard_browser"))
+	}
+
+	// Now it reads, and gets every count, in order, each frame valid JSON.
+	lb := &browser{t: t, conn: lag}
+	for next := every; next <= last; {
+		ev, err := lb.next()
+		if err != nil {
+			t.Fatalf("lagging browser, waiting for count %d: %v", next, err)
+		}
+		if ev.Device != "b1" || ev.Label != "count" {
+			continue
+		}
+		if got := string(ev.Value); got != fmt.Sprint(next) {
+			t.Fatalf("count %s, want %d (in order, none missing)", got, next)
+		}
+		next += every
+	}
+	select {
+	case p := <-pong:
+		if p != "behind" {
+			t.Errorf("pong %q, want %q", p, "behind")
+		}
+	default:
+		t.Error("no pong to the ping sent while behind")
+	}
+}
+
+// smallSendBuffer gives every accepted connection a 16 KiB send buffer.
+type smallSendBuffer struct{ net.Listener }
+
+func (l smallSendBuffer) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		_ = c.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	}
+	return c, err
+}
+
+// TestBrowserPingsAreAnswered: a browser's pings, with or without a
+// payload, get their pongs (the writer sends them, between frames).
+func TestBrowserPingsAreAnswered(t *testing.T) {
+	h := newHarness(t, wsgateway.Config{})
+	for _, payload := range []string{"", "hello"} {
+		br := h.browser("/ws", nil)
+		pongs := make(chan string, 1)
+		br.conn.SetPongHandler(func(data string) error { pongs <- data; return nil })
+		if err := br.conn.WriteControl(websocket.PingMessage, []byte(payload), time.Now().Add(wait)); err != nil {
+			t.Fatal(err)
+		}
+		// Control frames are handled while reading; there is no event to
+		// read, so the reader ends at its deadline or when conn closes.
+		_ = br.conn.SetReadDeadline(time.Now().Add(wait))
+		go func() { // ends when the read fails
+			for {
+				if _, _, err := br.conn.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case got := <-pongs:
+			if got != payload {
+				t.Errorf("pong %q, want %q", got, payload)
+			}
+		case <-time.After(wait):
+			t.Errorf("no pong to ping %q", payload)
+		}
+		br.conn.Close()
 	}
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	dropped       prometheus.Counter
 	ignored       prometheus.Counter
 	ingestDropped prometheus.Counter
+	waited        prometheus.Counter
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -53,8 +54,11 @@ func newMetrics(g *Gateway) *metrics {
 		ingestDropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchyard_count_messages_shed_total", Help: "count messages shed because the gateway fell behind.",
 		}),
+		waited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchyard_browser_writes_waited_total", Help: "Writes to a browser that its socket could not take at once (written by a goroutine of its own until it caught up).",
+		}),
 	}
-	m.reg.MustRegister(m.browsers, m.known, m.online, m.broadcast, m.commands, m.refused, m.dropped, m.ignored, m.ingestDropped,
+	m.reg.MustRegister(m.browsers, m.known, m.online, m.broadcast, m.commands, m.refused, m.dropped, m.ignored, m.ingestDropped, m.waited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if f := g.cfg.MQTTClients; f != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

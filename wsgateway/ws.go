@@ -11,8 +11,9 @@ import (
 	"switchyard/internal/origin"
 )
 
-// writeBufferPool shares write buffers between browsers: an idle browser
-// holds none.
+// writeBufferPool keeps gorilla from giving each connection a write buffer
+// of its own: it writes only control frames (writer.go encodes the rest),
+// which need none, so the pool stays empty.
 var writeBufferPool sync.Pool
 
 func newUpgrader(allowed []string) *websocket.Upgrader {
@@ -56,13 +57,15 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		httpError(w, http.StatusServiceUnavailable, "too many browsers (limit %d)", max)
 		return
 	}
-	conn, err := g.upg.Upgrade(w, r, nil)
+	hw := &hijackWrap{ResponseWriter: w}
+	conn, err := g.upg.Upgrade(hw, r, nil)
 	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := &client{
 		g:       g,
 		conn:    conn,
+		ws:      hw.ws,
 		device:  device,
 		remote:  r.RemoteAddr,
 		id:      id,

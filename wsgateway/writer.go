@@ -1,0 +1,305 @@
+package wsgateway
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Writing to browsers.
+//
+// A fan-out to a thousand browsers is a thousand frame writes. Started as a
+// thousand goroutines, they fill the run queues, and everything else the
+// process does (the browser whose toggle starts a round trip, the broker
+// passing the command to its board) waits behind them: on two cores that
+// was up to 8 ms for a toggle to reach its board. So browsers on plain TCP
+// are written by a small pool of workers (see startWorkers) that take browsers
+// with something to send from a queue, in order, and write each without
+// waiting: a browser's frame that the kernel takes at once (the usual case:
+// a few hundred bytes into a socket buffer of hundreds of KiB) costs one
+// system call and no goroutine. A worker yields after each browser, so
+// other goroutines run between two writes.
+//
+// When the kernel does not take a whole frame (a slow link, a browser that
+// does not read, a large snapshot), the rest is handed to a goroutine of
+// that browser's own, which waits for it (up to Config.WriteWait) and goes
+// on writing that browser until its queue is empty; the pool never waits
+// for one browser. TLS connections have no non-blocking write: they are
+// always written by a goroutine of their own.
+//
+// Frames are encoded here (RFC 6455, server to client: unmasked), straight
+// from the shared event chunks into the worker's buffer. gorilla/websocket
+// reads the browser's frames (its pings are answered by the writer, see
+// client.pong) and may still write a close frame from the reading
+// goroutine on a protocol error or an oversized message; that goes
+// through wsConn.Write, serialized with the writer's by wsConn.mu, which is
+// held from the first to the last byte of every frame, so frames never
+// interleave.
+
+// WebSocket opcodes (RFC 6455 section 5.2).
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// appendFrameHeader appends the header of a final, unmasked frame of
+// opcode op carrying n payload bytes.
+func appendFrameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+// appendFrame appends a whole frame.
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	return append(appendFrameHeader(b, op, len(payload)), payload...)
+}
+
+// appendChunksFrame appends one text frame holding chunks joined by commas,
+// wrapped in [ ] (a JSON array) when asArray.
+func appendChunksFrame(b []byte, chunks [][]byte, asArray bool) []byte {
+	n := max(len(chunks)-1, 0) // commas
+	for _, ch := range chunks {
+		n += len(ch)
+	}
+	if asArray {
+		n += 2
+	}
+	b = appendFrameHeader(b, opText, n)
+	if asArray {
+		b = append(b, '[')
+	}
+	for i, ch := range chunks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, ch...)
+	}
+	if asArray {
+		b = append(b, ']')
+	}
+	return b
+}
+
+// wsConn is a browser's connection as gorilla sees it (the upgrader
+// hijacks it through hijackWrap), and the path of every byte written to
+// the browser.
+type wsConn struct {
+	net.Conn
+	raw syscall.RawConn // nil: no non-blocking writes (TLS)
+	// mu serializes writes: the client's writer holds it from the first to
+	// the last byte of a frame (across a hand-off to the client's own
+	// goroutine), gorilla's Write takes it for each control frame.
+	mu sync.Mutex
+	// gorillaDeadline is the write deadline gorilla last asked for, unix
+	// ns (0: none); see SetWriteDeadline.
+	gorillaDeadline atomic.Int64
+}
+
+func newWSConn(c net.Conn) *wsConn {
+	w := &wsConn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			w.raw = raw
+		}
+	}
+	return w
+}
+
+// Write is gorilla's path: the handshake answer and control frames it
+// sends itself. It waits for the writer's frame in progress, then writes
+// under the deadline gorilla asked for.
+func (w *wsConn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var dl time.Time
+	if ns := w.gorillaDeadline.Load(); ns != 0 {
+		dl = time.Unix(0, ns)
+	}
+	if err := w.Conn.SetWriteDeadline(dl); err != nil {
+		return 0, err
+	}
+	defer w.Conn.SetWriteDeadline(time.Time{}) // see writeWait
+	return w.Conn.Write(p)
+}
+
+// SetWriteDeadline keeps gorilla's write deadline for its own writes
+// (Write): set on the socket at once, it would cut short the writer's
+// frame in progress (a pong's 1 s instead of Config.WriteWait).
+func (w *wsConn) SetWriteDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	w.gorillaDeadline.Store(ns)
+	return nil
+}
+
+// SetDeadline sets the read deadline and, as SetWriteDeadline, gorilla's
+// write deadline.
+func (w *wsConn) SetDeadline(t time.Time) error {
+	_ = w.SetWriteDeadline(t)
+	return w.Conn.SetReadDeadline(t)
+}
+
+// writeNow writes what of p the kernel takes at once, without waiting, and
+// returns how much that was. Caller holds mu; w.raw is set.
+func (w *wsConn) writeNow(p []byte) (int, error) {
+	var n int
+	var werr error
+	err := w.raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), p)
+			if werr != syscall.EINTR {
+				return true // done, whatever happened: never wait here
+			}
+		}
+	})
+	if err != nil {
+		return 0, err // closed
+	}
+	if werr == syscall.EAGAIN {
+		return 0, nil
+	}
+	if werr != nil {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: w.LocalAddr(), Addr: w.RemoteAddr(), Err: werr}
+	}
+	return n, nil
+}
+
+// writeWait writes all of p, waiting until deadline at most. Caller holds
+// mu.
+func (w *wsConn) writeWait(p []byte, deadline time.Time) error {
+	if err := w.Conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	// Cleared after: a deadline left to expire would fail writeNow later
+	// (the poller refuses any write past an expired deadline).
+	defer w.Conn.SetWriteDeadline(time.Time{})
+	_, err := w.Conn.Write(p)
+	return err
+}
+
+// hijackWrap hands gorilla's upgrader the connection wrapped in a wsConn.
+type hijackWrap struct {
+	http.ResponseWriter
+	ws *wsConn // set by Hijack
+}
+
+func (h *hijackWrap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("websocket: response does not implement http.Hijacker")
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.ws = newWSConn(c)
+	return h.ws, brw, nil
+}
+
+// turnResult says what follows a writer's turn.
+type turnResult int
+
+const (
+	turnDone    turnResult = iota // nothing left: c.writing is cleared
+	turnAgain                     // more is queued: c.writing stays set
+	turnHandOff                   // (pooled) the kernel took part: c.carry holds the rest for c's own goroutine
+)
+
+// readyQueue is the browsers waiting for a pool worker, in order. A browser
+// is in it at most once: only startWriter puts it there, when no writer
+// holds it (client.writing).
+type readyQueue struct {
+	mu      sync.Mutex // guards q and stopped
+	cond    sync.Cond  // signalled when q grows or stopped is set
+	q       []*client
+	stopped bool
+}
+
+func (r *readyQueue) push(c *client) {
+	r.mu.Lock()
+	r.q = append(r.q, c)
+	r.mu.Unlock()
+	r.cond.Signal()
+}
+
+// pop waits for a browser; false once stopped and empty.
+func (r *readyQueue) pop() (*client, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.q) == 0 {
+		if r.stopped {
+			return nil, false
+		}
+		r.cond.Wait()
+	}
+	c := r.q[0]
+	r.q[0] = nil
+	r.q = r.q[1:]
+	return c, true
+}
+
+func (r *readyQueue) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// startWorkers starts the pool, one worker per CPU (tried: one fewer, to
+// leave a CPU for the network; toggle p99 under workload (c) went from
+// 17-19 ms to 20-23 ms). stopWorkers ends them once the queue is empty.
+func (g *Gateway) startWorkers() {
+	g.ready.cond.L = &g.ready.mu
+	n := runtime.GOMAXPROCS(0)
+	g.workersWG.Add(n)
+	for range n {
+		go g.worker() // ends when stopWorkers has run and the queue is empty
+	}
+}
+
+func (g *Gateway) stopWorkers() {
+	g.ready.stop()
+	g.workersWG.Wait()
+}
+
+func (g *Gateway) worker() {
+	defer g.workersWG.Done()
+	buf := make([]byte, 0, 16<<10)
+	for {
+		c, ok := g.ready.pop()
+		if !ok {
+			return
+		}
+		var r turnResult
+		buf, r = c.turn(buf, true)
+		switch r {
+		case turnAgain:
+			g.ready.push(c) // to the back: one frame per browser per turn
+		case turnHandOff:
+			g.m.waited.Inc()
+			g.connsWG.Add(1)  // c's readPump is still counted: never from zero
+			go c.writeAlone() // ends when c's queue is empty or its connection fails
+		}
+		if cap(buf) > 1<<20 {
+			buf = make([]byte, 0, 16<<10) // a large snapshot: don't keep it
+		}
+		runtime.Gosched() // let what waits for a CPU run between two writes
+	}
+}

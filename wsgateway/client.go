@@ -175,7 +175,11 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 			return buf, turnDone
 		}
 		buf = appendFrame(buf[:0], opClose, msg)
-		if r, err := c.put(buf, pooled, time.Second); err == nil && r == turnHandOff {
+		if !pooled {
+			c.ws.mu.Lock()
+			_ = c.ws.writeWait(buf, time.Now().Add(time.Second))
+			c.ws.mu.Unlock()
+		} else if r, err := c.put(buf); err == nil && r == turnHandOff {
 			return buf, r // writeAlone finishes the frame, then closes
 		}
 		c.mu.Lock()
@@ -190,6 +194,23 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 		c.writing = false
 		c.mu.Unlock()
 		return buf, turnDone
+	}
+	if !pooled {
+		chunks, asArray := c.queue, c.nEvents > 1
+		c.queue = nil
+		c.queued, c.nEvents, c.needPing, c.pongMsg = 0, 0, false, nil
+		c.mu.Unlock()
+		err := c.stream(pong, ping, chunks, asArray)
+		clear(chunks)
+		return buf, c.endTurn(err)
+	}
+	if c.queued > maxPooledRound {
+		// A big round (a snapshot, a burst): copied into the worker's
+		// buffer it might be left to carry, a copy per browser. Its own
+		// goroutine streams it from the shared chunks instead.
+		c.mu.Unlock()
+		c.carry, c.carryLocked = c.carry[:0], false
+		return buf, turnHandOff
 	}
 	buf = buf[:0]
 	if pong != nil {
@@ -211,16 +232,22 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 	c.queued, c.nEvents, c.needPing = 0, 0, false
 	c.mu.Unlock()
 
-	r, err := c.put(buf, pooled, c.g.cfg.WriteWait)
+	r, err := c.put(buf)
+	if err == nil && r == turnHandOff {
+		return buf, r
+	}
+	return buf, c.endTurn(err)
+}
+
+// endTurn ends a turn that wrote a round (err: how that went): it tells
+// whether more is waiting, or clears c.writing.
+func (c *client) endTurn(err error) turnResult {
 	if err != nil {
 		c.mu.Lock()
 		c.writing = false
 		c.mu.Unlock()
 		c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
-		return buf, turnDone
-	}
-	if r == turnHandOff {
-		return buf, r
+		return turnDone
 	}
 	c.mu.Lock()
 	more := len(c.queue) > 0 || c.needPing || c.pongMsg != nil || isClosed(c.done)
@@ -229,9 +256,9 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 	}
 	c.mu.Unlock()
 	if more {
-		return buf, turnAgain
+		return turnAgain
 	}
-	return buf, turnDone
+	return turnDone
 }
 
 func isClosed(ch chan struct{}) bool {
@@ -243,16 +270,10 @@ func isClosed(ch chan struct{}) bool {
 	}
 }
 
-// put writes p, whole frames. Pooled, it does not wait: if ws.mu is busy
-// (gorilla writing a control frame) or the kernel takes only part of p,
-// the rest goes to c.carry and it returns turnHandOff. Otherwise it waits
-// up to wait.
-func (c *client) put(p []byte, pooled bool, wait time.Duration) (turnResult, error) {
-	if !pooled {
-		c.ws.mu.Lock()
-		defer c.ws.mu.Unlock()
-		return turnDone, c.ws.writeWait(p, time.Now().Add(wait))
-	}
+// put writes p, whole frames, for a pool turn, without waiting: if ws.mu
+// is busy (gorilla writing a close frame) or the kernel takes only part of
+// p, the rest goes to c.carry and it returns turnHandOff.
+func (c *client) put(p []byte) (turnResult, error) {
 	if !c.ws.mu.TryLock() {
 		c.carry, c.carryLocked = append(c.carry[:0], p...), false
 		return turnHandOff, nil

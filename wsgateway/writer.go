@@ -303,3 +303,90 @@ func (g *Gateway) worker() {
 		runtime.Gosched() // let what waits for a CPU run between two writes
 	}
 }
+
+// maxPooledRound is the largest round (queued bytes) a pool worker copies
+// into its buffer; a bigger one is streamed by the browser's own goroutine
+// (client.stream), so a partial write never leaves a large copy behind.
+const maxPooledRound = 16 << 10
+
+// streamBufs are the 16 KiB buffers client.stream writes through.
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// stream writes a round (a pong, a ping, then the events: one frame, or
+// one per event on /ws/<id>), waiting up to Config.WriteWait for each 16
+// KiB, straight from the shared chunks through a pooled buffer: a large
+// snapshot is never copied whole. It holds ws.mu throughout, so no other
+// frame gets in between.
+func (c *client) stream(pong []byte, ping bool, chunks [][]byte, asArray bool) error {
+	bp := streamBufs.Get().(*[]byte)
+	defer streamBufs.Put(bp)
+	s := streamer{ws: c.ws, buf: (*bp)[:0], wait: c.g.cfg.WriteWait}
+	c.ws.mu.Lock()
+	defer c.ws.mu.Unlock()
+	var hdr [10]byte
+	if pong != nil {
+		s.write(appendFrameHeader(hdr[:0], opPong, len(pong)))
+		s.write(pong)
+	}
+	if ping {
+		s.write(appendFrameHeader(hdr[:0], opPing, 0))
+	}
+	if c.device != "" {
+		for _, f := range chunks {
+			s.write(appendFrameHeader(hdr[:0], opText, len(f)))
+			s.write(f)
+		}
+	} else if len(chunks) > 0 {
+		n := len(chunks) - 1 // commas
+		for _, ch := range chunks {
+			n += len(ch)
+		}
+		if asArray {
+			n += 2
+		}
+		s.write(appendFrameHeader(hdr[:0], opText, n))
+		if asArray {
+			s.write(openBracket)
+		}
+		for i, ch := range chunks {
+			if i > 0 {
+				s.write(comma)
+			}
+			s.write(ch)
+		}
+		if asArray {
+			s.write(closeBracket)
+		}
+	}
+	s.flush()
+	*bp = s.buf[:0]
+	return s.err
+}
+
+var openBracket, comma, closeBracket = []byte("["), []byte(","), []byte("]")
+
+// streamer copies into buf and writes it out whenever it is full; the
+// first error sticks. Its wsConn's mu is held.
+type streamer struct {
+	ws   *wsConn
+	buf  []byte
+	wait time.Duration
+	err  error
+}
+
+func (s *streamer) write(p []byte) {
+	for len(p) > 0 && s.err == nil {
+		n := copy(s.buf[len(s.buf):cap(s.buf)], p)
+		s.buf, p = s.buf[:len(s.buf)+n], p[n:]
+		if len(s.buf) == cap(s.buf) {
+			s.flush()
+		}
+	}
+}
+
+func (s *streamer) flush() {
+	if len(s.buf) > 0 && s.err == nil {
+		s.err = s.ws.writeWait(s.buf, time.Now().Add(s.wait))
+	}
+	s.buf = s.buf[:0]
+}

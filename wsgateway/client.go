@@ -31,8 +31,7 @@ const (
 // wsConn.
 type client struct {
 	g       *Gateway
-	conn    *websocket.Conn
-	ws      *wsConn // conn's connection
+	ws      *wsConn // the connection (gorilla's Conn is dropped after the handshake)
 	device  string  // /ws/<id>: the board; empty for /ws
 	remote  string
 	id      auth.Identity
@@ -112,13 +111,12 @@ func (c *client) enqueue(chunk []byte, n int) {
 }
 
 // pong asks the writer to answer the browser's ping (only the latest, as
-// RFC 6455 allows). It is the ping handler of the read side.
-func (c *client) pong(data string) error {
+// RFC 6455 allows). It is called by the reader, with a payload it reuses.
+func (c *client) pong(data []byte) {
 	c.mu.Lock()
 	c.pongMsg = append(make([]byte, 0, len(data)), data...) // not nil, even empty
 	c.startWriter()
 	c.mu.Unlock()
-	return nil
 }
 
 // ping asks the writer to ping the browser.
@@ -150,7 +148,7 @@ func (c *client) close(code int, reason string, graceful bool) {
 		}
 		c.mu.Unlock()
 		if !graceful {
-			_ = c.conn.Close()
+			_ = c.ws.Close()
 		}
 	})
 }
@@ -171,7 +169,7 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 		}
 		c.mu.Unlock()
 		if msg == nil {
-			_ = c.conn.Close()
+			_ = c.ws.Close()
 			return buf, turnDone
 		}
 		buf = appendFrame(buf[:0], opClose, msg)
@@ -185,7 +183,7 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 		c.mu.Lock()
 		c.writing = false
 		c.mu.Unlock()
-		_ = c.conn.Close()
+		_ = c.ws.Close()
 		return buf, turnDone
 	default:
 	}
@@ -323,33 +321,54 @@ func (c *client) writeAlone() {
 }
 
 // readPump reads browser messages until the connection fails, then
-// unregisters the browser. It is the only reader.
+// unregisters the browser. It is the only reader; see reader.go.
 func (c *client) readPump() {
 	defer c.g.connsWG.Done()
 	defer c.g.unregister(c)
-	c.conn.SetReadLimit(devices.MaxBrowserMessage)
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait))
-	c.conn.SetPingHandler(c.pong)
-	c.conn.SetPongHandler(func(string) error {
-		return c.conn.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait))
-	})
+	m := msgReader{conn: c.ws.Conn, wait: c.g.cfg.PongWait, limit: devices.MaxBrowserMessage, ping: c.pong}
 	for {
-		_, data, err := c.conn.ReadMessage()
+		data, err := m.next()
 		if err != nil {
-			// On ErrReadLimit gorilla has sent the 1009 close frame.
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.g.log.Info("browser closed: message too big", "remote", c.remote, "limit", devices.MaxBrowserMessage)
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				c.g.log.Info("browser closed: no pong", "remote", c.remote)
-			}
-			c.close(websocket.CloseNormalClosure, "", false)
+			c.readFailed(err)
 			return
 		}
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.g.cfg.PongWait))
 		c.handle(data)
 	}
+}
+
+// readFailed closes c as the error that ended its reader calls for. (Kept
+// out of readPump: a small readPump frame keeps an idle reader within the
+// smallest stack.)
+func (c *client) readFailed(err error) {
+	var cf closeFrame
+	var pe protocolError
+	var ne net.Error
+	switch {
+	case errors.As(err, &cf):
+		code := cf.code // echoed, as RFC 6455 asks
+		if code == closeNoStatus {
+			code = closeNormal
+		}
+		c.close(code, "", true)
+	case errors.Is(err, errTooBig):
+		c.g.log.Info("browser closed: message too big", "remote", c.remote, "limit", devices.MaxBrowserMessage)
+		c.close(closeTooBig, "message too big", true)
+	case errors.As(err, &pe):
+		c.g.log.Info("browser closed: "+pe.Error(), "remote", c.remote)
+		c.close(closeProtocol, truncate(string(pe), maxControlLength-2), true)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.g.log.Info("browser closed: no pong", "remote", c.remote)
+		c.close(websocket.CloseNormalClosure, "", false)
+	default:
+		c.close(websocket.CloseNormalClosure, "", false)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // handle answers one browser message: a command, or an error event.

@@ -611,7 +611,7 @@ func (g *Gateway) Close() error {
 		case <-waited:
 		case <-time.After(2 * time.Second):
 			for _, c := range all {
-				_ = c.conn.Close()
+				_ = c.ws.Close()
 			}
 			<-waited
 		}

@@ -18,7 +18,7 @@ var writeBufferPool sync.Pool
 
 func newUpgrader(allowed []string) *websocket.Upgrader {
 	return &websocket.Upgrader{
-		ReadBufferSize:  1024,
+		ReadBufferSize:  256, // for a Conn dropped after the handshake
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
 		CheckOrigin:     func(r *http.Request) bool { return origin.Allowed(r, allowed) },
@@ -58,13 +58,13 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		return
 	}
 	hw := &hijackWrap{ResponseWriter: w}
-	conn, err := g.upg.Upgrade(hw, r, nil)
-	if err != nil {
+	// gorilla does the handshake; its Conn is not kept: frames are read
+	// and written by reader.go and writer.go, on hw.ws.
+	if _, err := g.upg.Upgrade(hw, r, nil); err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := &client{
 		g:       g,
-		conn:    conn,
 		ws:      hw.ws,
 		device:  device,
 		remote:  r.RemoteAddr,
@@ -76,10 +76,11 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		// Something changed during the handshake (the gateway closes, the
 		// board was forgotten, the session ended): this browser gets the
 		// close frame the others got. No writer runs for c yet, so writing
-		// here is the only write on conn.
-		msg := websocket.FormatCloseMessage(code, reason)
-		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-		_ = conn.Close()
+		// here is the only write on the connection.
+		c.ws.mu.Lock()
+		_ = c.ws.writeWait(appendFrame(nil, opClose, websocket.FormatCloseMessage(code, reason)), time.Now().Add(time.Second))
+		c.ws.mu.Unlock()
+		_ = c.ws.Close()
 		return
 	}
 	go c.readPump() // ends when the connection closes; unregisters c

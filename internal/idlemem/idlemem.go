@@ -4,7 +4,9 @@ package idlemem
 
 import (
 	"net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"testing"
 )
 
@@ -20,6 +22,7 @@ import (
 func PerConn(b *testing.B, unit string, open func(i int) (net.Conn, error)) {
 	b.Helper()
 	runtime.GC()
+	g0 := runtime.NumGoroutine()
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	conns := make([]net.Conn, 0, b.N)
@@ -37,8 +40,17 @@ func PerConn(b *testing.B, unit string, open func(i int) (net.Conn, error)) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&m1)
+	if path := os.Getenv("IDLEMEM_HEAPPROFILE"); path != "" {
+		// What the connections hold, by allocation site (run with
+		// -memprofilerate 1 for every allocation).
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	per := float64(b.N) * 1024
 	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/per, "heap-KiB/"+unit)
 	b.ReportMetric(float64(int64(m1.StackInuse)-int64(m0.StackInuse))/per, "stack-KiB/"+unit)
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/per, "alloc-KiB/"+unit)
+	b.ReportMetric(float64(runtime.NumGoroutine()-g0)/float64(b.N), "goroutines/"+unit)
 }

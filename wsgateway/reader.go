@@ -1,0 +1,198 @@
+package wsgateway
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+	"unicode/utf8"
+)
+
+// Reading from browsers.
+//
+// gorilla/websocket does the handshake; the frames a browser sends are read
+// here (RFC 6455, client to server: always masked). The reason is memory:
+// an idle browser's only goroutine is its reader, parked in a read, and a
+// reader this shallow fits the runtime's smallest stack (2 KiB), where
+// gorilla's read path, its buffer and its Conn held about 5 KiB per idle
+// browser. Browser messages are small (devices.MaxBrowserMessage) and
+// rare; a frame is read with a few exact reads and nothing is buffered
+// between messages.
+
+// errTooBig is a message over the read limit (closed with 1009).
+var errTooBig = errors.New("message too big")
+
+// protocolError is a frame RFC 6455 forbids (closed with 1002).
+type protocolError string
+
+func (e protocolError) Error() string { return "protocol error: " + string(e) }
+
+// closeFrame is the browser's close frame: the connection is ending.
+type closeFrame struct {
+	code   int // 1005 (no status) when the frame has none
+	reason string
+}
+
+func (e closeFrame) Error() string { return fmt.Sprintf("close %d %s", e.code, e.reason) }
+
+// Close codes beyond those gorilla names for us.
+const (
+	closeNormal      = 1000
+	closeProtocol    = 1002
+	closeNoStatus    = 1005
+	closeTooBig      = 1009
+	maxControlLength = 125
+)
+
+// msgReader reads one browser's messages. Its methods are for the reading
+// goroutine only.
+type msgReader struct {
+	conn  net.Conn
+	wait  time.Duration // each read's deadline: a browser may be silent that long (it answers pings well within)
+	limit int           // largest message, bytes
+	ping  func([]byte)  // called with each ping's payload (a copy is the callee's to make)
+}
+
+// next reads frames until a whole data message (text or binary, possibly
+// fragmented, with control frames in between) and returns its payload.
+// Errors: a closeFrame, errTooBig, a protocolError, or the read's.
+func (m *msgReader) next() ([]byte, error) {
+	var msg []byte
+	inMessage := false
+	for {
+		var h [14]byte // the longest header: 2 + 8 (length) + 4 (mask)
+		if _, err := m.read(h[:2]); err != nil {
+			return nil, err
+		}
+		fin, op := h[0]&0x80 != 0, h[0]&0x0f
+		if h[0]&0x70 != 0 {
+			return nil, protocolError("reserved bits set (no extension was agreed)")
+		}
+		if h[1]&0x80 == 0 {
+			return nil, protocolError("frame from the browser not masked")
+		}
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			if _, err := m.read(h[2:4]); err != nil {
+				return nil, err
+			}
+			n = uint64(binary.BigEndian.Uint16(h[2:4]))
+		case 127:
+			if _, err := m.read(h[2:10]); err != nil {
+				return nil, err
+			}
+			n = binary.BigEndian.Uint64(h[2:10])
+		}
+		if _, err := m.read(h[10:14]); err != nil {
+			return nil, err
+		}
+		mask := h[10:14]
+
+		if op >= 0x8 { // control: whole, short, may come between fragments
+			if !fin || n > maxControlLength {
+				return nil, protocolError("fragmented or long control frame")
+			}
+			p := make([]byte, n) // not a [125]byte on the stack: see the top
+			if _, err := m.read(p); err != nil {
+				return nil, err
+			}
+			unmask(p, mask, 0)
+			switch op {
+			case 0x8:
+				return nil, parseClose(p)
+			case 0x9:
+				m.ping(p)
+			case 0xA: // pong: the read itself proves the browser alive
+			default:
+				return nil, protocolError(fmt.Sprintf("unknown opcode %#x", op))
+			}
+			continue
+		}
+
+		switch op {
+		case 0x0:
+			if !inMessage {
+				return nil, protocolError("continuation frame without a message")
+			}
+		case 0x1, 0x2:
+			if inMessage {
+				return nil, protocolError("new message inside a fragmented one")
+			}
+			inMessage = true
+		default:
+			return nil, protocolError(fmt.Sprintf("unknown opcode %#x", op))
+		}
+		if n > uint64(m.limit-len(msg)) {
+			return nil, errTooBig
+		}
+		start := len(msg)
+		msg = append(msg, make([]byte, n)...)
+		if _, err := m.read(msg[start:]); err != nil {
+			return nil, err
+		}
+		unmask(msg[start:], mask, 0)
+		if fin {
+			return msg, nil
+		}
+	}
+}
+
+// read fills p, giving each read a fresh deadline.
+func (m *msgReader) read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if err := m.conn.SetReadDeadline(time.Now().Add(m.wait)); err != nil {
+			return n, err
+		}
+		k, err := m.conn.Read(p[n:])
+		n += k
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// unmask XORs p with the masking key, p starting at offset pos of the
+// payload.
+func unmask(p, key []byte, pos int) {
+	for i := range p {
+		p[i] ^= key[(pos+i)&3]
+	}
+}
+
+// parseClose reads a close frame's payload (RFC 6455 section 5.5.1).
+func parseClose(p []byte) error {
+	switch {
+	case len(p) == 0:
+		return closeFrame{code: closeNoStatus}
+	case len(p) == 1:
+		return protocolError("close frame with a one-byte payload")
+	}
+	code := int(binary.BigEndian.Uint16(p))
+	if !validCloseCode(code) {
+		return protocolError(fmt.Sprintf("close code %d", code))
+	}
+	if !utf8.Valid(p[2:]) {
+		return protocolError("close reason not UTF-8")
+	}
+	return closeFrame{code: code, reason: string(p[2:])}
+}
+
+// validCloseCode reports whether a peer may send code (RFC 6455 section
+// 7.4).
+func validCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}

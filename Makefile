@@ -40,13 +40,15 @@ loadgen:
 bench-compare:
 	GO=$(GO) bench/compare.sh
 
-# Coverage-guided fuzzing of the parsers and the config loader, FUZZTIME
+# Coverage-guided fuzzing of the parsers (topics, payloads, browser
+# messages and WebSocket frames) and the config loader, FUZZTIME
 # each. Their corpora live in testdata/fuzz and run in every `make test`.
 fuzz:
 	for f in FuzzParseTopic FuzzParsePayloads FuzzScanObject FuzzParseBrowserMessage; do \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./devices || exit 1; \
 	done
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/controlplane
+	$(GO) test -run '^$$' -fuzz '^FuzzMsgReader$$' -fuzztime $(FUZZTIME) ./wsgateway
 
 # The long soak: 1,000 boards at 1 Hz and 100 browsers for SOAK_DURATION
 # (default 10m) against the real binary; prints goroutines, fds and RSS over

@@ -51,7 +51,8 @@ type client struct {
 	// carry is what a pool turn wrote only in part: the rest of its
 	// frames, for writeAlone. Only the role's holder touches them.
 	carry       []byte
-	carryLocked bool // the turn left ws.mu locked (mid-frame) for writeAlone
+	carryLocked bool          // the turn left ws.mu locked (mid-frame) for writeAlone
+	carryWait   time.Duration // how long writeAlone may take over it; 0: Config.WriteWait
 
 	done      chan struct{} // closed by close
 	closeMsg  []byte        // the close frame to send; set before done closes, nil: none (or sent)
@@ -60,18 +61,37 @@ type client struct {
 
 // startWriter gives the writer role to the pool (or, without
 // non-blocking writes, to a goroutine of c's own) unless a writer holds
-// it. Caller holds c.mu.
+// it. The role counts in Gateway.connsWG until release: Close waits for
+// close frames to be written. (It is only taken while c's readPump, also
+// counted, runs, or by Close before it waits: never an Add from zero
+// during Wait.) Caller holds c.mu.
 func (c *client) startWriter() {
 	if c.writing {
 		return
 	}
 	c.writing = true
+	c.g.connsWG.Add(1)
 	if c.ws.raw != nil {
 		c.g.ready.push(c)
 		return
 	}
-	c.g.connsWG.Add(1)
 	go c.writeAlone() // ends when nothing is left to send, or the connection fails
+}
+
+// release gives the writer role up. Caller holds c.mu.
+func (c *client) release() {
+	c.writing = false
+	c.g.connsWG.Done()
+}
+
+// writeFailed ends the role after a failed write: the connection is closed
+// here, whatever close was asked before (its close frame cannot be sent).
+func (c *client) writeFailed() {
+	c.mu.Lock()
+	c.release()
+	c.mu.Unlock()
+	_ = c.ws.Close()
+	c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
 }
 
 // enqueue adds a chunk of n events for the writer. It never blocks; a
@@ -165,7 +185,7 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 		msg := c.closeMsg
 		c.closeMsg = nil
 		if msg == nil {
-			c.writing = false
+			c.release()
 		}
 		c.mu.Unlock()
 		if msg == nil {
@@ -178,18 +198,19 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 			_ = c.ws.writeWait(buf, time.Now().Add(time.Second))
 			c.ws.mu.Unlock()
 		} else if r, err := c.put(buf); err == nil && r == turnHandOff {
+			c.carryWait = time.Second
 			return buf, r // writeAlone finishes the frame, then closes
 		}
-		c.mu.Lock()
-		c.writing = false
-		c.mu.Unlock()
 		_ = c.ws.Close()
+		c.mu.Lock()
+		c.release()
+		c.mu.Unlock()
 		return buf, turnDone
 	default:
 	}
 	ping, pong := c.needPing, c.pongMsg
 	if len(c.queue) == 0 && !ping && pong == nil {
-		c.writing = false
+		c.release()
 		c.mu.Unlock()
 		return buf, turnDone
 	}
@@ -241,16 +262,13 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 // whether more is waiting, or clears c.writing.
 func (c *client) endTurn(err error) turnResult {
 	if err != nil {
-		c.mu.Lock()
-		c.writing = false
-		c.mu.Unlock()
-		c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
+		c.writeFailed()
 		return turnDone
 	}
 	c.mu.Lock()
 	more := len(c.queue) > 0 || c.needPing || c.pongMsg != nil || isClosed(c.done)
 	if !more {
-		c.writing = false
+		c.release()
 	}
 	c.mu.Unlock()
 	if more {
@@ -295,19 +313,19 @@ func (c *client) put(p []byte) (turnResult, error) {
 // what a pool turn left in c.carry, then writes turn after turn, waiting
 // for each, until nothing is left (or the connection fails).
 func (c *client) writeAlone() {
-	defer c.g.connsWG.Done()
 	if len(c.carry) > 0 || c.carryLocked {
 		if !c.carryLocked {
 			c.ws.mu.Lock()
 		}
-		err := c.ws.writeWait(c.carry, time.Now().Add(c.g.cfg.WriteWait))
+		wait := c.g.cfg.WriteWait
+		if c.carryWait > 0 {
+			wait = c.carryWait // a close frame's
+		}
+		err := c.ws.writeWait(c.carry, time.Now().Add(wait))
 		c.ws.mu.Unlock()
-		c.carry, c.carryLocked = nil, false
+		c.carry, c.carryLocked, c.carryWait = nil, false, 0
 		if err != nil {
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			c.close(websocket.CloseNormalClosure, "", false)
+			c.writeFailed()
 			return
 		}
 	}

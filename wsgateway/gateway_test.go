@@ -675,3 +675,45 @@ func TestBrowserPingsAreAnswered(t *testing.T) {
 		br.conn.Close()
 	}
 }
+
+// TestCloseRequestedWhileAWriteIsStuck: a browser that does not read has
+// its writer stuck in a write when a graceful close is asked for (here:
+// its board is forgotten). The close frame cannot be sent, so when the
+// write times out (WriteWait) the connection is closed all the same,
+// rather than left open until PongWait.
+func TestCloseRequestedWhileAWriteIsStuck(t *testing.T) {
+	h := newHarness(t, wsgateway.Config{QueueBytes: 64 << 20, WriteWait: 2 * time.Second, PongWait: time.Minute})
+	b := h.board("b1")
+	b.online("OFF")
+	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := httptest.NewUnstartedServer(h.gw.Handler())
+	small.Listener = smallSendBuffer{ln}
+	small.Start()
+	defer small.Close()
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			_ = c.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return c, err
+	}}
+	stuck, _, err := d.Dial("ws"+strings.TrimPrefix(small.URL, "http")+"/ws/b1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+
+	// ~200 KB of count frames for a browser whose socket takes ~40 KB:
+	// its writer is stuck when the forget (queued after them) closes it.
+	for i := range 5000 {
+		b.pub(devices.KindCount, fmt.Sprint(i), false)
+	}
+	if code := h.do("DELETE", "/api/devices/b1", "", nil); code/100 != 2 {
+		t.Fatalf("DELETE = %d", code)
+	}
+	h.waitFor(func() bool { return strings.Contains(h.metrics(), "\nswitchyard_browsers_connected 0\n") })
+}

@@ -55,7 +55,7 @@ func newMetrics(g *Gateway) *metrics {
 			Name: "switchyard_count_messages_shed_total", Help: "count messages shed because the gateway fell behind.",
 		}),
 		waited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_browser_writes_waited_total", Help: "Writes to a browser that its socket could not take at once (written by a goroutine of its own until it caught up).",
+			Name: "switchyard_browser_writes_waited_total", Help: "Rounds of frames a browser's socket could not take at once (that browser is written by a goroutine of its own, waiting, until it has caught up).",
 		}),
 	}
 	m.reg.MustRegister(m.browsers, m.known, m.online, m.broadcast, m.commands, m.refused, m.dropped, m.ignored, m.ingestDropped, m.waited,

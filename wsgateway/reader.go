@@ -50,7 +50,7 @@ const (
 // goroutine only.
 type msgReader struct {
 	conn  net.Conn
-	wait  time.Duration // each read's deadline: a browser may be silent that long (it answers pings well within)
+	wait  time.Duration // each frame part's deadline: a browser may be silent that long (it answers pings well within)
 	limit int           // largest message, bytes
 	ping  func([]byte)  // called with each ping's payload (a copy is the callee's to make)
 }
@@ -140,13 +140,15 @@ func (m *msgReader) next() ([]byte, error) {
 	}
 }
 
-// read fills p, giving each read a fresh deadline.
+// read fills p within a fresh deadline: each part of a frame (its header,
+// its payload) must come within wait, so a browser cannot hold a
+// half-read message by trickling a byte now and then.
 func (m *msgReader) read(p []byte) (int, error) {
+	if err := m.conn.SetReadDeadline(time.Now().Add(m.wait)); err != nil {
+		return 0, err
+	}
 	n := 0
 	for n < len(p) {
-		if err := m.conn.SetReadDeadline(time.Now().Add(m.wait)); err != nil {
-			return n, err
-		}
 		k, err := m.conn.Read(p[n:])
 		n += k
 		if err != nil {

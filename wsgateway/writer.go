@@ -293,9 +293,10 @@ func (g *Gateway) worker() {
 		case turnAgain:
 			g.ready.push(c) // to the back: one frame per browser per turn
 		case turnHandOff:
-			g.m.waited.Inc()
-			g.connsWG.Add(1)  // c's readPump is still counted: never from zero
-			go c.writeAlone() // ends when c's queue is empty or its connection fails
+			if len(c.carry) > 0 || c.carryLocked { // the socket was full (not a big round)
+				g.m.waited.Inc()
+			}
+			go c.writeAlone() // ends when c's queue is empty or its connection fails (the role stays counted)
 		}
 		if cap(buf) > 1<<20 {
 			buf = make([]byte, 0, 16<<10) // a large snapshot: don't keep it
@@ -313,14 +314,14 @@ const maxPooledRound = 16 << 10
 var streamBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // stream writes a round (a pong, a ping, then the events: one frame, or
-// one per event on /ws/<id>), waiting up to Config.WriteWait for each 16
-// KiB, straight from the shared chunks through a pooled buffer: a large
-// snapshot is never copied whole. It holds ws.mu throughout, so no other
-// frame gets in between.
+// one per event on /ws/<id>), all of it within Config.WriteWait, straight
+// from the shared chunks through a pooled 16 KiB buffer: a large snapshot
+// is never copied whole. It holds ws.mu throughout, so no other frame gets
+// in between.
 func (c *client) stream(pong []byte, ping bool, chunks [][]byte, asArray bool) error {
 	bp := streamBufs.Get().(*[]byte)
 	defer streamBufs.Put(bp)
-	s := streamer{ws: c.ws, buf: (*bp)[:0], wait: c.g.cfg.WriteWait}
+	s := streamer{ws: c.ws, buf: (*bp)[:0], deadline: time.Now().Add(c.g.cfg.WriteWait)}
 	c.ws.mu.Lock()
 	defer c.ws.mu.Unlock()
 	var hdr [10]byte
@@ -360,6 +361,9 @@ func (c *client) stream(pong []byte, ping bool, chunks [][]byte, asArray bool) e
 	}
 	s.flush()
 	*bp = s.buf[:0]
+	if s.waited { // (TLS connections cannot tell: not counted)
+		c.g.m.waited.Inc()
+	}
 	return s.err
 }
 
@@ -368,10 +372,11 @@ var openBracket, comma, closeBracket = []byte("["), []byte(","), []byte("]")
 // streamer copies into buf and writes it out whenever it is full; the
 // first error sticks. Its wsConn's mu is held.
 type streamer struct {
-	ws   *wsConn
-	buf  []byte
-	wait time.Duration
-	err  error
+	ws       *wsConn
+	buf      []byte
+	deadline time.Time // for the whole round
+	waited   bool      // a write had to wait for the socket
+	err      error
 }
 
 func (s *streamer) write(p []byte) {
@@ -385,8 +390,17 @@ func (s *streamer) write(p []byte) {
 }
 
 func (s *streamer) flush() {
-	if len(s.buf) > 0 && s.err == nil {
-		s.err = s.ws.writeWait(s.buf, time.Now().Add(s.wait))
-	}
+	p := s.buf
 	s.buf = s.buf[:0]
+	if len(p) == 0 || s.err != nil {
+		return
+	}
+	if s.ws.raw != nil { // try without waiting first, to know whether it had to
+		n, err := s.ws.writeNow(p)
+		if s.err = err; err != nil || n == len(p) {
+			return
+		}
+		p, s.waited = p[n:], true
+	}
+	s.err = s.ws.writeWait(p, s.deadline)
 }

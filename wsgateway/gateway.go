@@ -7,11 +7,17 @@
 // resulting events out to every browser: each batch of events is encoded
 // once and handed to every browser's bounded queue as one shared chunk, so
 // fan-out costs one append per browser per batch. Each browser has one
-// reader and one writer goroutine; the writer coalesces everything queued
-// into one frame (a JSON array). A browser whose queue overflows is dropped
-// and never slows the others, the loop or the broker.
+// reader goroutine (reader.go: frames are parsed here, gorilla/websocket
+// only does the handshake). Writing is a role a browser's writer holds
+// while it has something to send: a turn of a pool worker (one per CPU,
+// non-blocking writes) or, when its socket is full or the round is large,
+// a goroutine of its own until it has caught up (writer.go); either way
+// everything queued goes out as one frame (a JSON array). A browser whose
+// queue overflows is dropped and never slows the others, the loop or the
+// broker.
 //
-// Lock order: Gateway.mu, then client.mu. Gateway.inMu is taken alone.
+// Lock order: Gateway.mu, then client.mu, then readyQueue.mu; wsConn.mu is
+// never taken with client.mu held. Gateway.inMu is taken alone.
 package wsgateway
 
 import (
@@ -154,7 +160,7 @@ type Gateway struct {
 	inKick      chan struct{} // cap 1: inQ is not empty
 	stop        chan struct{} // closed by Close
 	loopWG      sync.WaitGroup
-	connsWG     sync.WaitGroup // client reader and writer goroutines
+	connsWG     sync.WaitGroup // client readers and writer roles (client.startWriter to release)
 	ready       readyQueue     // browsers waiting for a pool worker (writer.go)
 	workersWG   sync.WaitGroup // pool workers
 

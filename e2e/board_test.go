@@ -13,6 +13,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"switchyard/internal/pahostore"
 )
 
 // board simulates a board per the wire contract: on every (re)connect it
@@ -99,6 +101,7 @@ func newBoard(addr string, opt boardOptions) *board {
 		SetConnectTimeout(5*time.Second).
 		SetWill(b.topic("status"), "offline", 1, true).
 		SetAutoReconnect(true).
+		SetStore(pahostore.Nop{}). // paho's resume races on reconnect (see pahostore); onConnect republishes
 		SetConnectRetry(true).
 		SetConnectRetryInterval(250 * time.Millisecond).
 		SetMaxReconnectInterval(500 * time.Millisecond).

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"switchyard/internal/pahostore"
 )
 
 // Config configures a Client.
@@ -111,7 +113,8 @@ func New(cfg Config) (*Client, error) {
 		SetUsername(cfg.Username).
 		SetPassword(cfg.Password).
 		SetCleanSession(true).
-		SetAutoReconnect(true). // after the first connect; connectLoop does the first
+		SetAutoReconnect(true).    // after the first connect; connectLoop does the first
+		SetStore(pahostore.Nop{}). // no resend after a reconnect: see pahostore (a command in flight times out)
 		SetConnectTimeout(cfg.Timeout).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(10 * time.Second).

@@ -54,8 +54,13 @@ func TestOutOfFileDescriptors(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(p.logs(), "too many open files") {
-		t.Errorf("the log does not say why accepting fails:\n%s", p.logs())
+	// The line is written before healthz turns, but reaches the test
+	// through a pipe and a scanner: poll for it, with a deadline.
+	for deadline := time.Now().Add(wait); !strings.Contains(p.logs(), "too many open files"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log does not say why accepting fails:\n%s", p.logs())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for _, c := range flood {
 		c.Close()

@@ -27,8 +27,7 @@ const (
 // otherwise, so an idle browser costs one goroutine: the role is taken by
 // startWriter and given either to a pool worker's turn (writer.go) or to
 // a goroutine of the client's own (writeAlone). Only the role's holder
-// writes frames; gorilla's own control frames are serialized with them by
-// wsConn.
+// writes to the connection.
 type client struct {
 	g       *Gateway
 	ws      *wsConn // the connection (gorilla's Conn is dropped after the handshake)
@@ -50,9 +49,8 @@ type client struct {
 
 	// carry is what a pool turn wrote only in part: the rest of its
 	// frames, for writeAlone. Only the role's holder touches them.
-	carry       []byte
-	carryLocked bool          // the turn left ws.mu locked (mid-frame) for writeAlone
-	carryWait   time.Duration // how long writeAlone may take over it; 0: Config.WriteWait
+	carry     []byte
+	carryWait time.Duration // how long writeAlone may take over it; 0: Config.WriteWait
 
 	done      chan struct{} // closed by close
 	closeMsg  []byte        // the close frame to send; set before done closes, nil: none (or sent)
@@ -194,9 +192,7 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 		}
 		buf = appendFrame(buf[:0], opClose, msg)
 		if !pooled {
-			c.ws.mu.Lock()
 			_ = c.ws.writeWait(buf, time.Now().Add(time.Second))
-			c.ws.mu.Unlock()
 		} else if r, err := c.put(buf); err == nil && r == turnHandOff {
 			c.carryWait = time.Second
 			return buf, r // writeAlone finishes the frame, then closes
@@ -228,7 +224,7 @@ func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
 		// buffer it might be left to carry, a copy per browser. Its own
 		// goroutine streams it from the shared chunks instead.
 		c.mu.Unlock()
-		c.carry, c.carryLocked = c.carry[:0], false
+		c.carry = c.carry[:0]
 		return buf, turnHandOff
 	}
 	buf = buf[:0]
@@ -286,26 +282,18 @@ func isClosed(ch chan struct{}) bool {
 	}
 }
 
-// put writes p, whole frames, for a pool turn, without waiting: if ws.mu
-// is busy (gorilla writing a close frame) or the kernel takes only part of
-// p, the rest goes to c.carry and it returns turnHandOff.
+// put writes p, whole frames, for a pool turn, without waiting: if the
+// kernel takes only part of p, the rest goes to c.carry and it returns
+// turnHandOff.
 func (c *client) put(p []byte) (turnResult, error) {
-	if !c.ws.mu.TryLock() {
-		c.carry, c.carryLocked = append(c.carry[:0], p...), false
-		return turnHandOff, nil
-	}
 	n, err := c.ws.writeNow(p)
 	if err != nil {
-		c.ws.mu.Unlock()
 		return turnDone, err
 	}
 	if n < len(p) {
-		// Mid-frame: ws.mu stays locked until writeAlone has written the
-		// rest, so no control frame gets in between.
-		c.carry, c.carryLocked = append(c.carry[:0], p[n:]...), true
+		c.carry = append(c.carry[:0], p[n:]...)
 		return turnHandOff, nil
 	}
-	c.ws.mu.Unlock()
 	return turnDone, nil
 }
 
@@ -313,17 +301,13 @@ func (c *client) put(p []byte) (turnResult, error) {
 // what a pool turn left in c.carry, then writes turn after turn, waiting
 // for each, until nothing is left (or the connection fails).
 func (c *client) writeAlone() {
-	if len(c.carry) > 0 || c.carryLocked {
-		if !c.carryLocked {
-			c.ws.mu.Lock()
-		}
+	if len(c.carry) > 0 {
 		wait := c.g.cfg.WriteWait
 		if c.carryWait > 0 {
 			wait = c.carryWait // a close frame's
 		}
 		err := c.ws.writeWait(c.carry, time.Now().Add(wait))
-		c.ws.mu.Unlock()
-		c.carry, c.carryLocked, c.carryWait = nil, false, 0
+		c.carry, c.carryWait = nil, 0
 		if err != nil {
 			c.writeFailed()
 			return

@@ -16,8 +16,8 @@
 // queue overflows is dropped and never slows the others, the loop or the
 // broker.
 //
-// Lock order: Gateway.mu, then client.mu, then readyQueue.mu; wsConn.mu is
-// never taken with client.mu held. Gateway.inMu is taken alone.
+// Lock order: Gateway.mu, then client.mu, then readyQueue.mu. Gateway.inMu
+// is taken alone.
 package wsgateway
 
 import (

@@ -371,14 +371,7 @@ func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {
 	good := h.browser("/ws", nil)
 	good.waitFor("b1", "ledStatus", "")
 	// The slow browser never reads, and its receive buffer is tiny.
-	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
-		c, err := net.Dial(network, addr)
-		if err == nil {
-			_ = c.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return c, err
-	}}
-	slow, _, err := d.Dial(h.wsURL("/ws"), nil)
+	slow, _, err := tinyReadBuffer.Dial(h.wsURL("/ws"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,8 +545,8 @@ func TestPingKeepsLiveBrowsersAndDropsSilentOnes(t *testing.T) {
 // does not read for a while; the server's send buffer is small) is written
 // by a goroutine of its own from the middle of a frame on; when it reads
 // again it gets every event, in order, in well-formed frames, and the pong
-// to the ping it sent while behind (gorilla writes that one) does not cut
-// into a frame. Nobody is dropped.
+// to the ping it sent while behind (queued behind the frame in progress)
+// does not cut into a frame. Nobody is dropped.
 func TestLaggingBrowserGetsEveryFrameIntact(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 64 << 20})
 	b := h.board("b1")
@@ -561,17 +554,7 @@ func TestLaggingBrowserGetsEveryFrameIntact(t *testing.T) {
 	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
 	good := h.browser("/ws", nil)
 	good.waitFor("b1", "ledStatus", "")
-	// A second server for the same gateway whose sockets have a 16 KiB
-	// send buffer: the lagging browser's fills after a few frames.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	small := httptest.NewUnstartedServer(h.gw.Handler())
-	small.Listener = smallSendBuffer{ln}
-	small.Start()
-	defer small.Close()
-	lag, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(small.URL, "http")+"/ws", nil)
+	lag, _, err := websocket.DefaultDialer.Dial(h.smallSendServer()+"/ws", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -632,6 +615,32 @@ func TestLaggingBrowserGetsEveryFrameIntact(t *testing.T) {
 	}
 }
 
+// tinyReadBuffer dials with a 4 KiB receive buffer: a browser that does
+// not read fills it at once.
+var tinyReadBuffer = websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+	c, err := net.Dial(network, addr)
+	if err == nil {
+		_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	}
+	return c, err
+}}
+
+// smallSendServer starts a second server for h's gateway whose sockets
+// have a 16 KiB send buffer (a browser's fills after a few frames) and
+// returns its ws:// base URL.
+func (h *harness) smallSendServer() string {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	small := httptest.NewUnstartedServer(h.gw.Handler())
+	small.Listener = smallSendBuffer{ln}
+	small.Start()
+	h.t.Cleanup(small.Close)
+	return "ws" + strings.TrimPrefix(small.URL, "http")
+}
+
 // smallSendBuffer gives every accepted connection a 16 KiB send buffer.
 type smallSendBuffer struct{ net.Listener }
 
@@ -686,22 +695,7 @@ func TestCloseRequestedWhileAWriteIsStuck(t *testing.T) {
 	b := h.board("b1")
 	b.online("OFF")
 	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	small := httptest.NewUnstartedServer(h.gw.Handler())
-	small.Listener = smallSendBuffer{ln}
-	small.Start()
-	defer small.Close()
-	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
-		c, err := net.Dial(network, addr)
-		if err == nil {
-			_ = c.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return c, err
-	}}
-	stuck, _, err := d.Dial("ws"+strings.TrimPrefix(small.URL, "http")+"/ws/b1", nil)
+	stuck, _, err := tinyReadBuffer.Dial(h.smallSendServer()+"/ws/b1", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func (m *msgReader) next() ([]byte, error) {
 	inMessage := false
 	for {
 		var h [14]byte // the longest header: 2 + 8 (length) + 4 (mask)
-		if _, err := m.read(h[:2]); err != nil {
+		if err := m.read(h[:2]); err != nil {
 			return nil, err
 		}
 		fin, op := h[0]&0x80 != 0, h[0]&0x0f
@@ -76,17 +76,17 @@ func (m *msgReader) next() ([]byte, error) {
 		n := uint64(h[1] & 0x7f)
 		switch n {
 		case 126:
-			if _, err := m.read(h[2:4]); err != nil {
+			if err := m.read(h[2:4]); err != nil {
 				return nil, err
 			}
 			n = uint64(binary.BigEndian.Uint16(h[2:4]))
 		case 127:
-			if _, err := m.read(h[2:10]); err != nil {
+			if err := m.read(h[2:10]); err != nil {
 				return nil, err
 			}
 			n = binary.BigEndian.Uint64(h[2:10])
 		}
-		if _, err := m.read(h[10:14]); err != nil {
+		if err := m.read(h[10:14]); err != nil {
 			return nil, err
 		}
 		mask := h[10:14]
@@ -96,10 +96,10 @@ func (m *msgReader) next() ([]byte, error) {
 				return nil, protocolError("fragmented or long control frame")
 			}
 			p := make([]byte, n) // not a [125]byte on the stack: see the top
-			if _, err := m.read(p); err != nil {
+			if err := m.read(p); err != nil {
 				return nil, err
 			}
-			unmask(p, mask, 0)
+			unmask(p, mask)
 			switch op {
 			case 0x8:
 				return nil, parseClose(p)
@@ -130,10 +130,10 @@ func (m *msgReader) next() ([]byte, error) {
 		}
 		start := len(msg)
 		msg = append(msg, make([]byte, n)...)
-		if _, err := m.read(msg[start:]); err != nil {
+		if err := m.read(msg[start:]); err != nil {
 			return nil, err
 		}
-		unmask(msg[start:], mask, 0)
+		unmask(msg[start:], mask)
 		if fin {
 			return msg, nil
 		}
@@ -143,29 +143,18 @@ func (m *msgReader) next() ([]byte, error) {
 // read fills p within a fresh deadline: each part of a frame (its header,
 // its payload) must come within wait, so a browser cannot hold a
 // half-read message by trickling a byte now and then.
-func (m *msgReader) read(p []byte) (int, error) {
+func (m *msgReader) read(p []byte) error {
 	if err := m.conn.SetReadDeadline(time.Now().Add(m.wait)); err != nil {
-		return 0, err
+		return err
 	}
-	n := 0
-	for n < len(p) {
-		k, err := m.conn.Read(p[n:])
-		n += k
-		if err != nil {
-			if err == io.EOF && n > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return n, err
-		}
-	}
-	return n, nil
+	_, err := io.ReadFull(m.conn, p)
+	return err
 }
 
-// unmask XORs p with the masking key, p starting at offset pos of the
-// payload.
-func unmask(p, key []byte, pos int) {
+// unmask XORs a frame's whole payload p with its masking key.
+func unmask(p, key []byte) {
 	for i := range p {
-		p[i] ^= key[(pos+i)&3]
+		p[i] ^= key[i&3]
 	}
 }
 

@@ -32,7 +32,7 @@ func clientFrame(b0 byte, payload []byte, masked bool) []byte {
 	}
 	f = append(f, key...)
 	p := append([]byte(nil), payload...)
-	unmask(p, key, 0)
+	unmask(p, key)
 	return append(f, p...)
 }
 

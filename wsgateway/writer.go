@@ -1,13 +1,9 @@
 package wsgateway
 
 import (
-	"bufio"
-	"errors"
 	"net"
-	"net/http"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -35,12 +31,9 @@ import (
 //
 // Frames are encoded here (RFC 6455, server to client: unmasked), straight
 // from the shared event chunks into the worker's buffer. gorilla/websocket
-// reads the browser's frames (its pings are answered by the writer, see
-// client.pong) and may still write a close frame from the reading
-// goroutine on a protocol error or an oversized message; that goes
-// through wsConn.Write, serialized with the writer's by wsConn.mu, which is
-// held from the first to the last byte of every frame, so frames never
-// interleave.
+// only does the handshake; after it, the holder of a browser's writer role
+// is the only goroutine that writes to it (the reader's pongs and close
+// frames go through the writer too), so frames never interleave.
 
 // WebSocket opcodes (RFC 6455 section 5.2).
 const (
@@ -72,14 +65,7 @@ func appendFrame(b []byte, op byte, payload []byte) []byte {
 // appendChunksFrame appends one text frame holding chunks joined by commas,
 // wrapped in [ ] (a JSON array) when asArray.
 func appendChunksFrame(b []byte, chunks [][]byte, asArray bool) []byte {
-	n := max(len(chunks)-1, 0) // commas
-	for _, ch := range chunks {
-		n += len(ch)
-	}
-	if asArray {
-		n += 2
-	}
-	b = appendFrameHeader(b, opText, n)
+	b = appendFrameHeader(b, opText, chunksLen(chunks, asArray))
 	if asArray {
 		b = append(b, '[')
 	}
@@ -95,19 +81,22 @@ func appendChunksFrame(b []byte, chunks [][]byte, asArray bool) []byte {
 	return b
 }
 
-// wsConn is a browser's connection as gorilla sees it (the upgrader
-// hijacks it through hijackWrap), and the path of every byte written to
-// the browser.
+// chunksLen is the payload length of appendChunksFrame's frame.
+func chunksLen(chunks [][]byte, asArray bool) int {
+	n := max(len(chunks)-1, 0) // commas
+	for _, ch := range chunks {
+		n += len(ch)
+	}
+	if asArray {
+		n += 2
+	}
+	return n
+}
+
+// wsConn is a browser's connection after the handshake.
 type wsConn struct {
 	net.Conn
 	raw syscall.RawConn // nil: no non-blocking writes (TLS)
-	// mu serializes writes: the client's writer holds it from the first to
-	// the last byte of a frame (across a hand-off to the client's own
-	// goroutine), gorilla's Write takes it for each control frame.
-	mu sync.Mutex
-	// gorillaDeadline is the write deadline gorilla last asked for, unix
-	// ns (0: none); see SetWriteDeadline.
-	gorillaDeadline atomic.Int64
 }
 
 func newWSConn(c net.Conn) *wsConn {
@@ -120,44 +109,8 @@ func newWSConn(c net.Conn) *wsConn {
 	return w
 }
 
-// Write is gorilla's path: the handshake answer and control frames it
-// sends itself. It waits for the writer's frame in progress, then writes
-// under the deadline gorilla asked for.
-func (w *wsConn) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var dl time.Time
-	if ns := w.gorillaDeadline.Load(); ns != 0 {
-		dl = time.Unix(0, ns)
-	}
-	if err := w.Conn.SetWriteDeadline(dl); err != nil {
-		return 0, err
-	}
-	defer w.Conn.SetWriteDeadline(time.Time{}) // see writeWait
-	return w.Conn.Write(p)
-}
-
-// SetWriteDeadline keeps gorilla's write deadline for its own writes
-// (Write): set on the socket at once, it would cut short the writer's
-// frame in progress (a pong's 1 s instead of Config.WriteWait).
-func (w *wsConn) SetWriteDeadline(t time.Time) error {
-	var ns int64
-	if !t.IsZero() {
-		ns = t.UnixNano()
-	}
-	w.gorillaDeadline.Store(ns)
-	return nil
-}
-
-// SetDeadline sets the read deadline and, as SetWriteDeadline, gorilla's
-// write deadline.
-func (w *wsConn) SetDeadline(t time.Time) error {
-	_ = w.SetWriteDeadline(t)
-	return w.Conn.SetReadDeadline(t)
-}
-
 // writeNow writes what of p the kernel takes at once, without waiting, and
-// returns how much that was. Caller holds mu; w.raw is set.
+// returns how much that was. w.raw is set.
 func (w *wsConn) writeNow(p []byte) (int, error) {
 	var n int
 	var werr error
@@ -181,8 +134,7 @@ func (w *wsConn) writeNow(p []byte) (int, error) {
 	return n, nil
 }
 
-// writeWait writes all of p, waiting until deadline at most. Caller holds
-// mu.
+// writeWait writes all of p, waiting until deadline at most.
 func (w *wsConn) writeWait(p []byte, deadline time.Time) error {
 	if err := w.Conn.SetWriteDeadline(deadline); err != nil {
 		return err
@@ -194,32 +146,13 @@ func (w *wsConn) writeWait(p []byte, deadline time.Time) error {
 	return err
 }
 
-// hijackWrap hands gorilla's upgrader the connection wrapped in a wsConn.
-type hijackWrap struct {
-	http.ResponseWriter
-	ws *wsConn // set by Hijack
-}
-
-func (h *hijackWrap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := h.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, errors.New("websocket: response does not implement http.Hijacker")
-	}
-	c, brw, err := hj.Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	h.ws = newWSConn(c)
-	return h.ws, brw, nil
-}
-
 // turnResult says what follows a writer's turn.
 type turnResult int
 
 const (
 	turnDone    turnResult = iota // nothing left: c.writing is cleared
 	turnAgain                     // more is queued: c.writing stays set
-	turnHandOff                   // (pooled) the kernel took part: c.carry holds the rest for c's own goroutine
+	turnHandOff                   // (pooled) the socket was full (c.carry holds the rest) or the round is big: c's own goroutine goes on
 )
 
 // readyQueue is the browsers waiting for a pool worker, in order. A browser
@@ -293,7 +226,7 @@ func (g *Gateway) worker() {
 		case turnAgain:
 			g.ready.push(c) // to the back: one frame per browser per turn
 		case turnHandOff:
-			if len(c.carry) > 0 || c.carryLocked { // the socket was full (not a big round)
+			if len(c.carry) > 0 { // the socket was full (not a big round)
 				g.m.waited.Inc()
 			}
 			go c.writeAlone() // ends when c's queue is empty or its connection fails (the role stays counted)
@@ -316,14 +249,11 @@ var streamBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); retur
 // stream writes a round (a pong, a ping, then the events: one frame, or
 // one per event on /ws/<id>), all of it within Config.WriteWait, straight
 // from the shared chunks through a pooled 16 KiB buffer: a large snapshot
-// is never copied whole. It holds ws.mu throughout, so no other frame gets
-// in between.
+// is never copied whole.
 func (c *client) stream(pong []byte, ping bool, chunks [][]byte, asArray bool) error {
 	bp := streamBufs.Get().(*[]byte)
 	defer streamBufs.Put(bp)
 	s := streamer{ws: c.ws, buf: (*bp)[:0], deadline: time.Now().Add(c.g.cfg.WriteWait)}
-	c.ws.mu.Lock()
-	defer c.ws.mu.Unlock()
 	var hdr [10]byte
 	if pong != nil {
 		s.write(appendFrameHeader(hdr[:0], opPong, len(pong)))
@@ -338,14 +268,7 @@ func (c *client) stream(pong []byte, ping bool, chunks [][]byte, asArray bool) e
 			s.write(f)
 		}
 	} else if len(chunks) > 0 {
-		n := len(chunks) - 1 // commas
-		for _, ch := range chunks {
-			n += len(ch)
-		}
-		if asArray {
-			n += 2
-		}
-		s.write(appendFrameHeader(hdr[:0], opText, n))
+		s.write(appendFrameHeader(hdr[:0], opText, chunksLen(chunks, asArray)))
 		if asArray {
 			s.write(openBracket)
 		}
@@ -370,7 +293,7 @@ func (c *client) stream(pong []byte, ping bool, chunks [][]byte, asArray bool) e
 var openBracket, comma, closeBracket = []byte("["), []byte(","), []byte("]")
 
 // streamer copies into buf and writes it out whenever it is full; the
-// first error sticks. Its wsConn's mu is held.
+// first error sticks.
 type streamer struct {
 	ws       *wsConn
 	buf      []byte

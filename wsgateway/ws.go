@@ -57,15 +57,15 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		httpError(w, http.StatusServiceUnavailable, "too many browsers (limit %d)", max)
 		return
 	}
-	hw := &hijackWrap{ResponseWriter: w}
 	// gorilla does the handshake; its Conn is not kept: frames are read
-	// and written by reader.go and writer.go, on hw.ws.
-	if _, err := g.upg.Upgrade(hw, r, nil); err != nil {
+	// and written by reader.go and writer.go, on its connection.
+	conn, err := g.upg.Upgrade(w, r, nil)
+	if err != nil {
 		return // the upgrader has answered with an HTTP error
 	}
 	c := &client{
 		g:       g,
-		ws:      hw.ws,
+		ws:      newWSConn(conn.NetConn()),
 		device:  device,
 		remote:  r.RemoteAddr,
 		id:      id,
@@ -77,9 +77,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		// board was forgotten, the session ended): this browser gets the
 		// close frame the others got. No writer runs for c yet, so writing
 		// here is the only write on the connection.
-		c.ws.mu.Lock()
 		_ = c.ws.writeWait(appendFrame(nil, opClose, websocket.FormatCloseMessage(code, reason)), time.Now().Add(time.Second))
-		c.ws.mu.Unlock()
 		_ = c.ws.Close()
 		return
 	}

@@ -110,27 +110,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	raiseFileLimit(log)
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	for _, p := range []struct {
+		flag, path string
+		start      func(io.Writer) error
+		stop       func()
+	}{
+		{"--cpuprofile", *cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"--trace", *traceFile, trace.Start, trace.Stop},
+	} {
+		if p.path == "" {
+			continue
+		}
+		stopProfile, err := startProfile(p.path, p.start, p.stop)
 		if err != nil {
-			return fail(fmt.Errorf("--cpuprofile: %w", err))
+			return fail(fmt.Errorf("%s: %w", p.flag, err))
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return fail(fmt.Errorf("--cpuprofile: %w", err))
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
-	}
-	if *traceFile != "" {
-		f, err := os.Create(*traceFile)
-		if err != nil {
-			return fail(fmt.Errorf("--trace: %w", err))
-		}
-		if err := trace.Start(f); err != nil {
-			f.Close()
-			return fail(fmt.Errorf("--trace: %w", err))
-		}
-		defer func() { trace.Stop(); f.Close() }()
+		defer stopProfile()
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -318,4 +313,18 @@ func ports(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, l.Addr().(*net.TCPAddr).Port)
 	}
 	return 0
+}
+
+// startProfile creates path and starts start writing to it; the returned
+// func stops it and closes the file.
+func startProfile(path string, start func(io.Writer) error, stop func()) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := start(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { stop(); f.Close() }, nil
 }

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test lint bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+.PHONY: all build run test deps lint bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
 
 all: build
 
@@ -20,14 +20,21 @@ bin/devicefw:
 run: bin/controlplane
 	./bin/controlplane --config config.yaml
 
-# Every test, with the race detector. Fuzz targets run their seed corpora.
-test:
-	$(GO) vet ./...
+# Every check and test, with the race detector; installs what the tests need
+# on a fresh Debian machine first (scripts/testdeps.sh: apt-get as root, or
+# it prints the apt-get line and stops). Fuzz targets run their seed corpora.
+test: deps lint
 	$(GO) test -race -count=1 -timeout 9m ./...
 
+deps:
+	GO=$(GO) scripts/testdeps.sh
+
+# gofmt (any diff fails), go vet and staticcheck (pinned in go.mod's tool block).
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './firmware/*')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

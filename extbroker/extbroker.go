@@ -46,8 +46,15 @@ type Message struct {
 	Retain  bool
 }
 
-// ErrNotConnected is returned while the broker connection is down.
-var ErrNotConnected = errors.New("not connected to the external broker")
+// Errors of a Client.
+var (
+	// ErrNotConnected is returned while the broker connection is down.
+	ErrNotConnected = errors.New("not connected to the external broker")
+	// ErrRefused is returned when the broker refuses a subscription.
+	ErrRefused = errors.New("refused by the external broker")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("external broker client closed")
+)
 
 // Client is a connection to an external broker.
 type Client struct {
@@ -59,9 +66,14 @@ type Client struct {
 	stop chan struct{}  // closed by Close: ends connectLoop
 	wg   sync.WaitGroup // connectLoop
 
-	mu   sync.Mutex               // guards subs, seen
+	mu   sync.Mutex               // guards subs, seen, gen
 	subs map[string]func(Message) // filter → handler, subscribed again on every connect
-	seen map[string]struct{}      // topics seen, for ClearRetained
+	// seen holds the topics that may hold a retained message, for
+	// ClearRetained: each with the gen of the last message on it, so a
+	// clear forgets a topic only if nothing arrived on it meanwhile. An
+	// empty payload (a clear, ours or anyone's) removes the topic.
+	seen map[string]uint64
+	gen  uint64
 
 	closeOnce sync.Once
 }
@@ -104,7 +116,7 @@ func New(cfg Config) (*Client, error) {
 		timeout: cfg.Timeout,
 		log:     cfg.Logger,
 		subs:    map[string]func(Message){},
-		seen:    map[string]struct{}{},
+		seen:    map[string]uint64{},
 		stop:    make(chan struct{}),
 	}
 	o := paho.NewClientOptions().
@@ -179,37 +191,64 @@ func (x *Client) onConnect(c paho.Client) {
 	}
 	x.mu.Unlock()
 	for f, fn := range subs {
-		x.subscribe(c, f, fn) // paho calls onConnect on its own goroutine; waiting here is fine
+		// paho calls onConnect on its own goroutine; waiting here is fine
+		if err := x.subscribe(c, f, fn); err != nil {
+			x.log.Error("cannot subscribe again after connecting", "err", err)
+		}
 	}
 }
 
-func (x *Client) subscribe(c paho.Client, filter string, fn func(Message)) {
+// subscribe subscribes filter and waits for the broker's answer.
+func (x *Client) subscribe(c paho.Client, filter string, fn func(Message)) error {
 	tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 		x.mu.Lock()
-		x.seen[m.Topic()] = struct{}{}
+		if len(m.Payload()) == 0 {
+			delete(x.seen, m.Topic())
+		} else {
+			x.gen++
+			x.seen[m.Topic()] = x.gen
+		}
 		x.mu.Unlock()
 		fn(Message{Topic: m.Topic(), Payload: m.Payload(), Retain: m.Retained()})
 	})
 	if !tok.WaitTimeout(x.timeout) {
-		x.log.Error("subscribe timed out", "filter", filter)
-		return
+		return fmt.Errorf("subscribe %s: timed out after %v", filter, x.timeout)
 	}
 	if err := tok.Error(); err != nil {
-		x.log.Error("subscribe failed", "filter", filter, "err", err)
+		return fmt.Errorf("subscribe %s: %w", filter, err)
 	}
+	if st, ok := tok.(*paho.SubscribeToken); ok {
+		for _, qos := range st.Result() {
+			if qos >= 0x80 { // SUBACK failure (an ACL, say)
+				return fmt.Errorf("subscribe %s: %w", filter, ErrRefused)
+			}
+		}
+	}
+	return nil
 }
 
 // Subscribe delivers every message matching filter to fn, now and after
 // every reconnect (retained messages included). fn runs on paho's
 // goroutines: it must copy what it keeps and must not block.
+//
+// While connected it waits for the broker and returns its refusal, a
+// failure or a timeout; while not yet connected it returns nil and the
+// connect subscribes (logging a failure). Either way the filter is kept
+// and subscribed again on every connect. After Close it returns
+// ErrClosed.
 func (x *Client) Subscribe(filter string, fn func(Message)) error {
+	select {
+	case <-x.stop:
+		return fmt.Errorf("subscribe %s: %w", filter, ErrClosed)
+	default:
+	}
 	x.mu.Lock()
 	x.subs[filter] = fn
 	x.mu.Unlock()
-	if x.c.IsConnectionOpen() {
-		x.subscribe(x.c, filter, fn)
+	if !x.c.IsConnectionOpen() {
+		return nil
 	}
-	return nil
+	return x.subscribe(x.c, filter, fn)
 }
 
 // Publish publishes a message and waits for the broker's acknowledgement
@@ -230,24 +269,37 @@ func (x *Client) Publish(topic string, payload []byte, retain bool, qos byte) er
 
 // ClearRetained publishes an empty retained message to every topic seen
 // under filter, which must end in "/#". It returns how many it cleared.
+//
+// A topic is forgotten only once the broker acknowledged its clear (and
+// no message arrived on it meanwhile): at the first failed publish it
+// stops and returns the error, and the topics not cleared are kept for
+// the next call.
 func (x *Client) ClearRetained(filter string) (int, error) {
 	prefix, ok := strings.CutSuffix(filter, "#")
 	if !ok || !strings.HasSuffix(prefix, "/") {
 		return 0, fmt.Errorf("clear retained %s: filter must end in /#", filter)
 	}
+	type seenAt struct {
+		topic string
+		gen   uint64
+	}
 	x.mu.Lock()
-	var topics []string
-	for t := range x.seen {
+	var topics []seenAt
+	for t, g := range x.seen {
 		if strings.HasPrefix(t, prefix) {
-			topics = append(topics, t)
-			delete(x.seen, t)
+			topics = append(topics, seenAt{t, g})
 		}
 	}
 	x.mu.Unlock()
 	for i, t := range topics {
-		if err := x.Publish(t, nil, true, 1); err != nil {
-			return i, err
+		if err := x.Publish(t.topic, nil, true, 1); err != nil {
+			return i, err // names the topic
 		}
+		x.mu.Lock()
+		if g, ok := x.seen[t.topic]; ok && g == t.gen {
+			delete(x.seen, t.topic)
+		}
+		x.mu.Unlock()
 	}
 	return len(topics), nil
 }

@@ -3,8 +3,14 @@ package extbroker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +24,8 @@ import (
 const wait = 10 * time.Second
 
 // startBroker runs the embedded broker on a free loopback port as the
-// "external" broker, with one admin user.
+// "external" broker, with an admin user (cp) and a viewer (watch), both
+// with the password "right".
 func startBroker(t *testing.T) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
@@ -27,6 +34,7 @@ func startBroker(t *testing.T) string {
 	}
 	az, err := auth.New(auth.Config{Anonymous: auth.AnonOff, Users: []auth.User{
 		{Name: "cp", PasswordHash: string(h), Role: auth.RoleAdmin},
+		{Name: "watch", PasswordHash: string(h), Role: auth.RoleViewer},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -160,5 +168,192 @@ func TestValidateURL(t *testing.T) {
 		if err := extbroker.ValidateURL(tc.url); (err == nil) != tc.ok {
 			t.Errorf("ValidateURL(%q) = %v, want ok %v", tc.url, err, tc.ok)
 		}
+	}
+}
+
+// connected starts x and waits until it is connected.
+func connected(t *testing.T, x *extbroker.Client) {
+	t.Helper()
+	x.Start()
+	t.Cleanup(func() { x.Close() })
+	deadline := time.Now().Add(wait)
+	for x.Healthy() != nil { // no event tells when paho has connected: poll with a deadline
+		if time.Now().After(deadline) {
+			t.Fatal("not connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Subscribe reports the broker's answer: a refusal, and Close.
+func TestSubscribeErrors(t *testing.T) {
+	url := startBroker(t)
+	x, err := extbroker.New(extbroker.Config{URL: url, Username: "watch", Password: "right"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected(t, x)
+	if err := x.Subscribe("devices/#", func(extbroker.Message) {}); err != nil {
+		t.Errorf("Subscribe(devices/#) as a viewer = %v, want nil", err)
+	}
+	if err := x.Subscribe("$SYS/#", func(extbroker.Message) {}); !errors.Is(err, extbroker.ErrRefused) {
+		t.Errorf("Subscribe($SYS/#) as a viewer = %v, want ErrRefused", err)
+	} else if !strings.Contains(err.Error(), "$SYS/#") {
+		t.Errorf("error %q does not name the filter", err)
+	}
+	x.Close()
+	if err := x.Subscribe("devices/#", func(extbroker.Message) {}); !errors.Is(err, extbroker.ErrClosed) {
+		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
+	}
+}
+
+// mosquitto is Debian's mosquitto on a free loopback port, without
+// persistence: a restart forgets every retained message.
+type mosquitto struct {
+	t    *testing.T
+	bin  string
+	port string
+	conf string
+	cmd  *exec.Cmd
+}
+
+func startMosquitto(t *testing.T) *mosquitto {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("mosquitto not found under CI: .ci/run must install it")
+			}
+			t.Skip("mosquitto not found (apt-get install mosquitto)")
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	m := &mosquitto{t: t, bin: bin, port: port, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)
+	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.run()
+	return m
+}
+
+func (m *mosquitto) run() {
+	m.t.Helper()
+	m.cmd = exec.Command(m.bin, "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	cmd := m.cmd
+	m.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(wait)
+	for { // no event tells when mosquitto listens: poll with a deadline
+		if c, err := net.Dial("tcp", "127.0.0.1:"+m.port); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatal("mosquitto did not start listening")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (m *mosquitto) stop() {
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	m.cmd.Wait()
+}
+
+// messages is a subscriber's messages.
+type messages chan extbroker.Message
+
+func (ms messages) handle(m extbroker.Message) { ms <- m }
+
+// want reads messages until it has seen, on every topic in want, the
+// payload want gives.
+func (ms messages) want(t *testing.T, what string, want map[string]string) {
+	t.Helper()
+	deadline := time.After(wait)
+	for len(want) > 0 {
+		select {
+		case m := <-ms:
+			if p, ok := want[m.Topic]; ok && p == string(m.Payload) {
+				delete(want, m.Topic)
+			}
+		case <-deadline:
+			t.Fatalf("%s: never got %v", what, want)
+		}
+	}
+}
+
+// A clear that cannot be published keeps its topic, and the next call
+// clears it. The broker restarts empty, so nothing but the kept topics
+// can tell the client what to clear.
+func TestClearRetainedKeepsTopicsUntilCleared(t *testing.T) {
+	m := startMosquitto(t)
+	url := "tcp://127.0.0.1:" + m.port
+	logs := make(records, 256)
+	x, err := extbroker.New(extbroker.Config{URL: url, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(messages, 16)
+	if err := x.Subscribe("devices/#", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	connected(t, x)
+	for _, topic := range []string{"devices/b1/led", "devices/b1/count"} {
+		if err := x.Publish(topic, []byte("1"), true, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.want(t, "retained", map[string]string{"devices/b1/led": "1", "devices/b1/count": "1"})
+
+	m.stop()
+	deadline := time.After(wait)
+	for lost := false; !lost; {
+		select {
+		case rec := <-logs:
+			lost = strings.Contains(rec.Message, "connection lost")
+		case <-deadline:
+			t.Fatal("the client never noticed the broker stopping")
+		}
+	}
+	if n, err := x.ClearRetained("devices/b1/#"); err == nil || n != 0 {
+		t.Fatalf("ClearRetained with the broker down = %d, %v; want 0 and an error", n, err)
+	} else if !errors.Is(err, extbroker.ErrNotConnected) {
+		t.Errorf("ClearRetained with the broker down: %v, want ErrNotConnected", err)
+	}
+
+	m.run()
+	// A second client watches the clears; its Subscribe returns once the
+	// broker granted it.
+	y, err := extbroker.New(extbroker.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected(t, y)
+	watch := make(messages, 16)
+	if err := y.Subscribe("devices/#", watch.handle); err != nil {
+		t.Fatal(err)
+	}
+	deadline2 := time.Now().Add(wait)
+	for x.Healthy() != nil { // paho reconnects on its own: poll with a deadline
+		if time.Now().After(deadline2) {
+			t.Fatal("not connected again after the restart")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n, err := x.ClearRetained("devices/b1/#"); err != nil || n != 2 {
+		t.Fatalf("ClearRetained after the restart = %d, %v; want 2, nil", n, err)
+	}
+	watch.want(t, "clears", map[string]string{"devices/b1/led": "", "devices/b1/count": ""})
+	if n, err := x.ClearRetained("devices/b1/#"); err != nil || n != 0 {
+		t.Errorf("ClearRetained once cleared = %d, %v; want 0, nil", n, err)
 	}
 }

@@ -103,21 +103,34 @@ type Publisher interface {
 }
 
 // Discovery keeps Home Assistant's view of the fleet current. Its methods
-// never block: messages are queued for one sender goroutine, so the
-// gateway's loop can call them.
+// never block: they hand work to one sender goroutine, so the gateway's
+// loop and a broker's message hook can call them.
+//
+// A board's change is queued as its messages (the gateway's loop calls
+// DeviceChanged once per change). Home Assistant coming online is not:
+// HAStatus runs on the broker's read goroutine, where copying the fleet
+// and building every config would stall the broker, and a burst of
+// "online" would queue the whole fleet once per message. It only sets
+// republish and kicks; the sender copies the fleet and publishes it, once
+// for however many "online" arrived meanwhile.
+//
+// Lock order: the gateway calls DeviceChanged holding its own lock, so mu
+// is taken inside the gateway's lock and the sender never calls the fleet
+// function while holding mu.
 type Discovery struct {
 	topics devices.Topics
 	prefix string
 	pub    Publisher
 	log    *slog.Logger
 
-	mu    sync.Mutex        // guards queue, sent
-	queue []Message         // waiting for the sender
-	sent  map[string][]byte // topic → payload last queued, to skip repeats
-	kick  chan struct{}     // cap 1
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	mu        sync.Mutex              // guards queue, sent, republish
+	queue     []Message               // waiting for the sender
+	sent      map[string][]byte       // topic → payload last queued, to skip repeats
+	republish func() []devices.Device // non-nil: publish this fleet's configs again
+	kick      chan struct{}           // cap 1: the sender has work
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	once      sync.Once
 }
 
 // New starts a Discovery publishing under haPrefix (empty: DefaultPrefix).
@@ -145,32 +158,35 @@ func (d *Discovery) StatusTopic() string { return devices.HAStatus(d.prefix) }
 // DeviceChanged publishes a board's configs if they differ from the last ones
 // (a board became known, or its name or info changed).
 func (d *Discovery) DeviceChanged(dev devices.Device) {
-	d.enqueue(Configs(d.topics, d.prefix, &dev), false)
+	d.enqueue(Configs(d.topics, d.prefix, &dev))
 }
 
 // DeviceRemoved clears a forgotten board's configs.
 func (d *Discovery) DeviceRemoved(id string) {
-	d.enqueue(Clears(d.prefix, id), false)
+	d.enqueue(Clears(d.prefix, id))
 }
 
 // HAStatus handles a message on H/status: when Home Assistant comes online,
-// every config is published again (it may have lost them).
-func (d *Discovery) HAStatus(payload []byte, all []devices.Device) {
+// every config is published again (it may have lost them). It runs on the
+// broker's goroutine, so it only tells the sender, which calls fleet (a
+// copy of every known board, such as the gateway's Devices) and publishes
+// their configs; "online" messages that arrive before the sender gets to
+// it cost nothing more.
+func (d *Discovery) HAStatus(payload []byte, fleet func() []devices.Device) {
 	if online, err := devices.ParseStatus(payload); err != nil || !online {
 		return
 	}
-	var msgs []Message
-	for i := range all {
-		msgs = append(msgs, Configs(d.topics, d.prefix, &all[i])...)
-	}
-	d.enqueue(msgs, true)
+	d.mu.Lock()
+	d.republish = fleet
+	d.mu.Unlock()
+	d.wake()
 }
 
-func (d *Discovery) enqueue(msgs []Message, force bool) {
+func (d *Discovery) enqueue(msgs []Message) {
 	d.mu.Lock()
 	n := 0
 	for _, m := range msgs {
-		if prev, ok := d.sent[m.Topic]; ok && !force && string(prev) == string(m.Payload) {
+		if prev, ok := d.sent[m.Topic]; ok && string(prev) == string(m.Payload) {
 			continue
 		}
 		if len(m.Payload) == 0 {
@@ -183,14 +199,26 @@ func (d *Discovery) enqueue(msgs []Message, force bool) {
 	}
 	d.mu.Unlock()
 	if n > 0 {
-		select {
-		case d.kick <- struct{}{}:
-		default:
-		}
+		d.wake()
+	}
+}
+
+// wake tells the sender it has work; a kick already pending covers this one.
+func (d *Discovery) wake() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
 	}
 }
 
 // sender is the only goroutine that publishes.
+//
+// A republish copies the fleet after publishing the queue taken with it.
+// The gateway queues a change after applying it to the fleet, under the
+// lock the copy takes, so a change the copy misses is queued after the
+// copy and published after the republish: the last message on every
+// topic still describes the fleet as it is (a board forgotten meanwhile
+// gets its configs again, then their clears).
 func (d *Discovery) sender() {
 	defer d.wg.Done()
 	for {
@@ -200,17 +228,29 @@ func (d *Discovery) sender() {
 			return
 		}
 		d.mu.Lock()
-		batch := d.queue
-		d.queue = nil
+		batch, fleet := d.queue, d.republish
+		d.queue, d.republish = nil, nil
 		d.mu.Unlock()
 		for _, m := range batch {
-			if err := d.pub.Publish(m.Topic, m.Payload, true, 1); err != nil {
-				d.log.Warn("home assistant discovery: publish failed", "topic", m.Topic, "err", err)
-				d.mu.Lock()
-				delete(d.sent, m.Topic) // try again on the next change
-				d.mu.Unlock()
+			d.publish(m)
+		}
+		if fleet != nil {
+			all := fleet() // not under mu: see the lock order on Discovery
+			for i := range all {
+				for _, m := range Configs(d.topics, d.prefix, &all[i]) {
+					d.publish(m)
+				}
 			}
 		}
+	}
+}
+
+func (d *Discovery) publish(m Message) {
+	if err := d.pub.Publish(m.Topic, m.Payload, true, 1); err != nil {
+		d.log.Warn("home assistant discovery: publish failed", "topic", m.Topic, "err", err)
+		d.mu.Lock()
+		delete(d.sent, m.Topic) // try again on the next change
+		d.mu.Unlock()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,8 +108,9 @@ func TestDiscoveryLifecycle(t *testing.T) {
 		t.Fatal("no config published for a new board")
 	}
 	d.DeviceChanged(dev) // unchanged: nothing
-	d.HAStatus([]byte("offline"), []devices.Device{dev})
-	d.HAStatus([]byte("online"), []devices.Device{dev}) // all again
+	fleet := func() []devices.Device { return []devices.Device{dev} }
+	d.HAStatus([]byte("offline"), fleet)
+	d.HAStatus([]byte("online"), fleet) // all again
 	if msgs := r.wait(t, 2); msgs[0].Topic != "homeassistant/light/b1/led/config" {
 		t.Errorf("republish: %v", msgs)
 	}
@@ -124,4 +126,76 @@ func TestDiscoveryLifecycle(t *testing.T) {
 	default:
 	}
 	d.Close()
+}
+
+// gate is a Publisher that hands every message to the test and waits until
+// the test takes it (or open is closed).
+type gate struct {
+	got  chan Message
+	open chan struct{}
+}
+
+func (g *gate) Publish(topic string, payload []byte, retain bool, qos byte) error {
+	select {
+	case g.got <- Message{topic, payload}:
+	case <-g.open:
+	}
+	return nil
+}
+
+func (g *gate) take(t *testing.T) Message {
+	t.Helper()
+	select {
+	case m := <-g.got:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no publish")
+	}
+	return Message{}
+}
+
+// A burst of "online" while a republish is under way queues nothing and
+// costs one more republish, not one per message; the fleet is copied by
+// the sender, never by the caller of HAStatus (a broker hook).
+func TestHAStatusBurstCoalesces(t *testing.T) {
+	g := &gate{got: make(chan Message), open: make(chan struct{})}
+	d := New(devices.MustTopics(""), "", g, nil)
+	defer d.Close()
+	var copies atomic.Int32
+	fleet := func() []devices.Device {
+		copies.Add(1)
+		return []devices.Device{{ID: "b1"}, {ID: "b2"}}
+	}
+	const perRound = 4 // two boards, two configs each
+
+	d.HAStatus([]byte("online"), fleet)
+	first := g.take(t) // the sender copied the fleet and waits in its first publish
+	const burst = 1000
+	for range burst {
+		d.HAStatus([]byte("online"), fleet)
+	}
+	if got := copies.Load(); got != 1 {
+		t.Errorf("fleet copied %d times during the burst, want 1 (the round under way)", got)
+	}
+	d.mu.Lock()
+	queued := len(d.queue)
+	d.mu.Unlock()
+	if queued != 0 {
+		t.Errorf("%d messages queued by %d online messages, want 0", queued, burst)
+	}
+
+	msgs := []Message{first}
+	for range 2*perRound - 1 { // the rest of this round and one more
+		msgs = append(msgs, g.take(t))
+	}
+	close(g.open) // any further round publishes without waiting, and is counted below
+	d.Close()
+	if got := copies.Load(); got != 2 {
+		t.Errorf("fleet copied %d times for %d online messages, want 2 (one round under way, one for the burst)", got, burst+1)
+	}
+	for i, m := range msgs {
+		if want := msgs[i%perRound].Topic; m.Topic != want || len(m.Payload) == 0 {
+			t.Errorf("publish %d: %s %d bytes, want a config on %s", i, m.Topic, len(m.Payload), want)
+		}
+	}
 }

@@ -172,7 +172,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 			disc.DeviceChanged(d)
 		}
 		err := mq.subscribe(disc.StatusTopic(), func(_ string, payload []byte) {
-			disc.HAStatus(payload, gw.Devices())
+			disc.HAStatus(payload, gw.Devices) // only signals: Devices runs on the discovery goroutine
 		})
 		if err != nil {
 			return err

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/viper"
 )
@@ -168,6 +169,14 @@ next:
 	return v.Interface()
 }
 
+// show prints a field's value for a got/want message.
+func show(v any) string {
+	if d, ok := v.(time.Duration); ok {
+		return d.String()
+	}
+	return fmt.Sprintf("%#v", v)
+}
+
 func TestConfigKeysMatchStruct(t *testing.T) {
 	inTable := map[string]bool{}
 	for _, k := range configKeys {
@@ -228,7 +237,7 @@ func TestConfigEnvSetsEveryKey(t *testing.T) {
 	def := defaultConfig(t)
 	for _, k := range configKeys {
 		if got, want := field(t, cfg, k.Name), field(t, def, k.Name); !reflect.DeepEqual(got, want) {
-			t.Errorf("%s from %s: got %#v, want the default %#v", k.Name, envName(k.Name), got, want)
+			t.Errorf("%s from %s: got %s, want the default %s", k.Name, envName(k.Name), show(got), show(want))
 		}
 	}
 }
@@ -292,12 +301,12 @@ func TestConfigShippedFile(t *testing.T) {
 		got, want := field(t, cfg, k.Name), field(t, def, k.Name)
 		if why, ok := shippedDiffers[k.Name]; ok {
 			if reflect.DeepEqual(got, want) {
-				t.Errorf("%s: %s states the default %#v, but shippedDiffers says it differs (%s)", k.Name, path, got, why)
+				t.Errorf("%s: %s states the default %s, but shippedDiffers says it differs (%s)", k.Name, path, show(got), why)
 			}
 			continue
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: %s has %#v, want the default %#v (or say why in shippedDiffers)", k.Name, path, got, want)
+			t.Errorf("%s: %s has %s, want the default %s (or say why in shippedDiffers)", k.Name, path, show(got), show(want))
 		}
 	}
 }

@@ -195,9 +195,9 @@ func TestConfigKeysMatchStruct(t *testing.T) {
 			t.Errorf("%s: a Config field, missing from configKeys", name)
 		}
 	}
-	for name := range inTable {
-		if !inStruct[name] {
-			t.Errorf("%s: in configKeys, no Config field has this mapstructure key", name)
+	for _, k := range configKeys {
+		if !inStruct[k.Name] {
+			t.Errorf("%s: in configKeys, no Config field has this mapstructure key", k.Name)
 		}
 	}
 }

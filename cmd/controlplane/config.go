@@ -19,8 +19,9 @@ import (
 	"switchyard/wsgateway"
 )
 
-// Config is the whole configuration file. Every key has a default (set in
-// loadConfig) so that an environment variable alone can set it.
+// Config is the whole configuration file. Its keys, their defaults and
+// which of them the environment may set are listed in configKeys (keys.go);
+// a test holds these mapstructure tags to that list.
 type Config struct {
 	MQTT struct {
 		Mode          string `mapstructure:"mode"`
@@ -93,47 +94,15 @@ type DeviceConfig struct {
 	Name string `mapstructure:"name"`
 }
 
-// defaults lists every scalar key with its default. "devices" is file-only.
-var defaults = map[string]any{
-	"mqtt.mode":                    "embedded",
-	"mqtt.url":                     "",
-	"mqtt.username":                "",
-	"mqtt.password":                "",
-	"mqtt.listen":                  ":1883",
-	"mqtt.ws_listen":               "",
-	"mqtt.tls_listen":              "",
-	"mqtt.max_packet_size":         64 << 10,
-	"http.listen":                  ":8080",
-	"http.allowed_origins":         []string{},
-	"http.tls":                     false,
-	"http.session_ttl":             "168h",
-	"http.metrics":                 "public",
-	"tls.cert_file":                "",
-	"tls.key_file":                 "",
-	"auth.anonymous":               "local",
-	"limits.max_browsers":          10000,
-	"limits.max_mqtt_clients":      20000,
-	"limits.max_devices":           10000,
-	"limits.browser_command_rate":  10,
-	"limits.browser_command_burst": 20,
-	"homeassistant.enabled":        false,
-	"homeassistant.prefix":         "homeassistant",
-	"commands.timeout":             "5s",
-	"topics.prefix":                devices.DefaultPrefix,
-	"storage.path":                 "",
-	"log.level":                    "info",
-}
-
-// fileOnly are keys that may be set in the file but have no default.
-var fileOnly = map[string]bool{"devices": true, "auth.users": true}
-
 // loadConfig reads path (a missing file is an error only when explicit),
 // applies CONTROLPLANE_* environment overrides and validates the result.
 // Every error is one line naming the key.
 func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 	v := viper.New()
-	for k, d := range defaults {
-		v.SetDefault(k, d)
+	for _, k := range configKeys {
+		if !k.FileOnly {
+			v.SetDefault(k.Name, k.Default)
+		}
 	}
 	v.SetConfigFile(path)
 	v.SetConfigType("yaml")
@@ -146,44 +115,31 @@ func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 		}
 	}
 	// Environment overrides, read from environ so tests need not touch the
-	// process environment. An empty value sets the key to empty.
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, val, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "CONTROLPLANE_") {
-			env[k] = val
-		}
-	}
-	used := map[string]bool{}
-	for k := range defaults {
-		name := envName(k)
-		if val, ok := env[name]; ok {
-			v.Set(k, val)
-			used[name] = true
-		}
-	}
-	// A variable that matches no key sets nothing: say so, as a typo in
-	// the file would (the file's unknown keys are errors; a variable may
-	// belong to the deployment, so it is only a warning).
-	fileOnlyEnv := map[string]bool{}
-	for k := range fileOnly {
-		fileOnlyEnv[envName(k)] = true
-	}
+	// process environment. An empty value sets the key to empty. A variable
+	// that sets nothing is named in a warning, as a typo in the file would
+	// be (the file's unknown keys are errors; a variable may belong to the
+	// deployment, so it is only a warning).
 	var warnings []string
-	for name := range env {
-		switch {
-		case used[name]:
-		case fileOnlyEnv[name] || strings.HasPrefix(name, envName("groups")+"_"):
+	for _, kv := range environ {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(name, "CONTROLPLANE_") {
+			continue
+		}
+		switch k, ok := lookupEnv(name); {
+		case !ok:
+			warnings = append(warnings, fmt.Sprintf("environment variable %s is ignored: no such config key", name))
+		case k.FileOnly:
 			warnings = append(warnings, fmt.Sprintf("environment variable %s is ignored: that key can only be set in the config file", name))
 		default:
-			warnings = append(warnings, fmt.Sprintf("environment variable %s is ignored: no such config key", name))
+			v.Set(k.Name, val)
 		}
 	}
 	sort.Strings(warnings)
-	keys := v.AllKeys()
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, ok := defaults[k]; !ok && !fileOnly[k] && !strings.HasPrefix(k, "groups.") {
-			return nil, fmt.Errorf("config: unknown key %q", k)
+	names := v.AllKeys()
+	sort.Strings(names)
+	for _, name := range names {
+		if _, ok := lookupKey(name); !ok {
+			return nil, fmt.Errorf("config: unknown key %q", name)
 		}
 	}
 	var cfg Config
@@ -198,11 +154,6 @@ func loadConfig(path string, explicit bool, environ []string) (*Config, error) {
 	}
 	cfg.warnings = warnings
 	return &cfg, nil
-}
-
-// envName is the environment variable that overrides key.
-func envName(key string) string {
-	return "CONTROLPLANE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
 func oneLine(s string) string {

@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/spf13/viper"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -122,6 +128,331 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}
 	if _, err := loadConfig(filepath.Join(t.TempDir(), "missing.yaml"), true, nil); err == nil {
 		t.Error("an explicit --config that does not exist was accepted")
+	}
+}
+
+// structKeys lists the dotted mapstructure keys of a struct type, going into
+// nested structs (sections) but not into lists or maps (file-only keys).
+func structKeys(t reflect.Type, prefix string) []string {
+	var out []string
+	for f := range t.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, structKeys(f.Type, prefix+tag+".")...)
+		} else {
+			out = append(out, prefix+tag)
+		}
+	}
+	return out
+}
+
+// field is the value of a dotted key in cfg.
+func field(t *testing.T, cfg *Config, key string) any {
+	t.Helper()
+	v := reflect.ValueOf(cfg).Elem()
+next:
+	for part := range strings.SplitSeq(key, ".") {
+		for i := range v.NumField() {
+			if tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("mapstructure"), ","); tag == part {
+				v = v.Field(i)
+				continue next
+			}
+		}
+		t.Fatalf("%s: no such field in Config", key)
+	}
+	if (v.Kind() == reflect.Slice || v.Kind() == reflect.Map) && v.Len() == 0 {
+		return nil // empty and nil are the same setting
+	}
+	return v.Interface()
+}
+
+// show prints a field's value for a got/want message.
+func show(v any) string {
+	if d, ok := v.(time.Duration); ok {
+		return d.String()
+	}
+	return fmt.Sprintf("%#v", v)
+}
+
+func TestConfigKeysMatchStruct(t *testing.T) {
+	inTable := map[string]bool{}
+	for _, k := range configKeys {
+		if inTable[k.Name] {
+			t.Errorf("%s: twice in configKeys", k.Name)
+		}
+		inTable[k.Name] = true
+		if k.FileOnly != (k.Default == nil) {
+			t.Errorf("%s: FileOnly %v with default %#v: a key has a default exactly when the environment may set it", k.Name, k.FileOnly, k.Default)
+		}
+	}
+	inStruct := map[string]bool{}
+	for _, name := range structKeys(reflect.TypeFor[Config](), "") {
+		inStruct[name] = true
+		if !inTable[name] {
+			t.Errorf("%s: a Config field, missing from configKeys", name)
+		}
+	}
+	for _, k := range configKeys {
+		if !inStruct[k.Name] {
+			t.Errorf("%s: in configKeys, no Config field has this mapstructure key", k.Name)
+		}
+	}
+}
+
+// defaultConfig loads no file and no environment: every key at its default.
+func defaultConfig(t *testing.T) *Config {
+	t.Helper()
+	cfg, err := loadConfig(filepath.Join(t.TempDir(), "missing.yaml"), false, nil)
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	return cfg
+}
+
+// TestConfigEnvSetsEveryKey sets every key but the file-only ones from the
+// environment, to its default written as a string: each must be taken
+// (no warning) and decode to the default.
+func TestConfigEnvSetsEveryKey(t *testing.T) {
+	var env []string
+	for _, k := range configKeys {
+		if k.FileOnly {
+			continue
+		}
+		val := fmt.Sprint(k.Default)
+		if s, ok := k.Default.([]string); ok {
+			val = strings.Join(s, ",")
+		}
+		env = append(env, envName(k.Name)+"="+val)
+	}
+	cfg, err := loadConfig(filepath.Join(t.TempDir(), "missing.yaml"), false, env)
+	if err != nil {
+		t.Fatalf("environment %q: %v", env, err)
+	}
+	if len(cfg.warnings) != 0 {
+		t.Errorf("warnings %q, want none", cfg.warnings)
+	}
+	def := defaultConfig(t)
+	for _, k := range configKeys {
+		if got, want := field(t, cfg, k.Name), field(t, def, k.Name); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s from %s: got %s, want the default %s", k.Name, envName(k.Name), show(got), show(want))
+		}
+	}
+}
+
+func TestConfigWarnsOfFileOnlyEnv(t *testing.T) {
+	var env, want []string
+	for _, k := range configKeys {
+		if k.FileOnly {
+			name := envName(k.Name)
+			if k.Open {
+				name += "_KITCHEN"
+			}
+			env = append(env, name+"=x")
+			want = append(want, "environment variable "+name+" is ignored: that key can only be set in the config file")
+		}
+	}
+	// A section and a near miss are no keys.
+	for _, name := range []string{"CONTROLPLANE_MQTT", "CONTROLPLANE_MQTT_LISTEN_"} {
+		env = append(env, name+"=x")
+		want = append(want, "environment variable "+name+" is ignored: no such config key")
+	}
+	cfg, err := loadConfig(filepath.Join(t.TempDir(), "missing.yaml"), false, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if !reflect.DeepEqual(cfg.warnings, want) {
+		t.Errorf("warnings\n got %q\nwant %q", cfg.warnings, want)
+	}
+}
+
+// shippedDiffers are the keys whose value in the shipped config.yaml is not
+// the default, with the reason (config.yaml says it in a comment too).
+var shippedDiffers = map[string]string{
+	"storage.path": "the shipped file keeps retained state under data/; the default (no file) is memory only",
+}
+
+// TestConfigShippedFile loads the repository's config.yaml through the real
+// loader: it must load, write out every key and state the defaults.
+func TestConfigShippedFile(t *testing.T) {
+	const path = "../../config.yaml"
+	cfg, err := loadConfig(path, true, nil)
+	if err != nil {
+		t.Fatalf("shipped %s: %v", path, err)
+	}
+	v := viper.New()
+	v.SetConfigFile(path)
+	if err := v.ReadInConfig(); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range v.AllKeys() {
+		if _, ok := lookupKey(name); !ok {
+			t.Errorf("%s: in %s, not in configKeys", name, path)
+		}
+	}
+	def := defaultConfig(t)
+	for _, k := range configKeys {
+		if !v.InConfig(k.Name) {
+			t.Errorf("%s: missing from %s (the shipped file writes out every key)", k.Name, path)
+		}
+		got, want := field(t, cfg, k.Name), field(t, def, k.Name)
+		if why, ok := shippedDiffers[k.Name]; ok {
+			if reflect.DeepEqual(got, want) {
+				t.Errorf("%s: %s states the default %s, but shippedDiffers says it differs (%s)", k.Name, path, show(got), why)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s has %s, want the default %s (or say why in shippedDiffers)", k.Name, path, show(got), show(want))
+		}
+	}
+}
+
+// section returns the lines of the markdown section whose "## " heading
+// starts with heading, up to the next "## " heading.
+func section(t *testing.T, path, heading string) (title string, lines []string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "## ") {
+			if title != "" {
+				break
+			}
+			if strings.HasPrefix(line, "## "+heading) {
+				title = strings.TrimPrefix(line, "## ")
+			}
+			continue
+		}
+		if title != "" {
+			lines = append(lines, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if title == "" {
+		t.Fatalf("%s: no section %q", path, "## "+heading)
+	}
+	return title, lines
+}
+
+// tableRows parses the first markdown table in lines: its header cells and
+// its rows, cells trimmed.
+func tableRows(lines []string) (header []string, rows [][]string) {
+	cells := func(line string) []string {
+		c := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+		for i := range c {
+			c[i] = strings.TrimSpace(c[i])
+		}
+		return c
+	}
+	for _, line := range lines {
+		if !strings.HasPrefix(line, "|") {
+			if header != nil {
+				break
+			}
+			continue
+		}
+		switch {
+		case header == nil:
+			header = cells(line)
+		case strings.HasPrefix(line, "|---"):
+		default:
+			rows = append(rows, cells(line))
+		}
+	}
+	return header, rows
+}
+
+// docDefault is how the docs write a default: the value in backquotes, or
+// "empty"; a gloss in parentheses may follow.
+func docDefault(d any) string {
+	switch d := d.(type) {
+	case nil:
+		return "empty"
+	case string:
+		if d == "" {
+			return "empty"
+		}
+		return "`" + d + "`"
+	case []string:
+		if len(d) == 0 {
+			return "empty"
+		}
+		return "`" + strings.Join(d, ",") + "`"
+	}
+	return "`" + fmt.Sprint(d) + "`"
+}
+
+// TestConfigDocsTable holds the table of docs/protocol.md section 9 to
+// configKeys: the same keys, environment variables and defaults.
+func TestConfigDocsTable(t *testing.T) {
+	const path = "../../docs/protocol.md"
+	_, lines := section(t, path, "9. Configuration")
+	header, rows := tableRows(lines)
+	if want := []string{"key", "env var", "default", "meaning"}; !reflect.DeepEqual(header, want) {
+		t.Fatalf("%s: configuration table header %q, want %q", path, header, want)
+	}
+	documented := map[string]bool{}
+	for _, row := range rows {
+		name := strings.Trim(row[0], "`")
+		if documented[name] {
+			t.Errorf("%s: %s: documented twice", path, name)
+		}
+		documented[name] = true
+		k, ok := lookupKey(name)
+		if !ok || k.Name != name {
+			t.Errorf("%s: %s: documented, not in configKeys", path, row[0])
+			continue
+		}
+		wantEnv := "`" + envName(k.Name) + "`"
+		if k.FileOnly {
+			wantEnv = "— (file only)"
+		}
+		if row[1] != wantEnv {
+			t.Errorf("%s: %s: env var %q, want %q", path, name, row[1], wantEnv)
+		}
+		if want := docDefault(k.Default); row[2] != want && !strings.HasPrefix(row[2], want+" (") {
+			t.Errorf("%s: %s: default %q, want %q (optionally followed by a gloss in parentheses)", path, name, row[2], want)
+		}
+	}
+	for _, k := range configKeys {
+		if !documented[k.Name] {
+			t.Errorf("%s: %s: missing from the configuration table", path, k.Name)
+		}
+	}
+}
+
+// TestConfigReadmeLinksDocs keeps one copy of the key table: the README's
+// Configuration section links to docs/protocol.md's instead of repeating it.
+func TestConfigReadmeLinksDocs(t *testing.T) {
+	title, _ := section(t, "../../docs/protocol.md", "9. Configuration")
+	// GitHub's anchor: lower case, punctuation dropped, spaces as dashes.
+	anchor := strings.Map(func(r rune) rune {
+		switch {
+		case r == ' ':
+			return '-'
+		case r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			return r
+		}
+		return -1
+	}, strings.ToLower(title))
+	link := "(docs/protocol.md#" + anchor + ")"
+	_, lines := section(t, "../../README.md", "Configuration")
+	if body := strings.Join(lines, "\n"); !strings.Contains(body, link) {
+		t.Errorf("README.md: the Configuration section does not link %s", link)
+	}
+	if _, rows := tableRows(lines); len(rows) != 0 {
+		t.Errorf("README.md: the Configuration section has a table of %d rows; keep the keys in docs/protocol.md only", len(rows))
 	}
 }
 

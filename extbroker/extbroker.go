@@ -15,12 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"switchyard/devices"
 	"switchyard/internal/pahostore"
 )
 
@@ -229,16 +229,12 @@ func (x *Client) Publish(topic string, payload []byte, retain bool, qos byte) er
 }
 
 // ClearRetained publishes an empty retained message to every topic seen
-// under filter, which must end in "/#". It returns how many it cleared.
+// that matches filter. It returns how many it cleared.
 func (x *Client) ClearRetained(filter string) (int, error) {
-	prefix, ok := strings.CutSuffix(filter, "#")
-	if !ok || !strings.HasSuffix(prefix, "/") {
-		return 0, fmt.Errorf("clear retained %s: filter must end in /#", filter)
-	}
 	x.mu.Lock()
 	var topics []string
 	for t := range x.seen {
-		if strings.HasPrefix(t, prefix) {
+		if devices.MatchFilter(filter, t) {
 			topics = append(topics, t)
 			delete(x.seen, t)
 		}

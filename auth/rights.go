@@ -7,8 +7,8 @@ import (
 	"switchyard/devices"
 )
 
-// MQTT rights. Topics and filters are compared level by level, so that no
-// wildcard can reach outside the tree a client is given.
+// MQTT rights. A filter is allowed when it lies below the tree a client is
+// given, literally (devices.FilterUnder), so no wildcard can reach outside it.
 
 // CanUseClientID reports whether id may connect with this MQTT client id:
 // a device only as one of its board ids; everybody else with any id.
@@ -50,17 +50,17 @@ func (a *Authority) CanSubscribe(id Identity, filter string) bool {
 	case id.Role == RoleDevice:
 		return a.underDevice(id, filter)
 	case id.Role == RoleViewer, id.Role == RoleOperator:
-		return under(a.topics.Prefix(), filter)
+		return a.topics.Under(filter)
 	}
 	return false
 }
 
 func (a *Authority) underAnyTree(filter string) bool {
-	if under(a.topics.Prefix(), filter) {
+	if a.topics.Under(filter) {
 		return true
 	}
 	for _, p := range a.extra {
-		if under(p, filter) {
+		if devices.FilterUnder(p, filter) {
 			return true
 		}
 	}
@@ -70,17 +70,9 @@ func (a *Authority) underAnyTree(filter string) bool {
 // underDevice: filter lies under P/<one of id's boards>/.
 func (a *Authority) underDevice(id Identity, filter string) bool {
 	for _, board := range id.IDs {
-		if under(a.topics.Prefix()+"/"+board, filter) {
+		if a.topics.UnderDevice(board, filter) {
 			return true
 		}
 	}
 	return false
-}
-
-// under reports whether every topic filter can match lies strictly below
-// the topic tree root: filter's first levels equal root's, literally (no
-// wildcard), and it has at least one level more.
-func under(root, filter string) bool {
-	rest, ok := strings.CutPrefix(filter, root)
-	return ok && len(rest) > 1 && rest[0] == '/'
 }

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -248,7 +247,7 @@ func (b *Broker) Start() error {
 		b.mu.Unlock()
 		for _, sub := range subs {
 			for _, m := range b.store.restore {
-				if matches(sub.filter, m.TopicName) {
+				if devices.MatchFilter(sub.filter, m.TopicName) {
 					sub.fn(Message{Topic: m.TopicName, Payload: m.Payload, Retain: true, Created: time.Unix(m.Created, 0)})
 				}
 			}
@@ -289,24 +288,6 @@ func (b *Broker) Topics() devices.Topics { return b.topics }
 type earlySub struct {
 	filter string
 	fn     func(Message)
-}
-
-// matches reports whether topic matches the MQTT filter (+ one level, #
-// the rest).
-func matches(filter, topic string) bool {
-	for {
-		f, frest, fmore := strings.Cut(filter, "/")
-		t, trest, tmore := strings.Cut(topic, "/")
-		switch {
-		case f == "#":
-			return true
-		case f != "+" && f != t:
-			return false
-		case !fmore || !tmore:
-			return !fmore && !tmore
-		}
-		filter, topic = frest, trest
-	}
 }
 
 // ErrClosed is returned by operations on a closed broker.

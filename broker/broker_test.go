@@ -338,27 +338,6 @@ func TestPortInUseNamesTheAddress(t *testing.T) {
 	}
 }
 
-func TestMatches(t *testing.T) {
-	for _, tc := range []struct {
-		filter, topic string
-		want          bool
-	}{
-		{"devices/+/+", "devices/b1/led", true},
-		{"devices/+/+", "devices/b1/led/set", false},
-		{"devices/+/+", "devices/b1", false},
-		{"devices/#", "devices/b1/led/set", true},
-		{"devices/#", "other/b1", false},
-		{"#", "a/b", true},
-		{"a/b", "a/b", true},
-		{"a/b", "a/b/c", false},
-		{"home/boards/+/+", "home/boards/x/count", true},
-	} {
-		if got := matches(tc.filter, tc.topic); got != tc.want {
-			t.Errorf("matches(%q, %q) = %v, want %v", tc.filter, tc.topic, got, tc.want)
-		}
-	}
-}
-
 // TestStoredRetainedComeBeforeLiveMessages subscribes before Start, as the
 // control plane does: the stored (offline) status must reach the
 // subscriber before a board's fresh online, never after it.

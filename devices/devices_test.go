@@ -56,60 +56,6 @@ func TestSanitizeID(t *testing.T) {
 	}
 }
 
-func TestPrefix(t *testing.T) {
-	for _, tc := range []struct {
-		prefix string
-		ok     bool
-	}{
-		{"devices", true},
-		{"home/boards", true},
-		{"", true}, // default
-		{"/devices", false},
-		{"devices/", false},
-		{"a//b", false},
-		{"dev+ices", false},
-		{"dev#", false},
-		{"$SYS", false},
-	} {
-		_, err := NewTopics(tc.prefix)
-		if got := err == nil; got != tc.ok {
-			t.Errorf("NewTopics(%q) = %v, want ok=%v", tc.prefix, err, tc.ok)
-		}
-	}
-}
-
-func TestTopicsBuildAndParse(t *testing.T) {
-	for _, prefix := range []string{"devices", "home/boards"} {
-		tp := MustTopics(prefix)
-		for _, k := range []Kind{KindStatus, KindLED, KindCount, KindInfo, KindLEDSet} {
-			topic := tp.Topic("b-1", k)
-			if want := prefix + "/b-1/" + k.String(); topic != want {
-				t.Errorf("Topic(b-1, %v) = %q, want %q", k, topic, want)
-			}
-			id, got, ok := tp.Parse(topic)
-			if !ok || id != "b-1" || got != k {
-				t.Errorf("Parse(%q) = %q, %v, %v; want b-1, %v, true", topic, id, got, ok, k)
-			}
-		}
-	}
-	tp := MustTopics("devices")
-	for _, topic := range []string{
-		"devices", "devices/", "devices/b1", "devices/b1/", "devices/b1/other",
-		"devices/b1/led/set/x", "devices/+/led", "devices/b 1/led", "other/b1/led",
-		"devices//led", "devicesx/b1/led", "devices/b1/status/x",
-	} {
-		if id, k, ok := tp.Parse(topic); ok {
-			t.Errorf("Parse(%q) = %q, %v, ok; want not ok", topic, id, k)
-		}
-	}
-	if got, want := tp.BoardFilter(), "devices/+/+"; got != want {
-		t.Errorf("BoardFilter = %q, want %q", got, want)
-	}
-	if got, want := tp.DeviceFilter("x"), "devices/x/#"; got != want {
-		t.Errorf("DeviceFilter = %q, want %q", got, want)
-	}
-}
-
 func TestParseCommand(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -435,32 +381,6 @@ func TestFleetCountImpliesOnline(t *testing.T) {
 				t.Errorf("online = %v (count %d), want %v", d.Online, f.OnlineCount(), tc.online)
 			}
 		})
-	}
-}
-
-func TestTopicsCheckID(t *testing.T) {
-	tp := MustTopics("devices")
-	for _, tc := range []struct {
-		topic string
-		bad   bool
-	}{
-		{"devices/b-1/count", false},
-		{"devices/b-1/led/set", false},
-		{"other/b.1/count", false},    // not under P
-		{"devices/b1/other", false},   // not a board topic
-		{"devices/b.1/count", true},   // '.'
-		{"devices/b 1/status", true},  // space
-		{"devices//led", true},        // empty
-		{"devices/a.b/led/set", true}, // a command to a bad id
-		{"devices/" + strings.Repeat("x", 65) + "/info", true},
-	} {
-		err := tp.CheckID(tc.topic)
-		if (err != nil) != tc.bad {
-			t.Errorf("CheckID(%q) = %v, want bad %v", tc.topic, err, tc.bad)
-		}
-		if err != nil && !errors.Is(err, ErrInvalidID) {
-			t.Errorf("CheckID(%q) = %v, want it to wrap ErrInvalidID", tc.topic, err)
-		}
 	}
 }
 

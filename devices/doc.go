@@ -6,5 +6,7 @@
 // the standard library (no encoding/json, no reflection), so the board
 // firmware core can use it under TinyGo too.
 //
-// Topic strings are built and parsed in topics.go and nowhere else.
+// Topic strings are built and parsed in topics.go and nowhere else (a test
+// in internal/archtest holds the module to that), and the topic kinds are
+// one table there.
 package devices

@@ -21,6 +21,9 @@ func FuzzParseTopic(f *testing.F) {
 			return
 		}
 		id, k, ok := tp.Parse(topic)
+		if bid, bk, bok := tp.ParseBytes([]byte(topic)); string(bid) != id || bk != k || bok != ok {
+			t.Fatalf("ParseBytes(%q) = %q, %v, %v; Parse gave %q, %v, %v", topic, bid, bk, bok, id, k, ok)
+		}
 		if !ok {
 			return
 		}

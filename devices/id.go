@@ -29,8 +29,10 @@ func ValidateID(id string) error {
 }
 
 // ValidID is ValidateID as a boolean, for hot paths that drop invalid ids.
-func ValidID(id string) bool {
-	if id == "" || len(id) > MaxIDLen {
+func ValidID(id string) bool { return validID(id) }
+
+func validID[S string | []byte](id S) bool {
+	if len(id) == 0 || len(id) > MaxIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

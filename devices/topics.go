@@ -11,41 +11,78 @@ import (
 // DefaultPrefix is the topic prefix P when none is configured.
 const DefaultPrefix = "devices"
 
-// Kind names what a topic under P/<id>/ carries.
+// Kind names what a topic under P/<id>/ carries. The zero Kind is
+// KindUnknown; every other Kind is a row of the kind table below.
 type Kind uint8
 
-// The topic kinds of the contract.
-const (
-	KindUnknown Kind = iota
-	KindStatus       // P/<id>/status: online/offline, retained, published by the board
-	KindLED          // P/<id>/led: ON/OFF, retained, published by the board
-	KindCount        // P/<id>/count: decimal counter, published by the board
-	KindInfo         // P/<id>/info: JSON object, retained, published by the board
-	KindLEDSet       // P/<id>/led/set: ON/OFF/TOGGLE command to the board
+// KindUnknown is the Kind of no topic of the contract.
+const KindUnknown Kind = 0
+
+// kindSpec is one row of the kind table: what the contract says of a kind.
+type kindSpec struct {
+	suffix    string // the levels after P/<id>/, e.g. "led/set"
+	fromBoard bool   // published by the board; a message on it makes the board known
+	qos       byte   // the QoS its publisher uses
+	retained  bool   // its publisher retains it
+}
+
+// kinds is the kind table, indexed by Kind: kinds[0] is KindUnknown, the
+// rest are appended by defineKind while the package initialises (Go
+// initialises kinds first, since defineKind reads it), so the table is
+// complete and read-only before any other code runs.
+var kinds = []kindSpec{{suffix: "unknown"}}
+
+// defineKind adds a row to the kind table and returns its Kind.
+func defineKind(s kindSpec) Kind {
+	kinds = append(kinds, s)
+	return Kind(len(kinds) - 1)
+}
+
+// The topic kinds of the contract (its "MQTT topics" table), one row each.
+// Adding a kind is adding a row here: String, FromBoard, QoS, Retained,
+// Kinds, Topic, Parse and CheckID all read the table, and TestKindTable
+// checks every row (a suffix of valid levels, unique; a kind a board
+// publishes has one level, so BoardFilter matches it). The order of the
+// rows means nothing. They are variables only so that a row defines its
+// Kind; nothing assigns them.
+var (
+	KindStatus = defineKind(kindSpec{suffix: "status", fromBoard: true, qos: 1, retained: true}) // online/offline
+	KindLED    = defineKind(kindSpec{suffix: "led", fromBoard: true, qos: 1, retained: true})    // ON/OFF
+	KindCount  = defineKind(kindSpec{suffix: "count", fromBoard: true, qos: 0})                  // decimal counter
+	KindInfo   = defineKind(kindSpec{suffix: "info", fromBoard: true, qos: 1, retained: true})   // JSON object
+	KindLEDSet = defineKind(kindSpec{suffix: "led/set", qos: 1})                                 // ON/OFF/TOGGLE command to the board
 )
 
-// String returns the topic suffix of k ("status", "led/set", ...).
-func (k Kind) String() string {
-	switch k {
-	case KindStatus:
-		return "status"
-	case KindLED:
-		return "led"
-	case KindCount:
-		return "count"
-	case KindInfo:
-		return "info"
-	case KindLEDSet:
-		return "led/set"
+// Kinds returns every kind of the contract (not KindUnknown).
+func Kinds() []Kind {
+	ks := make([]Kind, 0, len(kinds)-1)
+	for k := 1; k < len(kinds); k++ {
+		ks = append(ks, Kind(k))
 	}
-	return "unknown"
+	return ks
 }
+
+// spec returns k's row, the KindUnknown row for a Kind outside the table.
+func (k Kind) spec() *kindSpec {
+	if int(k) >= len(kinds) {
+		return &kinds[KindUnknown]
+	}
+	return &kinds[k]
+}
+
+// String returns the topic suffix of k ("status", "led/set", ...), and
+// "unknown" for KindUnknown.
+func (k Kind) String() string { return k.spec().suffix }
 
 // FromBoard reports whether a board publishes topics of kind k (and so
 // whether a message on it makes the board known).
-func (k Kind) FromBoard() bool {
-	return k >= KindStatus && k <= KindInfo
-}
+func (k Kind) FromBoard() bool { return k.spec().fromBoard }
+
+// QoS returns the QoS the contract gives messages of kind k.
+func (k Kind) QoS() byte { return k.spec().qos }
+
+// Retained reports whether the contract has messages of kind k retained.
+func (k Kind) Retained() bool { return k.spec().retained }
 
 // ErrInvalidPrefix is wrapped by every prefix validation error.
 var ErrInvalidPrefix = errors.New("invalid topic prefix")
@@ -121,8 +158,9 @@ func (t Topics) Info(id string) string { return t.Topic(id, KindInfo) }
 // LEDSet returns P/<id>/led/set.
 func (t Topics) LEDSet(id string) string { return t.Topic(id, KindLEDSet) }
 
-// BoardFilter is the MQTT filter P/+/+ that matches every topic a board
-// publishes (status, led, count, info) and not the led/set commands.
+// BoardFilter is the MQTT filter P/+/+. It matches every topic a board
+// publishes (a kind a board publishes has one level) and not the led/set
+// commands.
 func (t Topics) BoardFilter() string { return t.root + "+/+" }
 
 // DeviceOf returns the first level under P of topic, the device id a topic
@@ -142,49 +180,96 @@ func (t Topics) AllFilter() string { return t.root + "#" }
 // DeviceFilter is the MQTT filter P/<id>/# for every topic of one device.
 func (t Topics) DeviceFilter(id string) string { return t.root + id + "/#" }
 
+// Under reports whether every topic filter can match lies strictly below P
+// (see FilterUnder).
+func (t Topics) Under(filter string) bool { return FilterUnder(t.prefix, filter) }
+
+// UnderDevice reports whether every topic filter can match lies strictly
+// below P/<id> (see FilterUnder).
+func (t Topics) UnderDevice(id, filter string) bool {
+	return FilterUnder(t.root+id, filter)
+}
+
+// FilterUnder reports whether every topic the MQTT filter can match lies
+// strictly below the topic tree root: filter's first levels equal root's,
+// literally (so no wildcard reaches outside root), and it has at least one
+// level more.
+func FilterUnder(root, filter string) bool {
+	rest, ok := strings.CutPrefix(filter, root)
+	return ok && len(rest) > 1 && rest[0] == '/'
+}
+
+// MatchFilter reports whether topic matches the MQTT filter, level by
+// level: + matches one level, # one or more remaining levels.
+func MatchFilter(filter, topic string) bool {
+	for {
+		f, frest, fmore := strings.Cut(filter, "/")
+		t, trest, tmore := strings.Cut(topic, "/")
+		switch {
+		case f == "#":
+			return true
+		case f != "+" && f != t:
+			return false
+		case !fmore || !tmore:
+			return !fmore && !tmore
+		}
+		filter, topic = frest, trest
+	}
+}
+
 // Parse splits a topic under P into the device id and kind. ok is false for
 // topics outside P, with an invalid id, or of an unknown kind.
 func (t Topics) Parse(topic string) (id string, k Kind, ok bool) {
-	rest, found := strings.CutPrefix(topic, t.root)
-	if !found {
-		return "", KindUnknown, false
+	return parse(t.root, topic)
+}
+
+// ParseBytes is Parse for a topic read off the wire into a byte slice; id
+// aliases topic, and nothing is allocated.
+func (t Topics) ParseBytes(topic []byte) (id []byte, k Kind, ok bool) {
+	return parse(t.root, topic)
+}
+
+func parse[S string | []byte](root string, topic S) (id S, k Kind, ok bool) {
+	if len(topic) <= len(root) || string(topic[:len(root)]) != root {
+		return id, KindUnknown, false
 	}
-	id, suffix, found := strings.Cut(rest, "/")
-	if !found || !ValidID(id) {
-		return "", KindUnknown, false
+	rest := topic[len(root):]
+	i := 0
+	for i < len(rest) && rest[i] != '/' {
+		i++
 	}
-	switch suffix {
-	case "status":
-		k = KindStatus
-	case "led":
-		k = KindLED
-	case "count":
-		k = KindCount
-	case "info":
-		k = KindInfo
-	case "led/set":
-		k = KindLEDSet
-	default:
-		return "", KindUnknown, false
+	if i == len(rest) || !validID(rest[:i]) {
+		return id, KindUnknown, false
 	}
-	return id, k, true
+	suffix := rest[i+1:]
+	for k := 1; k < len(kinds); k++ {
+		if string(suffix) == kinds[k].suffix {
+			return rest[:i], Kind(k), true
+		}
+	}
+	return id, KindUnknown, false
 }
 
 // CheckID returns the error for a topic shaped like a board's topic under
-// P (P/<id>/status, led, count, info or led/set) whose id is invalid, and
-// nil for any other topic: a valid board topic, or one that is not a board
-// topic at all. Call it where Parse said no, to tell a board with a bad id
-// from unrelated traffic.
+// P (P/<id>/<a kind's suffix>) whose id is invalid, and nil for any other
+// topic: a valid board topic, or one that is not a board topic at all.
+// Call it where Parse said no, to tell a board with a bad id from
+// unrelated traffic.
 func (t Topics) CheckID(topic string) error {
 	rest, found := strings.CutPrefix(topic, t.root)
 	if !found {
 		return nil
 	}
-	for _, suffix := range [...]string{"/status", "/led", "/count", "/info", "/led/set"} {
-		if id, ok := strings.CutSuffix(rest, suffix); ok {
-			if err := ValidateID(id); err != nil {
-				return fmt.Errorf("topic %q: %w", topic, err)
-			}
+	for _, s := range kinds[1:] {
+		id, ok := strings.CutSuffix(rest, s.suffix)
+		if !ok {
+			continue
+		}
+		if id, ok = strings.CutSuffix(id, "/"); !ok {
+			continue
+		}
+		if err := ValidateID(id); err != nil {
+			return fmt.Errorf("topic %q: %w", topic, err)
 		}
 	}
 	return nil

@@ -15,12 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"switchyard/devices"
 	"switchyard/internal/pahostore"
 )
 
@@ -268,17 +268,13 @@ func (x *Client) Publish(topic string, payload []byte, retain bool, qos byte) er
 }
 
 // ClearRetained publishes an empty retained message to every topic seen
-// under filter, which must end in "/#". It returns how many it cleared.
+// that matches filter. It returns how many it cleared.
 //
 // A topic is forgotten only once the broker acknowledged its clear (and
 // no message arrived on it meanwhile): at the first failed publish it
 // stops and returns the error, and the topics not cleared are kept for
 // the next call.
 func (x *Client) ClearRetained(filter string) (int, error) {
-	prefix, ok := strings.CutSuffix(filter, "#")
-	if !ok || !strings.HasSuffix(prefix, "/") {
-		return 0, fmt.Errorf("clear retained %s: filter must end in /#", filter)
-	}
 	type seenAt struct {
 		topic string
 		gen   uint64
@@ -286,7 +282,7 @@ func (x *Client) ClearRetained(filter string) (int, error) {
 	x.mu.Lock()
 	var topics []seenAt
 	for t, g := range x.seen {
-		if strings.HasPrefix(t, prefix) {
+		if devices.MatchFilter(filter, t) {
 			topics = append(topics, seenAt{t, g})
 		}
 	}

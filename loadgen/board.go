@@ -11,6 +11,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"switchyard/devices"
 )
 
 // board is one simulated board: its own paho connection, publishing status,
@@ -25,7 +27,13 @@ type board struct {
 	sent []atomic.Int64 // send time (unix ns) by seq; 0: not sent
 }
 
-func (b *board) topic(kind string) string { return b.r.cfg.Prefix + "/" + b.id + "/" + kind }
+func (b *board) topic(k devices.Kind) string { return b.r.topics.Topic(b.id, k) }
+
+// publish publishes payload on the board's topic of kind k with the QoS
+// and retain flag the contract gives k.
+func (b *board) publish(k devices.Kind, payload string) mqtt.Token {
+	return b.cli.Publish(b.topic(k), k.QoS(), k.Retained(), payload)
+}
 
 // connect connects the board, subscribes to its commands and publishes its
 // retained state (online, LED off), waiting for each step.
@@ -39,7 +47,7 @@ func (b *board) connect() error {
 		SetKeepAlive(60*time.Second).
 		SetConnectTimeout(10*time.Second).
 		SetWriteTimeout(10*time.Second).
-		SetWill(b.topic("status"), "offline", 1, true)
+		SetWill(b.topic(devices.KindStatus), devices.Offline, devices.KindStatus.QoS(), devices.KindStatus.Retained())
 	if u, err := url.Parse(b.r.cfg.MQTT); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
 		opts.SetCustomOpenConnectionFn(rxOpen(&b.rx))
 	}
@@ -47,13 +55,13 @@ func (b *board) connect() error {
 	if err := wait(b.cli.Connect()); err != nil {
 		return fmt.Errorf("board %s: connect %s: %w", b.id, b.r.cfg.MQTT, err)
 	}
-	if err := wait(b.cli.Subscribe(b.topic("led/set"), 1, b.onCommand)); err != nil {
+	if err := wait(b.cli.Subscribe(b.topic(devices.KindLEDSet), devices.KindLEDSet.QoS(), b.onCommand)); err != nil {
 		return fmt.Errorf("board %s: subscribe: %w", b.id, err)
 	}
-	if err := wait(b.cli.Publish(b.topic("status"), 1, true, "online")); err != nil {
+	if err := wait(b.publish(devices.KindStatus, devices.Online)); err != nil {
 		return fmt.Errorf("board %s: publish status: %w", b.id, err)
 	}
-	if err := wait(b.cli.Publish(b.topic("led"), 1, true, "OFF")); err != nil {
+	if err := wait(b.publish(devices.KindLED, devices.LEDPayload(false))); err != nil {
 		return fmt.Errorf("board %s: publish led: %w", b.id, err)
 	}
 	return nil
@@ -103,7 +111,7 @@ func (b *board) onCommand(_ mqtt.Client, m mqtt.Message) {
 	if b.led.Load() {
 		state = "ON"
 	}
-	b.cli.Publish(b.topic("led"), 1, true, state) // not waited for: see above
+	b.publish(devices.KindLED, state) // not waited for: see above
 }
 
 // publishLoop publishes count at the configured rate from t0 until ctx
@@ -124,7 +132,7 @@ func (b *board) publishLoop(ctx context.Context, t0 time.Time, wg *sync.WaitGrou
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	winStart, winEnd := b.r.winStart.Load(), b.r.winEnd.Load()
-	topic := b.topic("count")
+	topic, qos, retain := b.topic(devices.KindCount), devices.KindCount.QoS(), devices.KindCount.Retained()
 	var seq int64
 	for {
 		due := int64(rate*time.Since(start).Seconds()) + 1
@@ -138,7 +146,7 @@ func (b *board) publishLoop(ctx context.Context, t0 time.Time, wg *sync.WaitGrou
 				b.r.published.Add(1)
 			}
 			// A string: paho keeps a []byte payload until it is written.
-			b.cli.Publish(topic, 0, false, strconv.FormatInt(b.r.base+seq, 10))
+			b.cli.Publish(topic, qos, retain, strconv.FormatInt(b.r.base+seq, 10))
 		}
 		select {
 		case <-tick.C:

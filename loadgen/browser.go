@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"switchyard/devices"
 )
 
 // browser is one simulated browser: a /ws client (Switchyard, Node-RED) or
@@ -69,7 +71,7 @@ func (b *browser) connect(readers *sync.WaitGroup) error {
 			return fmt.Errorf("browser %d: %w", b.idx, err)
 		}
 		b.mq = c
-		if err := c.subscribe(cfg.Prefix + "/#"); err != nil {
+		if err := c.subscribe(b.r.topics.AllFilter()); err != nil {
 			c.close()
 			return fmt.Errorf("browser %d: subscribe: %w", b.idx, err)
 		}
@@ -126,7 +128,7 @@ func (b *browser) shutdown() {
 // sendToggle asks for board id's LED to toggle, in the target's dialect.
 func (b *browser) sendToggle(id string) error {
 	if b.mq != nil {
-		return b.mq.publish(b.r.cfg.Prefix+"/"+id+"/led/set", []byte("TOGGLE"))
+		return b.mq.publish(b.r.topics.LEDSet(id), []byte(devices.CmdToggle.Payload()))
 	}
 	b.wsMu.Lock()
 	defer b.wsMu.Unlock()
@@ -275,7 +277,6 @@ func (b *browser) readMQTT(readers *sync.WaitGroup) {
 	defer b.finish(readers)
 	ping := time.NewTicker(60 * time.Second)
 	defer ping.Stop()
-	prefix := []byte(b.r.cfg.Prefix + "/")
 	for {
 		select {
 		case <-ping.C:
@@ -303,23 +304,21 @@ func (b *browser) readMQTT(readers *sync.WaitGroup) {
 			continue
 		}
 		topic, payload, ok := parsePublish(h, body)
-		if !ok || !bytes.HasPrefix(topic, prefix) {
+		if !ok {
 			continue
 		}
-		rest := topic[len(prefix):]
-		k := bytes.IndexByte(rest, '/')
-		if k < 0 {
+		id, kind, ok := b.r.topics.ParseBytes(topic)
+		if !ok {
 			continue
 		}
-		id, kind := rest[:k], rest[k+1:]
 		now := time.Now()
 		at := b.rxTime(now)
-		switch string(kind) {
-		case "count":
+		switch kind {
+		case devices.KindCount:
 			if v, err := strconv.ParseInt(string(payload), 10, 64); err == nil {
 				b.onCount(id, v, at, now)
 			}
-		case "led":
+		case devices.KindLED:
 			b.onLED(id, string(payload) == "ON", at, now)
 		}
 	}

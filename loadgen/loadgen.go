@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"switchyard/devices"
 )
 
 // Target is the kind of system under test.
@@ -135,6 +137,7 @@ type Result struct {
 // run is the shared state of one Run.
 type run struct {
 	cfg    Config
+	topics devices.Topics // of cfg.Prefix
 	log    *slog.Logger
 	base   int64 // count payload = base + seq
 	boards []*board
@@ -157,9 +160,6 @@ func countBase(now time.Time) int64 {
 func (cfg *Config) defaults() error {
 	if cfg.Target == "" {
 		cfg.Target = Switchyard
-	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "devices"
 	}
 	if cfg.IDPrefix == "" {
 		cfg.IDPrefix = "lg"
@@ -198,7 +198,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
-	r := &run{cfg: cfg, log: cfg.Logger, base: countBase(time.Now())}
+	topics, err := devices.NewTopics(cfg.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %w", err)
+	}
+	r := &run{cfg: cfg, topics: topics, log: cfg.Logger, base: countBase(time.Now())}
 	res := &Result{Label: cfg.Label, Target: cfg.Target, Boards: cfg.Boards, Browsers: cfg.Browsers,
 		Rate: cfg.Rate, Window: cfg.Duration, Idle: cfg.Idle}
 	if cfg.Idle {

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test lint bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+.PHONY: all build run test tinygo-check lint bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
 
 all: build
 
@@ -21,9 +21,16 @@ run: bin/controlplane
 	./bin/controlplane --config config.yaml
 
 # Every test, with the race detector. Fuzz targets run their seed corpora.
-test:
+test: tinygo-check
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 9m ./...
+
+# The TinyGo firmware with standard Go (no TinyGo here): type-check main.go
+# against espradio, drivers and the core, and test the natiu session with
+# the natiu-mqtt version that module resolves. See firmware/tinygo/README.md.
+tinygo-check:
+	cd firmware/tinygo && $(GO) vet ./... && $(GO) run ./internal/apicheck
+	cd firmware/tinygo && $(GO) test -race -count=1 switchyard/board/natiusession
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps lint bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+.PHONY: all build run test deps lint tinygo-check bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
 
 all: build
 
@@ -23,11 +23,18 @@ run: bin/controlplane
 # Every check and test, with the race detector; installs what the tests need
 # on a fresh Debian machine first (scripts/testdeps.sh: apt-get as root, or
 # it prints the apt-get line and stops). Fuzz targets run their seed corpora.
-test: deps lint
+test: deps lint tinygo-check
 	$(GO) test -race -count=1 -timeout 9m ./...
 
 deps:
 	GO=$(GO) scripts/testdeps.sh
+
+# The TinyGo firmware with standard Go (no TinyGo here): type-check main.go
+# against espradio, drivers and the core, and test the natiu session with
+# the natiu-mqtt version that module resolves. See firmware/tinygo/README.md.
+tinygo-check:
+	cd firmware/tinygo && $(GO) vet ./... && $(GO) run ./internal/apicheck
+	cd firmware/tinygo && $(GO) test -race -count=1 switchyard/board/natiusession
 
 # gofmt (any diff fails), go vet and staticcheck (pinned in go.mod's tool block).
 lint:

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 
 	"switchyard/board/check"
 	"switchyard/board/pahosession"
@@ -40,11 +41,20 @@ func runCheck(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
 		return 1
 	}
+	topics, err := devices.NewTopics(c.prefix)
+	if err != nil {
+		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
+		return 1
+	}
 	sess, err := pahosession.New(pahosession.Options{Broker: c.broker})
 	if err != nil {
 		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
 		return 1
 	}
+	// Said at once: with no board, the first result comes only after the
+	// whole timeout.
+	fmt.Fprintf(stdout, "waiting up to %s for board %s on %s (status online on %s)\n",
+		*timeout, c.id, redacted(c.broker), topics.Status(c.id))
 	ok, err := check.Run(ctx, check.Config{
 		ID:       c.id,
 		Prefix:   c.prefix,
@@ -62,6 +72,15 @@ func runCheck(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 		return 1
 	}
 	return 0
+}
+
+// redacted is the broker URL without its password, if it has one.
+func redacted(broker string) string {
+	u, err := url.Parse(broker)
+	if err != nil {
+		return broker // validated already; not reached
+	}
+	return u.Redacted()
 }
 
 func randomHex() string {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -186,9 +187,10 @@ func TestCheckCommand(t *testing.T) {
 		wantCode int
 		wantOut  string
 	}{
-		{"live", 0, "PASS status-online\nPASS led-retained\nPASS info-fields\nPASS count-rising\n" +
+		{"live", 0, waitingLine("200ms", "live", br.URL) +
+			"PASS status-online\nPASS led-retained\nPASS info-fields\nPASS count-rising\n" +
 			"PASS toggle-answered\nPASS on-confirmed\nPASS off-confirmed\n"},
-		{"ghost", 1, "FAIL status-online: no retained status within 200ms"},
+		{"ghost", 1, waitingLine("200ms", "ghost", br.URL) + "FAIL status-online: no retained status within 200ms"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -200,13 +202,86 @@ func TestCheckCommand(t *testing.T) {
 	}
 }
 
-// TestProcess builds devicefw and checks what only a process shows:
-// SIGTERM says offline and exits 0; SIGKILL leaves it to the Will.
-func TestProcess(t *testing.T) {
+// waitingLine is the line `devicefw check` prints before it waits.
+func waitingLine(timeout, id, broker string) string {
+	return fmt.Sprintf("waiting up to %s for board %s on %s (status online on %s)\n", timeout, id, broker, topics.Status(id))
+}
+
+// buildDevicefw builds the binary into a temporary directory.
+func buildDevicefw(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "devicefw")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestCheckSaysWhatItWaitsFor runs `devicefw check` for a board that does
+// not exist, with a timeout far longer than the test: the line saying what
+// it waits for must come at once, not when the timeout ends.
+func TestCheckSaysWhatItWaitsFor(t *testing.T) {
+	bin := buildDevicefw(t)
+	br := boardtest.Start(t)
+	cmd := exec.Command(bin, "check", "--broker", br.URL, "--id", "nobody", "--timeout", "1h")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() { // ends at the end of stdout, when the process exits
+		defer close(lines)
+		for sc := bufio.NewScanner(stdout); sc.Scan(); {
+			lines <- sc.Text()
+		}
+	}()
+	defer func() {
+		_ = cmd.Process.Kill() // no-op once it has exited
+		for range lines {
+		}
+		_ = cmd.Wait()
+	}()
+
+	want := strings.TrimSuffix(waitingLine("1h0m0s", "nobody", br.URL), "\n")
+	select {
+	case got, ok := <-lines:
+		if !ok || got != want {
+			t.Fatalf("first line: got %q (open %v), want %q; stderr:\n%s", got, ok, want, stderr.String())
+		}
+	case <-time.After(boardtest.Wait):
+		t.Fatalf("no line within %s; want %q", boardtest.Wait, want)
+	}
+
+	// It is still waiting: an interrupt ends the check, which fails.
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-lines:
+		// The interrupt may land while it connects or while it waits.
+		if !strings.HasPrefix(got, "FAIL status-online: ") || !strings.HasSuffix(got, "context canceled") {
+			t.Errorf(`line after the interrupt: got %q, want "FAIL status-online: ...context canceled"`, got)
+		}
+	case <-time.After(boardtest.Wait):
+		t.Fatalf("no line within %s of the interrupt", boardtest.Wait)
+	}
+	for range lines {
+	}
+	_ = cmd.Wait()
+	if got := cmd.ProcessState.ExitCode(); got != 1 {
+		t.Errorf("exit status: got %d, want 1; stderr:\n%s", got, stderr.String())
+	}
+}
+
+// TestProcess builds devicefw and checks what only a process shows:
+// SIGTERM says offline and exits 0; SIGKILL leaves it to the Will.
+func TestProcess(t *testing.T) {
+	bin := buildDevicefw(t)
 	br := boardtest.Start(t)
 	obs := boardtest.Observe(t, br.URL, topics.AllFilter())
 	for _, tt := range []struct {

@@ -1,14 +1,16 @@
 //go:build tinygo
 
 // Command tinygo is devicefw for ESP32 boards (ESP32-C3, ESP32-S3) built
-// with TinyGo: WiFi through espradio, MQTT through board/natiusession, the
-// LED on a machine pin, and the same firmware core (switchyard/board) as
-// every other board. Experimental; see README.md.
+// with TinyGo: WiFi through espradio (as in espradio v0.3.0's
+// examples/mqtt: netlink.Esplink as the netdev, then net.Dial), MQTT
+// through board/natiusession, the LED on a machine pin, and the same
+// firmware core (switchyard/board) as every other board. Experimental;
+// see README.md.
 //
 // Settings are fixed at build time:
 //
-//	tinygo flash -target xiao-esp32c3 -ldflags "-X main.ssid=MyWiFi -X main.password=secret
-//	  -X main.broker=192.168.1.10:1883 -X main.id=esp32-kitchen -X main.activeLow=true" .
+//	CGO_CFLAGS_ALLOW=-fno-short-enums tinygo flash -target xiao-esp32c3 -ldflags "-X main.ssid=MyWiFi
+//	  -X main.password=secret -X main.broker=192.168.1.10:1883 -X main.id=esp32-kitchen -X main.ledGPIO=3" .
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"io"
 	"machine"
 	"net"
+	"strconv"
 	"time"
 
 	"tinygo.org/x/drivers/netdev"
@@ -33,13 +36,11 @@ var (
 	broker    = "192.168.1.10:1883" // host:port of the control plane's MQTT listener
 	id        = "esp32"             // device id, [A-Za-z0-9_-]{1,64}
 	prefix    = "devices"
+	ledGPIO   = ""      // GPIO number of the LED; empty for none (the state is still reported)
 	activeLow = "false" // "true" for an LED wired to the supply (ESP32-CAM)
 	model     = "esp32"
 	version   = "dev"
 )
-
-// ledPin is the board's LED; change it for boards without machine.LED.
-var ledPin = machine.LED
 
 type pinLED struct {
 	pin       machine.Pin
@@ -90,9 +91,21 @@ func (x *xorshift) int63n(n int64) int64 {
 
 func main() {
 	time.Sleep(time.Second) // let the serial console attach
-	ledPin.Configure(machine.PinConfig{Mode: machine.PinOutput})
-	led := pinLED{pin: ledPin, activeLow: activeLow == "true"}
-	_ = led.Set(false)
+	// A GPIO number rather than machine.LED: several ESP32 boards (the
+	// XIAO ESP32C3 among them) have no user LED, and no machine.LED.
+	var led board.LED // nil: the core keeps the state in memory
+	if ledGPIO != "" {
+		n, err := strconv.Atoi(ledGPIO)
+		if err != nil || n < 0 || n > 48 {
+			println("ERROR ledGPIO", ledGPIO, "is not a GPIO number")
+			return
+		}
+		pin := machine.Pin(n)
+		pin.Configure(machine.PinConfig{Mode: machine.PinOutput})
+		l := pinLED{pin: pin, activeLow: activeLow == "true"}
+		_ = l.Set(false)
+		led = l
+	}
 
 	radio := link.Esplink{}
 	netdev.UseNetdev(&radio)

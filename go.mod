@@ -10,7 +10,7 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/mochi-mqtt/server/v2 v2.7.9
 	github.com/prometheus/client_golang v1.25.0
-	github.com/soypat/natiu-mqtt v0.6.0
+	github.com/soypat/natiu-mqtt v0.7.0
 	github.com/spf13/viper v1.21.0
 	github.com/warthog618/go-gpiocdev v0.9.1
 	go.uber.org/goleak v1.3.0

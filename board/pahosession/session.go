@@ -28,22 +28,30 @@ const quiesce = 250 * time.Millisecond
 // schemes are the broker URL schemes devicefw accepts.
 var schemes = []string{"tcp", "ssl", "ws", "wss"}
 
+// redacted is the broker URL for messages: a password in it shows as xxxxx.
+func redacted(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	return raw
+}
+
 // ValidateBroker checks a broker URL: scheme tcp://, ssl://, ws:// or
 // wss:// and a host.
 func ValidateBroker(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("invalid broker URL %q: %w", raw, err)
+		return fmt.Errorf("invalid broker URL %q: %w", redacted(raw), err)
 	}
 	ok := false
 	for _, s := range schemes {
 		ok = ok || u.Scheme == s
 	}
 	if !ok {
-		return fmt.Errorf("invalid broker URL %q: scheme must be tcp://, ssl://, ws:// or wss://", raw)
+		return fmt.Errorf("invalid broker URL %q: scheme must be tcp://, ssl://, ws:// or wss://", redacted(raw))
 	}
 	if u.Host == "" {
-		return fmt.Errorf("invalid broker URL %q: no host", raw)
+		return fmt.Errorf("invalid broker URL %q: no host", redacted(raw))
 	}
 	return nil
 }
@@ -120,7 +128,7 @@ func (s *Session) Connect(ctx context.Context, o board.ConnectOptions) error {
 		if tok.Error() == nil {
 			c.Disconnect(0)
 		}
-		return fmt.Errorf("connect %s: %w", s.opts.Broker, err)
+		return fmt.Errorf("connect %s: %w", redacted(s.opts.Broker), err)
 	}
 	s.mu.Lock()
 	old := s.client

@@ -30,6 +30,7 @@ func TestValidateBroker(t *testing.T) {
 		{"localhost:1883", "scheme must be"},
 		{"tcp://", "no host"},
 		{"tcp://a b:1", "invalid broker URL"},
+		{"http://u:hunter2@localhost:1883", `"http://u:xxxxx@localhost:1883"`}, // a password never shows
 	}
 	for _, tt := range tests {
 		err := pahosession.ValidateBroker(tt.url)
@@ -50,6 +51,13 @@ func TestNotConnected(t *testing.T) {
 	}
 	if err := s.Connect(ctx, board.ConnectOptions{ClientID: "x"}); err == nil {
 		t.Error("Connect to a closed port: got nil error")
+	}
+	s2, err := pahosession.New(pahosession.Options{Broker: "tcp://u:hunter2@127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Connect(ctx, board.ConnectOptions{ClientID: "x"}); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("Connect with a password in the URL: got %v, want an error without the password", err)
 	}
 	for range 2 { // idempotent
 		if err := s.Disconnect(ctx); err != nil {

@@ -20,14 +20,45 @@ type Authorizer interface {
 
 // authHook enforces users, roles and anonymous access on MQTT clients. It
 // closes holes Mochi leaves open by default: a Will outside the client's
-// rights is refused at CONNECT, a connected client id can only be taken
-// over by the same user, and filters are checked level by level so no
-// wildcard escapes the client's tree (see auth.CanSubscribe).
+// rights is refused at CONNECT, a client id whose session is live (its
+// client connected, or away with a kept session) can only be taken over by
+// the same user, and filters are checked level by level so no wildcard
+// escapes the client's tree (see auth.CanSubscribe).
 type authHook struct {
 	mqtt.HookBase
 	az  Authorizer
 	srv *mqtt.Server
-	ids sync.Map // *mqtt.Client → auth.Identity, for connected clients
+	// logins maps a client id to the login of the connection that holds
+	// its session, from admission until the session ends: with the
+	// connection for a clean session, at expiry for a kept one, or when
+	// a later connection of the same user takes it over. A kept session
+	// needs it while its client is away: Mochi checks every delivery
+	// (OnACLCheck), and a message refused there is not queued.
+	logins sync.Map // client id → *login
+}
+
+// login is the identity an admitted connection logged in with.
+type login struct {
+	cl *mqtt.Client
+	id auth.Identity
+}
+
+// identity returns the login holding cl's session: cl's own, or, while a
+// later connection of the same user takes cl's session over, that one's.
+func (h *authHook) identity(cl *mqtt.Client) (auth.Identity, bool) {
+	v, ok := h.logins.Load(cl.ID)
+	if !ok {
+		return auth.Identity{}, false
+	}
+	return v.(*login).id, true
+}
+
+// forget drops cl's login when cl's session ends, unless a later
+// connection has taken the session over.
+func (h *authHook) forget(cl *mqtt.Client) {
+	if v, ok := h.logins.Load(cl.ID); ok && v.(*login).cl == cl {
+		h.logins.CompareAndDelete(cl.ID, v)
+	}
 }
 
 // OnPacketEncode completes an MQTT 5 CONNACK that admits a client with
@@ -39,7 +70,7 @@ func (h *authHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Pa
 		return pk
 	}
 	pk.Properties.MaximumPacketSize = h.srv.Options.Capabilities.MaximumPacketSize
-	if v, ok := h.ids.Load(cl); ok && v.(auth.Identity).Anonymous {
+	if id, ok := h.identity(cl); ok && id.Anonymous {
 		pk.Properties.SessionExpiryInterval, pk.Properties.SessionExpiryIntervalFlag = 0, true
 	}
 	return pk
@@ -49,7 +80,7 @@ func (h *authHook) ID() string { return "switchyard-auth" }
 
 func (h *authHook) Provides(b byte) bool {
 	switch b {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPacketEncode:
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnClientExpired, mqtt.OnPacketEncode:
 		return true
 	}
 	return false
@@ -102,12 +133,11 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) packets.Code {
 	if pk.Connect.WillFlag && !h.az.CanPublish(id, pk.Connect.WillTopic) {
 		return packets.ErrNotAuthorized
 	}
-	if existing, ok := h.srv.Clients.Get(cl.ID); ok && !existing.Closed() {
-		if prev, ok := h.ids.Load(existing); ok {
-			p := prev.(auth.Identity)
-			if p.Name != id.Name || p.Anonymous != id.Anonymous {
-				return packets.ErrClientIdentifierNotValid
-			}
+	if existing, ok := h.srv.Clients.Get(cl.ID); ok {
+		// Connected, or away with its session kept: a login is held
+		// until the session ends.
+		if p, ok := h.identity(existing); ok && (p.Name != id.Name || p.Anonymous != id.Anonymous) {
+			return packets.ErrClientIdentifierNotValid
 		}
 	}
 	if id.Anonymous {
@@ -120,29 +150,38 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) packets.Code {
 		cl.Properties.Props.SessionExpiryInterval = 0
 		cl.Properties.Props.SessionExpiryIntervalFlag = false
 	}
-	h.ids.Store(cl, id)
+	h.logins.Store(cl.ID, &login{cl: cl, id: id})
 	return packets.CodeSuccess
 }
 
 // OnConnectAuthenticate lets in exactly the clients OnConnect admitted.
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
-	_, ok := h.ids.Load(cl)
-	return ok
+	v, ok := h.logins.Load(cl.ID)
+	return ok && v.(*login).cl == cl
 }
 
-// OnACLCheck checks publishes (write) and subscriptions and deliveries.
+// OnACLCheck checks publishes (write) and subscriptions and deliveries,
+// also deliveries to a kept session whose client is away.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	v, ok := h.ids.Load(cl)
+	id, ok := h.identity(cl)
 	if !ok {
 		return false
 	}
-	id := v.(auth.Identity)
 	if write {
 		return h.az.CanPublish(id, topic)
 	}
 	return h.az.CanSubscribe(id, topic)
 }
 
-func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
-	h.ids.Delete(cl)
+// OnDisconnect forgets the login of a session that ends with its
+// connection (expire); a kept session keeps it until OnClientExpired.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire {
+		h.forget(cl)
+	}
+}
+
+// OnClientExpired forgets the login of a kept session Mochi drops.
+func (h *authHook) OnClientExpired(cl *mqtt.Client) {
+	h.forget(cl)
 }

@@ -21,6 +21,13 @@ import (
 
 func authBroker(t *testing.T, anon auth.Anonymous, extra Config) *Broker {
 	t.Helper()
+	extra.Auth = testAuthority(t, anon)
+	return startBroker(t, extra)
+}
+
+// testAuthority knows two boards, a viewer, an operator and an admin.
+func testAuthority(t *testing.T, anon auth.Anonymous) *auth.Authority {
+	t.Helper()
 	h := func(pw string) string {
 		b, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
 		if err != nil {
@@ -38,8 +45,7 @@ func authBroker(t *testing.T, anon auth.Anonymous, extra Config) *Broker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra.Auth = az
-	return startBroker(t, extra)
+	return az
 }
 
 type creds struct{ clientID, user, pass, will string }
@@ -264,55 +270,9 @@ func TestAnonymousLocalNeedsALocalName(t *testing.T) {
 	}
 }
 
-// TestOnlyNamedUsersKeepSessions: a session of an anonymous client ends
-// with its connection, even when it asked to keep it (clean session off);
-// a named user's session is kept.
-func TestOnlyNamedUsersKeepSessions(t *testing.T) {
-	b := authBroker(t, auth.AnonLocal, Config{})
-	for _, tc := range []struct {
-		name, user, pass string
-		keep             bool
-	}{
-		{"anonymous", "", "", false},
-		{"named operator", "otto", "pwo", true},
-	} {
-		connect := func() (paho.Client, bool) {
-			t.Helper()
-			o := paho.NewClientOptions().AddBroker("tcp://" + b.Addr().String()).SetClientID("keeper-" + tc.user).
-				SetUsername(tc.user).SetPassword(tc.pass).SetCleanSession(false).
-				SetAutoReconnect(false).SetConnectTimeout(wait)
-			c := paho.NewClient(o)
-			tok := c.Connect()
-			if !tok.WaitTimeout(wait) || tok.Error() != nil {
-				t.Fatalf("%s: connect: %v", tc.name, tok.Error())
-			}
-			return c, tok.(*paho.ConnectToken).SessionPresent()
-		}
-		c, _ := connect()
-		if tok := c.Subscribe("devices/#", 1, nil); !tok.WaitTimeout(wait) || tok.Error() != nil {
-			t.Fatalf("%s: subscribe: %v", tc.name, tok.Error())
-		}
-		c.Disconnect(0)
-		// The broker ends the session as it sees the connection close: no
-		// event tells when, so reconnect until the answer is stable.
-		deadline := time.Now().Add(wait)
-		for {
-			c, present := connect()
-			c.Disconnect(0)
-			if present == tc.keep {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: session present = %v after reconnecting, want %v", tc.name, present, tc.keep)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-}
-
-// connectV5 sends an MQTT 5 CONNECT (clean start off, asking for a one-hour
-// session) and returns the CONNACK.
-func connectV5(t *testing.T, addr, clientID, user, pass string) packets.Packet {
+// connectV5 sends an MQTT 5 CONNECT (clean start off, asking for a session
+// of expiry seconds), returns the CONNACK and closes the connection.
+func connectV5(t *testing.T, addr, clientID, user, pass string, expiry uint32) packets.Packet {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, wait)
 	if err != nil {
@@ -327,7 +287,7 @@ func connectV5(t *testing.T, addr, clientID, user, pass string) packets.Packet {
 			ProtocolName: []byte("MQTT"), ClientIdentifier: clientID, Keepalive: 30,
 			UsernameFlag: user != "", Username: []byte(user), PasswordFlag: pass != "", Password: []byte(pass),
 		},
-		Properties: packets.Properties{SessionExpiryInterval: 3600, SessionExpiryIntervalFlag: true},
+		Properties: packets.Properties{SessionExpiryInterval: expiry, SessionExpiryIntervalFlag: true},
 	}
 	var buf bytes.Buffer
 	if err := pk.ConnectEncode(&buf); err != nil {
@@ -364,14 +324,14 @@ func connectV5(t *testing.T, addr, clientID, user, pass string) packets.Packet {
 // connection though it asked for an hour; a named user keeps its hour.
 func TestConnackV5Properties(t *testing.T) {
 	b := authBroker(t, auth.AnonLocal, Config{MaxPacketSize: 32 << 10})
-	anon := connectV5(t, b.Addr().String(), "v5-anon", "", "")
+	anon := connectV5(t, b.Addr().String(), "v5-anon", "", "", 3600)
 	if anon.ReasonCode != 0 || anon.Properties.MaximumPacketSize != 32<<10 {
 		t.Errorf("anonymous CONNACK: code %#x, maximum packet size %d; want 0, %d", anon.ReasonCode, anon.Properties.MaximumPacketSize, 32<<10)
 	}
 	if !anon.Properties.SessionExpiryIntervalFlag || anon.Properties.SessionExpiryInterval != 0 {
 		t.Errorf("anonymous CONNACK session expiry: %d (set %v), want 0 (set)", anon.Properties.SessionExpiryInterval, anon.Properties.SessionExpiryIntervalFlag)
 	}
-	named := connectV5(t, b.Addr().String(), "v5-otto", "otto", "pwo")
+	named := connectV5(t, b.Addr().String(), "v5-otto", "otto", "pwo", 3600)
 	if named.ReasonCode != 0 || named.Properties.MaximumPacketSize != 32<<10 || named.Properties.SessionExpiryIntervalFlag {
 		t.Errorf("named CONNACK: code %#x, maximum packet size %d, session expiry set %v (%d); want 0, %d, not set",
 			named.ReasonCode, named.Properties.MaximumPacketSize, named.Properties.SessionExpiryIntervalFlag, named.Properties.SessionExpiryInterval, 32<<10)

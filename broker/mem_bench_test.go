@@ -3,15 +3,9 @@ package broker
 import (
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
-	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"switchyard/internal/idlemem"
 )
@@ -46,24 +40,8 @@ func BenchmarkIdleClientMemory(b *testing.B) {
 // Mochi as it comes (default options, its own TCP listener, allow-all), to
 // tell Mochi's share from ours.
 func BenchmarkIdleClientMemoryStockMochi(b *testing.B) {
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
-		b.Fatal(err)
-	}
-	ln := listeners.NewTCP(listeners.Config{ID: "stock", Address: "127.0.0.1:0"})
-	if err := srv.AddListener(ln); err != nil { // binds: connections wait in the backlog until Serve accepts
-		b.Fatal(err)
-	}
-	if err := srv.Serve(); err != nil {
-		b.Fatal(err)
-	}
-	measureIdleClients(b, ln.Address())
-	// Mochi's Close can deadlock while clients are still leaving (see
-	// mqttnet.Conns): wait until they have gone; no event says so.
-	for deadline := time.Now().Add(10 * time.Second); atomic.LoadInt64(&srv.Info.ClientsConnected) > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	srv.Close()
+	addr, _ := startStockMochi(b)
+	measureIdleClients(b, addr)
 }
 
 // measureIdleClients connects b.N bare MQTT clients to addr (a CONNECT

@@ -1,6 +1,9 @@
+// Metrics: the gateway's Prometheus metrics and who may read /metrics.
+
 package wsgateway
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,4 +78,42 @@ func (m *metrics) setFleet(known, online int) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	switch g.cfg.Metrics {
+	case MetricsOff:
+		http.NotFound(w, r)
+		return
+	case MetricsAuth:
+		if id, err := g.identify(r, false); err != nil || !id.CanWatch() {
+			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
+			httpError(w, http.StatusUnauthorized, "metrics need credentials")
+			return
+		}
+	}
+	g.m.handler().ServeHTTP(w, r)
+}
+
+// MetricsAccess says who may read /metrics.
+type MetricsAccess uint8
+
+// The http.metrics settings.
+const (
+	MetricsPublic MetricsAccess = iota // anybody (the default)
+	MetricsAuth                        // like the API: a viewer or more
+	MetricsOff                         // not served
+)
+
+// ParseMetricsAccess parses http.metrics: public, auth or off.
+func ParseMetricsAccess(s string) (MetricsAccess, error) {
+	switch s {
+	case "", "public":
+		return MetricsPublic, nil
+	case "auth":
+		return MetricsAuth, nil
+	case "off":
+		return MetricsOff, nil
+	}
+	return MetricsPublic, fmt.Errorf("%q: want public, auth or off", s)
 }

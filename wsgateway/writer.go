@@ -1,11 +1,13 @@
+// The writer role: who writes a browser's frames, a pool worker's turn
+// or a goroutine of the browser's own.
+
 package wsgateway
 
 import (
-	"net"
-	"runtime"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Writing to browsers.
@@ -35,115 +37,190 @@ import (
 // is the only goroutine that writes to it (the reader's pongs and close
 // frames go through the writer too), so frames never interleave.
 
-// WebSocket opcodes (RFC 6455 section 5.2).
-const (
-	opText  = 0x1
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
-)
+// startWriter gives the writer role to the pool (or, without
+// non-blocking writes, to a goroutine of c's own) unless a writer holds
+// it. The role counts in Gateway.connsWG until release: Close waits for
+// close frames to be written. (It is only taken while c's readPump, also
+// counted, runs, or by Close before it waits: never an Add from zero
+// during Wait.) Caller holds c.mu.
+func (c *client) startWriter() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.g.connsWG.Add(1)
+	if c.ws.raw != nil {
+		c.g.ready.push(c)
+		return
+	}
+	go c.writeAlone() // ends when nothing is left to send, or the connection fails
+}
 
-// appendFrameHeader appends the header of a final, unmasked frame of
-// opcode op carrying n payload bytes.
-func appendFrameHeader(b []byte, op byte, n int) []byte {
-	b = append(b, 0x80|op)
-	switch {
-	case n < 126:
-		return append(b, byte(n))
-	case n <= 0xffff:
-		return append(b, 126, byte(n>>8), byte(n))
+// release gives the writer role up. Caller holds c.mu.
+func (c *client) release() {
+	c.writing = false
+	c.g.connsWG.Done()
+}
+
+// writeFailed ends the role after a failed write: the connection is closed
+// here, whatever close was asked before (its close frame cannot be sent).
+func (c *client) writeFailed() {
+	c.mu.Lock()
+	c.release()
+	c.mu.Unlock()
+	_ = c.ws.Close()
+	c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
+}
+
+// turn is one writer turn: it writes what is queued as one round (a
+// ping, then the events as one frame, or one frame each on /ws/<id>), or,
+// once c is closed, its close frame before closing the connection.
+// Pooled, it never waits: what the kernel does not take goes to c.carry
+// and the turn hands off. buf is scratch space, returned for reuse.
+func (c *client) turn(buf []byte, pooled bool) ([]byte, turnResult) {
+	c.mu.Lock()
+	select {
+	case <-c.done:
+		msg := c.closeMsg
+		c.closeMsg = nil
+		if msg == nil {
+			c.release()
+		}
+		c.mu.Unlock()
+		if msg == nil {
+			_ = c.ws.Close()
+			return buf, turnDone
+		}
+		buf = appendFrame(buf[:0], opClose, msg)
+		if !pooled {
+			_ = c.ws.writeWait(buf, time.Now().Add(time.Second))
+		} else if r, err := c.put(buf); err == nil && r == turnHandOff {
+			c.carryWait = time.Second
+			return buf, r // writeAlone finishes the frame, then closes
+		}
+		_ = c.ws.Close()
+		c.mu.Lock()
+		c.release()
+		c.mu.Unlock()
+		return buf, turnDone
 	default:
-		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-}
-
-// appendFrame appends a whole frame.
-func appendFrame(b []byte, op byte, payload []byte) []byte {
-	return append(appendFrameHeader(b, op, len(payload)), payload...)
-}
-
-// appendChunksFrame appends one text frame holding chunks joined by commas,
-// wrapped in [ ] (a JSON array) when asArray.
-func appendChunksFrame(b []byte, chunks [][]byte, asArray bool) []byte {
-	b = appendFrameHeader(b, opText, chunksLen(chunks, asArray))
-	if asArray {
-		b = append(b, '[')
+	ping, pong := c.needPing, c.pongMsg
+	if len(c.queue) == 0 && !ping && pong == nil {
+		c.release()
+		c.mu.Unlock()
+		return buf, turnDone
 	}
-	for i, ch := range chunks {
-		if i > 0 {
-			b = append(b, ',')
+	if !pooled {
+		chunks, asArray := c.queue, c.nEvents > 1
+		c.queue = nil
+		c.queued, c.nEvents, c.needPing, c.pongMsg = 0, 0, false, nil
+		c.mu.Unlock()
+		err := c.stream(pong, ping, chunks, asArray)
+		clear(chunks)
+		return buf, c.endTurn(err)
+	}
+	if c.queued > maxPooledRound {
+		// A big round (a snapshot, a burst): copied into the worker's
+		// buffer it might be left to carry, a copy per browser. Its own
+		// goroutine streams it from the shared chunks instead.
+		c.mu.Unlock()
+		c.carry = c.carry[:0]
+		return buf, turnHandOff
+	}
+	buf = buf[:0]
+	if pong != nil {
+		buf = appendFrame(buf, opPong, pong)
+		c.pongMsg = nil
+	}
+	if ping {
+		buf = appendFrame(buf, opPing, nil)
+	}
+	if c.device != "" {
+		for _, f := range c.queue { // /ws/<id>: one object per frame, as the seed tutorial expects
+			buf = appendFrame(buf, opText, f)
 		}
-		b = append(b, ch...)
+	} else if len(c.queue) > 0 {
+		buf = appendChunksFrame(buf, c.queue, c.nEvents > 1)
 	}
-	if asArray {
-		b = append(b, ']')
+	clear(c.queue) // drop the chunks: they are shared, and may be large
+	c.queue = c.queue[:0]
+	c.queued, c.nEvents, c.needPing = 0, 0, false
+	c.mu.Unlock()
+
+	r, err := c.put(buf)
+	if err == nil && r == turnHandOff {
+		return buf, r
 	}
-	return b
+	return buf, c.endTurn(err)
 }
 
-// chunksLen is the payload length of appendChunksFrame's frame.
-func chunksLen(chunks [][]byte, asArray bool) int {
-	n := max(len(chunks)-1, 0) // commas
-	for _, ch := range chunks {
-		n += len(ch)
-	}
-	if asArray {
-		n += 2
-	}
-	return n
-}
-
-// wsConn is a browser's connection after the handshake.
-type wsConn struct {
-	net.Conn
-	raw syscall.RawConn // nil: no non-blocking writes (TLS)
-}
-
-func newWSConn(c net.Conn) *wsConn {
-	w := &wsConn{Conn: c}
-	if sc, ok := c.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			w.raw = raw
-		}
-	}
-	return w
-}
-
-// writeNow writes what of p the kernel takes at once, without waiting, and
-// returns how much that was. w.raw is set.
-func (w *wsConn) writeNow(p []byte) (int, error) {
-	var n int
-	var werr error
-	err := w.raw.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), p)
-			if werr != syscall.EINTR {
-				return true // done, whatever happened: never wait here
-			}
-		}
-	})
+// endTurn ends a turn that wrote a round (err: how that went): it tells
+// whether more is waiting, or clears c.writing.
+func (c *client) endTurn(err error) turnResult {
 	if err != nil {
-		return 0, err // closed
+		c.writeFailed()
+		return turnDone
 	}
-	if werr == syscall.EAGAIN {
-		return 0, nil
+	c.mu.Lock()
+	more := len(c.queue) > 0 || c.needPing || c.pongMsg != nil || isClosed(c.done)
+	if !more {
+		c.release()
 	}
-	if werr != nil {
-		return 0, &net.OpError{Op: "write", Net: "tcp", Source: w.LocalAddr(), Addr: w.RemoteAddr(), Err: werr}
+	c.mu.Unlock()
+	if more {
+		return turnAgain
 	}
-	return n, nil
+	return turnDone
 }
 
-// writeWait writes all of p, waiting until deadline at most.
-func (w *wsConn) writeWait(p []byte, deadline time.Time) error {
-	if err := w.Conn.SetWriteDeadline(deadline); err != nil {
-		return err
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
-	// Cleared after: a deadline left to expire would fail writeNow later
-	// (the poller refuses any write past an expired deadline).
-	defer w.Conn.SetWriteDeadline(time.Time{})
-	_, err := w.Conn.Write(p)
-	return err
+}
+
+// put writes p, whole frames, for a pool turn, without waiting: if the
+// kernel takes only part of p, the rest goes to c.carry and it returns
+// turnHandOff.
+func (c *client) put(p []byte) (turnResult, error) {
+	n, err := c.ws.writeNow(p)
+	if err != nil {
+		return turnDone, err
+	}
+	if n < len(p) {
+		c.carry = append(c.carry[:0], p[n:]...)
+		return turnHandOff, nil
+	}
+	return turnDone, nil
+}
+
+// writeAlone holds the writer role in a goroutine of c's own: it finishes
+// what a pool turn left in c.carry, then writes turn after turn, waiting
+// for each, until nothing is left (or the connection fails).
+func (c *client) writeAlone() {
+	if len(c.carry) > 0 {
+		wait := c.g.cfg.WriteWait
+		if c.carryWait > 0 {
+			wait = c.carryWait // a close frame's
+		}
+		err := c.ws.writeWait(c.carry, time.Now().Add(wait))
+		c.carry, c.carryWait = nil, 0
+		if err != nil {
+			c.writeFailed()
+			return
+		}
+	}
+	var buf []byte
+	for {
+		var r turnResult
+		if buf, r = c.turn(buf, false); r == turnDone {
+			return
+		}
+	}
 }
 
 // turnResult says what follows a writer's turn.
@@ -154,89 +231,6 @@ const (
 	turnAgain                     // more is queued: c.writing stays set
 	turnHandOff                   // (pooled) the socket was full (c.carry holds the rest) or the round is big: c's own goroutine goes on
 )
-
-// readyQueue is the browsers waiting for a pool worker, in order. A browser
-// is in it at most once: only startWriter puts it there, when no writer
-// holds it (client.writing).
-type readyQueue struct {
-	mu      sync.Mutex // guards q and stopped
-	cond    sync.Cond  // signalled when q grows or stopped is set
-	q       []*client
-	stopped bool
-}
-
-func (r *readyQueue) push(c *client) {
-	r.mu.Lock()
-	r.q = append(r.q, c)
-	r.mu.Unlock()
-	r.cond.Signal()
-}
-
-// pop waits for a browser; false once stopped and empty.
-func (r *readyQueue) pop() (*client, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for len(r.q) == 0 {
-		if r.stopped {
-			return nil, false
-		}
-		r.cond.Wait()
-	}
-	c := r.q[0]
-	r.q[0] = nil
-	r.q = r.q[1:]
-	return c, true
-}
-
-func (r *readyQueue) stop() {
-	r.mu.Lock()
-	r.stopped = true
-	r.mu.Unlock()
-	r.cond.Broadcast()
-}
-
-// startWorkers starts the pool, one worker per CPU (tried: one fewer, to
-// leave a CPU for the network; toggle p99 under workload (c) went from
-// 17-19 ms to 20-23 ms). stopWorkers ends them once the queue is empty.
-func (g *Gateway) startWorkers() {
-	g.ready.cond.L = &g.ready.mu
-	n := runtime.GOMAXPROCS(0)
-	g.workersWG.Add(n)
-	for range n {
-		go g.worker() // ends when stopWorkers has run and the queue is empty
-	}
-}
-
-func (g *Gateway) stopWorkers() {
-	g.ready.stop()
-	g.workersWG.Wait()
-}
-
-func (g *Gateway) worker() {
-	defer g.workersWG.Done()
-	buf := make([]byte, 0, 16<<10)
-	for {
-		c, ok := g.ready.pop()
-		if !ok {
-			return
-		}
-		var r turnResult
-		buf, r = c.turn(buf, true)
-		switch r {
-		case turnAgain:
-			g.ready.push(c) // to the back: one frame per browser per turn
-		case turnHandOff:
-			if len(c.carry) > 0 { // the socket was full (not a big round)
-				g.m.waited.Inc()
-			}
-			go c.writeAlone() // ends when c's queue is empty or its connection fails (the role stays counted)
-		}
-		if cap(buf) > 1<<20 {
-			buf = make([]byte, 0, 16<<10) // a large snapshot: don't keep it
-		}
-		runtime.Gosched() // let what waits for a CPU run between two writes
-	}
-}
 
 // maxPooledRound is the largest round (queued bytes) a pool worker copies
 // into its buffer; a bigger one is streamed by the browser's own goroutine

@@ -1,3 +1,6 @@
+// The hub: the WebSocket handshake, the registry of connected browsers,
+// and what is done to all of them (pings, logout).
+
 package wsgateway
 
 import (
@@ -168,4 +171,47 @@ func (g *Gateway) unregister(c *client) {
 	}
 	g.m.browsers.Dec()
 	g.nBrowser.Add(-1)
+}
+
+// eachBrowser calls fn for every browser, /ws and /ws/<id>. Caller holds
+// mu (read or write).
+func (g *Gateway) eachBrowser(fn func(*client)) {
+	for c := range g.clients {
+		fn(c)
+	}
+	for _, subs := range g.single {
+		for c := range subs {
+			fn(c)
+		}
+	}
+}
+
+// closeSession closes every browser that came with session sid (1008,
+// "logged out").
+func (g *Gateway) closeSession(sid string) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	g.eachBrowser(func(c *client) {
+		if c.session == sid {
+			c.close(websocketPolicy, "logged out", true)
+		}
+	})
+}
+
+// pinger pings every browser each PingInterval, from one ticker for all
+// (an idle browser has no goroutine of its own to do it).
+func (g *Gateway) pinger() {
+	defer g.loopWG.Done()
+	t := time.NewTicker(g.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
+		g.mu.RLock()
+		g.eachBrowser((*client).ping)
+		g.mu.RUnlock()
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 
 	"switchyard/auth"
 	"switchyard/devices"
@@ -34,8 +35,8 @@ type client struct {
 	device  string  // /ws/<id>: the board; empty for /ws
 	remote  string
 	id      auth.Identity
-	session string // the login session it came with ("" for none): logout closes it
-	rate    bucket // commands
+	session string        // the login session it came with ("" for none): logout closes it
+	limiter *rate.Limiter // commands; nil until the first (see allowCommand)
 
 	mu       sync.Mutex // guards the fields below
 	dropped  bool       // the queue overflowed; the browser is being dropped

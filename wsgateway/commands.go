@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"switchyard/devices"
 )
@@ -107,7 +108,7 @@ func (c *client) handle(data []byte) {
 	case err != nil:
 	case !c.id.CanCommand():
 		err = fmt.Errorf("%w: role %s may watch but not command", errForbidden, c.id.Role)
-	case !c.rate.allow(time.Now(), c.g.cfg.CommandRate, c.g.cfg.CommandBurst):
+	case !c.allowCommand(time.Now()):
 		err = fmt.Errorf("%w: at most %g a second", errRateLimited, c.g.cfg.CommandRate)
 	case group != "":
 		err = c.groupCommand(group, cmd)
@@ -144,25 +145,13 @@ func (c *client) groupCommand(group string, cmd devices.Command) error {
 		group, len(ids), len(ids)+len(res.Commands), strings.Join(ids, ", "))
 }
 
-// bucket is a token bucket: rate tokens a second, at most burst.
-type bucket struct {
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.last.IsZero() {
-		b.tokens = float64(burst)
-	} else {
-		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
+// allowCommand reports whether the browser may send one more command at
+// now: Config.CommandRate a second, in bursts of Config.CommandBurst. The
+// limiter is made at the first command, so a browser that only watches
+// holds none. Only c's reader calls it.
+func (c *client) allowCommand(now time.Time) bool {
+	if c.limiter == nil {
+		c.limiter = rate.NewLimiter(rate.Limit(c.g.cfg.CommandRate), c.g.cfg.CommandBurst)
 	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return c.limiter.AllowN(now, 1)
 }

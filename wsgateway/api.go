@@ -54,27 +54,29 @@ func (g *Gateway) listDevices(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (g *Gateway) getDevice(w http.ResponseWriter, r *http.Request) {
+// pathDevice returns the known device the path's {id} names, or answers
+// 404.
+func (g *Gateway) pathDevice(w http.ResponseWriter, r *http.Request) (devices.Device, bool) {
 	id := r.PathValue("id")
-	g.mu.RLock()
-	d, ok := g.fleet.Get(id)
-	g.mu.RUnlock()
+	d, ok := g.device(id)
 	if !ok {
 		httpError(w, http.StatusNotFound, "unknown device %q", id)
-		return
 	}
-	writeJSON(w, http.StatusOK, toJSON(&d))
+	return d, ok
+}
+
+func (g *Gateway) getDevice(w http.ResponseWriter, r *http.Request) {
+	if d, ok := g.pathDevice(w, r); ok {
+		writeJSON(w, http.StatusOK, toJSON(&d))
+	}
 }
 
 func (g *Gateway) postLED(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	g.mu.RLock()
-	_, known := g.fleet.Get(id)
-	g.mu.RUnlock()
+	d, known := g.pathDevice(w, r)
 	if !known {
-		httpError(w, http.StatusNotFound, "unknown device %q", id)
 		return
 	}
+	id := d.ID
 	cmd, ok := decodeAction(w, r)
 	if !ok {
 		return

@@ -3,6 +3,8 @@
 package wsgateway
 
 import (
+	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -80,4 +82,39 @@ type Config struct {
 type Observer interface {
 	DeviceChanged(d devices.Device)
 	DeviceRemoved(id string)
+}
+
+// withDefaults returns cfg with each zero value replaced by its documented
+// default.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Topics.Prefix() == "" {
+		cfg.Topics = devices.MustTopics(devices.DefaultPrefix)
+	}
+	orDefault(&cfg.QueueBytes, 1<<20)
+	orDefault(&cfg.PingInterval, 25*time.Second)
+	orDefault(&cfg.PongWait, 60*time.Second)
+	orDefault(&cfg.WriteWait, 10*time.Second)
+	orDefault(&cfg.CoalescePerBrowser, 20*time.Microsecond)
+	orDefault(&cfg.CoalesceMax, 25*time.Millisecond)
+	orDefault(&cfg.SessionTTL, 168*time.Hour)
+	orDefault(&cfg.CommandRate, 10)
+	orDefault(&cfg.CommandBurst, 20)
+	orDefault(&cfg.CommandTimeout, 5*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.SessionKey) == 0 {
+		cfg.SessionKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.SessionKey); err != nil {
+			return cfg, fmt.Errorf("session key: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// orDefault sets *v to def when it is zero (or negative).
+func orDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }

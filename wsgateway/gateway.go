@@ -4,7 +4,6 @@
 package wsgateway
 
 import (
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -67,47 +66,9 @@ type Gateway struct {
 // New returns a gateway that publishes commands on bus. It starts the loop
 // goroutine; Close stops it.
 func New(cfg Config, bus Bus) (*Gateway, error) {
-	if cfg.Topics.Prefix() == "" {
-		cfg.Topics = devices.MustTopics(devices.DefaultPrefix)
-	}
-	if cfg.QueueBytes <= 0 {
-		cfg.QueueBytes = 1 << 20
-	}
-	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = 25 * time.Second
-	}
-	if cfg.PongWait <= 0 {
-		cfg.PongWait = 60 * time.Second
-	}
-	if cfg.WriteWait <= 0 {
-		cfg.WriteWait = 10 * time.Second
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.CoalescePerBrowser <= 0 {
-		cfg.CoalescePerBrowser = 20 * time.Microsecond
-	}
-	if cfg.CoalesceMax <= 0 {
-		cfg.CoalesceMax = 25 * time.Millisecond
-	}
-	if cfg.SessionTTL <= 0 {
-		cfg.SessionTTL = 168 * time.Hour
-	}
-	if cfg.CommandRate <= 0 {
-		cfg.CommandRate = 10
-	}
-	if cfg.CommandBurst <= 0 {
-		cfg.CommandBurst = 20
-	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = 5 * time.Second
-	}
-	if len(cfg.SessionKey) == 0 {
-		cfg.SessionKey = make([]byte, 32)
-		if _, err := rand.Read(cfg.SessionKey); err != nil {
-			return nil, fmt.Errorf("gateway: session key: %w", err)
-		}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	sess, err := newSessions(cfg.SessionKey, cfg.SessionTTL, cfg.RevokedSessions)
 	if err != nil {
@@ -143,6 +104,13 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	go g.loop()   // ends when Close closes g.stop
 	go g.pinger() // ends when Close closes g.stop
 	return g, nil
+}
+
+// device returns a copy of the known device id.
+func (g *Gateway) device(id string) (devices.Device, bool) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.fleet.Get(id)
 }
 
 // Devices returns a copy of every known device, sorted by id.

@@ -40,10 +40,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		return
 	}
 	if device != "" {
-		g.mu.RLock()
-		_, known := g.fleet.Get(device)
-		g.mu.RUnlock()
-		if !devices.ValidID(device) || !known {
+		if _, known := g.device(device); !devices.ValidID(device) || !known {
 			httpError(w, http.StatusNotFound, "unknown device %q", device)
 			return
 		}

@@ -139,10 +139,7 @@ func (g *Gateway) loop() {
 // forget clears a board's retained topics and removes it from the fleet and
 // every browser.
 func (g *Gateway) forget(id string) error {
-	g.mu.RLock()
-	_, ok := g.fleet.Get(id)
-	g.mu.RUnlock()
-	if !ok {
+	if _, ok := g.device(id); !ok {
 		return fmt.Errorf("%w %q", errUnknownDevice, id)
 	}
 	if _, err := g.bus.ClearRetained(g.topics.DeviceFilter(id)); err != nil {

@@ -19,7 +19,7 @@ import (
 // Close codes used by the gateway.
 const (
 	websocketGoingAway = websocket.CloseGoingAway       // 1001: shutdown, device removed
-	websocketPolicy    = websocket.ClosePolicyViolation // 1008: too slow, logged out
+	websocketPolicy    = websocket.ClosePolicyViolation // 1008: logged out
 )
 
 // client is one browser connection. readPump runs for the whole
@@ -84,7 +84,7 @@ func (c *client) enqueue(chunk []byte, n int) {
 		if tc, ok := c.ws.Conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
-		c.close(websocketPolicy, "too slow", false)
+		c.abort() // no close frame: it would wait behind what the browser does not read
 		return
 	}
 	c.queue = append(c.queue, chunk)
@@ -116,25 +116,30 @@ func (c *client) ping() {
 	c.mu.Unlock()
 }
 
-// close ends the connection without blocking: with graceful set, the
-// writer sends a close frame (code, reason) first; otherwise the
-// connection is closed at once (a slow browser would not read the frame).
-// Safe to call more than once and from any goroutine.
-func (c *client) close(code int, reason string, graceful bool) {
+// close ends the connection without blocking: the writer sends a close
+// frame (code, reason), then closes it. Safe to call more than once and
+// from any goroutine; the first close or abort wins.
+func (c *client) close(code int, reason string) {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
-		if graceful {
-			c.closeMsg = websocket.FormatCloseMessage(code, reason)
-		}
+		c.closeMsg = websocket.FormatCloseMessage(code, reason)
 		close(c.done)
-		if graceful {
-			c.startWriter()
-		}
+		c.startWriter()
 		c.mu.Unlock()
-		if !graceful {
-			_ = c.ws.Close()
-		}
 	})
+}
+
+// abort ends the connection at once, without a close frame: the browser
+// sees the connection reset (or end), not a close code. It is for a
+// browser too slow to read a close frame and for a connection that has
+// already failed. Safe to call more than once and from any goroutine.
+func (c *client) abort() {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		close(c.done)
+		c.mu.Unlock()
+	})
+	_ = c.ws.Close()
 }
 
 // readPump reads browser messages until the connection fails, then
@@ -166,18 +171,18 @@ func (c *client) readFailed(err error) {
 		if code == closeNoStatus {
 			code = closeNormal
 		}
-		c.close(code, "", true)
+		c.close(code, "")
 	case errors.Is(err, errTooBig):
 		c.g.log.Info("browser closed: message too big", "remote", c.remote, "limit", devices.MaxBrowserMessage)
-		c.close(closeTooBig, "message too big", true)
+		c.close(closeTooBig, "message too big")
 	case errors.As(err, &pe):
 		c.g.log.Info("browser closed: "+pe.Error(), "remote", c.remote)
-		c.close(closeProtocol, truncate(string(pe), maxControlLength-2), true)
+		c.close(closeProtocol, truncate(string(pe), maxControlLength-2))
 	case errors.As(err, &ne) && ne.Timeout():
 		c.g.log.Info("browser closed: no pong", "remote", c.remote)
-		c.close(websocket.CloseNormalClosure, "", false)
+		c.abort()
 	default:
-		c.close(websocket.CloseNormalClosure, "", false)
+		c.abort()
 	}
 }
 

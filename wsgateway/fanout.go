@@ -43,7 +43,7 @@ func (g *Gateway) fanOut(evs []devices.Event) {
 			obs.DeviceRemoved(ev.Device)
 		}
 		for c := range g.single[ev.Device] {
-			c.close(websocketGoingAway, "device removed", true)
+			c.close(websocketGoingAway, "device removed")
 		}
 	}
 }

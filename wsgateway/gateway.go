@@ -147,7 +147,7 @@ func (g *Gateway) Close() error {
 		close(g.stop)
 		g.loopWG.Wait()
 		for _, c := range all {
-			c.close(websocketGoingAway, "server shutting down", true)
+			c.close(websocketGoingAway, "server shutting down")
 		}
 		// A writer stuck on a browser that does not read gets a moment to
 		// send its close frame, then every connection is cut.

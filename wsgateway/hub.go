@@ -190,7 +190,7 @@ func (g *Gateway) closeSession(sid string) {
 	defer g.mu.RUnlock()
 	g.eachBrowser(func(c *client) {
 		if c.session == sid {
-			c.close(websocketPolicy, "logged out", true)
+			c.close(websocketPolicy, "logged out")
 		}
 	})
 }

@@ -6,8 +6,6 @@ package wsgateway
 import (
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Writing to browsers.
@@ -69,7 +67,7 @@ func (c *client) writeFailed() {
 	c.release()
 	c.mu.Unlock()
 	_ = c.ws.Close()
-	c.close(websocket.CloseNormalClosure, "", false) // the read side ends too
+	c.abort() // the read side ends too
 }
 
 // turn is one writer turn: it writes what is queued as one round (a

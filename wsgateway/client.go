@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -22,60 +21,43 @@ const (
 	websocketPolicy    = websocket.ClosePolicyViolation // 1008: logged out
 )
 
-// client is one browser connection. readPump runs for the whole
-// connection. Writing is a role, held by one goroutine at a time while
-// there is something to send (events, a ping, the close frame), and free
-// otherwise, so an idle browser costs one goroutine: the role is taken by
-// startWriter and given either to a pool worker's turn (writer.go) or to
-// a goroutine of the client's own (writeAlone). Only the role's holder
-// writes to the connection.
+// client is one browser connection. Its reader (readPump) runs for the
+// whole connection; writing is a role held by one goroutine at a time
+// while there is something to send, and by nobody otherwise (see doc.go
+// for who holds it when, and writer.go).
 type client struct {
 	g       *Gateway
-	ws      *wsConn // the connection (gorilla's Conn is dropped after the handshake)
-	device  string  // /ws/<id>: the board; empty for /ws
+	ws      wsConn // the connection (gorilla's Conn is dropped after the handshake)
+	device  string // /ws/<id>: the board; empty for /ws
 	remote  string
 	id      auth.Identity
 	session string        // the login session it came with ("" for none): logout closes it
 	limiter *rate.Limiter // commands; nil until the first (see allowCommand)
 
 	mu       sync.Mutex // guards the fields below
-	dropped  bool       // the queue overflowed; the browser is being dropped
 	queue    [][]byte   // chunks (/ws: comma-joined events) or frames (/ws/<id>)
 	queued   int        // bytes in queue
 	nEvents  int        // events in queue
 	limit    int        // bytes queue may hold before the browser is dropped
-	writing  bool       // a writer holds the role (queued for a worker, in a turn, or writeAlone)
 	needPing bool       // the writer should send a ping
 	pongMsg  []byte     // the payload of the browser's last ping, to answer; nil: none
-
-	// carry is what a pool turn wrote only in part: the rest of its
-	// frames, for writeAlone. Only the role's holder touches them.
-	carry     []byte
-	carryWait time.Duration // how long writeAlone may take over it; 0: Config.WriteWait
-
-	done      chan struct{} // closed by close
-	closeMsg  []byte        // the close frame to send; set before done closes, nil: none (or sent)
-	closeOnce sync.Once
+	writing  bool       // a writer holds the role (waiting in the ready queue, in a pool turn, or writeAlone)
+	closed   bool       // close or abort was called: nothing more is queued
+	closeMsg []byte     // the close frame's payload, until the writer takes it; nil: none
 }
 
 // enqueue adds a chunk of n events for the writer. It never blocks; a
 // browser whose queue is over its limit is dropped. It may be called with
 // Gateway.mu held.
 func (c *client) enqueue(chunk []byte, n int) {
-	select {
-	case <-c.done:
-		return // closing: nothing more will be written
-	default:
-	}
 	c.mu.Lock()
-	if c.dropped {
+	if c.closed {
 		c.mu.Unlock()
 		return
 	}
 	if c.queued+len(chunk) > c.limit {
 		queued := c.queued
-		c.dropped = true
-		c.queue, c.queued, c.nEvents = nil, 0, 0
+		c.closeLocked(nil)
 		c.mu.Unlock()
 		c.g.m.dropped.Inc()
 		c.g.log.Warn("browser dropped: too slow to keep up", "remote", c.remote, "queued_bytes", queued, "limit", c.limit)
@@ -84,7 +66,9 @@ func (c *client) enqueue(chunk []byte, n int) {
 		if tc, ok := c.ws.Conn.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
-		c.abort() // no close frame: it would wait behind what the browser does not read
+		// No close frame: it would wait behind what the browser does not
+		// read.
+		_ = c.ws.Close()
 		return
 	}
 	c.queue = append(c.queue, chunk)
@@ -98,48 +82,52 @@ func (c *client) enqueue(chunk []byte, n int) {
 // RFC 6455 allows). It is called by the reader, with a payload it reuses.
 func (c *client) pong(data []byte) {
 	c.mu.Lock()
-	c.pongMsg = append(make([]byte, 0, len(data)), data...) // not nil, even empty
-	c.startWriter()
+	if !c.closed {
+		c.pongMsg = append(make([]byte, 0, len(data)), data...) // not nil, even empty
+		c.startWriter()
+	}
 	c.mu.Unlock()
 }
 
 // ping asks the writer to ping the browser.
 func (c *client) ping() {
-	select {
-	case <-c.done:
-		return // closing: the writer has sent, or is sending, the close frame
-	default:
-	}
 	c.mu.Lock()
-	c.needPing = true
-	c.startWriter()
+	if !c.closed {
+		c.needPing = true
+		c.startWriter()
+	}
 	c.mu.Unlock()
 }
 
 // close ends the connection without blocking: the writer sends a close
-// frame (code, reason), then closes it. Safe to call more than once and
-// from any goroutine; the first close or abort wins.
+// frame (code, reason), then closes it. What was queued and not yet taken
+// by the writer is dropped. Safe to call more than once and from any
+// goroutine: only the first close counts, and an abort cuts it short.
 func (c *client) close(code int, reason string) {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.closeMsg = websocket.FormatCloseMessage(code, reason)
-		close(c.done)
+	c.mu.Lock()
+	if !c.closed {
+		c.closeLocked(websocket.FormatCloseMessage(code, reason))
 		c.startWriter()
-		c.mu.Unlock()
-	})
+	}
+	c.mu.Unlock()
 }
 
 // abort ends the connection at once, without a close frame: the browser
 // sees the connection reset (or end), not a close code. It is for a
-// browser too slow to read a close frame and for a connection that has
-// already failed. Safe to call more than once and from any goroutine.
+// connection that has failed (or timed out); enqueue drops a slow browser
+// the same way. Safe to call more than once and from any goroutine.
 func (c *client) abort() {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		close(c.done)
-		c.mu.Unlock()
-	})
+	c.mu.Lock()
+	c.closeLocked(nil) // a close frame not yet sent would not get through
+	c.mu.Unlock()
 	_ = c.ws.Close()
+}
+
+// closeLocked marks c closed, with msg the close frame to send (nil:
+// none), and drops what is queued. Caller holds c.mu.
+func (c *client) closeLocked(msg []byte) {
+	c.closed, c.closeMsg = true, msg
+	c.queue, c.queued, c.nEvents, c.needPing, c.pongMsg = nil, 0, 0, false, nil
 }
 
 // readPump reads browser messages until the connection fails, then

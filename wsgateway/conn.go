@@ -15,8 +15,8 @@ type wsConn struct {
 	raw syscall.RawConn // nil: no non-blocking writes (TLS)
 }
 
-func newWSConn(c net.Conn) *wsConn {
-	w := &wsConn{Conn: c}
+func newWSConn(c net.Conn) wsConn {
+	w := wsConn{Conn: c}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			w.raw = raw

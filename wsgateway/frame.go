@@ -1,7 +1,9 @@
-// Frame encoding (RFC 6455, server to client): the frames the writer
-// sends, encoded by hand.
+// Frame encoding (RFC 6455, server to client: unmasked): the frames the
+// writer sends, encoded by hand straight from the shared event chunks.
 
 package wsgateway
+
+import "time"
 
 // WebSocket opcodes (RFC 6455 section 5.2).
 const (
@@ -25,31 +27,60 @@ func appendFrameHeader(b []byte, op byte, n int) []byte {
 	}
 }
 
-// appendFrame appends a whole frame.
-func appendFrame(b []byte, op byte, payload []byte) []byte {
-	return append(appendFrameHeader(b, op, len(payload)), payload...)
+// round is what a writer sends in one go: a pong, a ping, then the
+// events, as one text frame (a JSON array when it holds more than one) on
+// /ws, or one frame per event on /ws/<id>; or a close frame alone.
+type round struct {
+	close   []byte   // the close frame's payload; nil: none
+	pong    []byte   // the payload of the pong to send; nil: none
+	ping    bool     // send a ping
+	chunks  [][]byte // /ws: chunks of comma-joined events; /ws/<id>: one event each
+	single  bool     // /ws/<id>: one frame per chunk
+	asArray bool     // /ws: the chunks hold more than one event
 }
 
-// appendChunksFrame appends one text frame holding chunks joined by commas,
-// wrapped in [ ] (a JSON array) when asArray.
-func appendChunksFrame(b []byte, chunks [][]byte, asArray bool) []byte {
-	b = appendFrameHeader(b, opText, chunksLen(chunks, asArray))
-	if asArray {
-		b = append(b, '[')
+// encode writes r's frames to w.
+func (r *round) encode(w *frameWriter) {
+	if r.close != nil {
+		w.header(opClose, len(r.close))
+		w.write(r.close)
 	}
-	for i, ch := range chunks {
-		if i > 0 {
-			b = append(b, ',')
+	if r.pong != nil {
+		w.header(opPong, len(r.pong))
+		w.write(r.pong)
+	}
+	if r.ping {
+		w.header(opPing, 0)
+	}
+	if r.single {
+		for _, f := range r.chunks { // one object per frame, as the seed tutorial expects
+			w.header(opText, len(f))
+			w.write(f)
 		}
-		b = append(b, ch...)
+		return
 	}
-	if asArray {
-		b = append(b, ']')
+	if len(r.chunks) == 0 {
+		return
 	}
-	return b
+	w.header(opText, chunksLen(r.chunks, r.asArray))
+	if r.asArray {
+		w.write(openBracket)
+	}
+	for i, ch := range r.chunks {
+		if i > 0 {
+			w.write(comma)
+		}
+		w.write(ch)
+	}
+	if r.asArray {
+		w.write(closeBracket)
+	}
 }
 
-// chunksLen is the payload length of appendChunksFrame's frame.
+var openBracket, comma, closeBracket = []byte("["), []byte(","), []byte("]")
+
+// chunksLen is the payload length of chunks joined by commas, wrapped in
+// [ ] when asArray.
 func chunksLen(chunks [][]byte, asArray bool) int {
 	n := max(len(chunks)-1, 0) // commas
 	for _, ch := range chunks {
@@ -59,4 +90,63 @@ func chunksLen(chunks [][]byte, asArray bool) int {
 		n += 2
 	}
 	return n
+}
+
+// appendRound appends r's frames to b.
+func appendRound(b []byte, r *round) []byte {
+	w := frameWriter{buf: b}
+	r.encode(&w)
+	return w.buf
+}
+
+// frameWriter takes encoded frames. Without ws it appends them to buf,
+// which grows (a pool turn: its round is small). With ws it writes buf out
+// whenever it is full, so that a large round streams through buf's
+// capacity; the first error sticks.
+type frameWriter struct {
+	buf      []byte
+	ws       *wsConn   // nil: append only
+	deadline time.Time // for the whole round
+	waited   bool      // a write had to wait for the socket
+	err      error
+}
+
+func (w *frameWriter) header(op byte, n int) {
+	var h [10]byte // the longest header: 2 + 8 (length)
+	w.write(appendFrameHeader(h[:0], op, n))
+}
+
+func (w *frameWriter) write(p []byte) {
+	if w.ws == nil {
+		w.buf = append(w.buf, p...)
+		return
+	}
+	for len(p) > 0 && w.err == nil {
+		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf, p = w.buf[:len(w.buf)+n], p[n:]
+		if len(w.buf) == cap(w.buf) {
+			w.flush()
+		}
+	}
+}
+
+// flush writes out what buf holds, trying without waiting first to tell
+// whether the socket made it wait. Without ws it does nothing.
+func (w *frameWriter) flush() {
+	if w.ws == nil {
+		return
+	}
+	p := w.buf
+	w.buf = w.buf[:0]
+	if len(p) == 0 || w.err != nil {
+		return
+	}
+	if w.ws.raw != nil {
+		n, err := w.ws.writeNow(p)
+		if w.err = err; err != nil || n == len(p) {
+			return
+		}
+		p, w.waited = p[n:], true
+	}
+	w.err = w.ws.writeWait(p, w.deadline)
 }

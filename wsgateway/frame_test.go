@@ -47,7 +47,7 @@ func TestChunksFrame(t *testing.T) {
 		{"long", [][]byte{long, a}, true, "[" + string(long) + `,{"a":1}]`},
 	}
 	for _, tt := range tests {
-		got := appendChunksFrame([]byte("keep"), tt.chunks, tt.asArray)
+		got := appendRound([]byte("keep"), &round{chunks: tt.chunks, asArray: tt.asArray})
 		want := append(appendFrameHeader([]byte("keep"), opText, len(tt.payload)), tt.payload...)
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: frame %q, want %q", tt.name, got, want)

@@ -70,14 +70,14 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		remote:  r.RemoteAddr,
 		id:      id,
 		session: sid,
-		done:    make(chan struct{}),
 	}
 	if code, reason := g.register(c); code != 0 {
 		// Something changed during the handshake (the gateway closes, the
 		// board was forgotten, the session ended): this browser gets the
 		// close frame the others got. No writer runs for c yet, so writing
 		// here is the only write on the connection.
-		_ = c.ws.writeWait(appendFrame(nil, opClose, websocket.FormatCloseMessage(code, reason)), time.Now().Add(time.Second))
+		frame := appendRound(nil, &round{close: websocket.FormatCloseMessage(code, reason)})
+		_ = c.ws.writeWait(frame, time.Now().Add(closeWait))
 		_ = c.ws.Close()
 		return
 	}

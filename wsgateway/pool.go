@@ -65,6 +65,8 @@ func (g *Gateway) stopWorkers() {
 	g.workersWG.Wait()
 }
 
+// worker gives each browser it takes off the ready queue one pool turn
+// (client.poolTurn).
 func (g *Gateway) worker() {
 	defer g.workersWG.Done()
 	buf := make([]byte, 0, 16<<10)
@@ -73,19 +75,9 @@ func (g *Gateway) worker() {
 		if !ok {
 			return
 		}
-		var r turnResult
-		buf, r = c.turn(buf, true)
-		switch r {
-		case turnAgain:
-			g.ready.push(c) // to the back: one frame per browser per turn
-		case turnHandOff:
-			if len(c.carry) > 0 { // the socket was full (not a big round)
-				g.m.waited.Inc()
-			}
-			go c.writeAlone() // ends when c's queue is empty or its connection fails (the role stays counted)
-		}
-		if cap(buf) > 1<<20 {
-			buf = make([]byte, 0, 16<<10) // a large snapshot: don't keep it
+		var again bool
+		if buf, again = c.poolTurn(buf); again {
+			g.ready.push(c) // to the back: one round per browser per turn
 		}
 		runtime.Gosched() // let what waits for a CPU run between two writes
 	}

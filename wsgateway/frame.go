@@ -1,5 +1,25 @@
 // Frame encoding (RFC 6455, server to client: unmasked): the frames the
 // writer sends, encoded by hand straight from the shared event chunks.
+//
+// Why not gorilla's writer: a pool turn writes a round with one
+// non-blocking write(2) and, when the socket takes only part of it, hands
+// the rest to the browser's own goroutine in the middle of a frame
+// (writer.go); gorilla's writes block, and a frame it has begun cannot
+// change hands. Writing by hand also lets gorilla's Conn go after the
+// handshake, and with it most of an idle browser's read side (reader.go).
+// The encoding is cheaper too, though that is little next to the write's
+// system call (5-30 µs on loopback). Per frame, framing only (go test
+// -run '^$' -bench FrameWrite -benchtime 200000x ./wsgateway, four runs
+// on a shared 2-core VM):
+//
+//	1 event (a count)     here          26-40 ns, 0 allocs
+//	                      gorilla       WriteMessage 137-204 ns, 1 alloc (24 B);
+//	                                    PreparedMessage 64-98 ns, 0 allocs
+//	                                    (prepared once per fan-out, not counted)
+//	5 events, an array    here          69-120 ns, 0 allocs
+//	                      gorilla       NextWriter 217-443 ns, 2 allocs (72 B)
+//
+// FuzzRoundEncoding checks the frames against gorilla's reader.
 
 package wsgateway
 

@@ -44,7 +44,7 @@ type Gateway struct {
 	single  map[string]map[*client]struct{} // /ws/<id> browsers by id
 	closed  bool
 
-	inMu        sync.Mutex // guards inQ, inUrgent
+	inMu        sync.Mutex // guards inQ, inUrgent, inNotBefore
 	inQ         []inMsg
 	inUrgent    bool          // inQ holds something other than a count: no coalescing wait
 	inNotBefore time.Time     // non-zero: a posted event waits until then (see postEvent)
@@ -53,7 +53,7 @@ type Gateway struct {
 	stop        chan struct{} // closed by Close
 	loopWG      sync.WaitGroup
 	connsWG     sync.WaitGroup // client readers and writer roles (client.startWriter to release)
-	ready       readyQueue     // browsers waiting for a pool worker (writer.go)
+	ready       readyQueue     // browsers waiting for a pool worker (pool.go)
 	workersWG   sync.WaitGroup // pool workers
 
 	badLog   rateLog
@@ -152,12 +152,12 @@ func (g *Gateway) Close() error {
 		// A writer stuck on a browser that does not read gets a moment to
 		// send its close frame, then every connection is cut.
 		waited := make(chan struct{})
-		go func() { g.connsWG.Wait(); close(waited) }() // ends when every pump has returned
+		go func() { g.connsWG.Wait(); close(waited) }() // ends when every reader and writer role has ended
 		select {
 		case <-waited:
 		case <-time.After(2 * time.Second):
 			for _, c := range all {
-				_ = c.ws.Close()
+				c.abort()
 			}
 			<-waited
 		}

@@ -14,9 +14,9 @@ import (
 	"switchyard/internal/origin"
 )
 
-// writeBufferPool keeps gorilla from giving each connection a write buffer
-// of its own: it writes only control frames (writer.go encodes the rest),
-// which need none, so the pool stays empty.
+// writeBufferPool keeps gorilla from allocating each connection a write
+// buffer: its Conn writes nothing (it is dropped after the handshake;
+// frame.go encodes the frames), so the pool stays empty.
 var writeBufferPool sync.Pool
 
 func newUpgrader(allowed []string) *websocket.Upgrader {

@@ -1,12 +1,13 @@
+// Access: who a request comes from (token, credentials, session, anonymous),
+// what its role allows, and logging in and out.
+
 package wsgateway
 
 import (
 	"errors"
 	"fmt"
-	"html/template"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"switchyard/auth"
@@ -118,82 +119,28 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// serveIndex serves the dashboard page, or sends the browser to log in.
-func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/" {
-		id, err := g.identify(r, true)
-		if err != nil {
-			http.Redirect(w, r, "/login", http.StatusSeeOther)
-			return
+// refuseDevices answers 403 to a board's credentials on every path but
+// /healthz: the device role has no HTTP access at all, not even to pages
+// that are otherwise public.
+func (g *Gateway) refuseDevices(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.cfg.Auth != nil && r.URL.Path != "/healthz" && hasCredentials(r) {
+			if id, err := g.identify(r, true); err == nil && id.Role == auth.RoleDevice {
+				httpError(w, http.StatusForbidden, "role device has no HTTP access")
+				return
+			}
 		}
-		if !id.CanWatch() {
-			httpError(w, http.StatusForbidden, "role %s has no dashboard", id.Role)
-			return
-		}
-	}
-	g.static.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
+	})
 }
 
-func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	switch g.cfg.Metrics {
-	case MetricsOff:
-		http.NotFound(w, r)
-		return
-	case MetricsAuth:
-		if id, err := g.identify(r, false); err != nil || !id.CanWatch() {
-			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
-			httpError(w, http.StatusUnauthorized, "metrics need credentials")
-			return
-		}
+// hasCredentials reports whether r carries any credentials at all.
+func hasCredentials(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" || r.URL.Query().Get("token") != "" {
+		return true
 	}
-	g.m.handler().ServeHTTP(w, r)
-}
-
-// MetricsAccess says who may read /metrics.
-type MetricsAccess uint8
-
-// The http.metrics settings.
-const (
-	MetricsPublic MetricsAccess = iota // anybody (the default)
-	MetricsAuth                        // like the API: a viewer or more
-	MetricsOff                         // not served
-)
-
-// ParseMetricsAccess parses http.metrics: public, auth or off.
-func ParseMetricsAccess(s string) (MetricsAccess, error) {
-	switch s {
-	case "", "public":
-		return MetricsPublic, nil
-	case "auth":
-		return MetricsAuth, nil
-	case "off":
-		return MetricsOff, nil
-	}
-	return MetricsPublic, fmt.Errorf("%q: want public, auth or off", s)
-}
-
-var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log in · Switchyard</title>
-<style>
-:root{color-scheme:light dark;font-family:system-ui,sans-serif}
-body{display:grid;place-items:center;min-height:100vh;margin:0;background:Canvas;color:CanvasText}
-form{display:grid;gap:.75rem;width:min(20rem,90vw);padding:1.5rem;border:1px solid GrayText;border-radius:.75rem}
-input,button{font:inherit;padding:.5rem}button{cursor:pointer}
-.err{color:#c62828;margin:0}
-</style></head><body>
-<form method="post" action="/login">
-<h1>Switchyard</h1>
-{{if .Error}}<p class="err" role="alert">{{.Error}}</p>{{end}}
-<label>Name <input name="name" autocomplete="username" required autofocus value="{{.Name}}"></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<button type="submit">Log in</button>
-</form></body></html>`))
-
-func (g *Gateway) loginForm(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = loginPage.Execute(w, struct{ Error, Name string }{})
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
 }
 
 func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
@@ -253,27 +200,4 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: g.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
-}
-
-// bucket is a token bucket: rate tokens a second, at most burst.
-type bucket struct {
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) allow(now time.Time, rate float64, burst int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.last.IsZero() {
-		b.tokens = float64(burst)
-	} else {
-		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

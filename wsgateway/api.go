@@ -1,125 +1,16 @@
+// The REST API's handlers: devices, commands and groups as JSON.
+
 package wsgateway
 
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
-	"switchyard/auth"
 	"switchyard/devices"
 )
-
-// Handler returns the HTTP handler for the dashboard, /ws, /ws/<id>, the
-// REST API, /healthz and /metrics.
-func (g *Gateway) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, "") })
-	mux.HandleFunc("GET /ws/{id}", func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, r.PathValue("id")) })
-	mux.HandleFunc("GET /api/devices", g.guardAPI(g.listDevices))
-	mux.HandleFunc("GET /api/devices/{id}", g.guardAPI(g.getDevice))
-	mux.HandleFunc("POST /api/devices/{id}/led", g.guardAPI(g.postLED))
-	mux.HandleFunc("DELETE /api/devices/{id}", g.guardAPI(g.deleteDevice))
-	mux.HandleFunc("GET /api/commands/{id}", g.guardAPI(g.getCommand))
-	mux.HandleFunc("GET /api/groups", g.guardAPI(g.listGroups))
-	mux.HandleFunc("POST /api/groups/{name}/led", g.guardAPI(g.postGroupLED))
-	mux.HandleFunc("GET /healthz", g.healthz)
-	mux.HandleFunc("GET /metrics", g.serveMetrics)
-	mux.HandleFunc("GET /login", g.loginForm)
-	mux.HandleFunc("POST /login", g.login)
-	mux.HandleFunc("POST /logout", g.logout)
-	mux.HandleFunc("GET /", g.serveIndex)
-	mux.HandleFunc("GET /api/", apiNoGET(mux)) // not the dashboard's files
-	return g.refuseDevices(jsonErrors(mux))
-}
-
-// jsonErrors answers in JSON ({"error": ...}) where mux matches no pattern:
-// 404 for a path it does not serve, 405 (with Allow) for a method a path
-// does not take. ServeMux would answer those in plain text.
-func jsonErrors(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern == "" {
-			rec := &statusOnly{header: http.Header{}}
-			h.ServeHTTP(rec, r)
-			if rec.code == http.StatusNotFound || rec.code == http.StatusMethodNotAllowed {
-				if allow := rec.header.Get("Allow"); allow != "" {
-					w.Header().Set("Allow", allow)
-				}
-				httpError(w, rec.code, "%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code)))
-				return
-			}
-		}
-		mux.ServeHTTP(w, r)
-	})
-}
-
-// apiNoGET answers a GET under /api/ that no API pattern takes: 405 when
-// the path takes other methods, else 404 (both in JSON).
-func apiNoGET(mux *http.ServeMux) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		var allow []string
-		for _, m := range []string{http.MethodPost, http.MethodDelete} {
-			probe := r.Clone(r.Context())
-			probe.Method = m
-			if _, pattern := mux.Handler(probe); pattern != "" {
-				allow = append(allow, m)
-			}
-		}
-		if len(allow) == 0 {
-			httpError(w, http.StatusNotFound, "GET %s: not found", r.URL.Path)
-			return
-		}
-		w.Header().Set("Allow", strings.Join(allow, ", "))
-		httpError(w, http.StatusMethodNotAllowed, "GET %s: method not allowed", r.URL.Path)
-	}
-}
-
-// statusOnly is a ResponseWriter that keeps the status and the header and
-// drops the body.
-type statusOnly struct {
-	header http.Header
-	code   int
-}
-
-func (s *statusOnly) Header() http.Header { return s.header }
-func (s *statusOnly) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-}
-func (s *statusOnly) Write(b []byte) (int, error) {
-	s.WriteHeader(http.StatusOK)
-	return len(b), nil
-}
-
-// refuseDevices answers 403 to a board's credentials on every path but
-// /healthz: the device role has no HTTP access at all, not even to pages
-// that are otherwise public.
-func (g *Gateway) refuseDevices(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.cfg.Auth != nil && r.URL.Path != "/healthz" && hasCredentials(r) {
-			if id, err := g.identify(r, true); err == nil && id.Role == auth.RoleDevice {
-				httpError(w, http.StatusForbidden, "role device has no HTTP access")
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// hasCredentials reports whether r carries any credentials at all.
-func hasCredentials(r *http.Request) bool {
-	if r.Header.Get("Authorization") != "" || r.URL.Query().Get("token") != "" {
-		return true
-	}
-	_, err := r.Cookie(sessionCookie)
-	return err == nil
-}
 
 // deviceJSON is a device in the REST API.
 type deviceJSON struct {
@@ -163,27 +54,29 @@ func (g *Gateway) listDevices(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (g *Gateway) getDevice(w http.ResponseWriter, r *http.Request) {
+// pathDevice returns the known device the path's {id} names, or answers
+// 404.
+func (g *Gateway) pathDevice(w http.ResponseWriter, r *http.Request) (devices.Device, bool) {
 	id := r.PathValue("id")
-	g.mu.RLock()
-	d, ok := g.fleet.Get(id)
-	g.mu.RUnlock()
+	d, ok := g.device(id)
 	if !ok {
 		httpError(w, http.StatusNotFound, "unknown device %q", id)
-		return
 	}
-	writeJSON(w, http.StatusOK, toJSON(&d))
+	return d, ok
+}
+
+func (g *Gateway) getDevice(w http.ResponseWriter, r *http.Request) {
+	if d, ok := g.pathDevice(w, r); ok {
+		writeJSON(w, http.StatusOK, toJSON(&d))
+	}
 }
 
 func (g *Gateway) postLED(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	g.mu.RLock()
-	_, known := g.fleet.Get(id)
-	g.mu.RUnlock()
+	d, known := g.pathDevice(w, r)
 	if !known {
-		httpError(w, http.StatusNotFound, "unknown device %q", id)
 		return
 	}
+	id := d.ID
 	cmd, ok := decodeAction(w, r)
 	if !ok {
 		return
@@ -239,27 +132,6 @@ func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
-	if err := g.Healthy(); err != nil {
-		httpError(w, http.StatusServiceUnavailable, "unhealthy: %v", err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "ok\n")
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do
-}
-
-// httpError answers {"error": message}.
-func httpError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
-}
-
 // commandJSON is a tracked command in the REST API.
 type commandJSON struct {
 	ID      string `json:"id"`
@@ -303,46 +175,4 @@ func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, g.commandGroup(name, cmd))
-}
-
-// groupResult answers a group command: a command per board, and why the
-// others were skipped.
-type groupResult struct {
-	Group    string            `json:"group"`
-	Commands []commandJSON     `json:"commands"`
-	Skipped  map[string]string `json:"skipped"`
-}
-
-// commandGroup sends cmd to every board of a group; each gets its own
-// led/set and its own tracked command.
-func (g *Gateway) commandGroup(name string, cmd devices.Command) groupResult {
-	res := groupResult{Group: name, Commands: []commandJSON{}, Skipped: map[string]string{}}
-	for _, id := range g.groupMembers(name) {
-		c, err := g.command(id, cmd)
-		if err != nil {
-			res.Skipped[id] = err.Error()
-			continue
-		}
-		res.Commands = append(res.Commands, toCommandJSON(&c))
-	}
-	return res
-}
-
-// allGroup names every known board.
-const allGroup = "all"
-
-// groupMembers returns the ids of a group, sorted ("all": every known board).
-func (g *Gateway) groupMembers(name string) []string {
-	if name == allGroup {
-		g.mu.RLock()
-		defer g.mu.RUnlock()
-		var ids []string
-		for _, d := range g.fleet.Snapshot(nil) {
-			ids = append(ids, d.ID)
-		}
-		return ids
-	}
-	ids := append([]string(nil), g.cfg.Groups[name]...)
-	slices.Sort(ids)
-	return ids
 }

@@ -1,13 +1,8 @@
 package wsgateway_test
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -117,55 +112,5 @@ func BenchmarkIdleBrowserMemory(b *testing.B) {
 		gw.Ingest(topics.LED(id), []byte("OFF"), time.Now())
 		gw.Ingest(topics.Count(id), []byte("42"), time.Now())
 	}
-	addr := strings.TrimPrefix(srv.URL, "http://")
-	req := []byte("GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	idlemem.PerConn(b, "browser", func(int) (net.Conn, error) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		if err := readSnapshot(c, req); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	})
-}
-
-// readSnapshot does a WebSocket handshake with req on c and reads the
-// connect snapshot, one unmasked text frame, keeping nothing of it.
-func readSnapshot(c net.Conn, req []byte) error {
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	defer c.SetDeadline(time.Time{})
-	if _, err := c.Write(req); err != nil {
-		return err
-	}
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return fmt.Errorf("handshake: %s", resp.Status)
-	}
-	hdr := make([]byte, 10)
-	if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-		return err
-	}
-	n := uint64(hdr[1] & 0x7f)
-	switch n {
-	case 126:
-		if _, err := io.ReadFull(br, hdr[2:4]); err != nil {
-			return err
-		}
-		n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
-	case 127:
-		if _, err := io.ReadFull(br, hdr[2:10]); err != nil {
-			return err
-		}
-		n = binary.BigEndian.Uint64(hdr[2:10])
-	}
-	_, err = io.CopyN(io.Discard, br, int64(n))
-	return err
+	idlemem.PerConn(b, "browser", wsgateway.IdleBrowser(strings.TrimPrefix(srv.URL, "http://"), "/ws", 1))
 }

@@ -1,123 +1,157 @@
+// Commands: led/set for one board or a group, from a browser's message
+// or the API, checked, rate limited and published.
+
 package wsgateway
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"sync"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"switchyard/devices"
 )
 
-// Command states: a command is pending from when it is published until the
-// board's led confirms it (applied) or CommandTimeout passes (timeout); a
-// command to an offline board is not published (offline).
-const (
-	statePending = "pending"
-	stateApplied = "applied"
-	stateTimeout = "timeout"
-	stateOffline = "offline"
+// Errors of a command.
+var (
+	errUnknownDevice = errors.New("unknown device")
+	errOffline       = errors.New("device is offline")
+	errForbidden     = errors.New("forbidden")
+	errRateLimited   = errors.New("too many commands")
+	errClosed        = errors.New("gateway closed")
 )
 
-// maxTracked bounds the commands remembered for GET /api/commands/<id>.
-const maxTracked = 10000
-
-// command is one tracked command.
-type command struct {
-	ID      string
-	Device  string
-	Command devices.Command
-	State   string
-	Created time.Time
-	Updated time.Time
-}
-
-func (c *command) event() devices.Event {
-	return devices.Event{Device: c.Device, Label: devices.LabelCommand, CommandID: c.ID, Command: c.Command, Message: c.State}
-}
-
-// tracker follows commands until the board confirms them. Its methods are
-// safe for concurrent use; they return the events to broadcast.
-type tracker struct {
-	timeout time.Duration
-
-	mu      sync.Mutex            // guards the rest
-	byID    map[string]*command   // every remembered command
-	order   []string              // ids, oldest first, to forget beyond maxTracked
-	pending map[string][]*command // device → its pending commands
-}
-
-func newTracker(timeout time.Duration) *tracker {
-	return &tracker{timeout: timeout, byID: map[string]*command{}, pending: map[string][]*command{}}
-}
-
-func newCommandID() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// add records a command in state (pending or offline).
-func (t *tracker) add(device string, cmd devices.Command, state string, now time.Time) command {
-	c := &command{ID: newCommandID(), Device: device, Command: cmd, State: state, Created: now, Updated: now}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.byID[c.ID] = c
-	t.order = append(t.order, c.ID)
-	if len(t.order) > maxTracked {
-		old := t.order[0]
-		t.order = t.order[1:]
-		delete(t.byID, old) // a pending one also leaves pending at its timeout
+// command publishes cmd to the board id after checking the board is known
+// and online, and tracks it until the board confirms. A command to an
+// offline board is tracked as offline and not published.
+func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
+	g.mu.RLock()
+	d, ok := g.fleet.Get(id)
+	closed := g.closed
+	g.mu.RUnlock()
+	switch {
+	case closed:
+		return command{}, errClosed
+	case !ok:
+		return command{}, fmt.Errorf("%w %q", errUnknownDevice, id)
+	case !d.Online:
+		return g.cmds.add(id, cmd, stateOffline, time.Now()), fmt.Errorf("%w: %s", errOffline, id)
 	}
-	if state == statePending {
-		t.pending[device] = append(t.pending[device], c)
+	// Tracked and announced before it is published, so that the board's
+	// confirmation, queued after it, is always seen after "pending".
+	c := g.cmds.add(id, cmd, statePending, time.Now())
+	g.postEvent(c.event())
+	if err := g.bus.Publish(g.topics.LEDSet(id), []byte(cmd.Payload()), false, 1); err != nil {
+		return command{}, fmt.Errorf("command %s to %s: %w", cmd, id, err) // it will time out
 	}
-	return *c
+	g.m.commands.Inc()
+	return c, nil
 }
 
-// confirm marks every pending command of device applied: its led state
-// arrived after them.
-func (t *tracker) confirm(device string, now time.Time, evs []devices.Event) []devices.Event {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, c := range t.pending[device] {
-		c.State, c.Updated = stateApplied, now
-		evs = append(evs, c.event())
-	}
-	delete(t.pending, device)
-	return evs
+// groupResult answers a group command: a command per board, and why the
+// others were skipped.
+type groupResult struct {
+	Group    string            `json:"group"`
+	Commands []commandJSON     `json:"commands"`
+	Skipped  map[string]string `json:"skipped"`
 }
 
-// expire times out pending commands older than the timeout.
-func (t *tracker) expire(now time.Time, evs []devices.Event) []devices.Event {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for dev, cs := range t.pending {
-		keep := cs[:0]
-		for _, c := range cs {
-			if now.Sub(c.Created) >= t.timeout {
-				c.State, c.Updated = stateTimeout, now
-				evs = append(evs, c.event())
-			} else {
-				keep = append(keep, c)
-			}
+// commandGroup sends cmd to every board of a group; each gets its own
+// led/set and its own tracked command.
+func (g *Gateway) commandGroup(name string, cmd devices.Command) groupResult {
+	res := groupResult{Group: name, Commands: []commandJSON{}, Skipped: map[string]string{}}
+	for _, id := range g.groupMembers(name) {
+		c, err := g.command(id, cmd)
+		if err != nil {
+			res.Skipped[id] = err.Error()
+			continue
 		}
-		if len(keep) == 0 {
-			delete(t.pending, dev)
+		res.Commands = append(res.Commands, toCommandJSON(&c))
+	}
+	return res
+}
+
+// allGroup names every known board.
+const allGroup = "all"
+
+// groupMembers returns the ids of a group, sorted ("all": every known board).
+func (g *Gateway) groupMembers(name string) []string {
+	if name == allGroup {
+		g.mu.RLock()
+		defer g.mu.RUnlock()
+		var ids []string
+		for _, d := range g.fleet.Snapshot(nil) {
+			ids = append(ids, d.ID)
+		}
+		return ids
+	}
+	ids := append([]string(nil), g.cfg.Groups[name]...)
+	slices.Sort(ids)
+	return ids
+}
+
+// handle answers one browser message: a command, or an error event.
+func (c *client) handle(data []byte) {
+	var id, group string
+	var cmd devices.Command
+	var err error
+	if c.device == "" {
+		id, group, cmd, err = devices.ParseBrowserMessage(data)
+	} else {
+		id = c.device
+		cmd, err = devices.ParseAction(string(data))
+	}
+	switch {
+	case err != nil:
+	case !c.id.CanCommand():
+		err = fmt.Errorf("%w: role %s may watch but not command", errForbidden, c.id.Role)
+	case !c.allowCommand(time.Now()):
+		err = fmt.Errorf("%w: at most %g a second", errRateLimited, c.g.cfg.CommandRate)
+	case group != "":
+		err = c.groupCommand(group, cmd)
+	default:
+		_, err = c.g.command(id, cmd)
+	}
+	if err != nil {
+		c.g.m.refused.Inc()
+		ev := devices.ErrorEvent(id, err)
+		if c.device != "" {
+			c.enqueue(ev.AppendSingle(nil), 1)
 		} else {
-			t.pending[dev] = keep
+			c.enqueue(ev.AppendJSON(nil), 1)
 		}
 	}
-	return evs
 }
 
-// get returns a copy of a command.
-func (t *tracker) get(id string) (command, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	c, ok := t.byID[id]
-	if !ok {
-		return command{}, false
+// groupCommand switches a group of boards; boards that cannot be switched
+// are reported in one error event.
+func (c *client) groupCommand(group string, cmd devices.Command) error {
+	if _, ok := c.g.cfg.Groups[group]; !ok && group != allGroup {
+		return fmt.Errorf("%w: unknown group %q", devices.ErrBadMessage, group)
 	}
-	return *c, true
+	res := c.g.commandGroup(group, cmd)
+	if len(res.Skipped) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(res.Skipped))
+	for id := range res.Skipped {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return fmt.Errorf("group %s: %d of %d boards not switched (offline or unknown): %s",
+		group, len(ids), len(ids)+len(res.Commands), strings.Join(ids, ", "))
+}
+
+// allowCommand reports whether the browser may send one more command at
+// now: Config.CommandRate a second, in bursts of Config.CommandBurst. The
+// limiter is made at the first command, so a browser that only watches
+// holds none. Only c's reader calls it.
+func (c *client) allowCommand(now time.Time) bool {
+	if c.limiter == nil {
+		c.limiter = rate.NewLimiter(rate.Limit(c.g.cfg.CommandRate), c.g.cfg.CommandBurst)
+	}
+	return c.limiter.AllowN(now, 1)
 }

@@ -1,10 +1,14 @@
+// Metrics: the gateway's Prometheus metrics and who may read /metrics.
+
 package wsgateway
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -25,45 +29,34 @@ type metrics struct {
 }
 
 func newMetrics(g *Gateway) *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		browsers: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "switchyard_browsers_connected", Help: "WebSocket browsers connected (/ws and /ws/<id>).",
-		}),
-		known: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "switchyard_devices_known", Help: "Devices the control plane knows.",
-		}),
-		online: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "switchyard_devices_online", Help: "Known devices whose status is online.",
-		}),
-		broadcast: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_events_broadcast_total", Help: "Events broadcast to browsers (each counted once, however many browsers).",
-		}),
-		commands: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_commands_published_total", Help: "led/set commands published for browsers and the API.",
-		}),
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_browser_messages_refused_total", Help: "Browser messages answered with an error event.",
-		}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_browsers_dropped_slow_total", Help: "Browsers disconnected because they fell behind.",
-		}),
-		ignored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_board_messages_ignored_total", Help: "Board messages ignored for a bad payload, an invalid device id in the topic, or the device limit.",
-		}),
-		ingestDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_count_messages_shed_total", Help: "count messages shed because the gateway fell behind.",
-		}),
-		waited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchyard_browser_writes_waited_total", Help: "Rounds of frames a browser's socket could not take at once (that browser is written by a goroutine of its own, waiting, until it has caught up).",
-		}),
+	reg := prometheus.NewRegistry()
+	f := promauto.With(reg)
+	gauge := func(name, help string) prometheus.Gauge {
+		return f.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	}
-	m.reg.MustRegister(m.browsers, m.known, m.online, m.broadcast, m.commands, m.refused, m.dropped, m.ignored, m.ingestDropped, m.waited,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if f := g.cfg.MQTTClients; f != nil {
-		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	counter := func(name, help string) prometheus.Counter {
+		return f.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	m := &metrics{
+		reg:       reg,
+		browsers:  gauge("switchyard_browsers_connected", "WebSocket browsers connected (/ws and /ws/<id>)."),
+		known:     gauge("switchyard_devices_known", "Devices the control plane knows."),
+		online:    gauge("switchyard_devices_online", "Known devices whose status is online."),
+		broadcast: counter("switchyard_events_broadcast_total", "Events broadcast to browsers (each counted once, however many browsers)."),
+		commands:  counter("switchyard_commands_published_total", "led/set commands published for browsers and the API."),
+		refused:   counter("switchyard_browser_messages_refused_total", "Browser messages answered with an error event."),
+		dropped:   counter("switchyard_browsers_dropped_slow_total", "Browsers disconnected because they fell behind."),
+		ignored: counter("switchyard_board_messages_ignored_total",
+			"Board messages ignored for a bad payload, an invalid device id in the topic, or the device limit."),
+		ingestDropped: counter("switchyard_count_messages_shed_total", "count messages shed because the gateway fell behind."),
+		waited: counter("switchyard_browser_writes_waited_total",
+			"Rounds of frames a browser's socket could not take at once (that browser is written by a goroutine of its own, waiting, until it has caught up)."),
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if mc := g.cfg.MQTTClients; mc != nil {
+		f.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "switchyard_mqtt_clients_connected", Help: "MQTT clients connected to the embedded broker.",
-		}, func() float64 { return float64(f()) }))
+		}, func() float64 { return float64(mc()) })
 	}
 	return m
 }
@@ -75,4 +68,42 @@ func (m *metrics) setFleet(known, online int) {
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	switch g.cfg.Metrics {
+	case MetricsOff:
+		http.NotFound(w, r)
+		return
+	case MetricsAuth:
+		if id, err := g.identify(r, false); err != nil || !id.CanWatch() {
+			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
+			httpError(w, http.StatusUnauthorized, "metrics need credentials")
+			return
+		}
+	}
+	g.m.handler().ServeHTTP(w, r)
+}
+
+// MetricsAccess says who may read /metrics.
+type MetricsAccess uint8
+
+// The http.metrics settings.
+const (
+	MetricsPublic MetricsAccess = iota // anybody (the default)
+	MetricsAuth                        // like the API: a viewer or more
+	MetricsOff                         // not served
+)
+
+// ParseMetricsAccess parses http.metrics: public, auth or off.
+func ParseMetricsAccess(s string) (MetricsAccess, error) {
+	switch s {
+	case "", "public":
+		return MetricsPublic, nil
+	case "auth":
+		return MetricsAuth, nil
+	case "off":
+		return MetricsOff, nil
+	}
+	return MetricsPublic, fmt.Errorf("%q: want public, auth or off", s)
 }

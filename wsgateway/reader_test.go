@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // clientFrame builds a browser's frame: masked with key, first byte b0
@@ -159,3 +162,56 @@ type byteConn struct {
 
 func (c *byteConn) Read(p []byte) (int, error)      { return c.r.Read(p) }
 func (c *byteConn) SetReadDeadline(time.Time) error { return nil }
+
+// FuzzMsgReaderReadsGorilla: what gorilla/websocket sends as a browser
+// (text and binary messages, fragmented when they do not fit its write
+// buffer, pings between them), msgReader reads back: each message whole
+// and in order, each ping, and errTooBig at a message over the limit.
+func FuzzMsgReaderReadsGorilla(f *testing.F) {
+	f.Add([]byte(`{"device":"b1","action":"toggle"}`), uint8(1), uint8(0), uint16(0))
+	f.Add([]byte("toggleONoff"), uint8(3), uint8(2), uint16(3))
+	f.Add(bytes.Repeat([]byte("y"), 5000), uint8(1), uint8(1), uint16(700))
+	f.Fuzz(func(t *testing.T, data []byte, cuts, pingAt uint8, writeBuf uint16) {
+		ws, conn := gorillaClient(t, nil, int(writeBuf%2048))
+		n := int(cuts%5) + 1
+		var msgs, pings []string
+		for i := range n + 1 {
+			if i == int(pingAt)%(n+1) {
+				p := data[:min(len(data), 125)]
+				if err := ws.WriteControl(websocket.PingMessage, p, time.Now().Add(time.Second)); err != nil {
+					t.Fatal(err)
+				}
+				pings = append(pings, string(p))
+			}
+			if i == n {
+				break
+			}
+			msg := data[i*len(data)/n : (i+1)*len(data)/n]
+			if err := ws.WriteMessage(websocket.TextMessage+i%2, msg); err != nil { // text, binary, text...
+				t.Fatal(err)
+			}
+			msgs = append(msgs, string(msg))
+		}
+
+		var gotPings []string
+		m := bytesReader(conn.out.Bytes(), &gotPings)
+		for i, want := range msgs {
+			got, err := m.next()
+			if len(want) > m.limit {
+				if !errors.Is(err, errTooBig) {
+					t.Fatalf("message %d of %d bytes: %v, want errTooBig", i, len(want), err)
+				}
+				return
+			}
+			if err != nil || string(got) != want {
+				t.Fatalf("message %d = %.100q (err %v), want %.100q", i, got, err, want)
+			}
+		}
+		if _, err := m.next(); err != io.EOF {
+			t.Fatalf("after the messages: %v, want EOF", err)
+		}
+		if !slices.Equal(gotPings, pings) {
+			t.Fatalf("pings %q, want %q", gotPings, pings)
+		}
+	})
+}

@@ -1,3 +1,5 @@
+// Sessions: signed session cookies and the list of sessions logged out.
+
 package wsgateway
 
 import (

@@ -1,3 +1,5 @@
+// The dashboard: its files, embedded, and GET / (or the way to log in).
+
 package wsgateway
 
 import (
@@ -23,4 +25,20 @@ func staticHandler() (http.Handler, error) {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		files.ServeHTTP(w, r)
 	}), nil
+}
+
+// serveIndex serves the dashboard page, or sends the browser to log in.
+func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/" {
+		id, err := g.identify(r, true)
+		if err != nil {
+			http.Redirect(w, r, "/login", http.StatusSeeOther)
+			return
+		}
+		if !id.CanWatch() {
+			httpError(w, http.StatusForbidden, "role %s has no dashboard", id.Role)
+			return
+		}
+	}
+	g.static.ServeHTTP(w, r)
 }

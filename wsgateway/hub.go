@@ -1,3 +1,6 @@
+// The hub: the WebSocket handshake, the registry of connected browsers,
+// and what is done to all of them (pings, logout).
+
 package wsgateway
 
 import (
@@ -11,9 +14,9 @@ import (
 	"switchyard/internal/origin"
 )
 
-// writeBufferPool keeps gorilla from giving each connection a write buffer
-// of its own: it writes only control frames (writer.go encodes the rest),
-// which need none, so the pool stays empty.
+// writeBufferPool keeps gorilla from allocating each connection a write
+// buffer: its Conn writes nothing (it is dropped after the handshake;
+// frame.go encodes the frames), so the pool stays empty.
 var writeBufferPool sync.Pool
 
 func newUpgrader(allowed []string) *websocket.Upgrader {
@@ -37,10 +40,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		return
 	}
 	if device != "" {
-		g.mu.RLock()
-		_, known := g.fleet.Get(device)
-		g.mu.RUnlock()
-		if !devices.ValidID(device) || !known {
+		if _, known := g.device(device); !devices.ValidID(device) || !known {
 			httpError(w, http.StatusNotFound, "unknown device %q", device)
 			return
 		}
@@ -70,14 +70,14 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		remote:  r.RemoteAddr,
 		id:      id,
 		session: sid,
-		done:    make(chan struct{}),
 	}
 	if code, reason := g.register(c); code != 0 {
 		// Something changed during the handshake (the gateway closes, the
 		// board was forgotten, the session ended): this browser gets the
 		// close frame the others got. No writer runs for c yet, so writing
 		// here is the only write on the connection.
-		_ = c.ws.writeWait(appendFrame(nil, opClose, websocket.FormatCloseMessage(code, reason)), time.Now().Add(time.Second))
+		frame := appendRound(nil, &round{close: websocket.FormatCloseMessage(code, reason)})
+		_ = c.ws.writeWait(frame, time.Now().Add(closeWait))
 		_ = c.ws.Close()
 		return
 	}
@@ -168,4 +168,47 @@ func (g *Gateway) unregister(c *client) {
 	}
 	g.m.browsers.Dec()
 	g.nBrowser.Add(-1)
+}
+
+// eachBrowser calls fn for every browser, /ws and /ws/<id>. Caller holds
+// mu (read or write).
+func (g *Gateway) eachBrowser(fn func(*client)) {
+	for c := range g.clients {
+		fn(c)
+	}
+	for _, subs := range g.single {
+		for c := range subs {
+			fn(c)
+		}
+	}
+}
+
+// closeSession closes every browser that came with session sid (1008,
+// "logged out").
+func (g *Gateway) closeSession(sid string) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	g.eachBrowser(func(c *client) {
+		if c.session == sid {
+			c.close(websocketPolicy, "logged out")
+		}
+	})
+}
+
+// pinger pings every browser each PingInterval, from one ticker for all
+// (an idle browser has no goroutine of its own to do it).
+func (g *Gateway) pinger() {
+	defer g.loopWG.Done()
+	t := time.NewTicker(g.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
+		g.mu.RLock()
+		g.eachBrowser((*client).ping)
+		g.mu.RUnlock()
+	}
 }

@@ -1,0 +1,120 @@
+// Config, the gateway's settings, and Observer, which hears about the fleet.
+
+package wsgateway
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"switchyard/devices"
+)
+
+// Config configures a Gateway. Zero values mean the documented defaults.
+type Config struct {
+	// Topics is the topic layout; the zero value means prefix "devices".
+	Topics devices.Topics
+	// Declared devices are known (offline) before they first publish.
+	Declared []devices.Declared
+	// AllowedOrigins are browser origins allowed besides the control
+	// plane's own; "*" allows any.
+	AllowedOrigins []string
+	// MaxDevices bounds the known devices; 0 means unlimited.
+	MaxDevices int
+	// QueueBytes bounds what may wait for a slow browser beyond its
+	// connect snapshot; 0 means 1 MiB. A browser past it is dropped.
+	QueueBytes int
+	// PingInterval is how often the server pings each browser; 0 means 25s.
+	PingInterval time.Duration
+	// PongWait is how long a browser may stay silent (no pong, no message)
+	// before it is dropped; 0 means 60s.
+	PongWait time.Duration
+	// WriteWait bounds one frame write; 0 means 10s.
+	WriteWait time.Duration
+	// Auth identifies browsers and API clients; nil lets everybody in as
+	// admin (tests and trusted setups only).
+	Auth Authenticator
+	// SessionKey signs session cookies; empty means a random key (sessions
+	// then end when the process does).
+	SessionKey []byte
+	// SessionTTL is how long a login lasts; 0 means 168h.
+	SessionTTL time.Duration
+	// RevokedSessions, when set, keeps logged-out sessions across
+	// restarts (use it with a SessionKey that outlives the process); nil
+	// keeps them in memory.
+	RevokedSessions RevokedSessions
+	// SecureCookies marks session cookies Secure (set when serving HTTPS).
+	SecureCookies bool
+	// Metrics says who may read /metrics; the zero value is public.
+	Metrics MetricsAccess
+	// MaxBrowsers bounds WebSocket connections; 0 means unlimited.
+	MaxBrowsers int
+	// CommandRate is how many commands a second one browser may send, with
+	// bursts of CommandBurst; 0 means 10 and 20.
+	CommandRate  float64
+	CommandBurst int
+	// CommandTimeout is how long a command may wait for the board's
+	// confirmation before it is reported timed out; 0 means 5s.
+	CommandTimeout time.Duration
+	// Groups name sets of boards that can be switched at once ("all" is
+	// every known board and needs no entry).
+	Groups map[string][]string
+	// Observer, when set, hears when a board becomes known, changes its
+	// info, or is forgotten (Home Assistant discovery uses it).
+	Observer Observer
+	// Health reports whether the MQTT side is serving; nil means it is.
+	Health func() error
+	// MQTTClients, when set, is exported as a metric.
+	MQTTClients func() int64
+	// CoalescePerBrowser and CoalesceMax bound how long counts may wait to
+	// share a frame: CoalescePerBrowser per connected browser, at most
+	// CoalesceMax, after the last fan-out (see countGap); 0 means 20µs and
+	// 25ms.
+	CoalescePerBrowser time.Duration
+	CoalesceMax        time.Duration
+	// Logger receives the gateway's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Observer hears about the fleet. Its methods run on the gateway's loop
+// goroutine and must not block.
+type Observer interface {
+	DeviceChanged(d devices.Device)
+	DeviceRemoved(id string)
+}
+
+// withDefaults returns cfg with each zero value replaced by its documented
+// default.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Topics.Prefix() == "" {
+		cfg.Topics = devices.MustTopics(devices.DefaultPrefix)
+	}
+	orDefault(&cfg.QueueBytes, 1<<20)
+	orDefault(&cfg.PingInterval, 25*time.Second)
+	orDefault(&cfg.PongWait, 60*time.Second)
+	orDefault(&cfg.WriteWait, 10*time.Second)
+	orDefault(&cfg.CoalescePerBrowser, 20*time.Microsecond)
+	orDefault(&cfg.CoalesceMax, 25*time.Millisecond)
+	orDefault(&cfg.SessionTTL, 168*time.Hour)
+	orDefault(&cfg.CommandRate, 10)
+	orDefault(&cfg.CommandBurst, 20)
+	orDefault(&cfg.CommandTimeout, 5*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.SessionKey) == 0 {
+		cfg.SessionKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.SessionKey); err != nil {
+			return cfg, fmt.Errorf("session key: %w", err)
+		}
+	}
+	return cfg, nil
+}
+
+// orDefault sets *v to def when it is zero (or negative).
+func orDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}

@@ -1,0 +1,178 @@
+// The loop: the one goroutine that changes the fleet. It takes the ingest
+// queue in batches (counts coalesced), applies them and fans the events
+// out; forget runs on it too.
+
+package wsgateway
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"switchyard/devices"
+)
+
+// Coalescing of counts. Every fan-out costs one frame write (a system
+// call, 5-30 µs on loopback) per browser, whatever it carries, so with
+// many browsers the write calls, not the events, bound the gateway: 1,000
+// browsers and 100 boards counting at 1 Hz are 100,000 writes a second,
+// a full core. So when only counts are waiting, the loop waits until
+// Config.CoalescePerBrowser × browsers (at most Config.CoalesceMax) has
+// passed since its last fan-out and sends them together: a few events per
+// frame, a fraction of the writes (bench/README.md has the figures).
+// Anything else (state, status, info, an operation) goes out at once, with
+// the counts queued before it. A quiet gateway, or one with few browsers,
+// adds no delay: the gap is 0.1 ms for 5 browsers, 2 ms for 100, 20 ms for
+// 1,000.
+// countGap returns how long after a fan-out counts alone wait.
+func (g *Gateway) countGap() time.Duration {
+	return min(g.cfg.CoalesceMax, time.Duration(g.nBrowser.Load())*g.cfg.CoalescePerBrowser)
+}
+
+// runOnLoop runs op on the loop goroutine, under mu, after every message
+// queued before it, and waits for it.
+func (g *Gateway) runOnLoop(op func()) error {
+	done := make(chan struct{})
+	g.inMu.Lock()
+	g.inQ = append(g.inQ, inMsg{op: func() { op(); close(done) }})
+	g.inUrgent = true
+	g.inMu.Unlock()
+	g.kick()
+	select {
+	case <-done:
+		return nil
+	case <-g.stop:
+		return errClosed
+	}
+}
+
+// loop is the only goroutine that changes the fleet.
+func (g *Gateway) loop() {
+	defer g.loopWG.Done()
+	var batch []inMsg
+	var evs []devices.Event
+	tick := time.NewTicker(250 * time.Millisecond) // command timeouts
+	defer tick.Stop()
+	hold := time.NewTimer(time.Hour) // counts waiting for the gap (see countGap)
+	hold.Stop()
+	var last time.Time // of the last fan-out of board messages
+	for {
+		select {
+		case <-g.inKick:
+		case <-hold.C:
+		case now := <-tick.C:
+			if evs = g.cmds.expire(now, evs[:0]); len(evs) > 0 {
+				g.mu.Lock()
+				g.fanOut(evs)
+				g.mu.Unlock()
+			}
+			continue
+		case <-g.stop:
+			return
+		}
+		now := time.Now()
+		g.inMu.Lock()
+		if !g.inUrgent && len(g.inQ) > 0 {
+			due := last.Add(g.countGap())
+			if g.inNotBefore.After(due) {
+				due = g.inNotBefore
+			}
+			if wait := due.Sub(now); wait > 0 {
+				g.inMu.Unlock()
+				hold.Reset(wait) // the same due time, however many kicks come first
+				continue
+			}
+		}
+		batch, g.inQ = g.inQ, batch[:0]
+		g.inUrgent, g.inNotBefore = false, time.Time{}
+		g.inMu.Unlock()
+		hold.Stop()
+		if len(batch) > 0 {
+			last = now
+		}
+
+		g.mu.Lock()
+		evs = evs[:0]
+		for i := range batch {
+			m := &batch[i]
+			if m.ev != nil {
+				evs = append(evs, *m.ev)
+				continue
+			}
+			if m.op != nil {
+				g.fanOut(evs) // keep order: events before the op go first
+				evs = evs[:0]
+				m.op()
+				continue
+			}
+			if m.bad != nil {
+				g.m.ignored.Inc()
+				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", m.bad)
+				continue
+			}
+			id, k := m.id, m.kind
+			wasKnown := g.fleet.Known(id)
+			var err error
+			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
+			if err != nil {
+				g.m.ignored.Inc()
+				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", err)
+				continue
+			}
+			if k == devices.KindLED {
+				evs = g.cmds.confirm(id, m.at, evs)
+			}
+			if obs := g.cfg.Observer; obs != nil && (!wasKnown || k == devices.KindInfo) {
+				if d, ok := g.fleet.Get(id); ok {
+					obs.DeviceChanged(d)
+				}
+			}
+		}
+		g.fanOut(evs)
+		g.m.setFleet(g.fleet.Len(), g.fleet.OnlineCount())
+		g.mu.Unlock()
+		clear(batch) // drop payload references
+	}
+}
+
+// forget clears a board's retained topics and removes it from the fleet and
+// every browser.
+func (g *Gateway) forget(id string) error {
+	if _, ok := g.device(id); !ok {
+		return fmt.Errorf("%w %q", errUnknownDevice, id)
+	}
+	if _, err := g.bus.ClearRetained(g.topics.DeviceFilter(id)); err != nil {
+		return fmt.Errorf("forget %s: %w", id, err)
+	}
+	// The clears were queued before this op, so it runs after them.
+	return g.runOnLoop(func() {
+		if ev, ok := g.fleet.Forget(id); ok {
+			g.fanOut([]devices.Event{ev})
+		}
+	})
+}
+
+// rateLog logs at most one line a second and counts what it left out.
+type rateLog struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLog) log(l *slog.Logger, msg string, args ...any) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < time.Second {
+		r.suppressed++
+		r.mu.Unlock()
+		return
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		args = append(args, "suppressed_since_last", n)
+	}
+	l.Warn(msg, args...)
+}

@@ -61,7 +61,9 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./devices || exit 1; \
 	done
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadConfig$$' -fuzztime $(FUZZTIME) ./cmd/controlplane
-	$(GO) test -run '^$$' -fuzz '^FuzzMsgReader$$' -fuzztime $(FUZZTIME) ./wsgateway
+	for f in FuzzMsgReader FuzzMsgReaderReadsGorilla FuzzRoundEncoding; do \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./wsgateway || exit 1; \
+	done
 
 # The long soak: 1,000 boards at 1 Hz and 100 browsers for SOAK_DURATION
 # (default 10m) against the real binary; prints goroutines, fds and RSS over

@@ -81,7 +81,6 @@ type Broker struct {
 	accept []*mqttnet.TCP // the TCP and TLS listeners, for Healthy
 	ws     *wsListener    // nil when off
 	store  *retainLog     // nil when memory only
-	topics devices.Topics
 	log    *slog.Logger
 
 	nextSubID atomic.Int64 // distinct inline subscription id per filter
@@ -140,7 +139,7 @@ func New(cfg Config) (*Broker, error) {
 		Logger:                  slog.New(minLevel{log.Handler(), slog.LevelError}),
 	})
 
-	b := &Broker{srv: srv, topics: topics, log: log}
+	b := &Broker{srv: srv, log: log}
 	ok := false
 	defer func() {
 		if !ok {
@@ -282,9 +281,6 @@ func (b *Broker) WSAddr() net.Addr {
 	return b.ws.ln.Addr()
 }
 
-// Topics returns the broker's topic layout.
-func (b *Broker) Topics() devices.Topics { return b.topics }
-
 type earlySub struct {
 	filter string
 	fn     func(Message)
@@ -363,10 +359,8 @@ func (b *Broker) Clients() int64 {
 	return atomic.LoadInt64(&b.srv.Info.ClientsConnected)
 }
 
-// drain stops accepting and disconnects every client, waiting (a bounded
-// time) until they are gone. Mochi's Close takes its client list's read lock
-// twice, nested, so a client disconnecting at that moment (taking the write
-// lock in between) deadlocks it; with nobody left, it cannot.
+// drain stops accepting, so that no client arrives while
+// mqttnet.CloseServer disconnects the others before closing Mochi.
 func (b *Broker) drain() {
 	b.tcp.Close()
 	if b.tlsLn != nil {
@@ -374,15 +368,6 @@ func (b *Broker) drain() {
 	}
 	if b.ws != nil {
 		b.ws.ln.Close()
-	}
-	for _, cl := range b.srv.Clients.GetAll() {
-		if !cl.Net.Inline {
-			_ = b.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
-		}
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for atomic.LoadInt64(&b.srv.Info.ClientsConnected) > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond) // no event tells when Mochi's client goroutines have ended
 	}
 }
 
@@ -393,7 +378,7 @@ func (b *Broker) Close() error {
 		wasServing := b.serving.Swap(false)
 		if wasServing {
 			b.drain()
-			b.srv.Close()
+			_ = mqttnet.CloseServer(b.srv, 2*time.Second)
 		} else {
 			b.release()
 		}

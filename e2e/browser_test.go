@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,27 +16,28 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	cdppage "github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"switchyard/internal/testutil"
 )
 
-// needChromium skips the test when there is no chromium, except under CI
-// (CI set), where a missing browser fails it. Tests call it first, before
-// they start anything.
-func needChromium(t *testing.T) {
+// needChromium returns the browser's path. Without one the test is
+// skipped, except under CI, where it fails (see testutil.NeedCommand).
+// Tests call it first, before they start anything.
+func needChromium(t *testing.T) string {
 	t.Helper()
-	if chromiumPath != "" {
-		return
+	if _, err := exec.LookPath("chromium"); err != nil {
+		if p, err := exec.LookPath("chromium-browser"); err == nil {
+			return p // Ubuntu's name for it
+		}
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found under CI: .ci/run must install it (apt-get install chromium)")
-	}
-	t.Skip("chromium not found: install it (apt-get install chromium) to run the browser tests")
+	return testutil.NeedCommand(t, "chromium", "chromium")
 }
 
 // newBrowser starts a headless chromium with a fresh profile, closed at the
 // end of the test.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
-	needChromium(t)
+	chromiumPath := needChromium(t)
 	// Not t.TempDir: chromium's helpers may still write in the profile
 	// for a moment after it exits, and a failed removal must not fail the
 	// test.

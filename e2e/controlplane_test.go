@@ -3,18 +3,18 @@ package e2e
 import (
 	"bufio"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/internal/testutil"
 )
 
 // wait bounds every wait for a condition that should hold within moments.
@@ -59,8 +59,8 @@ func startControlPlane(t *testing.T, opt cpOptions) *controlPlane {
 	// may take it before the control plane binds it, so a start that fails
 	// on a port in use is retried on new ports.
 	for attempt := 1; ; attempt++ {
-		cp.mqttAddr = net.JoinHostPort("127.0.0.1", freePort(t))
-		cp.httpAddr = net.JoinHostPort("127.0.0.1", freePort(t))
+		cp.mqttAddr = net.JoinHostPort("127.0.0.1", testutil.FreePort(t))
+		cp.httpAddr = net.JoinHostPort("127.0.0.1", testutil.FreePort(t))
 		if cp.mqttAddr == cp.httpAddr {
 			continue
 		}
@@ -74,46 +74,6 @@ func startControlPlane(t *testing.T, opt cpOptions) *controlPlane {
 		}
 		t.Logf("start controlplane: %v; retrying on other ports", err)
 	}
-}
-
-// freePort returns a loopback port nothing listens on, chosen below the
-// kernel's ephemeral range when there is room: a port from that range (as
-// port 0 gives) can become the local port of any outgoing connection on
-// the machine while the control plane is down for a restart, and then the
-// restart on the same port fails. On a busy machine (a load generator
-// holding thousands of connections) that happens.
-func freePort(t *testing.T) string {
-	t.Helper()
-	lo := ephemeralLow()
-	for range 50 {
-		port := 0
-		if lo > 20000 {
-			port = 10000 + rand.IntN(lo-10000)
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			continue // taken: try another
-		}
-		_, p, _ := net.SplitHostPort(ln.Addr().String())
-		ln.Close()
-		return p
-	}
-	t.Fatal("no free loopback port found")
-	return ""
-}
-
-// ephemeralLow is the first port of Linux's ephemeral range, 0 when unknown.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0
-	}
-	lo, _ := strconv.Atoi(f[0])
-	return lo
 }
 
 func (cp *controlPlane) writeConfig(opt cpOptions, storage string) {
@@ -136,7 +96,7 @@ func (cp *controlPlane) writeConfig(opt cpOptions, storage string) {
 
 // start runs the binary and waits for its "serving" line.
 func (cp *controlPlane) start() error {
-	cmd := exec.Command(controlplaneBin, "--config", cp.cfgPath)
+	cmd := exec.Command(testutil.BuildBinary(cp.t, "switchyard/cmd/controlplane"), "--config", cp.cfgPath)
 	cmd.Env = os.Environ()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

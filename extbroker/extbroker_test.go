@@ -19,6 +19,7 @@ import (
 	"switchyard/auth"
 	"switchyard/broker"
 	"switchyard/extbroker"
+	"switchyard/internal/testutil"
 )
 
 const wait = 10 * time.Second
@@ -111,13 +112,7 @@ func TestPublishSubscribeClear(t *testing.T) {
 	}
 	x.Start()
 	defer x.Close()
-	deadline := time.Now().Add(wait)
-	for x.Healthy() != nil { // no event tells when paho has connected: poll with a deadline
-		if time.Now().After(deadline) {
-			t.Fatal("not connected")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, wait, x.Healthy) // no event tells when paho has connected
 	// Publish can race the subscription made in onConnect: retained, the
 	// message arrives either way.
 	if err := x.Publish("devices/b1/led", []byte("ON"), true, 1); err != nil {

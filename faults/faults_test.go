@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,37 +15,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/internal/testutil"
 )
 
-var controlplaneBin, devicefwBin string
+func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "faults")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	controlplaneBin, devicefwBin = filepath.Join(dir, "controlplane"), filepath.Join(dir, "devicefw")
-	for bin, pkg := range map[string]string{controlplaneBin: "../cmd/controlplane", devicefwBin: "../cmd/devicefw"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
+// The commands under test are built once for all the tests.
+const controlplanePkg, devicefwPkg = "switchyard/cmd/controlplane", "switchyard/cmd/devicefw"
 
 // cp is a controlplane process on fixed ports, so it can be restarted where
 // the boards look for it.
@@ -62,7 +38,7 @@ type cp struct {
 
 func newCP(t *testing.T) *cp {
 	dir := t.TempDir()
-	c := &cp{t: t, cfg: filepath.Join(dir, "config.yaml"), mqttPort: freePort(t), httpPort: freePort(t)}
+	c := &cp{t: t, cfg: filepath.Join(dir, "config.yaml"), mqttPort: testutil.FreePort(t), httpPort: testutil.FreePort(t)}
 	os.WriteFile(c.cfg, []byte(fmt.Sprintf("mqtt: {listen: '127.0.0.1:%s'}\nhttp: {listen: '127.0.0.1:%s'}\nstorage: {path: %q}\n",
 		c.mqttPort, c.httpPort, filepath.Join(dir, "data", "retained.log"))), 0o644)
 	t.Cleanup(func() {
@@ -80,7 +56,7 @@ var serving = regexp.MustCompile(`switchyard control plane serving`)
 
 func (c *cp) start() {
 	c.t.Helper()
-	c.cmd = exec.Command(controlplaneBin, "--config", c.cfg)
+	c.cmd = exec.Command(testutil.BuildBinary(c.t, controlplanePkg), "--config", c.cfg)
 	stderr, _ := c.cmd.StderrPipe()
 	if err := c.cmd.Start(); err != nil {
 		c.t.Fatal(err)
@@ -137,20 +113,25 @@ func (c *cp) devices() []device {
 	return ds
 }
 
-// waitFor polls the API with a deadline: there is no event for "every
-// board is back".
+// waitFor polls the API until cond holds, and returns how long that took:
+// there is no event for "every board is back".
 func (c *cp) waitFor(what string, within time.Duration, cond func([]device) bool) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	for {
-		if ds := c.devices(); ds != nil && cond(ds) {
-			return time.Since(start)
+	testutil.WaitFor(c.t, within, func() error {
+		ds := c.devices()
+		if ds != nil && cond(ds) {
+			return nil
 		}
-		if time.Since(start) > within {
-			c.t.Fatalf("%s: not within %v", what, within)
+		on := 0
+		for _, d := range ds {
+			if d.Online {
+				on++
+			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("%s: %d devices, %d online", what, len(ds), on)
+	})
+	return time.Since(start)
 }
 
 func online(n int) func([]device) bool {
@@ -169,7 +150,7 @@ func online(n int) func([]device) bool {
 func boards(t *testing.T, c *cp, n int, extra ...string) *exec.Cmd {
 	t.Helper()
 	args := append([]string{"--broker", "tcp://127.0.0.1:" + c.mqttPort, "--id", "sim", "--sim", fmt.Sprint(n)}, extra...)
-	cmd := exec.Command(devicefwBin, args...)
+	cmd := exec.Command(testutil.BuildBinary(t, devicefwPkg), args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -296,6 +277,6 @@ func TestBrokerRestartWithManyBoards(t *testing.T) {
 		if ds := c.devices(); !online(n)(ds) {
 			t.Fatal("a board dropped offline after the fleet came back")
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond) // a sampling period over the settle time, not a synchronisation
 	}
 }

@@ -9,18 +9,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"switchyard/internal/testutil"
 )
 
 // TestBoardCutOffByNetwork puts a board in a network namespace of its own,
 // joined to the host by a veth pair, then takes the link down: the board
 // must show offline within 1.5 x keepalive, and come back by itself when
-// the link is up again. It needs root and ip netns (CI runs as root); where
-// they are missing, TestFrozenBoardGoesOfflineAndReturns covers the same
-// with SIGSTOP.
+// the link is up again. It needs root and ip netns: CI runs as root and
+// fails without them; elsewhere it is skipped, and
+// TestFrozenBoardGoesOfflineAndReturns covers the same with SIGSTOP.
 func TestBoardCutOffByNetwork(t *testing.T) {
-	ipBin, err := exec.LookPath("ip")
-	if err != nil || os.Geteuid() != 0 {
-		t.Skip("needs root and ip (iproute2) for network namespaces")
+	ipBin := testutil.NeedCommand(t, "ip", "iproute2")
+	if os.Geteuid() != 0 {
+		testutil.Missing(t, "network namespaces need root")
 	}
 	suffix := fmt.Sprint(os.Getpid() % 10000)
 	ns, host, peer := "sy-ns"+suffix, "sy-h"+suffix, "sy-b"+suffix
@@ -32,7 +34,7 @@ func TestBoardCutOffByNetwork(t *testing.T) {
 		return nil
 	}
 	if err := ip("netns", "add", ns); err != nil {
-		t.Skipf("network namespaces unavailable here: %v", err)
+		testutil.Missing(t, fmt.Sprintf("network namespaces unavailable here: %v", err))
 	}
 	t.Cleanup(func() { ip("link", "del", host); ip("netns", "del", ns) })
 	const hostIP, boardIP = "10.213.77.1", "10.213.77.2"
@@ -51,14 +53,14 @@ func TestBoardCutOffByNetwork(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	c := &cp{t: t, cfg: filepath.Join(dir, "config.yaml"), mqttPort: freePort(t), httpPort: freePort(t)}
+	c := &cp{t: t, cfg: filepath.Join(dir, "config.yaml"), mqttPort: testutil.FreePort(t), httpPort: testutil.FreePort(t)}
 	// The board is not on loopback: anonymous access must be on for it.
 	os.WriteFile(c.cfg, []byte(fmt.Sprintf("mqtt: {listen: '%s:%s'}\nhttp: {listen: '127.0.0.1:%s'}\nauth: {anonymous: 'on'}\n",
 		hostIP, c.mqttPort, c.httpPort)), 0o644)
 	t.Cleanup(c.kill)
 	c.start()
 
-	board := exec.Command(ipBin, "netns", "exec", ns, devicefwBin, "--broker", "tcp://"+hostIP+":"+c.mqttPort,
+	board := exec.Command(ipBin, "netns", "exec", ns, testutil.BuildBinary(t, devicefwPkg), "--broker", "tcp://"+hostIP+":"+c.mqttPort,
 		"--id", "netb", "--keepalive", "2s")
 	if err := board.Start(); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package loadgen_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/internal/testutil"
 	"switchyard/loadgen"
 )
 
@@ -20,25 +20,7 @@ import (
 // correctness only (every event delivered, every toggle confirmed); the
 // figures are printed, never asserted.
 
-var binPath string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "loadgen-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "controlplane")
-	out, err := exec.Command("go", "build", "-o", binPath, "switchyard/cmd/controlplane").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build controlplane: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }
 
 var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqtt=(127\.0\.0\.1:\d+) http=(127\.0\.0\.1:\d+)`)
 
@@ -51,7 +33,7 @@ func startControlPlane(t *testing.T) (mqttAddr, httpAddr string, pid int) {
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binPath, "--config", cfg)
+	cmd := exec.Command(testutil.BuildBinary(t, "switchyard/cmd/controlplane"), "--config", cfg)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,8 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+
+	"switchyard/internal/testutil"
 )
 
 func envInt(name string, def int) int {
@@ -77,10 +79,7 @@ func TestSoak(t *testing.T) {
 	interval := envDuration("SOAK_INTERVAL", time.Second)
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "controlplane")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/controlplane").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testutil.BuildBinary(t, "switchyard/cmd/controlplane")
 	cfg := filepath.Join(dir, "config.yaml")
 	os.WriteFile(cfg, []byte("mqtt: {listen: '127.0.0.1:0'}\nhttp: {listen: '127.0.0.1:0'}\nlog: {level: warn}\n"), 0o644)
 	// Warn level hides the serving line: ask for info just for it.
@@ -238,11 +237,8 @@ loop:
 		}
 		return true
 	}
-	for wait := time.Now().Add(15 * time.Second); !delivered(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(wait) {
-			t.Error("the last counts never reached every browser")
-			break
-		}
+	if err := testutil.Eventually(15*time.Second, testutil.Until("the last counts at every browser", delivered)); err != nil {
+		t.Error(err)
 	}
 	cancel()
 	bwg.Wait()

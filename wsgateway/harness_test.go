@@ -21,6 +21,7 @@ import (
 
 	"switchyard/devices"
 	"switchyard/internal/mqttnet"
+	"switchyard/internal/testutil"
 	"switchyard/wsgateway"
 )
 
@@ -305,28 +306,20 @@ type apiDevice struct {
 // waitFor polls cond (there is no event for it) until it holds.
 func (h *harness) waitFor(cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatal("condition never held")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(h.t, wait, testutil.Until("the condition", cond))
 }
 
 // waitDevice polls the API (no event exists for "the gateway has applied
 // it") until cond holds for device id.
 func (h *harness) waitDevice(id string, cond func(apiDevice) bool) apiDevice {
 	h.t.Helper()
-	deadline := time.Now().Add(wait)
 	var d apiDevice
-	for time.Now().Before(deadline) {
-		if h.do("GET", "/api/devices/"+id, "", &d) == http.StatusOK && cond(d) {
-			return d
+	testutil.WaitFor(h.t, wait, func() error {
+		if code := h.do("GET", "/api/devices/"+id, "", &d); code != http.StatusOK || !cond(d) {
+			return fmt.Errorf("device %s: status %d, %+v", id, code, d)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	h.t.Fatalf("device %s never reached the wanted state; last %+v", id, d)
+		return nil
+	})
 	return d
 }
 

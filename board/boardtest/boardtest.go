@@ -22,6 +22,8 @@ import (
 
 	"switchyard/board"
 	"switchyard/board/pahosession"
+	"switchyard/internal/mqttnet"
+	"switchyard/internal/testutil"
 )
 
 // Wait bounds every wait for an event in these helpers.
@@ -47,17 +49,11 @@ func Start(t testing.TB) *Broker { return StartAt(t, "127.0.0.1:0") }
 func StartAt(t testing.TB, addr string) *Broker {
 	t.Helper()
 	var ln net.Listener
-	deadline := time.Now().Add(Wait)
-	for { // polls: there is no event for a port becoming free
+	testutil.WaitFor(t, Wait, func() error { // no event tells when a port becomes free
 		var err error
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("listen %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumMessageExpiryInterval = 0
 	caps.MaximumClientWritesPending = 256
@@ -81,38 +77,14 @@ func StartAt(t testing.TB, addr string) *Broker {
 	return b
 }
 
-// Close stops the broker; it is idempotent (Mochi's Close is not).
-//
-// Mochi v2.7.9's Close can deadlock while clients are leaving: it holds
-// the client list's read lock and takes it again (Clients.GetByListener
-// calls Len), and a client's Delete waiting for the write lock in between
-// blocks both. So Close first stops new connections, disconnects every
-// client and waits for the list to empty, and only then calls Mochi.
+// Close stops the broker; it is idempotent (Mochi's Close is not). It
+// stops accepting and then closes Mochi through mqttnet.CloseServer, which
+// avoids Mochi's shutdown deadlock.
 func (b *Broker) Close() {
 	b.closeOnce.Do(func() {
 		_ = b.ln.Close()
-		for _, cl := range b.Server.Clients.GetAll() {
-			if !cl.Net.Inline {
-				_ = b.Server.DisconnectClient(cl, packets.ErrServerShuttingDown)
-			}
-		}
-		deadline := time.Now().Add(Wait)
-		for b.connected() > 0 && time.Now().Before(deadline) { // polls: no event for this
-			time.Sleep(5 * time.Millisecond)
-		}
-		_ = b.Server.Close()
+		_ = mqttnet.CloseServer(b.Server, Wait)
 	})
-}
-
-// connected counts the clients in the broker's list but its own.
-func (b *Broker) connected() int {
-	n := 0
-	for _, cl := range b.Server.Clients.GetAll() {
-		if !cl.Net.Inline {
-			n++
-		}
-	}
-	return n
 }
 
 // Kill drops a client's connection abruptly, as a dead network would, so

@@ -9,6 +9,7 @@ import (
 
 	"switchyard/board"
 	"switchyard/devices"
+	"switchyard/internal/testutil"
 )
 
 // NewSession makes an unconnected session to the broker at url.
@@ -172,16 +173,11 @@ func suiteCleanShutdown(t *testing.T, newSession NewSession) {
 	if m := late.Next(t, topics.Status(id)); m.Payload != devices.Offline || !m.Retained {
 		t.Fatalf("retained status: got %q retained=%t, want offline retained", m.Payload, m.Retained)
 	}
-	deadline := time.Now().Add(Wait)
-	for { // polls: the broker has no event for a client leaving
-		if cl, ok := br.Server.Clients.Get(id); !ok || cl.Closed() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("board still connected after shutdown")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The broker has no event for a client leaving: poll.
+	testutil.WaitFor(t, Wait, testutil.Until("the board to disconnect after shutdown", func() bool {
+		cl, ok := br.Server.Clients.Get(id)
+		return !ok || cl.Closed()
+	}))
 }
 
 // gate holds a board's reconnects while a test says so.

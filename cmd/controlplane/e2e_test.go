@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"switchyard/internal/testutil"
 )
 
 // These tests run the real controlplane binary on free loopback ports and
@@ -26,37 +28,20 @@ import (
 
 const wait = 10 * time.Second
 
-var binPath string
+func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "controlplane-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binPath = filepath.Join(dir, "controlplane")
-	out, err := exec.Command("go", "build", "-race", "-o", binPath, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build controlplane: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+// binary is the controlplane built from this package, with -race, once for
+// all the tests.
+func binary(t *testing.T) string {
+	t.Helper()
+	return testutil.BuildBinary(t, "switchyard/cmd/controlplane", "-race")
 }
 
-// tool returns the path of a third-party command; without it the test is
-// skipped, except under CI where .ci/run must have installed it.
-func tool(t *testing.T, name string) string {
+// mqttTool returns the path of mosquitto_pub or mosquitto_sub (see
+// testutil.NeedCommand).
+func mqttTool(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found under CI: .ci/run must install it", name)
-		}
-		t.Skipf("%s not found (apt-get install mosquitto-clients)", name)
-	}
-	return p
+	return testutil.NeedCommand(t, name, "mosquitto-clients")
 }
 
 // proc is a running controlplane.
@@ -75,7 +60,7 @@ var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqt
 
 func start(t *testing.T, configPath string, env ...string) *proc {
 	t.Helper()
-	return startCmd(t, exec.Command(binPath, "--config", configPath), env...)
+	return startCmd(t, exec.Command(binary(t), "--config", configPath), env...)
 }
 
 // startCmd is start with the command given (to run the binary under a
@@ -145,7 +130,7 @@ func (p *proc) stop() {
 }
 
 func (p *proc) mosquitto(t *testing.T, name string, args ...string) *exec.Cmd {
-	return exec.Command(tool(t, name), append([]string{"-h", "127.0.0.1", "-p", p.mqttPort}, args...)...)
+	return exec.Command(mqttTool(t, name), append([]string{"-h", "127.0.0.1", "-p", p.mqttPort}, args...)...)
 }
 
 func (p *proc) pub(t *testing.T, args ...string) {
@@ -167,21 +152,19 @@ func (p *proc) sub(t *testing.T, topic string, extra ...string) <-chan string {
 	ready := fmt.Sprintf("devices/test-ready-%d/led/set", time.Now().UnixNano())
 	lines := p.startSub(t, []string{"-v", "-t", topic, "-t", ready})
 	// Nothing tells when mosquitto_sub has subscribed: publish a marker
-	// until it comes back, with a deadline.
-	deadline := time.Now().Add(wait)
-	for {
+	// until it comes back.
+	testutil.WaitFor(t, wait, func() error {
 		p.pub(t, "-t", ready, "-m", "x")
 		select {
 		case l := <-lines:
 			if l == ready+" x" {
-				return lines
+				return nil
 			}
 		case <-time.After(100 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mosquitto_sub on %s never subscribed", topic)
-		}
-	}
+		return fmt.Errorf("mosquitto_sub on %s: no marker back", topic)
+	})
+	return lines
 }
 
 func (p *proc) startSub(t *testing.T, args []string) <-chan string {
@@ -238,20 +221,24 @@ type device struct {
 // gateway has applied it").
 func (p *proc) waitDevice(t *testing.T, id string, cond func(device) bool) device {
 	t.Helper()
-	deadline := time.Now().Add(wait)
 	var d device
-	for time.Now().Before(deadline) {
+	testutil.WaitFor(t, wait, func() error {
 		resp, err := http.Get(p.http + "/api/devices/" + id)
-		if err == nil {
-			ok := resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&d) == nil
-			resp.Body.Close()
-			if ok && cond(d) {
-				return d
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("device %s never reached the wanted state (last %+v)", id, d)
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("GET /api/devices/%s: %s", id, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+			return err
+		}
+		if !cond(d) {
+			return fmt.Errorf("device %s not in the wanted state: %+v", id, d)
+		}
+		return nil
+	})
 	return d
 }
 
@@ -386,7 +373,7 @@ func TestBadStartExitsWithOneLine(t *testing.T) {
 			os.WriteFile(cfg, []byte(tc.config), 0o644)
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, binPath, "--config", cfg)
+			cmd := exec.CommandContext(ctx, binary(t), "--config", cfg)
 			cmd.Env = append(os.Environ(), tc.env...)
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
@@ -403,7 +390,7 @@ func TestBadStartExitsWithOneLine(t *testing.T) {
 			}
 		})
 	}
-	out, err := exec.Command(binPath, "--version").Output()
+	out, err := exec.Command(binary(t), "--version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "controlplane ") {
 		t.Errorf("--version: %q, %v", out, err)
 	}

@@ -10,9 +10,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
+
+	"switchyard/internal/testutil"
 )
 
 // mosquittoBroker is Debian's mosquitto on a free loopback port, with
@@ -24,26 +25,11 @@ type mosquittoBroker struct {
 	cmd  *exec.Cmd
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-}
-
 func startMosquitto(t *testing.T) *mosquittoBroker {
 	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			tool(t, "mosquitto") // skips, or fails under CI
-		}
-	}
+	bin := testutil.NeedCommand(t, "mosquitto", "mosquitto")
 	dir := t.TempDir()
-	m := &mosquittoBroker{t: t, port: freePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
+	m := &mosquittoBroker{t: t, port: testutil.FreePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
 	os.WriteFile(m.conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n", m.port, dir)), 0o644)
 	m.run(bin)
 	return m
@@ -57,17 +43,13 @@ func (m *mosquittoBroker) run(bin string) {
 	}
 	cmd := m.cmd
 	m.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(wait)
-	for { // no event tells when mosquitto listens: poll with a deadline
-		if c, err := net.Dial("tcp", "127.0.0.1:"+m.port); err == nil {
+	testutil.WaitFor(m.t, wait, func() error { // no event tells when mosquitto listens
+		c, err := net.Dial("tcp", "127.0.0.1:"+m.port)
+		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			m.t.Fatal("mosquitto did not start listening")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 func (m *mosquittoBroker) stop() {
@@ -88,13 +70,12 @@ func healthz(url string) int {
 
 func waitHealth(t *testing.T, url string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for healthz(url) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/healthz never answered %d", url, want)
+	testutil.WaitFor(t, wait, func() error {
+		if got := healthz(url); got != want {
+			return fmt.Errorf("%s/healthz answers %d, want %d", url, got, want)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestExternalBrokerTwoInstances runs two control planes against one

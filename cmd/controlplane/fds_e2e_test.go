@@ -7,7 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	"switchyard/internal/testutil"
 )
 
 // TestOutOfFileDescriptors floods the MQTT port of a control plane limited
@@ -19,7 +20,7 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	cfg := testConfig(t, "")
 	// ulimit -n sets the soft and the hard limit, so the Go runtime cannot
 	// raise it; 32 leaves ~20 descriptors beyond what the process holds.
-	p := startCmd(t, exec.Command("sh", "-c", `ulimit -n 32 && exec "$0" --config "$1"`, binPath, cfg))
+	p := startCmd(t, exec.Command("sh", "-c", `ulimit -n 32 && exec "$0" --config "$1"`, binary(t), cfg))
 	client := &http.Client{Timeout: wait, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	health := func() int {
 		t.Helper()
@@ -47,21 +48,15 @@ func TestOutOfFileDescriptors(t *testing.T) {
 		}
 		flood = append(flood, c)
 	}
-	deadline := time.Now().Add(wait)
-	for health() != http.StatusServiceUnavailable { // no event says accepting failed: poll
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz stayed 200 with the listener out of descriptors\n%s", p.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// No event says accepting failed: poll.
+	testutil.WaitFor(t, wait, testutil.Until("healthz 503 with the listener out of descriptors", func() bool {
+		return health() == http.StatusServiceUnavailable
+	}))
 	// The line is written before healthz turns, but reaches the test
-	// through a pipe and a scanner: poll for it, with a deadline.
-	for deadline := time.Now().Add(wait); !strings.Contains(p.logs(), "too many open files"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the log does not say why accepting fails:\n%s", p.logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// through a pipe and a scanner: poll for it.
+	testutil.WaitFor(t, wait, testutil.Until(`"too many open files" in the log`, func() bool {
+		return strings.Contains(p.logs(), "too many open files")
+	}))
 	for _, c := range flood {
 		c.Close()
 	}
@@ -69,12 +64,8 @@ func TestOutOfFileDescriptors(t *testing.T) {
 	// A board gets in again.
 	p.pub(t, "-t", "devices/back/status", "-m", "online", "-r")
 	p.waitDevice(t, "back", func(d device) bool { return d.Online })
-	deadline = time.Now().Add(wait)
-	for health() != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz not 200 again after the flood\n%s", p.logs())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, wait, testutil.Until("healthz 200 again after the flood", func() bool {
+		return health() == http.StatusOK
+	}))
 	p.stop()
 }

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"switchyard/internal/testutil"
 )
 
 // selfSigned writes a certificate for 127.0.0.1 and its key, and returns
@@ -61,7 +63,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 }
 
 func TestHashPasswordAndNewToken(t *testing.T) {
-	cmd := exec.Command(binPath, "hash-password")
+	cmd := exec.Command(binary(t), "hash-password")
 	cmd.Stdin = strings.NewReader("s3cret\n")
 	out, err := cmd.Output()
 	if err != nil {
@@ -71,12 +73,12 @@ func TestHashPasswordAndNewToken(t *testing.T) {
 	if strings.Count(string(out), "\n") != 1 || bcrypt.CompareHashAndPassword([]byte(h), []byte("s3cret")) != nil {
 		t.Errorf("hash-password printed %q: not one bcrypt hash of the password", out)
 	}
-	cmd = exec.Command(binPath, "hash-password")
+	cmd = exec.Command(binary(t), "hash-password")
 	cmd.Stdin = strings.NewReader("")
 	if err := cmd.Run(); err == nil {
 		t.Error("hash-password accepted an empty password")
 	}
-	out, err = exec.Command(binPath, "new-token").Output()
+	out, err = exec.Command(binary(t), "new-token").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ auth:
 
 	pub := func(args ...string) (string, error) {
 		base := []string{"-h", "127.0.0.1", "-p", tlsPort, "--cafile", certFile, "-q", "1"}
-		out, err := exec.Command(tool(t, "mosquitto_pub"), append(base, args...)...).CombinedOutput()
+		out, err := exec.Command(mqttTool(t, "mosquitto_pub"), append(base, args...)...).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := pub("-t", "devices/board-1/status", "-m", "online", "-r"); err == nil {
@@ -133,7 +135,7 @@ auth:
 		t.Fatalf("board over TLS: %v %s", err, out)
 	}
 	// The plain listener asks for credentials too.
-	if out, err := exec.Command(tool(t, "mosquitto_pub"), "-h", "127.0.0.1", "-p", p.mqttPort, "-t", "devices/x/led", "-m", "ON").CombinedOutput(); err == nil {
+	if out, err := exec.Command(mqttTool(t, "mosquitto_pub"), "-h", "127.0.0.1", "-p", p.mqttPort, "-t", "devices/x/led", "-m", "ON").CombinedOutput(); err == nil {
 		t.Errorf("anonymous publish on plain MQTT accepted (%s)", out)
 	}
 
@@ -155,13 +157,9 @@ auth:
 	if code := get("/api/devices", ""); code != 401 {
 		t.Errorf("API without credentials = %d, want 401", code)
 	}
-	deadline := time.Now().Add(wait)
-	for get("/api/devices/board-1", token) != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("board-1 never appeared in the API over HTTPS")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, wait, testutil.Until("board-1 in the API over HTTPS", func() bool {
+		return get("/api/devices/board-1", token) == 200
+	}))
 	p.stop()
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 
 	"switchyard/board/boardtest"
 	"switchyard/devices"
+	"switchyard/internal/testutil"
 )
 
 var topics = devices.MustTopics("")
@@ -207,14 +207,13 @@ func waitingLine(timeout, id, broker string) string {
 	return fmt.Sprintf("waiting up to %s for board %s on %s (status online on %s)\n", timeout, id, broker, topics.Status(id))
 }
 
-// buildDevicefw builds the binary into a temporary directory.
+// TestMain lets the tests share one devicefw binary (testutil.Run).
+func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }
+
+// buildDevicefw returns the devicefw binary, built once for all the tests.
 func buildDevicefw(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "devicefw")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testutil.BuildBinary(t, "switchyard/cmd/devicefw")
 }
 
 // TestCheckSaysWhatItWaitsFor runs `devicefw check` for a board that does

@@ -10,12 +10,10 @@ import (
 // connection is admitted after. The zero value is ready to use.
 //
 // Closing the connections is how a listener ends its clients; it does not
-// call Mochi's closeClients (v2.7.9 Server.closeListenerClients), which
-// takes the client list's read lock twice (GetByListener calls Len), so a
-// client connecting or leaving at that moment, waiting for the write lock
-// between the two, deadlocks it (seen in the wsgateway tests). A closed
-// connection ends the client's read loop exactly as closeClients' Stop
-// would: Mochi then sends its Will and removes it.
+// call Mochi's closeClients (Server.closeListenerClients), which can
+// deadlock (see CloseServer). A closed connection ends the client's read
+// loop exactly as closeClients' Stop would: Mochi then sends its Will and
+// removes it.
 type Conns struct {
 	mu     sync.Mutex // guards set, closed
 	set    map[net.Conn]struct{}

@@ -1,5 +1,6 @@
-// Package mqttnet holds a Mochi listener for MQTT over TCP, used by the
-// broker and by tests that run Mochi directly.
+// Package mqttnet holds a Mochi listener for MQTT over TCP and a Close
+// that avoids Mochi's shutdown deadlock, used by the broker and by tests
+// that run Mochi directly.
 package mqttnet
 
 import (

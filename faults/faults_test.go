@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,10 +28,7 @@ type cp struct {
 	t                  *testing.T
 	cfg                string
 	mqttPort, httpPort string
-	cmd                *exec.Cmd
-	mu                 sync.Mutex
-	log                strings.Builder
-	exited             chan struct{}
+	proc               *testutil.ControlPlane // the last one started
 }
 
 func newCP(t *testing.T) *cp {
@@ -41,56 +36,17 @@ func newCP(t *testing.T) *cp {
 	c := &cp{t: t, cfg: filepath.Join(dir, "config.yaml"), mqttPort: testutil.FreePort(t), httpPort: testutil.FreePort(t)}
 	os.WriteFile(c.cfg, []byte(fmt.Sprintf("mqtt: {listen: '127.0.0.1:%s'}\nhttp: {listen: '127.0.0.1:%s'}\nstorage: {path: %q}\n",
 		c.mqttPort, c.httpPort, filepath.Join(dir, "data", "retained.log"))), 0o644)
-	t.Cleanup(func() {
-		c.kill()
-		if t.Failed() {
-			c.mu.Lock()
-			t.Logf("controlplane log:\n%s", c.log.String())
-			c.mu.Unlock()
-		}
-	})
 	return c
 }
 
-var serving = regexp.MustCompile(`switchyard control plane serving`)
-
+// start runs the controlplane and waits until it serves. The process is
+// killed at the end of the test, and its log shown if the test failed.
 func (c *cp) start() {
 	c.t.Helper()
-	c.cmd = exec.Command(testutil.BuildBinary(c.t, controlplanePkg), "--config", c.cfg)
-	stderr, _ := c.cmd.StderrPipe()
-	if err := c.cmd.Start(); err != nil {
+	var err error
+	c.proc, err = testutil.StartControlPlane(c.t, exec.Command(testutil.BuildBinary(c.t, controlplanePkg), "--config", c.cfg), 20*time.Second)
+	if err != nil {
 		c.t.Fatal(err)
-	}
-	ready, exited := make(chan struct{}), make(chan struct{})
-	c.exited = exited
-	cmd := c.cmd
-	go func() { // ends when the process closes stderr
-		sc := bufio.NewScanner(stderr)
-		once := sync.Once{}
-		for sc.Scan() {
-			c.mu.Lock()
-			c.log.WriteString(sc.Text() + "\n")
-			c.mu.Unlock()
-			if serving.MatchString(sc.Text()) {
-				once.Do(func() { close(ready) })
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	select {
-	case <-ready:
-	case <-exited:
-		c.t.Fatal("controlplane exited at start (port still taken?)")
-	case <-time.After(20 * time.Second):
-		c.t.Fatal("controlplane did not start")
-	}
-}
-
-func (c *cp) kill() {
-	if c.cmd != nil && c.cmd.Process != nil {
-		c.cmd.Process.Kill()
-		<-c.exited
 	}
 }
 
@@ -208,8 +164,7 @@ func TestKill9UnderTrafficKeepsState(t *testing.T) {
 	})
 	before := ledOf(c.devices())
 
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.exited
+	c.proc.Kill()
 	c.start()
 	var ds []device
 	c.waitFor("stored boards loaded", 10*time.Second, func(got []device) bool { ds = got; return len(got) == n })
@@ -218,9 +173,7 @@ func TestKill9UnderTrafficKeepsState(t *testing.T) {
 	}
 	took := c.waitFor("every board back online", 40*time.Second, online(n))
 	t.Logf("kill -9: %d boards, states intact, all back online %v after the restart", n, took.Round(10*time.Millisecond))
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if strings.Contains(c.log.String(), "level=ERROR") {
+	if strings.Contains(c.proc.Log(), "level=ERROR") {
 		t.Errorf("errors in the log after the restart")
 	}
 }
@@ -255,8 +208,8 @@ func TestBrokerRestartWithManyBoards(t *testing.T) {
 	c.start()
 	boards(t, c, n, "--keepalive", "5s")
 	c.waitFor("fleet online", 60*time.Second, online(n))
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	<-c.exited
+	c.proc.Signal(syscall.SIGTERM)
+	<-c.proc.Exited()
 	c.start()
 	took := c.waitFor("fleet back online", 60*time.Second, online(n))
 	t.Logf("broker restart: %d boards back online after %v", n, took.Round(10*time.Millisecond))

@@ -57,7 +57,6 @@ func TestBoardCutOffByNetwork(t *testing.T) {
 	// The board is not on loopback: anonymous access must be on for it.
 	os.WriteFile(c.cfg, []byte(fmt.Sprintf("mqtt: {listen: '%s:%s'}\nhttp: {listen: '127.0.0.1:%s'}\nauth: {anonymous: 'on'}\n",
 		hostIP, c.mqttPort, c.httpPort)), 0o644)
-	t.Cleanup(c.kill)
 	c.start()
 
 	board := exec.Command(ipBin, "netns", "exec", ns, testutil.BuildBinary(t, devicefwPkg), "--broker", "tcp://"+hostIP+":"+c.mqttPort,

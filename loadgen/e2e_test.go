@@ -1,12 +1,10 @@
 package loadgen_test
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +20,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }
 
-var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqtt=(127\.0\.0\.1:\d+) http=(127\.0\.0\.1:\d+)`)
-
 // startControlPlane runs the binary and returns its MQTT and HTTP addresses
 // and pid; cleanup kills it.
 func startControlPlane(t *testing.T) (mqttAddr, httpAddr string, pid int) {
@@ -34,43 +30,11 @@ func startControlPlane(t *testing.T) (mqttAddr, httpAddr string, pid int) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(testutil.BuildBinary(t, "switchyard/cmd/controlplane"), "--config", cfg)
-	stderr, err := cmd.StderrPipe()
+	cp, err := testutil.StartControlPlane(t, cmd, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan []string, 1)
-	var logs strings.Builder
-	exited := make(chan struct{})
-	go func() { // ends when the process closes stderr
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logs.WriteString(sc.Text() + "\n")
-			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m
-			}
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("controlplane log:\n%s", logs.String())
-		}
-	})
-	select {
-	case m := <-ready:
-		return m[1], m[2], cmd.Process.Pid
-	case <-exited:
-		t.Fatal("controlplane exited before serving")
-	case <-time.After(10 * time.Second):
-		t.Fatal("controlplane not serving after 10 s")
-	}
-	return "", "", 0
+	return cp.MQTTAddr, cp.HTTPAddr, cp.Pid()
 }
 
 func TestRunAgainstControlPlane(t *testing.T) {

@@ -1,7 +1,6 @@
 package soak
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,29 +84,11 @@ func TestSoak(t *testing.T) {
 	// Warn level hides the serving line: ask for info just for it.
 	cmd := exec.Command(bin, "--config", cfg)
 	cmd.Env = append(os.Environ(), "CONTROLPLANE_LOG_LEVEL=info")
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
+	cp, err := testutil.StartControlPlane(t, cmd, 30*time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	addrs := make(chan []string, 1)
-	go func() { // ends when the process exits
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`mqtt=(127\.0\.0\.1:\d+) .*?http=(127\.0\.0\.1:\d+)`)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrs <- m[1:]
-			}
-		}
-	}()
-	var mqttAddr, httpAddr string
-	select {
-	case a := <-addrs:
-		mqttAddr, httpAddr = a[0], a[1]
-	case <-time.After(30 * time.Second):
-		t.Fatal("controlplane did not start")
-	}
-	pid := cmd.Process.Pid
+	mqttAddr, httpAddr, pid := cp.MQTTAddr, cp.HTTPAddr, cp.Pid()
 	metrics := "http://" + httpAddr + "/metrics"
 
 	// Browsers: count, per board, the next count each expects.
@@ -242,7 +223,7 @@ loop:
 	}
 	cancel()
 	bwg.Wait()
-	cmd.Process.Signal(syscall.SIGTERM)
+	cp.Signal(syscall.SIGTERM)
 
 	var lost, got int64
 	for _, s := range browsers {

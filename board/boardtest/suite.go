@@ -110,12 +110,8 @@ func suiteCommands(t *testing.T, newSession NewSession) {
 }
 
 func suiteCountRunsAcrossBrokerRestart(t *testing.T, newSession NewSession) {
-	br := Start(t)
 	const id = "restart-1"
-	obs := Observe(t, br.URL, topics.DeviceFilter(id))
-	g := &gate{Session: newSession(t, br.URL)}
-	RunBoard(t, g, id)
-	expectResync(t, obs, id, "OFF")
+	br, obs, g := runGated(t, newSession, id)
 	first := obs.Next(t, topics.Count(id))
 	if first.Payload != "0" || first.Retained {
 		t.Fatalf("first count: got %q retained=%t, want \"0\" not retained", first.Payload, first.Retained)
@@ -144,12 +140,8 @@ func suiteCountRunsAcrossBrokerRestart(t *testing.T, newSession NewSession) {
 }
 
 func suiteLastWillOnKilledConnection(t *testing.T, newSession NewSession) {
-	br := Start(t)
 	const id = "will-1"
-	obs := Observe(t, br.URL, topics.DeviceFilter(id))
-	g := &gate{Session: newSession(t, br.URL)}
-	RunBoard(t, g, id)
-	expectResync(t, obs, id, "OFF")
+	br, obs, g := runGated(t, newSession, id)
 	g.hold() // the board may come back only once the Will is out (see gate)
 	if err := br.Kill(id); err != nil {
 		t.Fatal(err)
@@ -178,6 +170,18 @@ func suiteCleanShutdown(t *testing.T, newSession NewSession) {
 		cl, ok := br.Server.Clients.Get(id)
 		return !ok || cl.Closed()
 	}))
+}
+
+// runGated starts a broker, an observer of device id and a board id whose
+// session is behind a gate, and waits for the board's first resync.
+func runGated(t *testing.T, newSession NewSession, id string) (*Broker, *Observer, *gate) {
+	t.Helper()
+	br := Start(t)
+	obs := Observe(t, br.URL, topics.DeviceFilter(id))
+	g := &gate{Session: newSession(t, br.URL)}
+	RunBoard(t, g, id)
+	expectResync(t, obs, id, "OFF")
+	return br, obs, g
 }
 
 // gate holds a board's reconnects while a test says so.

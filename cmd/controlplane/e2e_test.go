@@ -10,10 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,16 +44,10 @@ func mqttTool(t *testing.T, name string) string {
 // proc is a running controlplane.
 type proc struct {
 	t        *testing.T
-	cmd      *exec.Cmd
+	p        *testutil.ControlPlane
 	mqttPort string
 	http     string // http://127.0.0.1:port
-	mu       sync.Mutex
-	log      strings.Builder
-	exited   chan struct{}
-	exitErr  error
 }
-
-var servingLine = regexp.MustCompile(`msg="switchyard control plane serving" mqtt=(?:127\.0\.0\.1:(\d+)|external) .*?http=(127\.0\.0\.1:\d+)`)
 
 func start(t *testing.T, configPath string, env ...string) *proc {
 	t.Helper()
@@ -67,65 +58,23 @@ func start(t *testing.T, configPath string, env ...string) *proc {
 // shell that limits it, say).
 func startCmd(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, exited: make(chan struct{}), cmd: cmd}
-	p.cmd.Env = append(os.Environ(), env...)
-	stderr, err := p.cmd.StderrPipe()
+	cmd.Env = append(os.Environ(), env...)
+	cp, err := testutil.StartControlPlane(t, cmd, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan []string, 1)
-	go func() { // ends when the process closes stderr
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			if m := servingLine.FindStringSubmatch(line); m != nil {
-				ready <- m
-			}
-		}
-		p.exitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("controlplane log:\n%s", p.logs())
-		}
-	})
-	select {
-	case m := <-ready:
-		p.mqttPort, p.http = m[1], "http://"+m[2]
-	case <-p.exited:
-		t.Fatalf("controlplane exited: %v\n%s", p.exitErr, p.logs())
-	case <-time.After(wait):
-		t.Fatalf("controlplane not serving after %v\n%s", wait, p.logs())
-	}
-	return p
+	_, mqttPort, _ := net.SplitHostPort(cp.MQTTAddr) // none in external mode
+	return &proc{t: t, p: cp, mqttPort: mqttPort, http: "http://" + cp.HTTPAddr}
 }
 
-func (p *proc) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+// logs returns the last lines the controlplane logged.
+func (p *proc) logs() string { return p.p.Log() }
 
 // stop sends SIGTERM and checks a clean exit within 5 s.
 func (p *proc) stop() {
 	p.t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		p.t.Fatalf("no exit within 5 s of SIGTERM")
-	}
-	if p.exitErr != nil {
-		p.t.Fatalf("exit after SIGTERM: %v, want status 0\n%s", p.exitErr, p.logs())
+	if err := p.p.Stop(5 * time.Second); err != nil {
+		p.t.Fatalf("stop: %v, want exit status 0", err)
 	}
 }
 

@@ -113,14 +113,6 @@ func ParseStatus(p []byte) (online bool, err error) {
 	return false, badPayload("status: want online or offline", p)
 }
 
-// StatusPayload returns the status payload for a state.
-func StatusPayload(online bool) string {
-	if online {
-		return Online
-	}
-	return Offline
-}
-
 // ParseCount parses a count payload: a non-negative decimal integer in ASCII.
 func ParseCount(p []byte) (int64, error) {
 	s := strings.TrimSpace(string(p))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,6 +20,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"switchyard/auth"
+	"switchyard/internal/mqttnet"
+	"switchyard/internal/testutil"
 )
 
 // The MQTT 3.1.1 session rules the control plane and its boards rely on,
@@ -152,37 +153,17 @@ func startStockMochi(tb testing.TB, hooks ...mqtt.Hook) (string, *mqtt.Server) {
 	if err := srv.Serve(); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() {
-		// Mochi's Close can deadlock while clients are still leaving (see
-		// mqttnet.Conns): wait until they have gone; no event says so.
-		for deadline := time.Now().Add(10 * time.Second); atomic.LoadInt64(&srv.Info.ClientsConnected) > 0 && time.Now().Before(deadline); {
-			time.Sleep(10 * time.Millisecond)
-		}
-		srv.Close()
-	})
+	tb.Cleanup(func() { _ = mqttnet.CloseServer(srv, 10*time.Second) })
 	return ln.Address(), srv
 }
 
 // mosquittoTarget runs Debian's mosquitto on a free loopback port, and
 // learns from its log when it has finished with a client.
 func mosquittoTarget(t *testing.T) sessionTarget {
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatal("mosquitto not found under CI: .ci/run must install it")
-			}
-			t.Skip("mosquitto not installed (apt-get install mosquitto): the reference broker is skipped")
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().(*net.TCPAddr)
-	l.Close()
+	bin := testutil.NeedCommand(t, "mosquitto", "mosquitto")
+	port := testutil.FreePort(t)
 	conf := t.TempDir() + "/mosquitto.conf"
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "listener %d 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nlog_type notice\nlog_type information\n", addr.Port), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "listener %s 127.0.0.1\nallow_anonymous true\nlog_dest stderr\nlog_type notice\nlog_type information\n", port), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-c", conf)
@@ -224,7 +205,7 @@ func mosquittoTarget(t *testing.T) sessionTarget {
 	case <-time.After(wait):
 		t.Fatal("mosquitto did not start")
 	}
-	return sessionTarget{url: "tcp://" + addr.String(), done: d} // it queues a message for the subscriptions before acknowledging it
+	return sessionTarget{url: "tcp://127.0.0.1:" + port, done: d} // it queues a message for the subscriptions before acknowledging it
 }
 
 // sessionClient is one connection of an MQTT 3.1.1 client.
@@ -284,12 +265,7 @@ func (tg sessionTarget) leave(t *testing.T, c *sessionClient) {
 	// the client is counted gone only then; no event tells. A connection
 	// with the same id in between can lose its place (Mochi removes the
 	// client id, whichever connection now holds it).
-	for deadline := time.Now().Add(wait); tg.connected() >= before; {
-		if time.Now().After(deadline) {
-			t.Fatalf("the broker still counts %s connected", c.id)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, wait, testutil.Until(c.id+" counted gone", func() bool { return tg.connected() < before }))
 }
 
 func (c *sessionClient) subscribe(t *testing.T, filter string, qos byte) {

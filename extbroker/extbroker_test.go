@@ -3,14 +3,8 @@ package extbroker_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,9 +104,7 @@ func TestPublishSubscribeClear(t *testing.T) {
 	if err := x.Subscribe("devices/#", func(m extbroker.Message) { got <- m }); err != nil {
 		t.Fatal(err)
 	}
-	x.Start()
-	defer x.Close()
-	testutil.WaitFor(t, wait, x.Healthy) // no event tells when paho has connected
+	connected(t, x)
 	// Publish can race the subscription made in onConnect: retained, the
 	// message arrives either way.
 	if err := x.Publish("devices/b1/led", []byte("ON"), true, 1); err != nil {
@@ -171,13 +163,7 @@ func connected(t *testing.T, x *extbroker.Client) {
 	t.Helper()
 	x.Start()
 	t.Cleanup(func() { x.Close() })
-	deadline := time.Now().Add(wait)
-	for x.Healthy() != nil { // no event tells when paho has connected: poll with a deadline
-		if time.Now().After(deadline) {
-			t.Fatal("not connected")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, wait, x.Healthy) // no event tells when paho has connected
 }
 
 // Subscribe reports the broker's answer: a refusal, and Close.
@@ -200,68 +186,6 @@ func TestSubscribeErrors(t *testing.T) {
 	if err := x.Subscribe("devices/#", func(extbroker.Message) {}); !errors.Is(err, extbroker.ErrClosed) {
 		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
 	}
-}
-
-// mosquitto is Debian's mosquitto on a free loopback port, without
-// persistence: a restart forgets every retained message.
-type mosquitto struct {
-	t    *testing.T
-	bin  string
-	port string
-	conf string
-	cmd  *exec.Cmd
-}
-
-func startMosquitto(t *testing.T) *mosquitto {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if bin, err = exec.LookPath("/usr/sbin/mosquitto"); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatal("mosquitto not found under CI: .ci/run must install it")
-			}
-			t.Skip("mosquitto not found (apt-get install mosquitto)")
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	m := &mosquitto{t: t, bin: bin, port: port, conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)
-	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m.run()
-	return m
-}
-
-func (m *mosquitto) run() {
-	m.t.Helper()
-	m.cmd = exec.Command(m.bin, "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	cmd := m.cmd
-	m.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(wait)
-	for { // no event tells when mosquitto listens: poll with a deadline
-		if c, err := net.Dial("tcp", "127.0.0.1:"+m.port); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatal("mosquitto did not start listening")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (m *mosquitto) stop() {
-	m.cmd.Process.Signal(syscall.SIGTERM)
-	m.cmd.Wait()
 }
 
 // messages is a subscriber's messages.
@@ -290,8 +214,8 @@ func (ms messages) want(t *testing.T, what string, want map[string]string) {
 // clears it. The broker restarts empty, so nothing but the kept topics
 // can tell the client what to clear.
 func TestClearRetainedKeepsTopicsUntilCleared(t *testing.T) {
-	m := startMosquitto(t)
-	url := "tcp://127.0.0.1:" + m.port
+	m := testutil.StartMosquitto(t, false) // a restart forgets every retained message
+	url := "tcp://127.0.0.1:" + m.Port
 	logs := make(records, 256)
 	x, err := extbroker.New(extbroker.Config{URL: url, Logger: slog.New(logs)})
 	if err != nil {
@@ -309,7 +233,7 @@ func TestClearRetainedKeepsTopicsUntilCleared(t *testing.T) {
 	}
 	got.want(t, "retained", map[string]string{"devices/b1/led": "1", "devices/b1/count": "1"})
 
-	m.stop()
+	m.Stop()
 	deadline := time.After(wait)
 	for lost := false; !lost; {
 		select {
@@ -325,7 +249,7 @@ func TestClearRetainedKeepsTopicsUntilCleared(t *testing.T) {
 		t.Errorf("ClearRetained with the broker down: %v, want ErrNotConnected", err)
 	}
 
-	m.run()
+	m.Start()
 	// A second client watches the clears; its Subscribe returns once the
 	// broker granted it.
 	y, err := extbroker.New(extbroker.Config{URL: url})
@@ -337,13 +261,7 @@ func TestClearRetainedKeepsTopicsUntilCleared(t *testing.T) {
 	if err := y.Subscribe("devices/#", watch.handle); err != nil {
 		t.Fatal(err)
 	}
-	deadline2 := time.Now().Add(wait)
-	for x.Healthy() != nil { // paho reconnects on its own: poll with a deadline
-		if time.Now().After(deadline2) {
-			t.Fatal("not connected again after the restart")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(t, wait, x.Healthy) // paho reconnects on its own: no event tells when
 	if n, err := x.ClearRetained("devices/b1/#"); err != nil || n != 2 {
 		t.Fatalf("ClearRetained after the restart = %d, %v; want 2, nil", n, err)
 	}

@@ -2,62 +2,16 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/gorilla/websocket"
 
 	"switchyard/internal/testutil"
 )
-
-// mosquittoBroker is Debian's mosquitto on a free loopback port, with
-// persistence so retained messages survive its restart.
-type mosquittoBroker struct {
-	t    *testing.T
-	port string
-	conf string
-	cmd  *exec.Cmd
-}
-
-func startMosquitto(t *testing.T) *mosquittoBroker {
-	t.Helper()
-	bin := testutil.NeedCommand(t, "mosquitto", "mosquitto")
-	dir := t.TempDir()
-	m := &mosquittoBroker{t: t, port: testutil.FreePort(t), conf: filepath.Join(dir, "mosquitto.conf")}
-	os.WriteFile(m.conf, []byte(fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n", m.port, dir)), 0o644)
-	m.run(bin)
-	return m
-}
-
-func (m *mosquittoBroker) run(bin string) {
-	m.t.Helper()
-	m.cmd = exec.Command(bin, "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	cmd := m.cmd
-	m.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	testutil.WaitFor(m.t, wait, func() error { // no event tells when mosquitto listens
-		c, err := net.Dial("tcp", "127.0.0.1:"+m.port)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
-}
-
-func (m *mosquittoBroker) stop() {
-	m.cmd.Process.Signal(syscall.SIGTERM) // it saves its retained messages
-	m.cmd.Wait()
-}
-
-func (m *mosquittoBroker) restart() { m.run(m.cmd.Path) }
 
 func healthz(url string) int {
 	resp, err := http.Get(url + "/healthz")
@@ -83,15 +37,15 @@ func waitHealth(t *testing.T, url string, want int) {
 // answer reaches browsers on A and B, a forget on A empties B, and both
 // ride out the broker going away and coming back.
 func TestExternalBrokerTwoInstances(t *testing.T) {
-	mq := startMosquitto(t)
+	mq := testutil.StartMosquitto(t, true) // retained messages survive its restart
 	cfg := func() string {
 		p := filepath.Join(t.TempDir(), "config.yaml")
-		os.WriteFile(p, []byte(fmt.Sprintf("mqtt: {mode: external, url: 'tcp://127.0.0.1:%s'}\nhttp: {listen: '127.0.0.1:0'}\n", mq.port)), 0o644)
+		os.WriteFile(p, []byte(fmt.Sprintf("mqtt: {mode: external, url: 'tcp://127.0.0.1:%s'}\nhttp: {listen: '127.0.0.1:0'}\n", mq.Port)), 0o644)
 		return p
 	}
 	a, b := start(t, cfg()), start(t, cfg())
 	for _, p := range []*proc{a, b} {
-		p.mqttPort = mq.port // third-party tools talk to the shared broker
+		p.mqttPort = mq.Port // third-party tools talk to the shared broker
 		waitHealth(t, p.http, 200)
 	}
 	if strings.Contains(a.logs(), "mqtt=127.0.0.1") {
@@ -122,13 +76,13 @@ func TestExternalBrokerTwoInstances(t *testing.T) {
 
 	// The broker goes away: both say so; it comes back: both recover and
 	// rebuild from its retained messages.
-	mq.stop()
+	mq.Stop()
 	waitHealth(t, a.http, 503)
 	waitHealth(t, b.http, 503)
 	if r, _ := http.Post(a.http+"/api/devices/b1/led", "application/json", strings.NewReader(`{"action":"on"}`)); r == nil || r.StatusCode == 202 {
 		t.Error("a command was accepted while the broker was away")
 	}
-	mq.restart()
+	mq.Start()
 	waitHealth(t, a.http, 200)
 	waitHealth(t, b.http, 200)
 	a.pub(t, "-t", "devices/b2/count", "-m", "3")

@@ -1,0 +1,69 @@
+package testutil
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Mosquitto is Debian's mosquitto broker on a free loopback port, anyone
+// allowed, run by StartMosquitto until the test ends.
+type Mosquitto struct {
+	Port string // on 127.0.0.1
+
+	t    testing.TB
+	bin  string
+	conf string
+	cmd  *exec.Cmd // the last one started
+}
+
+// StartMosquitto runs mosquitto (see NeedCommand) and waits until it
+// listens. With persist, it saves its retained messages when stopped and
+// loads them when started again, as a deployed broker does; without, a
+// restart forgets them.
+func StartMosquitto(t testing.TB, persist bool) *Mosquitto {
+	t.Helper()
+	m := &Mosquitto{t: t, bin: NeedCommand(t, "mosquitto", "mosquitto"), Port: FreePort(t)}
+	dir := t.TempDir()
+	m.conf = filepath.Join(dir, "mosquitto.conf")
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", m.Port)
+	if persist {
+		conf += fmt.Sprintf("persistence true\npersistence_location %s/\n", dir)
+	}
+	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	return m
+}
+
+// Start starts mosquitto again after Stop, on the same port, and waits
+// until it listens.
+func (m *Mosquitto) Start() {
+	m.t.Helper()
+	m.cmd = exec.Command(m.bin, "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	cmd := m.cmd
+	m.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	WaitFor(m.t, 10*time.Second, func() error { // no event tells when mosquitto listens
+		c, err := net.Dial("tcp", "127.0.0.1:"+m.Port)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+}
+
+// Stop ends mosquitto with SIGTERM, as a service manager does (it saves
+// its retained messages then, when it persists them), and waits for it.
+func (m *Mosquitto) Stop() {
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	_ = m.cmd.Wait()
+}

@@ -85,6 +85,7 @@ func TestExternalBrokerTwoInstances(t *testing.T) {
 	mq.Start()
 	waitHealth(t, a.http, 200)
 	waitHealth(t, b.http, 200)
+	expectLine(t, a.sub(t, "devices/b1/led", "-C", "1"), "devices/b1/led ON") // the broker kept it
 	a.pub(t, "-t", "devices/b2/count", "-m", "3")
 	for _, p := range []*proc{a, b} {
 		p.waitDevice(t, "b2", func(d device) bool { return d.Count != nil })

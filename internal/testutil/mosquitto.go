@@ -32,6 +32,11 @@ func StartMosquitto(t testing.TB, persist bool) *Mosquitto {
 	dir := t.TempDir()
 	m.conf = filepath.Join(dir, "mosquitto.conf")
 	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", m.Port)
+	if os.Geteuid() == 0 {
+		// As root, mosquitto switches to user mosquitto, which cannot
+		// write its persistence file into the test's directory.
+		conf += "user root\n"
+	}
 	if persist {
 		conf += fmt.Sprintf("persistence true\npersistence_location %s/\n", dir)
 	}

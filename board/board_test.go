@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchyard/board"
+	"switchyard/internal/testutil"
 )
 
 // The tests here drive a Board through fakes in lock step: every session
@@ -189,30 +190,16 @@ func startBoard(t *testing.T, sess *fakeSession) *rig {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	finished := make(chan struct{})
-	var runErr error
-	go func() { // ends when ctx is cancelled
-		defer close(finished)
-		runErr = b.Run(ctx)
-	}()
-	r.stop = func() error {
-		cancel()
-		select {
-		case <-finished:
-			return runErr
-		case <-time.After(waitFor):
-			return errors.New("Run did not return")
-		}
-	}
+	run := testutil.Go(b.Run)
+	r.stop = func() error { return run.Stop(waitFor) }
 	t.Cleanup(func() {
-		cancel()
+		run.Cancel()
 		deadline := time.After(waitFor)
 		for { // answer whatever the board still says while it stops
 			select {
 			case <-sess.calls:
 			case <-r.clk.timers:
-			case <-finished:
+			case <-run.Done():
 				return
 			case <-deadline:
 				t.Error("Run did not return")
@@ -326,13 +313,8 @@ func TestShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.stop() }() // ends once Run has returned
 	r.sess.expect(t, "publish devices/b1/status offline q1 r", "disconnect")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: got %v, want nil", err)
-		}
-	case <-time.After(waitFor):
-		t.Fatal("Run did not return")
+	if err := testutil.Recv(t, done, waitFor, "Run to return"); err != nil {
+		t.Fatalf("Run: got %v, want nil", err)
 	}
 }
 

@@ -29,9 +29,7 @@ func readClose(br *browser) error {
 // TestCloseSendsGoingAway.)
 func TestCloseCodes(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	h.onlineBoard("b1", "OFF")
 	tests := []struct {
 		name   string
 		path   string
@@ -82,14 +80,8 @@ func TestCloseCodes(t *testing.T) {
 // connection end or reset, never a close code such as 1008.
 func TestDroppedBrowserGetsNoCloseFrame(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 32 << 10})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
-	conn, _, err := tinyReadBuffer.Dial(h.smallSendServer()+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	b := h.onlineBoard("b1", "OFF")
+	conn := h.dial(&tinyReadBuffer, h.smallSendServer()+"/ws")
 	// ~300 KB for a browser that does not read: far more than the socket
 	// buffers (16 KiB to send, 4 KiB to receive) and the 32 KiB queue.
 	big := `{"id":"b1","firmware":"test","board":"paho","pad":"` + strings.Repeat("x", 3000) + `"}`
@@ -98,7 +90,7 @@ func TestDroppedBrowserGetsNoCloseFrame(t *testing.T) {
 	}
 	h.waitFor(func() bool { return strings.Contains(h.metrics(), "\nswitchyard_browsers_dropped_slow_total 1\n") })
 
-	err = readClose(&browser{t: t, conn: conn})
+	err := readClose(&browser{t: t, conn: conn})
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {

@@ -77,9 +77,7 @@ func TestSnapshotOnConnectAndLiveUpdates(t *testing.T) {
 func TestToggleReachesBoardAndEveryBrowser(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{})
 	cmds := h.subscribe("devices/+/led/set")
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 
 	b1, b2 := h.browser("/ws", nil), h.browser("/ws", nil)
 	b1.waitFor("b1", "ledStatus", `"LED OFF"`)
@@ -111,9 +109,7 @@ func TestToggleReachesBoardAndEveryBrowser(t *testing.T) {
 func TestBrowserMessagesRefused(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{Declared: []devices.Declared{{ID: "sleepy"}}})
 	cmds := h.subscribe("devices/#")
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	h.onlineBoard("b1", "OFF")
 	br := h.browser("/ws", nil)
 	for _, tc := range []struct{ msg, device, want string }{
 		{`not json`, "", "not a JSON object"},
@@ -365,17 +361,11 @@ func TestForgetDevice(t *testing.T) {
 
 func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 512 << 10})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 	good := h.browser("/ws", nil)
 	good.waitFor("b1", "ledStatus", "")
 	// The slow browser never reads, and its receive buffer is tiny.
-	slow, _, err := tinyReadBuffer.Dial(h.wsURL("/ws"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	slow := h.dial(&tinyReadBuffer, h.wsURL("/ws"))
 
 	// ~12 MB in batches of 300 kB, each sent once the good browser has the
 	// last: more than loopback socket buffers and the queue bound hold for
@@ -396,6 +386,7 @@ func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {
 	}
 	// The slow browser was disconnected: once it reads, the stream ends.
 	_ = slow.SetReadDeadline(time.Now().Add(wait))
+	var err error
 	for err == nil {
 		_, _, err = slow.ReadMessage()
 	}
@@ -549,16 +540,10 @@ func TestPingKeepsLiveBrowsersAndDropsSilentOnes(t *testing.T) {
 // does not cut into a frame. Nobody is dropped.
 func TestLaggingBrowserGetsEveryFrameIntact(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 64 << 20})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 	good := h.browser("/ws", nil)
 	good.waitFor("b1", "ledStatus", "")
-	lag, _, err := websocket.DefaultDialer.Dial(h.smallSendServer()+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lag.Close()
+	lag := h.dial(websocket.DefaultDialer, h.smallSendServer()+"/ws")
 	pong := make(chan string, 1)
 	lag.SetPongHandler(func(data string) error {
 		select {
@@ -692,14 +677,8 @@ func TestBrowserPingsAreAnswered(t *testing.T) {
 // rather than left open until PongWait.
 func TestCloseRequestedWhileAWriteIsStuck(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 64 << 20, WriteWait: 2 * time.Second, PongWait: time.Minute})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
-	stuck, _, err := tinyReadBuffer.Dial(h.smallSendServer()+"/ws/b1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
+	b := h.onlineBoard("b1", "OFF")
+	h.dial(&tinyReadBuffer, h.smallSendServer()+"/ws/b1") // never reads
 
 	// ~200 KB of count frames for a browser whose socket takes ~40 KB:
 	// its writer is stuck when the forget (queued after them) closes it.

@@ -13,16 +13,6 @@ import (
 	"switchyard/wsgateway"
 )
 
-// readClose reads br until the connection ends and returns why.
-func readClose(br *browser) error {
-	_ = br.conn.SetReadDeadline(time.Now().Add(wait))
-	for {
-		if _, _, err := br.conn.ReadMessage(); err != nil {
-			return err
-		}
-	}
-}
-
 // TestCloseCodes: where docs/protocol.md (and the contract, for 1009)
 // promise a close code, the browser gets it in a close frame. (Logout's
 // 1008 is tested in TestLogoutEndsTheSession, shutdown's 1001 in
@@ -67,7 +57,7 @@ func TestCloseCodes(t *testing.T) {
 			br := h.browser(tt.path, nil)
 			tt.cause(br)
 			var ce *websocket.CloseError
-			if err := readClose(br); !errors.As(err, &ce) || ce.Code != tt.code || !strings.HasPrefix(ce.Text, tt.reason) {
+			if err := readUntilEnd(br.conn); !errors.As(err, &ce) || ce.Code != tt.code || !strings.HasPrefix(ce.Text, tt.reason) {
 				t.Errorf("connection ended with %v, want close %d %q", err, tt.code, tt.reason)
 			}
 		})
@@ -90,7 +80,7 @@ func TestDroppedBrowserGetsNoCloseFrame(t *testing.T) {
 	}
 	h.waitFor(func() bool { return strings.Contains(h.metrics(), "\nswitchyard_browsers_dropped_slow_total 1\n") })
 
-	err := readClose(&browser{t: t, conn: conn})
+	err := readUntilEnd(conn)
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {

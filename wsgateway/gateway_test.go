@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"switchyard/devices"
+	"switchyard/internal/testutil"
 	"switchyard/wsgateway"
 )
 
@@ -148,11 +149,7 @@ func TestOversizeMessageClosesOnlyThatBrowser(t *testing.T) {
 	good.waitFor("b1", "ledStatus", "")
 	bad.waitFor("b1", "ledStatus", "")
 	bad.send(`{"device":"b1","action":"` + strings.Repeat("x", devices.MaxBrowserMessage) + `"}`)
-	var err error
-	for err == nil {
-		_, err = bad.next()
-	}
-	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+	if err := readUntilEnd(bad.conn); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
 		t.Fatalf("oversize message: %v, want close 1009", err)
 	}
 	b.pub(devices.KindCount, "1", false)
@@ -342,11 +339,7 @@ func TestForgetDevice(t *testing.T) {
 	case <-time.After(300 * time.Millisecond): // absence: nothing to wait on but time
 	}
 	// A /ws/<id> page of a forgotten board is closed.
-	var err error
-	for err == nil {
-		_, err = single.next()
-	}
-	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+	if err := readUntilEnd(single.conn); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Errorf("single-board page after forget: %v, want close 1001", err)
 	}
 	// A board that publishes again is known again; one that counts is
@@ -385,13 +378,8 @@ func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {
 		}
 	}
 	// The slow browser was disconnected: once it reads, the stream ends.
-	_ = slow.SetReadDeadline(time.Now().Add(wait))
-	var err error
-	for err == nil {
-		_, _, err = slow.ReadMessage()
-	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if err := readUntilEnd(slow); errors.As(err, &ne) && ne.Timeout() {
 		t.Errorf("slow browser still connected: %v", err)
 	}
 }
@@ -473,23 +461,12 @@ func TestCloseSendsGoingAway(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{})
 	br := h.browser("/ws", nil)
 	done := make(chan error, 1)
-	go func() { // ends when the connection closes
-		var err error
-		for err == nil {
-			_, err = br.next()
-		}
-		done <- err
-	}()
+	go func() { done <- readUntilEnd(br.conn) }() // ends when the connection closes or after wait
 	h.gw.Close()
 	h.gw.Close() // idempotent
-	select {
-	case err := <-done:
-		if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-			var ce *websocket.CloseError
-			t.Errorf("close: %v (close error: %v), want 1001", err, errors.As(err, &ce))
-		}
-	case <-time.After(wait):
-		t.Fatal("browser not closed")
+	if err := testutil.Recv(t, done, 2*wait, "the browser's connection to end"); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		var ce *websocket.CloseError
+		t.Errorf("close: %v (close error: %v), want 1001", err, errors.As(err, &ce))
 	}
 }
 
@@ -521,13 +498,8 @@ func TestPingKeepsLiveBrowsersAndDropsSilentOnes(t *testing.T) {
 		}
 	}
 	h.waitFor(func() bool { return strings.Contains(h.metrics(), "switchyard_browsers_connected 1\n") })
-	_ = silent.conn.SetReadDeadline(time.Now().Add(wait))
-	var err error
-	for err == nil { // drain what was sent before the server gave up
-		_, _, err = silent.conn.ReadMessage()
-	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if err := readUntilEnd(silent.conn); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("silent browser not dropped: %v", err)
 	}
 }

@@ -262,6 +262,18 @@ func (b *browser) next() (event, error) {
 	return e, nil
 }
 
+// readUntilEnd reads c, discarding what comes, until the connection ends,
+// and returns why: a *websocket.CloseError when the server sent a close
+// frame, a timeout when the connection is still open after wait.
+func readUntilEnd(c *websocket.Conn) error {
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			return err
+		}
+	}
+}
+
 // waitFor reads events until one matches device, label and value (value
 // "" matches any) and returns it.
 func (b *browser) waitFor(device, label, value string) event {

@@ -41,26 +41,31 @@ func (s *fakeSession) record(ctx context.Context, line string) error {
 	}
 }
 
-func (s *fakeSession) Connect(ctx context.Context, o board.ConnectOptions) error {
-	w := o.Will
-	line := fmt.Sprintf("connect %s keepalive=%s will=%s %s q%d r=%t", o.ClientID, o.KeepAlive, w.Topic, w.Payload, w.QoS, w.Retained)
-	// Decide before handing the call over, so that a test changing the
-	// script after seeing this call affects only later ones.
+// scripted hands line to the test and then returns the error script
+// chose, or record's. script runs under mu, before the hand-over, so that
+// a test changing the script after seeing this call affects only later
+// ones.
+func (s *fakeSession) scripted(ctx context.Context, line string, script func() error) error {
 	s.mu.Lock()
-	fail := s.failConnect > 0
-	if fail {
-		s.failConnect--
-	} else {
-		s.opts = o
-	}
+	scriptErr := script()
 	s.mu.Unlock()
 	if err := s.record(ctx, line); err != nil {
 		return err
 	}
-	if fail {
-		return errors.New("connection refused")
-	}
-	return nil
+	return scriptErr
+}
+
+func (s *fakeSession) Connect(ctx context.Context, o board.ConnectOptions) error {
+	w := o.Will
+	line := fmt.Sprintf("connect %s keepalive=%s will=%s %s q%d r=%t", o.ClientID, o.KeepAlive, w.Topic, w.Payload, w.QoS, w.Retained)
+	return s.scripted(ctx, line, func() error {
+		if s.failConnect > 0 {
+			s.failConnect--
+			return errors.New("connection refused")
+		}
+		s.opts = o
+		return nil
+	})
 }
 
 func (s *fakeSession) Subscribe(ctx context.Context, filter string, qos byte) error {
@@ -72,19 +77,13 @@ func (s *fakeSession) Publish(ctx context.Context, topic string, payload []byte,
 	if retain {
 		line += " r"
 	}
-	s.mu.Lock()
-	fail := s.failPublish != "" && strings.HasPrefix(line, s.failPublish)
-	if fail {
-		s.failPublish = ""
-	}
-	s.mu.Unlock()
-	if err := s.record(ctx, line); err != nil {
-		return err
-	}
-	if fail {
-		return errors.New("publish timed out")
-	}
-	return nil
+	return s.scripted(ctx, line, func() error {
+		if s.failPublish != "" && strings.HasPrefix(line, s.failPublish) {
+			s.failPublish = ""
+			return errors.New("publish timed out")
+		}
+		return nil
+	})
 }
 
 func (s *fakeSession) Disconnect(ctx context.Context) error { return s.record(ctx, "disconnect") }

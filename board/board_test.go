@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchyard/board"
+	"switchyard/internal/testutil"
 )
 
 // The tests here drive a Board through fakes in lock step: every session
@@ -40,26 +41,31 @@ func (s *fakeSession) record(ctx context.Context, line string) error {
 	}
 }
 
-func (s *fakeSession) Connect(ctx context.Context, o board.ConnectOptions) error {
-	w := o.Will
-	line := fmt.Sprintf("connect %s keepalive=%s will=%s %s q%d r=%t", o.ClientID, o.KeepAlive, w.Topic, w.Payload, w.QoS, w.Retained)
-	// Decide before handing the call over, so that a test changing the
-	// script after seeing this call affects only later ones.
+// scripted hands line to the test and then returns the error script
+// chose, or record's. script runs under mu, before the hand-over, so that
+// a test changing the script after seeing this call affects only later
+// ones.
+func (s *fakeSession) scripted(ctx context.Context, line string, script func() error) error {
 	s.mu.Lock()
-	fail := s.failConnect > 0
-	if fail {
-		s.failConnect--
-	} else {
-		s.opts = o
-	}
+	scriptErr := script()
 	s.mu.Unlock()
 	if err := s.record(ctx, line); err != nil {
 		return err
 	}
-	if fail {
-		return errors.New("connection refused")
-	}
-	return nil
+	return scriptErr
+}
+
+func (s *fakeSession) Connect(ctx context.Context, o board.ConnectOptions) error {
+	w := o.Will
+	line := fmt.Sprintf("connect %s keepalive=%s will=%s %s q%d r=%t", o.ClientID, o.KeepAlive, w.Topic, w.Payload, w.QoS, w.Retained)
+	return s.scripted(ctx, line, func() error {
+		if s.failConnect > 0 {
+			s.failConnect--
+			return errors.New("connection refused")
+		}
+		s.opts = o
+		return nil
+	})
 }
 
 func (s *fakeSession) Subscribe(ctx context.Context, filter string, qos byte) error {
@@ -71,19 +77,13 @@ func (s *fakeSession) Publish(ctx context.Context, topic string, payload []byte,
 	if retain {
 		line += " r"
 	}
-	s.mu.Lock()
-	fail := s.failPublish != "" && strings.HasPrefix(line, s.failPublish)
-	if fail {
-		s.failPublish = ""
-	}
-	s.mu.Unlock()
-	if err := s.record(ctx, line); err != nil {
-		return err
-	}
-	if fail {
-		return errors.New("publish timed out")
-	}
-	return nil
+	return s.scripted(ctx, line, func() error {
+		if s.failPublish != "" && strings.HasPrefix(line, s.failPublish) {
+			s.failPublish = ""
+			return errors.New("publish timed out")
+		}
+		return nil
+	})
 }
 
 func (s *fakeSession) Disconnect(ctx context.Context) error { return s.record(ctx, "disconnect") }
@@ -189,30 +189,16 @@ func startBoard(t *testing.T, sess *fakeSession) *rig {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	finished := make(chan struct{})
-	var runErr error
-	go func() { // ends when ctx is cancelled
-		defer close(finished)
-		runErr = b.Run(ctx)
-	}()
-	r.stop = func() error {
-		cancel()
-		select {
-		case <-finished:
-			return runErr
-		case <-time.After(waitFor):
-			return errors.New("Run did not return")
-		}
-	}
+	run := testutil.Go(b.Run)
+	r.stop = func() error { return run.Stop(waitFor) }
 	t.Cleanup(func() {
-		cancel()
+		run.Cancel()
 		deadline := time.After(waitFor)
 		for { // answer whatever the board still says while it stops
 			select {
 			case <-sess.calls:
 			case <-r.clk.timers:
-			case <-finished:
+			case <-run.Done():
 				return
 			case <-deadline:
 				t.Error("Run did not return")
@@ -326,13 +312,8 @@ func TestShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.stop() }() // ends once Run has returned
 	r.sess.expect(t, "publish devices/b1/status offline q1 r", "disconnect")
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: got %v, want nil", err)
-		}
-	case <-time.After(waitFor):
-		t.Fatal("Run did not return")
+	if err := testutil.Recv(t, done, waitFor, "Run to return"); err != nil {
+		t.Fatalf("Run: got %v, want nil", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package board
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -59,6 +60,10 @@ type Session interface {
 	// releases it. It is idempotent and safe when not connected.
 	Disconnect(ctx context.Context) error
 }
+
+// ErrNotConnected is what a Session's Subscribe and Publish return, wrapped,
+// when no connection is open.
+var ErrNotConnected = errors.New("not connected")
 
 // Timer is a one-shot timer or a ticker from a Clock.
 type Timer interface {

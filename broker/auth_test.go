@@ -66,6 +66,18 @@ func dial(b *Broker, c creds) (paho.Client, error) {
 	return cl, tok.Error()
 }
 
+// mustDial connects as c, fails the test if the broker refuses, and
+// disconnects at the end of the test.
+func mustDial(t *testing.T, b *Broker, c creds) paho.Client {
+	t.Helper()
+	cl, err := dial(b, c)
+	if err != nil {
+		t.Fatalf("connect as %s (user %q): %v", c.clientID, c.user, err)
+	}
+	t.Cleanup(func() { cl.Disconnect(0) })
+	return cl
+}
+
 func TestConnectRefusals(t *testing.T) {
 	b := authBroker(t, auth.AnonOff, Config{})
 	for _, tc := range []struct {
@@ -99,11 +111,7 @@ func TestConnectRefusals(t *testing.T) {
 
 func TestTakeoverOnlyBySameUser(t *testing.T) {
 	b := authBroker(t, auth.AnonOff, Config{})
-	first, err := dial(b, creds{"board-7", "board-7", "pw7", ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Disconnect(0)
+	first := mustDial(t, b, creds{"board-7", "board-7", "pw7", ""})
 	if cl, err := dial(b, creds{"board-7", "ada", "pwa", ""}); err == nil || !strings.Contains(err.Error(), "identifier rejected") {
 		if cl != nil {
 			cl.Disconnect(0)
@@ -113,25 +121,13 @@ func TestTakeoverOnlyBySameUser(t *testing.T) {
 	if !first.IsConnectionOpen() {
 		t.Fatal("the refused takeover disconnected the board")
 	}
-	second, err := dial(b, creds{"board-7", "board-7", "pw7", ""})
-	if err != nil {
-		t.Fatalf("same user reconnecting: %v", err)
-	}
-	defer second.Disconnect(0)
+	mustDial(t, b, creds{"board-7", "board-7", "pw7", ""}) // the same user reconnecting
 }
 
 func TestRightsOverMQTT(t *testing.T) {
 	b := authBroker(t, auth.AnonOff, Config{})
-	board, err := dial(b, creds{"board-7", "board-7", "pw7", "devices/board-7/status"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer board.Disconnect(0)
-	viewer, err := dial(b, creds{"v", "vera", "pwv", ""})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer viewer.Disconnect(0)
+	board := mustDial(t, b, creds{"board-7", "board-7", "pw7", "devices/board-7/status"})
+	viewer := mustDial(t, b, creds{"v", "vera", "pwv", ""})
 
 	subscribe := func(c paho.Client, filter string) (byte, chan paho.Message) {
 		t.Helper()
@@ -210,11 +206,7 @@ func TestConnectTimeoutAndPacketSize(t *testing.T) {
 	}
 	t.Logf("silent connection closed after %v", time.Since(start))
 
-	cl, err := dial(b, creds{clientID: "big"}) // anonymous from loopback
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Disconnect(0)
+	cl := mustDial(t, b, creds{clientID: "big"}) // anonymous from loopback
 	cl.Publish("devices/big/info", 1, false, strings.Repeat("x", 2048)).WaitTimeout(time.Second)
 	// No event tells "the broker dropped us", short of a handler: poll.
 	if err := testutil.Eventually(wait, testutil.Until("the broker to drop a packet over mqtt.max_packet_size", func() bool { return !cl.IsConnectionOpen() })); err != nil {
@@ -224,11 +216,7 @@ func TestConnectTimeoutAndPacketSize(t *testing.T) {
 
 func TestAnonymousLocalRights(t *testing.T) {
 	b := authBroker(t, auth.AnonLocal, Config{})
-	cl, err := dial(b, creds{clientID: "anon"})
-	if err != nil {
-		t.Fatalf("anonymous from loopback refused: %v", err)
-	}
-	defer cl.Disconnect(0)
+	cl := mustDial(t, b, creds{clientID: "anon"}) // anonymous from loopback
 	tok := cl.Subscribe("$SYS/#", 0, nil)
 	tok.WaitTimeout(wait)
 	if code := tok.(*paho.SubscribeToken).Result()["$SYS/#"]; code < 0x80 {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"switchyard/devices"
+	"switchyard/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -278,26 +278,8 @@ func TestInlineSubscribePublishClear(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logger and a test at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestWebSocketListener(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b := startBroker(t, Config{WSListen: "127.0.0.1:0", AllowedOrigins: []string{"http://app.example"}, Logger: log})
 	ws := b.WSAddr().String()

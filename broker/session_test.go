@@ -303,12 +303,17 @@ func (tg sessionTarget) publish(t *testing.T, c *sessionClient, topic string, qo
 // next returns the next message c receives.
 func (c *sessionClient) next(t *testing.T, what string) paho.Message {
 	t.Helper()
-	select {
-	case m := <-c.msgs:
-		return m
-	case <-time.After(wait):
-		t.Fatalf("%s: %s did not arrive", c.id, what)
-		return nil
+	return testutil.Recv(t, c.msgs, wait, what+" at client "+c.id)
+}
+
+// expectMarker publishes "marker" on topic from pub and fails unless it is
+// the next message c gets: whatever c still had coming (why says what
+// that would be) arrives before it.
+func (tg sessionTarget) expectMarker(t *testing.T, c, pub *sessionClient, topic, why string) {
+	t.Helper()
+	tg.publish(t, pub, topic, 1, "marker")
+	if m := c.next(t, "the marker"); string(m.Payload()) != "marker" {
+		t.Errorf("%s: got %s %q", why, m.Topic(), m.Payload())
 	}
 }
 
@@ -394,10 +399,7 @@ func cleanStartsEmpty(t *testing.T, tg sessionTarget) {
 		t.Error("clean session: session present = true")
 	}
 	a.subscribe(t, "TopicA/+", 1)
-	tg.publish(t, b, "TopicA/B", 1, "marker")
-	if m := a.next(t, "the marker"); string(m.Payload()) != "marker" {
-		t.Errorf("clean session got %s %q from the earlier session", m.Topic(), m.Payload())
-	}
+	tg.expectMarker(t, a, b, "TopicA/B", "clean session: a message from the earlier session")
 	tg.leave(t, a)
 	tg.publish(t, b, "TopicA/B", 1, "after the clean session")
 	a = tg.connect(t, "cleaner", false)
@@ -408,10 +410,7 @@ func cleanStartsEmpty(t *testing.T, tg sessionTarget) {
 	// delivered would come before it.
 	a.subscribe(t, "Topic/C", 1)
 	tg.publish(t, b, "TopicA/B", 1, "old subscription")
-	tg.publish(t, b, "Topic/C", 1, "marker")
-	if m := a.next(t, "the marker"); string(m.Payload()) != "marker" {
-		t.Errorf("a clean session's subscription outlived it: got %s %q", m.Topic(), m.Payload())
-	}
+	tg.expectMarker(t, a, b, "Topic/C", "a clean session's subscription outlived it")
 }
 
 // sessionPresentFlag: CONNACK says a session was resumed only when clean

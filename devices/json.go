@@ -59,14 +59,8 @@ func (s *scanner) skipSpace() {
 // object reads an object at s.i (which is '{'); when fields is non-nil it
 // records the string members.
 func (s *scanner) object(depth int, fields map[string]string) error {
-	if depth >= maxDepth {
-		return errTooDeep
-	}
-	s.i++ // {
-	s.skipSpace()
-	if s.i < len(s.b) && s.b[s.i] == '}' {
-		s.i++
-		return nil
+	if empty, err := s.open(depth, '}'); empty || err != nil {
+		return err
 	}
 	for {
 		s.skipSpace()
@@ -97,51 +91,59 @@ func (s *scanner) object(depth int, fields map[string]string) error {
 				delete(fields, key) // a later non-string value wins
 			}
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			return errSyntax
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return errSyntax
+		if more, err := s.next('}'); !more || err != nil {
+			return err
 		}
 	}
 }
 
 func (s *scanner) array(depth int) error {
-	if depth >= maxDepth {
-		return errTooDeep
-	}
-	s.i++ // [
-	s.skipSpace()
-	if s.i < len(s.b) && s.b[s.i] == ']' {
-		s.i++
-		return nil
+	if empty, err := s.open(depth, ']'); empty || err != nil {
+		return err
 	}
 	for {
 		s.skipSpace()
 		if err := s.value(depth + 1); err != nil {
 			return err
 		}
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			return errSyntax
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return errSyntax
+		if more, err := s.next(']'); !more || err != nil {
+			return err
 		}
 	}
+}
+
+// open enters the object or array at s.i (its opening bracket), at nesting
+// depth, and reports whether it is empty, in which case it also reads end,
+// the closing bracket.
+func (s *scanner) open(depth int, end byte) (empty bool, err error) {
+	if depth >= maxDepth {
+		return false, errTooDeep
+	}
+	s.i++ // { or [
+	s.skipSpace()
+	if s.i < len(s.b) && s.b[s.i] == end {
+		s.i++
+		return true, nil
+	}
+	return false, nil
+}
+
+// next reads what follows a member or element: a comma, and then more
+// follows, or end, the closing bracket.
+func (s *scanner) next(end byte) (more bool, err error) {
+	s.skipSpace()
+	if s.i >= len(s.b) {
+		return false, errSyntax
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		return true, nil
+	case end:
+		s.i++
+		return false, nil
+	}
+	return false, errSyntax
 }
 
 func (s *scanner) value(depth int) error {

@@ -15,6 +15,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"switchyard/internal/pahostore"
+	"switchyard/internal/testutil"
 )
 
 // board simulates a board per the wire contract: on every (re)connect it
@@ -233,13 +234,7 @@ func (b *board) tick() int64 {
 // waitCommand waits for the next led/set the board applied.
 func (b *board) waitCommand(t testing.TB) string {
 	t.Helper()
-	select {
-	case c := <-b.commands:
-		return c
-	case <-time.After(wait):
-		t.Fatalf("board %s: no led/set within %v", b.id, wait)
-		return ""
-	}
+	return testutil.Recv(t, b.commands, wait, "led/set at board "+b.id)
 }
 
 // ledOn reports the board's LED.

@@ -112,22 +112,16 @@ func TestPublishSubscribeClear(t *testing.T) {
 	}
 	next := func(what string) extbroker.Message {
 		t.Helper()
-		select {
-		case m := <-got:
-			return m
-		case <-time.After(wait):
-			t.Fatalf("no %s", what)
-		}
-		return extbroker.Message{}
+		return testutil.Recv(t, got, wait, what)
 	}
-	if m := next("message"); m.Topic != "devices/b1/led" || string(m.Payload) != "ON" {
+	if m := next("the retained led"); m.Topic != "devices/b1/led" || string(m.Payload) != "ON" {
 		t.Errorf("got %s %q, want devices/b1/led ON", m.Topic, m.Payload)
 	}
 	n, err := x.ClearRetained("devices/b1/#")
 	if err != nil || n != 1 {
 		t.Fatalf("ClearRetained = %d, %v; want 1, nil", n, err)
 	}
-	if m := next("clear"); m.Topic != "devices/b1/led" || len(m.Payload) != 0 {
+	if m := next("the clear of the led"); m.Topic != "devices/b1/led" || len(m.Payload) != 0 {
 		t.Errorf("got %s %q, want an empty devices/b1/led", m.Topic, m.Payload)
 	}
 	if n, err := x.ClearRetained("devices/b1"); err != nil || n != 0 {

@@ -146,11 +146,7 @@ func TestLogoutEndsTheSession(t *testing.T) {
 		t.Fatalf("logout = %d, want 303", r.StatusCode)
 	}
 	// Its WebSocket is closed with 1008 "logged out".
-	var err error
-	for err == nil {
-		_, err = br.next()
-	}
-	if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+	if err := readUntilEnd(br.conn); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
 		t.Errorf("browser of the ended session: %v, want close 1008", err)
 	}
 	// The old cookie identifies nobody any more, on any path.

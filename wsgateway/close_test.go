@@ -13,25 +13,13 @@ import (
 	"switchyard/wsgateway"
 )
 
-// readClose reads br until the connection ends and returns why.
-func readClose(br *browser) error {
-	_ = br.conn.SetReadDeadline(time.Now().Add(wait))
-	for {
-		if _, _, err := br.conn.ReadMessage(); err != nil {
-			return err
-		}
-	}
-}
-
 // TestCloseCodes: where docs/protocol.md (and the contract, for 1009)
 // promise a close code, the browser gets it in a close frame. (Logout's
 // 1008 is tested in TestLogoutEndsTheSession, shutdown's 1001 in
 // TestCloseSendsGoingAway.)
 func TestCloseCodes(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	h.onlineBoard("b1", "OFF")
 	tests := []struct {
 		name   string
 		path   string
@@ -69,7 +57,7 @@ func TestCloseCodes(t *testing.T) {
 			br := h.browser(tt.path, nil)
 			tt.cause(br)
 			var ce *websocket.CloseError
-			if err := readClose(br); !errors.As(err, &ce) || ce.Code != tt.code || !strings.HasPrefix(ce.Text, tt.reason) {
+			if err := readUntilEnd(br.conn); !errors.As(err, &ce) || ce.Code != tt.code || !strings.HasPrefix(ce.Text, tt.reason) {
 				t.Errorf("connection ended with %v, want close %d %q", err, tt.code, tt.reason)
 			}
 		})
@@ -82,14 +70,8 @@ func TestCloseCodes(t *testing.T) {
 // connection end or reset, never a close code such as 1008.
 func TestDroppedBrowserGetsNoCloseFrame(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 32 << 10})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
-	conn, _, err := tinyReadBuffer.Dial(h.smallSendServer()+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	b := h.onlineBoard("b1", "OFF")
+	conn := h.dial(&tinyReadBuffer, h.smallSendServer()+"/ws")
 	// ~300 KB for a browser that does not read: far more than the socket
 	// buffers (16 KiB to send, 4 KiB to receive) and the 32 KiB queue.
 	big := `{"id":"b1","firmware":"test","board":"paho","pad":"` + strings.Repeat("x", 3000) + `"}`
@@ -98,7 +80,7 @@ func TestDroppedBrowserGetsNoCloseFrame(t *testing.T) {
 	}
 	h.waitFor(func() bool { return strings.Contains(h.metrics(), "\nswitchyard_browsers_dropped_slow_total 1\n") })
 
-	err = readClose(&browser{t: t, conn: conn})
+	err := readUntilEnd(conn)
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {

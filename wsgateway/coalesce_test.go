@@ -29,9 +29,7 @@ func (b *browser) frameEvents() []string {
 func TestCountsWaitForTheNextFanOut(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{CoalescePerBrowser: time.Hour, CoalesceMax: time.Hour})
 	cmds := h.subscribe("devices/+/led/set")
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 	br := h.browser("/ws", nil)
 	br.waitFor("b1", "ledStatus", `"LED OFF"`) // the snapshot
 	b.pub(devices.KindLED, "OFF", true)        // state: at once, whatever the gap

@@ -34,9 +34,7 @@ func (b *browser) commandEvent(device, state string) commandValue {
 
 func TestCommandTracking(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{CommandTimeout: 300 * time.Millisecond})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 	cmds := h.subscribe("devices/+/led/set")
 	watcher, clicker := h.browser("/ws", nil), h.browser("/ws", nil)
 	watcher.waitFor("b1", "ledStatus", "")

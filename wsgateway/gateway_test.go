@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"switchyard/devices"
+	"switchyard/internal/testutil"
 	"switchyard/wsgateway"
 )
 
@@ -77,9 +78,7 @@ func TestSnapshotOnConnectAndLiveUpdates(t *testing.T) {
 func TestToggleReachesBoardAndEveryBrowser(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{})
 	cmds := h.subscribe("devices/+/led/set")
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 
 	b1, b2 := h.browser("/ws", nil), h.browser("/ws", nil)
 	b1.waitFor("b1", "ledStatus", `"LED OFF"`)
@@ -111,9 +110,7 @@ func TestToggleReachesBoardAndEveryBrowser(t *testing.T) {
 func TestBrowserMessagesRefused(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{Declared: []devices.Declared{{ID: "sleepy"}}})
 	cmds := h.subscribe("devices/#")
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	h.onlineBoard("b1", "OFF")
 	br := h.browser("/ws", nil)
 	for _, tc := range []struct{ msg, device, want string }{
 		{`not json`, "", "not a JSON object"},
@@ -152,11 +149,7 @@ func TestOversizeMessageClosesOnlyThatBrowser(t *testing.T) {
 	good.waitFor("b1", "ledStatus", "")
 	bad.waitFor("b1", "ledStatus", "")
 	bad.send(`{"device":"b1","action":"` + strings.Repeat("x", devices.MaxBrowserMessage) + `"}`)
-	var err error
-	for err == nil {
-		_, err = bad.next()
-	}
-	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+	if err := readUntilEnd(bad.conn); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
 		t.Fatalf("oversize message: %v, want close 1009", err)
 	}
 	b.pub(devices.KindCount, "1", false)
@@ -346,11 +339,7 @@ func TestForgetDevice(t *testing.T) {
 	case <-time.After(300 * time.Millisecond): // absence: nothing to wait on but time
 	}
 	// A /ws/<id> page of a forgotten board is closed.
-	var err error
-	for err == nil {
-		_, err = single.next()
-	}
-	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+	if err := readUntilEnd(single.conn); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
 		t.Errorf("single-board page after forget: %v, want close 1001", err)
 	}
 	// A board that publishes again is known again; one that counts is
@@ -365,17 +354,11 @@ func TestForgetDevice(t *testing.T) {
 
 func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 512 << 10})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 	good := h.browser("/ws", nil)
 	good.waitFor("b1", "ledStatus", "")
 	// The slow browser never reads, and its receive buffer is tiny.
-	slow, _, err := tinyReadBuffer.Dial(h.wsURL("/ws"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
+	slow := h.dial(&tinyReadBuffer, h.wsURL("/ws"))
 
 	// ~12 MB in batches of 300 kB, each sent once the good browser has the
 	// last: more than loopback socket buffers and the queue bound hold for
@@ -395,12 +378,8 @@ func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {
 		}
 	}
 	// The slow browser was disconnected: once it reads, the stream ends.
-	_ = slow.SetReadDeadline(time.Now().Add(wait))
-	for err == nil {
-		_, _, err = slow.ReadMessage()
-	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if err := readUntilEnd(slow); errors.As(err, &ne) && ne.Timeout() {
 		t.Errorf("slow browser still connected: %v", err)
 	}
 }
@@ -482,23 +461,12 @@ func TestCloseSendsGoingAway(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{})
 	br := h.browser("/ws", nil)
 	done := make(chan error, 1)
-	go func() { // ends when the connection closes
-		var err error
-		for err == nil {
-			_, err = br.next()
-		}
-		done <- err
-	}()
+	go func() { done <- readUntilEnd(br.conn) }() // ends when the connection closes or after wait
 	h.gw.Close()
 	h.gw.Close() // idempotent
-	select {
-	case err := <-done:
-		if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-			var ce *websocket.CloseError
-			t.Errorf("close: %v (close error: %v), want 1001", err, errors.As(err, &ce))
-		}
-	case <-time.After(wait):
-		t.Fatal("browser not closed")
+	if err := testutil.Recv(t, done, 2*wait, "the browser's connection to end"); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		var ce *websocket.CloseError
+		t.Errorf("close: %v (close error: %v), want 1001", err, errors.As(err, &ce))
 	}
 }
 
@@ -530,13 +498,8 @@ func TestPingKeepsLiveBrowsersAndDropsSilentOnes(t *testing.T) {
 		}
 	}
 	h.waitFor(func() bool { return strings.Contains(h.metrics(), "switchyard_browsers_connected 1\n") })
-	_ = silent.conn.SetReadDeadline(time.Now().Add(wait))
-	var err error
-	for err == nil { // drain what was sent before the server gave up
-		_, _, err = silent.conn.ReadMessage()
-	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if err := readUntilEnd(silent.conn); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("silent browser not dropped: %v", err)
 	}
 }
@@ -549,16 +512,10 @@ func TestPingKeepsLiveBrowsersAndDropsSilentOnes(t *testing.T) {
 // does not cut into a frame. Nobody is dropped.
 func TestLaggingBrowserGetsEveryFrameIntact(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 64 << 20})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
+	b := h.onlineBoard("b1", "OFF")
 	good := h.browser("/ws", nil)
 	good.waitFor("b1", "ledStatus", "")
-	lag, _, err := websocket.DefaultDialer.Dial(h.smallSendServer()+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lag.Close()
+	lag := h.dial(websocket.DefaultDialer, h.smallSendServer()+"/ws")
 	pong := make(chan string, 1)
 	lag.SetPongHandler(func(data string) error {
 		select {
@@ -692,14 +649,8 @@ func TestBrowserPingsAreAnswered(t *testing.T) {
 // rather than left open until PongWait.
 func TestCloseRequestedWhileAWriteIsStuck(t *testing.T) {
 	h := newHarness(t, wsgateway.Config{QueueBytes: 64 << 20, WriteWait: 2 * time.Second, PongWait: time.Minute})
-	b := h.board("b1")
-	b.online("OFF")
-	h.waitDevice("b1", func(d apiDevice) bool { return d.Online })
-	stuck, _, err := tinyReadBuffer.Dial(h.smallSendServer()+"/ws/b1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
+	b := h.onlineBoard("b1", "OFF")
+	h.dial(&tinyReadBuffer, h.smallSendServer()+"/ws/b1") // never reads
 
 	// ~200 KB of count frames for a browser whose socket takes ~40 KB:
 	// its writer is stuck when the forget (queued after them) closes it.

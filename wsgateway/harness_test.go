@@ -146,6 +146,28 @@ func (b *board) online(led string) {
 	b.pub(devices.KindLED, led, true)
 }
 
+// onlineBoard connects board id, publishes what a board publishes on
+// connect (its led at led) and waits until the gateway shows it online.
+func (h *harness) onlineBoard(id, led string) *board {
+	h.t.Helper()
+	b := h.board(id)
+	b.online(led)
+	h.waitDevice(id, func(d apiDevice) bool { return d.Online })
+	return b
+}
+
+// dial opens a bare WebSocket connection to url with d (for a browser whose
+// socket the test shapes or reads itself), closed at the end of the test.
+func (h *harness) dial(d *websocket.Dialer, url string) *websocket.Conn {
+	h.t.Helper()
+	c, _, err := d.Dial(url, nil)
+	if err != nil {
+		h.t.Fatalf("dial %s: %v", url, err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // subscribe delivers messages on filter to the returned channel.
 func (h *harness) subscribe(filter string) <-chan paho.Message {
 	h.t.Helper()
@@ -158,15 +180,10 @@ func (h *harness) subscribe(filter string) <-chan paho.Message {
 	return ch
 }
 
+// recvMQTT returns the next message on ch, a channel from subscribe.
 func recvMQTT(t *testing.T, ch <-chan paho.Message, what string) paho.Message {
 	t.Helper()
-	select {
-	case m := <-ch:
-		return m
-	case <-time.After(wait):
-		t.Fatalf("timed out waiting for %s", what)
-		return nil
-	}
+	return testutil.Recv(t, ch, wait, what)
 }
 
 // event is a WebSocket event as a browser decodes it.
@@ -243,6 +260,18 @@ func (b *browser) next() (event, error) {
 	e := b.pending[0]
 	b.pending = b.pending[1:]
 	return e, nil
+}
+
+// readUntilEnd reads c, discarding what comes, until the connection ends,
+// and returns why: a *websocket.CloseError when the server sent a close
+// frame, a timeout when the connection is still open after wait.
+func readUntilEnd(c *websocket.Conn) error {
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			return err
+		}
+	}
 }
 
 // waitFor reads events until one matches device, label and value (value

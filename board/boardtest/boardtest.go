@@ -3,7 +3,6 @@
 package boardtest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -239,25 +238,8 @@ func RunBoard(t testing.TB, sess board.Session, id string) *Board {
 	if err != nil {
 		t.Fatalf("board.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	finished := make(chan struct{})
-	var runErr error
-	go func() { // ends when ctx is cancelled
-		defer close(finished)
-		runErr = b.Run(ctx)
-	}()
-	var once sync.Once
-	rb.Stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case <-finished:
-			case <-time.After(Wait):
-				runErr = errors.New("board Run did not return")
-			}
-		})
-		return runErr
-	}
+	run := testutil.Go(b.Run)
+	rb.Stop = sync.OnceValue(func() error { return run.Stop(Wait) })
 	t.Cleanup(func() { rb.Stop() })
 	return rb
 }

@@ -24,6 +24,7 @@ import (
 	mqtt "github.com/soypat/natiu-mqtt"
 
 	"switchyard/board"
+	"switchyard/board/internal/connslot"
 )
 
 // Dialer opens the transport to the broker: a TCP connection (or TLS over
@@ -37,9 +38,7 @@ const maxPacket = 512
 // concurrent use.
 type Session struct {
 	dial Dialer
-
-	mu sync.Mutex
-	c  *conn // the open connection, nil when none
+	conn connslot.Slot[*conn] // the open connection, if any
 }
 
 var _ board.Session = (*Session)(nil)
@@ -47,8 +46,9 @@ var _ board.Session = (*Session)(nil)
 // New returns a Session that connects through dial.
 func New(dial Dialer) *Session { return &Session{dial: dial} }
 
-// ErrNotConnected is returned by Subscribe and Publish without a connection.
-var ErrNotConnected = errors.New("not connected")
+// ErrNotConnected (board.ErrNotConnected) is returned by Subscribe and
+// Publish without a connection.
+var ErrNotConnected = board.ErrNotConnected
 
 // conn is one MQTT connection.
 type conn struct {
@@ -96,11 +96,7 @@ func (s *Session) Connect(ctx context.Context, o board.ConnectOptions) error {
 	c.wg.Add(2)
 	go c.readLoop() // ends when the transport fails or is closed
 	go c.pingLoop() // ends when done is closed
-	s.mu.Lock()
-	old := s.c
-	s.c = c
-	s.mu.Unlock()
-	if old != nil {
+	if old := s.conn.Swap(c); old != nil {
 		old.stop()
 	}
 	return nil
@@ -308,19 +304,10 @@ func (c *conn) stop() {
 	c.wg.Wait()
 }
 
-func (s *Session) current() (*conn, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.c == nil {
-		return nil, ErrNotConnected
-	}
-	return s.c, nil
-}
-
 // Subscribe subscribes and waits for the SUBACK; a refused subscription is
 // an error.
 func (s *Session) Subscribe(ctx context.Context, filter string, qos byte) error {
-	c, err := s.current()
+	c, err := s.conn.Get()
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)
 	}
@@ -346,7 +333,7 @@ func (s *Session) Subscribe(ctx context.Context, filter string, qos byte) error 
 // Publish publishes at QoS 0 (returns once written) or 1 (returns once
 // acknowledged).
 func (s *Session) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
-	c, err := s.current()
+	c, err := s.conn.Get()
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
 	}
@@ -382,11 +369,7 @@ func (s *Session) Publish(ctx context.Context, topic string, payload []byte, qos
 // Disconnect sends DISCONNECT, closes the transport and waits for the
 // session's goroutines. It is idempotent.
 func (s *Session) Disconnect(context.Context) error {
-	s.mu.Lock()
-	c := s.c
-	s.c = nil
-	s.mu.Unlock()
-	if c != nil {
+	if c := s.conn.Take(); c != nil {
 		c.stop()
 	}
 	return nil

@@ -8,15 +8,14 @@ package pahosession
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net/url"
-	"sync"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"switchyard/board"
+	"switchyard/board/internal/connslot"
 )
 
 // DefaultConnectTimeout bounds dialling and the MQTT handshake.
@@ -67,10 +66,8 @@ type Options struct {
 // client, so that nothing of a lost connection lingers. It is safe for
 // concurrent use.
 type Session struct {
-	opts Options
-
-	mu     sync.Mutex
-	client mqtt.Client // the open connection, nil when none
+	opts   Options
+	client connslot.Slot[mqtt.Client] // the open connection, if any
 }
 
 var _ board.Session = (*Session)(nil)
@@ -86,8 +83,9 @@ func New(o Options) (*Session, error) {
 	return &Session{opts: o}, nil
 }
 
-// ErrNotConnected is returned by Subscribe and Publish without a connection.
-var ErrNotConnected = errors.New("not connected")
+// ErrNotConnected (board.ErrNotConnected) is returned by Subscribe and
+// Publish without a connection.
+var ErrNotConnected = board.ErrNotConnected
 
 // Connect opens a connection; see board.Session.
 func (s *Session) Connect(ctx context.Context, o board.ConnectOptions) error {
@@ -130,29 +128,16 @@ func (s *Session) Connect(ctx context.Context, o board.ConnectOptions) error {
 		}
 		return fmt.Errorf("connect %s: %w", redacted(s.opts.Broker), err)
 	}
-	s.mu.Lock()
-	old := s.client
-	s.client = c
-	s.mu.Unlock()
-	if old != nil {
+	if old := s.client.Swap(c); old != nil {
 		old.Disconnect(0)
 	}
 	return nil
 }
 
-func (s *Session) current() (mqtt.Client, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.client == nil {
-		return nil, ErrNotConnected
-	}
-	return s.client, nil
-}
-
 // Subscribe subscribes and waits for the SUBACK; a refused subscription
 // (return code 0x80) is an error.
 func (s *Session) Subscribe(ctx context.Context, filter string, qos byte) error {
-	c, err := s.current()
+	c, err := s.client.Get()
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)
 	}
@@ -171,7 +156,7 @@ func (s *Session) Subscribe(ctx context.Context, filter string, qos byte) error 
 // Publish publishes and waits until the message is written (QoS 0) or
 // acknowledged (QoS 1).
 func (s *Session) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
-	c, err := s.current()
+	c, err := s.client.Get()
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", topic, err)
 	}
@@ -187,11 +172,7 @@ func (s *Session) Publish(ctx context.Context, topic string, payload []byte, qos
 // Disconnect sends DISCONNECT if the connection is open and releases it.
 // It is idempotent.
 func (s *Session) Disconnect(context.Context) error {
-	s.mu.Lock()
-	c := s.client
-	s.client = nil
-	s.mu.Unlock()
-	if c != nil {
+	if c := s.client.Take(); c != nil {
 		c.Disconnect(uint(quiesce / time.Millisecond))
 	}
 	return nil

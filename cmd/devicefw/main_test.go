@@ -136,7 +136,7 @@ func TestSimBoards(t *testing.T) {
 	obs := boardtest.Observe(t, br.URL, topics.AllFilter())
 	// Settings from the environment; the command line wins.
 	env := map[string]string{"DEVICEFW_BROKER": br.URL, "DEVICEFW_ID": "sim", "DEVICEFW_SIM": "5"}
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	stop := startRun(t, []string{"--sim", "3", "--interval", "50ms"}, env, &stderr)
 	ids := simIDs("sim", 3)
 	awaitStatus(t, obs.C, ids, devices.Online, boardtest.Wait)
@@ -227,7 +227,7 @@ func TestCheckSaysWhatItWaitsFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr testutil.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -290,7 +290,7 @@ func TestProcess(t *testing.T) {
 		prefix := strings.ToLower(strings.ReplaceAll(tt.sig.String(), " ", "-"))
 		cmd := exec.Command(bin, "--sim", "2")
 		cmd.Env = append(os.Environ(), "DEVICEFW_BROKER="+br.URL, "DEVICEFW_ID="+prefix)
-		var stderr syncBuffer
+		var stderr testutil.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -306,22 +306,4 @@ func TestProcess(t *testing.T) {
 			t.Errorf("%s: exit status: got %d, want %d; stderr:\n%s", tt.sig, got, tt.wantCode, stderr.String())
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

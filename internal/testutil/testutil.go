@@ -1,7 +1,9 @@
 // Package testutil holds the helpers the module's tests share, so that
 // none is written twice: a free loopback port, a command built once per
-// test binary, a poll with a deadline, and the check for a third-party
-// tool that skips on a developer's machine but fails under CI.
+// test binary, a poll with a deadline, a receive with a deadline, a
+// function run in the background until the test stops it, a buffer safe
+// for a logger and the test at once, and the check for a third-party tool
+// that skips on a developer's machine but fails under CI.
 package testutil
 
 import (

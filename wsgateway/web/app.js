@@ -163,10 +163,17 @@
 
   const cardProto = buildCardPrototype();
 
-  function el(tag, cls, attrs) {
+  // box makes an element with class cls (none when null) and attrs set.
+  function box(tag, cls, attrs) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
     if (attrs) for (const k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+
+  // el is a box holding one empty text node, whose data the view sets.
+  function el(tag, cls, attrs) {
+    const e = box(tag, cls, attrs);
     e.appendChild(document.createTextNode(""));
     return e;
   }
@@ -190,23 +197,17 @@
   //   </footer>
   // </article>
   function buildCardPrototype() {
-    const card = document.createElement("article");
-    card.className = "card";
+    const card = box("article", "card");
 
-    const head = document.createElement("header");
-    head.className = "card-head";
-    const title = document.createElement("h2");
-    title.className = "card-title";
+    const head = box("header", "card-head");
+    const title = box("h2", "card-title");
     title.append(el("span", "card-name", { "data-field": "name" }), " ",
       el("span", "card-id", { "data-field": "id" }));
     head.append(title, el("span", "badge", { "data-field": "online" }));
 
-    const body = document.createElement("div");
-    body.className = "card-body";
-    const count = document.createElement("p");
-    count.className = "count";
-    const countLabel = document.createElement("span");
-    countLabel.className = "count-label";
+    const body = box("div", "card-body");
+    const count = box("p", "count");
+    const countLabel = box("span", "count-label");
     countLabel.textContent = "Count";
     count.append(countLabel, " ", el("span", "count-value", { "data-field": "count" }));
     body.append(el("p", "led", { "data-field": "led" }), count);
@@ -214,15 +215,10 @@
     const meta = el("p", "meta", { "data-field": "info" });
     const note = el("p", "note", { "data-field": "command", role: "status" });
 
-    const foot = document.createElement("footer");
-    foot.className = "card-foot";
-    const seen = document.createElement("p");
-    seen.className = "seen";
+    const foot = box("footer", "card-foot");
+    const seen = box("p", "seen");
     seen.append("Last seen ", el("time", null, { "data-field": "last-seen" }));
-    const btn = document.createElement("button");
-    btn.type = "button";
-    btn.className = "toggle";
-    btn.setAttribute("data-action", "toggle");
+    const btn = box("button", "toggle", { type: "button", "data-action": "toggle" });
     btn.textContent = "Toggle LED";
     foot.append(seen, btn);
 

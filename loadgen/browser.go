@@ -28,10 +28,10 @@ type browser struct {
 
 	received   atomic.Int64 // window events, each once
 	lat        Histogram    // at socket receipt (see rxConn)
-	tog        Histogram
-	readLat    Histogram // when the reader got to it
-	readTog    Histogram
-	lastSeq    []int64 // by board; -1: none yet
+	tog        Histogram    // Result.ToggleEach
+	readLat    Histogram    // when the reader got to it
+	readTog    Histogram    // Result.ReadToggleEach
+	lastSeq    []int64      // by board; -1: none yet
 	lastToggle int64
 	dups       int64
 	errorEvts  int64
@@ -366,5 +366,5 @@ func (b *browser) onLED(id []byte, on bool, at, now time.Time) {
 	b.lastToggle = t.seq
 	b.tog.Record(at.Sub(t.sent))
 	b.readTog.Record(now.Sub(t.sent))
-	t.confirm(at)
+	t.confirm(at, now)
 }

@@ -112,17 +112,28 @@ type Result struct {
 	// generator's reader got to it, which adds its own scheduling delay.
 	Latency     Histogram
 	ReadLatency Histogram
-	Toggles     int       // toggles that every browser confirmed
-	TogglesMax  int       // toggles sent
-	Toggle      Histogram // to each browser's socket receipt, as Latency
-	ReadToggle  Histogram // to each browser's reader, as ReadLatency
+	Toggles     int // toggles that every browser confirmed
+	TogglesMax  int // toggles sent
+	// ToggleLast is the toggle's round trip as a user watching the wall
+	// sees it: from browser 0's send until the last of the live browsers
+	// has the board's new LED state, at its socket (as Latency); one
+	// sample per toggle. ReadToggleLast is the same until the last
+	// browser's reader got it (as ReadLatency). A toggle not confirmed to
+	// every browser within toggleWait counts as toggleWait (a lower bound).
+	// With fewer than 100 toggles, their p99 is their maximum.
+	ToggleLast     Histogram
+	ReadToggleLast Histogram
+	// ToggleEach is the same round trip to each browser's socket: one
+	// sample per browser per toggle, so its p99 is not the p99 of
+	// ToggleLast (a toggle whose slowest browser is at 30 ms has 990
+	// receipts before it). ReadToggleEach is at each browser's reader.
+	ToggleEach     Histogram
+	ReadToggleEach Histogram
 	// ToggleBoard is the toggle's first leg: from the browser's send to
-	// the board's receipt of led/set; ToggleLast is the whole round trip
-	// to the last browser to see the LED change.
-	// ToggleBoardRead is the first leg to when the board's handler ran.
+	// the board's receipt of led/set; ToggleBoardRead is the first leg
+	// to when the board's handler ran.
 	ToggleBoard     Histogram
 	ToggleBoardRead Histogram
-	ToggleLast      Histogram
 	ErrorEvts       int64 // error events the browsers received
 
 	CPU     time.Duration // CPU of the processes under test during the window
@@ -346,9 +357,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Duplicates += b.dups
 		res.ErrorEvts += b.errorEvts
 		res.Latency.Merge(&b.lat)
-		res.Toggle.Merge(&b.tog)
+		res.ToggleEach.Merge(&b.tog)
 		res.ReadLatency.Merge(&b.readLat)
-		res.ReadToggle.Merge(&b.readTog)
+		res.ReadToggleEach.Merge(&b.readTog)
 		if b.dropped.Load() {
 			res.Dropped++
 		}
@@ -450,36 +461,61 @@ func (r *run) boardIndex(id []byte) int {
 	return n
 }
 
+// toggleWait bounds the wait for a toggle's confirmation by every browser.
+const toggleWait = 2 * time.Second
+
 // toggleState is the toggle in flight: every browser must see board's LED
 // reach want.
 type toggleState struct {
-	seq       int64
-	board     int
-	want      bool
-	sent      time.Time
-	remaining atomic.Int64
-	lastAt    atomic.Int64 // unix ns: the latest socket receipt of a confirmation
-	atBoard   atomic.Bool  // the board got led/set (first leg recorded)
-	done      chan struct{}
-	once      sync.Once
+	seq        int64
+	board      int
+	want       bool
+	sent       time.Time
+	remaining  atomic.Int64
+	lastAt     atomic.Int64 // unix ns: the latest socket receipt of a confirmation
+	lastReadAt atomic.Int64 // unix ns: the latest reader's receipt of a confirmation
+	atBoard    atomic.Bool  // the board got led/set (first leg recorded)
+	done       chan struct{}
+	once       sync.Once
 }
 
-// confirm counts one browser's confirmation, received at at.
-func (t *toggleState) confirm(at time.Time) {
-	for ns := at.UnixNano(); ; {
-		old := t.lastAt.Load()
-		if ns <= old || t.lastAt.CompareAndSwap(old, ns) {
-			break
-		}
-	}
+// confirm counts one browser's confirmation, received at its socket at at
+// and read at read.
+func (t *toggleState) confirm(at, read time.Time) {
+	storeMax(&t.lastAt, at.UnixNano())
+	storeMax(&t.lastReadAt, read.UnixNano())
 	if t.remaining.Add(-1) == 0 {
 		t.once.Do(func() { close(t.done) })
 	}
 }
 
+// storeMax raises v to ns unless it already holds more.
+func storeMax(v *atomic.Int64, ns int64) {
+	for {
+		old := v.Load()
+		if ns <= old || v.CompareAndSwap(old, ns) {
+			return
+		}
+	}
+}
+
+// record adds the toggle's round trip to the last browser to res: at its
+// socket and at its reader, or toggleWait for both when not every browser
+// confirmed it (confirmed false).
+func (t *toggleState) record(res *Result, confirmed bool) {
+	if !confirmed {
+		res.ToggleLast.Record(toggleWait)
+		res.ReadToggleLast.Record(toggleWait)
+		return
+	}
+	res.Toggles++
+	res.ToggleLast.Record(time.Unix(0, t.lastAt.Load()).Sub(t.sent))
+	res.ReadToggleLast.Record(time.Unix(0, t.lastReadAt.Load()).Sub(t.sent))
+}
+
 // toggler sends one toggle at a time from browser 0 to the boards in turn,
 // each waiting until every live browser saw the board's confirmation (or
-// 2 s), during the window.
+// toggleWait), during the window.
 func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg *sync.WaitGroup) {
 	defer wg.Done()
 	tick := time.NewTicker(r.cfg.ToggleEvery)
@@ -512,14 +548,14 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 			return
 		}
 		// Not cut short at the window's end: browsers are already
-		// recording this toggle's receipts, so it is seen through (2 s at
-		// most) and counted either way.
+		// recording this toggle's receipts, so it is seen through
+		// (toggleWait at most) and counted either way.
 		select {
 		case <-t.done:
-			res.Toggles++
-			res.ToggleLast.Record(time.Unix(0, t.lastAt.Load()).Sub(t.sent))
-		case <-time.After(2 * time.Second):
-			r.log.Warn("toggle not confirmed to every browser within 2 s", "board", b.id, "missing", t.remaining.Load())
+			t.record(res, true)
+		case <-time.After(toggleWait):
+			t.record(res, false)
+			r.log.Warn("toggle not confirmed to every browser in time", "board", b.id, "waited", toggleWait, "missing", t.remaining.Load())
 		}
 		r.toggle.Store(nil)
 	}

@@ -55,7 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	duration := fl.Duration("duration", 10*time.Second, "measured window")
 	warmup := fl.Duration("warmup", 2*time.Second, "load before the window")
 	drain := fl.Duration("drain", 5*time.Second, "how long browsers may still receive the window's events after it")
-	toggleEvery := fl.Duration("toggle-every", 250*time.Millisecond, "toggle period during the window (negative: none)")
+	toggleEvery := fl.Duration("toggle-every", 250*time.Millisecond, "toggle period during the window, one in flight (negative: none); the window over it is how many toggles the toggle p99 is of (Switchyard's default command rate allows one browser 10 a second)")
 	idle := fl.Bool("idle", false, "connect boards and browsers without traffic and measure memory per connection")
 	sweep := fl.String("sweep", "", "comma-separated per-board rates: run each until p99 > --knee-p99 or anything is lost")
 	kneeP99 := fl.Duration("knee-p99", 100*time.Millisecond, "the sweep stops past this p99")

@@ -33,6 +33,8 @@ type browser struct {
 	readTog    Histogram    // Result.ReadToggleEach
 	lastSeq    []int64      // by board; -1: none yet
 	lastToggle int64
+	prevAt     int64  // unix ns: socket receipt of the frame before the one being read
+	frameData  []byte // the frame being read (/ws)
 	dups       int64
 	errorEvts  int64
 
@@ -190,7 +192,10 @@ func (b *browser) readWS(readers *sync.WaitGroup) {
 		b.markReady()
 		if b.measure {
 			now := time.Now()
-			b.frame(buf, b.rxTime(now), now)
+			at := b.rxTime(now)
+			b.frameData = buf
+			b.frame(buf, at, now)
+			b.frameData, b.prevAt = nil, at.UnixNano()
 		}
 		if cap(buf) > 1<<20 {
 			buf = make([]byte, 0, 64<<10) // a snapshot: don't keep it
@@ -203,6 +208,7 @@ var (
 	evLabel  = []byte(`","label":"`)
 	evValue  = []byte(`","value":`)
 	evError  = []byte(`"label":"error"`)
+	evCount  = []byte(`"label":"count"`)
 )
 
 // rxTime returns when the data just read reached the socket, or now
@@ -322,6 +328,7 @@ func (b *browser) readMQTT(readers *sync.WaitGroup) {
 		case "led":
 			b.onLED(id, string(payload) == "ON", at, now)
 		}
+		b.prevAt = at.UnixNano()
 	}
 }
 
@@ -366,5 +373,6 @@ func (b *browser) onLED(id []byte, on bool, at, now time.Time) {
 	b.lastToggle = t.seq
 	b.tog.Record(at.Sub(t.sent))
 	b.readTog.Record(now.Sub(t.sent))
+	t.traceRx(b.idx, toggleRx{at: at.UnixNano(), read: now.UnixNano(), prev: b.prevAt, counts: bytes.Count(b.frameData, evCount)})
 	t.confirm(at, now)
 }

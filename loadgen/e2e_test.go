@@ -118,6 +118,15 @@ func TestRunAgainstControlPlane(t *testing.T) {
 		t.Errorf("toggles confirmed %d of %d (%d receipts, %d and %d last receipts): want all, by every browser, one last each",
 			res.Toggles, res.TogglesMax, res.ToggleEach.Count(), res.ToggleLast.Count(), res.ReadToggleLast.Count())
 	}
+	// Every toggle is traced, and its board's answer seen leaving.
+	if len(res.ToggleTrace) != res.TogglesMax || res.ToggleFanOut.Count() != uint64(res.Toggles) {
+		t.Errorf("%d toggles traced, %d answers seen leaving their board: want %d and %d", len(res.ToggleTrace), res.ToggleFanOut.Count(), res.TogglesMax, res.Toggles)
+	}
+	for _, s := range res.ToggleTrace {
+		if s.LastBrowser < 0 || s.Confirmers != 3 || s.ToBoard <= 0 || s.LEDOut < s.ToBoard || s.Last < s.LEDOut {
+			t.Errorf("toggle traced as %+v: want 3 confirmers, the board's receipt, then its answer, then the last browser's", s)
+		}
+	}
 	// Socket receipt comes before the reader gets to an event, each time,
 	// and a toggle's last receipt is its slowest.
 	if res.ReadLatency.Count() != res.Latency.Count() || res.Latency.Max() > res.ReadLatency.Max() ||

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,7 +135,15 @@ type Result struct {
 	// to when the board's handler ran.
 	ToggleBoard     Histogram
 	ToggleBoardRead Histogram
-	ErrorEvts       int64 // error events the browsers received
+	// ToggleFanOut is the toggle's last leg: from the board's write of its
+	// new LED state to the last browser's socket receipt, one sample per
+	// confirmed toggle. Between ToggleBoard and ToggleFanOut is the
+	// simulated board's own delay (the load generator's scheduling).
+	ToggleFanOut Histogram
+	// ToggleTrace has one entry per toggle sent, in order: where its time
+	// went (see WriteToggleTrace).
+	ToggleTrace []ToggleSample
+	ErrorEvts   int64 // error events the browsers received
 
 	CPU     time.Duration // CPU of the processes under test during the window
 	PeakRSS int64         // bytes, over the whole run
@@ -475,8 +484,19 @@ type toggleState struct {
 	lastAt     atomic.Int64 // unix ns: the latest socket receipt of a confirmation
 	lastReadAt atomic.Int64 // unix ns: the latest reader's receipt of a confirmation
 	atBoard    atomic.Bool  // the board got led/set (first leg recorded)
+	boardAt    atomic.Int64 // unix ns: the board's socket receipt of led/set
+	ledOut     atomic.Int64 // unix ns: the board wrote its new led state
+	rxMu       sync.Mutex   // guards rx
+	rx         []toggleRx   // each browser's confirmation, by browser index; nil: not traced
 	done       chan struct{}
 	once       sync.Once
+}
+
+// toggleRx is one browser's confirmation of a toggle.
+type toggleRx struct {
+	at, read int64 // unix ns: socket receipt, reader
+	prev     int64 // unix ns: socket receipt of the browser's previous frame; 0 none
+	counts   int   // count events in the frame that carried it
 }
 
 // confirm counts one browser's confirmation, received at its socket at at
@@ -503,14 +523,96 @@ func storeMax(v *atomic.Int64, ns int64) {
 // socket and at its reader, or toggleWait for both when not every browser
 // confirmed it (confirmed false).
 func (t *toggleState) record(res *Result, confirmed bool) {
+	if t.rx != nil {
+		res.ToggleTrace = append(res.ToggleTrace, t.sample(confirmed))
+	}
 	if !confirmed {
 		res.ToggleLast.Record(toggleWait)
 		res.ReadToggleLast.Record(toggleWait)
 		return
 	}
 	res.Toggles++
+	if out := t.ledOut.Load(); out != 0 {
+		res.ToggleFanOut.Record(time.Duration(t.lastAt.Load() - out))
+	}
 	res.ToggleLast.Record(time.Unix(0, t.lastAt.Load()).Sub(t.sent))
 	res.ReadToggleLast.Record(time.Unix(0, t.lastReadAt.Load()).Sub(t.sent))
+}
+
+// ToggleSample is one toggle, traced: durations are from its send, receipts
+// at the socket unless named otherwise.
+type ToggleSample struct {
+	Seq       int64
+	Sent      time.Time // browser 0 sent it
+	Board     int
+	Confirmed bool          // by every browser
+	ToBoard   time.Duration // the board got led/set; 0 unknown
+	LEDOut    time.Duration // the board wrote its new LED state; 0 unknown
+	// First, Median, Near (the 99th percentile: the tenth last of 1,000)
+	// and Last are the browsers' receipts; LastRead is the latest
+	// reader's. Last far beyond Near is one browser held up, not a slow
+	// round.
+	First, Median, Near, Last, LastRead time.Duration
+	// LastBrowser is the index of the browser with the latest receipt;
+	// LastCounts the count events in the frame that brought it there,
+	// and LastGap the time since that browser's previous frame (-1: none).
+	LastBrowser int
+	LastCounts  int
+	LastGap     time.Duration
+	// WithCounts is how many browsers got it in a frame that also
+	// carried counts, of Confirmers.
+	WithCounts, Confirmers int
+}
+
+// traceRx records browser i's confirmation.
+func (t *toggleState) traceRx(i int, rx toggleRx) {
+	t.rxMu.Lock()
+	if i < len(t.rx) {
+		t.rx[i] = rx
+	}
+	t.rxMu.Unlock()
+}
+
+// sample summarises the confirmations received so far.
+func (t *toggleState) sample(confirmed bool) ToggleSample {
+	t.rxMu.Lock()
+	defer t.rxMu.Unlock()
+	s := ToggleSample{Seq: t.seq, Sent: t.sent, Board: t.board, Confirmed: confirmed, LastBrowser: -1, LastGap: -1}
+	if ns := t.boardAt.Load(); ns != 0 {
+		s.ToBoard = time.Unix(0, ns).Sub(t.sent)
+	}
+	if ns := t.ledOut.Load(); ns != 0 {
+		s.LEDOut = time.Unix(0, ns).Sub(t.sent)
+	}
+	var ats []int64
+	var last, lastRead int64
+	for i, rx := range t.rx {
+		if rx.at == 0 {
+			continue
+		}
+		ats = append(ats, rx.at)
+		if rx.counts > 0 {
+			s.WithCounts++
+		}
+		lastRead = max(lastRead, rx.read)
+		if rx.at > last {
+			last, s.LastBrowser, s.LastCounts = rx.at, i, rx.counts
+			if rx.prev != 0 {
+				s.LastGap = time.Duration(rx.at - rx.prev)
+			} else {
+				s.LastGap = -1
+			}
+		}
+	}
+	s.Confirmers = len(ats)
+	if len(ats) == 0 {
+		return s
+	}
+	slices.Sort(ats)
+	since := func(ns int64) time.Duration { return time.Unix(0, ns).Sub(t.sent) }
+	near := ats[max((len(ats)*99+99)/100-1, 0)]
+	s.First, s.Median, s.Near, s.Last, s.LastRead = since(ats[0]), since(ats[len(ats)/2]), since(near), since(last), since(lastRead)
+	return s
 }
 
 // toggler sends one toggle at a time from browser 0 to the boards in turn,
@@ -531,7 +633,7 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 		if from.ended() {
 			return
 		}
-		t := &toggleState{seq: seq, board: b.idx, want: !b.led.Load(), done: make(chan struct{})}
+		t := &toggleState{seq: seq, board: b.idx, want: !b.led.Load(), rx: make([]toggleRx, len(browsers)), done: make(chan struct{})}
 		live := int64(0)
 		for _, br := range browsers {
 			if !br.ended() {

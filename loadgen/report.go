@@ -216,8 +216,9 @@ func WriteTable(w io.Writer, r *Result) error {
 		fmt.Fprintf(tw, "  at the load generator's reader\t%.2f / %.2f / %.2f ms\n", row.ReadToggleLastP50, row.ReadToggleLastP99, row.ReadToggleLastMax)
 		fmt.Fprintf(tw, "toggle, each browser's receipt p50/p99\t%.2f / %.2f ms (one sample per browser per toggle)\n", row.ToggleEachP50, row.ToggleEachP99)
 		fmt.Fprintf(tw, "  at the load generator's reader\t%.2f / %.2f ms\n", ms(r.ReadToggleEach.Quantile(0.5)), row.ReadToggleEachP99)
-		fmt.Fprintf(tw, "toggle to the board p50/p99\t%.2f / %.2f ms at its socket (%.2f / %.2f ms at its handler)\n",
-			ms(r.ToggleBoard.Quantile(0.5)), ms(r.ToggleBoard.Quantile(0.99)), ms(r.ToggleBoardRead.Quantile(0.5)), ms(r.ToggleBoardRead.Quantile(0.99)))
+		fmt.Fprintf(tw, "toggle legs p50/p99\tto the board's socket %.2f / %.2f ms (its handler %.2f / %.2f ms); from the board's answer to the last browser's socket %.2f / %.2f ms\n",
+			ms(r.ToggleBoard.Quantile(0.5)), ms(r.ToggleBoard.Quantile(0.99)), ms(r.ToggleBoardRead.Quantile(0.5)), ms(r.ToggleBoardRead.Quantile(0.99)),
+			ms(r.ToggleFanOut.Quantile(0.5)), ms(r.ToggleFanOut.Quantile(0.99)))
 	}
 	if r.ErrorEvts > 0 {
 		fmt.Fprintf(tw, "error events\t%d\n", r.ErrorEvts)
@@ -405,4 +406,25 @@ func Knee(rows []Row, label string, maxP99 float64) map[Target]float64 {
 		out[r.Target] = max(out[r.Target], r.EventsPerS)
 	}
 	return out
+}
+
+// WriteToggleTrace writes r's toggles as CSV, one a line, times in
+// milliseconds from each toggle's send (see ToggleSample); sent_unix_us
+// places it on the machine's clock, to match with a server's logs.
+func WriteToggleTrace(w io.Writer, r *Result) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"seq", "sent_unix_us", "board", "confirmed", "to_board_ms", "led_out_ms", "first_ms", "median_ms", "near_last_ms", "last_ms", "last_read_ms",
+		"last_browser", "last_counts", "last_gap_ms", "with_counts", "confirmers"})
+	f := func(d time.Duration) string { return strconv.FormatFloat(ms(d), 'f', 3, 64) }
+	i := func(v int) string { return strconv.Itoa(v) }
+	for _, s := range r.ToggleTrace {
+		_ = cw.Write([]string{strconv.FormatInt(s.Seq, 10), strconv.FormatInt(s.Sent.UnixMicro(), 10), i(s.Board), strconv.FormatBool(s.Confirmed), f(s.ToBoard), f(s.LEDOut),
+			f(s.First), f(s.Median), f(s.Near), f(s.Last), f(s.LastRead), i(s.LastBrowser), i(s.LastCounts), f(s.LastGap),
+			i(s.WithCounts), i(s.Confirmers)})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write toggle trace: %w", err)
+	}
+	return nil
 }

@@ -23,7 +23,7 @@ func TestToggleLastIsPerToggleMax(t *testing.T) {
 	var each, readEach Histogram
 	var wantLast, wantReadLast []time.Duration
 	for k := range toggles {
-		ts := &toggleState{seq: int64(k + 1), sent: base.Add(time.Duration(k) * time.Second), done: make(chan struct{})}
+		ts := &toggleState{seq: int64(k + 1), sent: base.Add(time.Duration(k) * time.Second), rx: make([]toggleRx, browsers), done: make(chan struct{})}
 		ts.remaining.Store(browsers)
 		// Browser j gets it after (j+1)×20 µs, its reader 1 ms later;
 		// the last browser of toggle k after 20 ms + k×100 µs.
@@ -41,6 +41,7 @@ func TestToggleLastIsPerToggleMax(t *testing.T) {
 				defer wg.Done()
 				for j := w; j < browsers; j += workers {
 					at, read := rx(j)
+					ts.traceRx(j, toggleRx{at: ts.sent.Add(at).UnixNano(), read: ts.sent.Add(read).UnixNano(), counts: j % 2})
 					ts.confirm(ts.sent.Add(at), ts.sent.Add(read))
 				}
 			}()
@@ -75,6 +76,16 @@ func TestToggleLastIsPerToggleMax(t *testing.T) {
 		}
 		if got, w := res.ReadToggleLast.Quantile(q), wantRead.Quantile(q); got != w {
 			t.Errorf("ReadToggleLast.Quantile(%g) = %v, want %v", q, got, w)
+		}
+	}
+	if len(res.ToggleTrace) != toggles {
+		t.Fatalf("%d traced toggles, want %d", len(res.ToggleTrace), toggles)
+	}
+	for k, s := range res.ToggleTrace {
+		want := ToggleSample{Seq: int64(k + 1), Sent: base.Add(time.Duration(k) * time.Second), Confirmed: true, First: 20 * us, Median: 101 * 20 * us, Near: 198 * 20 * us, Last: wantLast[k], LastRead: wantReadLast[k],
+			LastBrowser: browsers - 1, LastCounts: (browsers - 1) % 2, LastGap: -1, WithCounts: browsers / 2, Confirmers: browsers}
+		if s != want {
+			t.Errorf("toggle %d traced as %+v, want %+v", k, s, want)
 		}
 	}
 	// 50 toggles: their p99 is their max, the slowest toggle's last receipt.

@@ -62,6 +62,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	pids := fl.String("pid", "", "comma-separated pids of the processes under test (CPU seconds, RSS from /proc)")
 	csvPath := fl.String("csv", "", "append the figures to this CSV file")
 	svgPath := fl.String("svg", "", "draw latency against load from every row of --csv into this SVG file")
+	toggleTrace := fl.String("toggle-trace", "", "write every toggle (its legs, the last browser and what it waited behind) as CSV to this file")
 	prefix := fl.String("prefix", "devices", "topic prefix")
 	idPrefix := fl.String("id-prefix", "lg", "board ids are <id-prefix>-<n>")
 	verbose := fl.Bool("v", false, "log progress")
@@ -162,6 +163,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return fail(err)
 			}
 		}
+		if *toggleTrace != "" {
+			if err := writeToggleTrace(*toggleTrace, res); err != nil {
+				return fail(err)
+			}
+		}
 		if *sweep == "" {
 			break
 		}
@@ -244,6 +250,22 @@ func drawSVG(csvPath, svgPath string) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close svg: %w", err)
+	}
+	return nil
+}
+
+// writeToggleTrace writes res's toggles to path (a sweep's last run wins).
+func writeToggleTrace(path string, res *loadgen.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create toggle trace: %w", err)
+	}
+	if err := loadgen.WriteToggleTrace(f, res); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close toggle trace: %w", err)
 	}
 	return nil
 }

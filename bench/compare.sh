@@ -12,6 +12,8 @@
 # Environment (defaults in brackets):
 #   BENCH_SECONDS    measured window of each run [10]
 #   BENCH_WARMUP     warm-up before it [2]
+#   BENCH_TOGGLE_EVERY  toggle period of home, fleet and wall (one in flight) [250ms]:
+#                    the toggle p99 is of window/period toggles, their max below 100
 #   BENCH_SWEEP_SECONDS  window of each sweep step [5]
 #   BENCH_SWEEP_RATES    per-board rates of the knee sweep (100 boards × 100 browsers) [1,2,5,10,20,50,100,200]
 #   BENCH_REPEAT     runs of each workload per target; the report takes the best [2]
@@ -25,6 +27,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-2}
+TOGGLE_EVERY=${BENCH_TOGGLE_EVERY:-250ms}
 SWEEP_SECS=${BENCH_SWEEP_SECONDS:-5}
 SWEEP_RATES=${BENCH_SWEEP_RATES:-1,2,5,10,20,50,100,200}
 REPEAT=${BENCH_REPEAT:-2}
@@ -150,9 +153,9 @@ CONF
 # workload NAME: the loadgen arguments of a workload.
 workload() {
 	case $1 in
-	home)  WL=(--boards 10 --browsers 5 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s") ;;
-	fleet) WL=(--boards 1000 --browsers 100 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s") ;;
-	wall)  WL=(--boards 100 --browsers 1000 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s") ;;
+	home)  WL=(--boards 10 --browsers 5 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s" --toggle-every "$TOGGLE_EVERY") ;;
+	fleet) WL=(--boards 1000 --browsers 100 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s" --toggle-every "$TOGGLE_EVERY") ;;
+	wall)  WL=(--boards 100 --browsers 1000 --rate 1 --duration "${SECS}s" --warmup "${WARMUP}s" --toggle-every "$TOGGLE_EVERY") ;;
 	sweep) WL=(--boards 100 --browsers 100 --sweep "$SWEEP_RATES" --duration "${SWEEP_SECS}s" --warmup 1s) ;;
 	idle)
 		# Each side (load generator, target) needs 2N sockets plus a few

@@ -1,8 +1,10 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -49,7 +51,14 @@ func (b *board) connect() error {
 		SetWriteTimeout(10*time.Second).
 		SetWill(b.topic(devices.KindStatus), devices.Offline, devices.KindStatus.QoS(), devices.KindStatus.Retained())
 	if u, err := url.Parse(b.r.cfg.MQTT); err == nil && (u.Scheme == "tcp" || u.Scheme == "mqtt") {
-		opts.SetCustomOpenConnectionFn(rxOpen(&b.rx))
+		open := rxOpen(&b.rx)
+		opts.SetCustomOpenConnectionFn(func(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
+			c, err := open(u, o)
+			if err != nil {
+				return nil, err
+			}
+			return &watchConn{Conn: c, b: b, topic: []byte(b.topic("led"))}, nil
+		})
 	}
 	b.cli = mqtt.NewClient(opts)
 	if err := wait(b.cli.Connect()); err != nil {
@@ -65,6 +74,23 @@ func (b *board) connect() error {
 		return fmt.Errorf("board %s: publish led: %w", b.id, err)
 	}
 	return nil
+}
+
+// watchConn notes when its board writes its led state while a toggle of
+// it is in flight: the toggle's second leg starts there, whenever the load
+// generator got round to running the board's handler and paho's writer.
+// paho writes each packet with one Write.
+type watchConn struct {
+	net.Conn
+	b     *board
+	topic []byte
+}
+
+func (c *watchConn) Write(p []byte) (int, error) {
+	if t := c.b.r.toggle.Load(); t != nil && t.board == c.b.idx && bytes.Contains(p, c.topic) {
+		t.ledOut.CompareAndSwap(0, time.Now().UnixNano())
+	}
+	return c.Conn.Write(p)
 }
 
 // wait waits for a paho token for at most 10 s.
@@ -92,6 +118,7 @@ func (b *board) onCommand(_ mqtt.Client, m mqtt.Message) {
 				at = time.Unix(0, ns)
 			}
 		}
+		t.boardAt.Store(at.UnixNano())
 		b.r.toBoardMu.Lock()
 		b.r.toBoard.Record(at.Sub(t.sent))
 		b.r.toBoardRead.Record(now.Sub(t.sent))

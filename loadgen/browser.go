@@ -30,11 +30,13 @@ type browser struct {
 
 	received   atomic.Int64 // window events, each once
 	lat        Histogram    // at socket receipt (see rxConn)
-	tog        Histogram
-	readLat    Histogram // when the reader got to it
-	readTog    Histogram
-	lastSeq    []int64 // by board; -1: none yet
+	tog        Histogram    // Result.ToggleEach
+	readLat    Histogram    // when the reader got to it
+	readTog    Histogram    // Result.ReadToggleEach
+	lastSeq    []int64      // by board; -1: none yet
 	lastToggle int64
+	prevAt     int64  // unix ns: socket receipt of the frame before the one being read
+	frameData  []byte // the frame being read (/ws)
 	dups       int64
 	errorEvts  int64
 
@@ -192,7 +194,10 @@ func (b *browser) readWS(readers *sync.WaitGroup) {
 		b.markReady()
 		if b.measure {
 			now := time.Now()
-			b.frame(buf, b.rxTime(now), now)
+			at := b.rxTime(now)
+			b.frameData = buf
+			b.frame(buf, at, now)
+			b.frameData, b.prevAt = nil, at.UnixNano()
 		}
 		if cap(buf) > 1<<20 {
 			buf = make([]byte, 0, 64<<10) // a snapshot: don't keep it
@@ -205,6 +210,7 @@ var (
 	evLabel  = []byte(`","label":"`)
 	evValue  = []byte(`","value":`)
 	evError  = []byte(`"label":"error"`)
+	evCount  = []byte(`"label":"count"`)
 )
 
 // rxTime returns when the data just read reached the socket, or now
@@ -321,6 +327,7 @@ func (b *browser) readMQTT(readers *sync.WaitGroup) {
 		case devices.KindLED:
 			b.onLED(id, string(payload) == "ON", at, now)
 		}
+		b.prevAt = at.UnixNano()
 	}
 }
 
@@ -365,5 +372,6 @@ func (b *browser) onLED(id []byte, on bool, at, now time.Time) {
 	b.lastToggle = t.seq
 	b.tog.Record(at.Sub(t.sent))
 	b.readTog.Record(now.Sub(t.sent))
-	t.confirm(at)
+	t.traceRx(b.idx, toggleRx{at: at.UnixNano(), read: now.UnixNano(), prev: b.prevAt, counts: bytes.Count(b.frameData, evCount)})
+	t.confirm(at, now)
 }

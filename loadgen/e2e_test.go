@@ -59,15 +59,29 @@ func TestRunAgainstControlPlane(t *testing.T) {
 		t.Errorf("delivered %d of %d, lost %d, duplicates %d, dropped %d: want everything once",
 			res.Delivered, res.Expected, res.Lost, res.Duplicates, res.Dropped)
 	}
-	if res.TogglesMax == 0 || res.Toggles != res.TogglesMax || res.Toggle.Count() != uint64(3*res.Toggles) {
-		t.Errorf("toggles confirmed %d of %d (%d receipts): want all, by every browser", res.Toggles, res.TogglesMax, res.Toggle.Count())
+	if res.TogglesMax == 0 || res.Toggles != res.TogglesMax || res.ToggleEach.Count() != uint64(3*res.Toggles) ||
+		res.ToggleLast.Count() != uint64(res.Toggles) || res.ReadToggleLast.Count() != uint64(res.Toggles) {
+		t.Errorf("toggles confirmed %d of %d (%d receipts, %d and %d last receipts): want all, by every browser, one last each",
+			res.Toggles, res.TogglesMax, res.ToggleEach.Count(), res.ToggleLast.Count(), res.ReadToggleLast.Count())
 	}
-	// Socket receipt comes before the reader gets to an event, each time.
+	// Every toggle is traced, and its board's answer seen leaving.
+	if len(res.ToggleTrace) != res.TogglesMax || res.ToggleFanOut.Count() != uint64(res.Toggles) {
+		t.Errorf("%d toggles traced, %d answers seen leaving their board: want %d and %d", len(res.ToggleTrace), res.ToggleFanOut.Count(), res.TogglesMax, res.Toggles)
+	}
+	for _, s := range res.ToggleTrace {
+		if s.LastBrowser < 0 || s.Confirmers != 3 || s.ToBoard <= 0 || s.LEDOut < s.ToBoard || s.Last < s.LEDOut {
+			t.Errorf("toggle traced as %+v: want 3 confirmers, the board's receipt, then its answer, then the last browser's", s)
+		}
+	}
+	// Socket receipt comes before the reader gets to an event, each time,
+	// and a toggle's last receipt is its slowest.
 	if res.ReadLatency.Count() != res.Latency.Count() || res.Latency.Max() > res.ReadLatency.Max() ||
-		res.ReadToggle.Count() != res.Toggle.Count() || res.Toggle.Max() > res.ReadToggle.Max() {
-		t.Errorf("socket vs reader: latency %d samples max %v / %d max %v; toggles %d max %v / %d max %v",
+		res.ReadToggleEach.Count() != res.ToggleEach.Count() || res.ToggleEach.Max() > res.ReadToggleEach.Max() ||
+		res.ToggleLast.Max() != res.ToggleEach.Max() || res.ReadToggleLast.Max() != res.ReadToggleEach.Max() {
+		t.Errorf("socket vs reader: latency %d samples max %v / %d max %v; toggles %d max %v / %d max %v; last max %v / %v",
 			res.Latency.Count(), res.Latency.Max(), res.ReadLatency.Count(), res.ReadLatency.Max(),
-			res.Toggle.Count(), res.Toggle.Max(), res.ReadToggle.Count(), res.ReadToggle.Max())
+			res.ToggleEach.Count(), res.ToggleEach.Max(), res.ReadToggleEach.Count(), res.ReadToggleEach.Max(),
+			res.ToggleLast.Max(), res.ReadToggleLast.Max())
 	}
 	if res.ErrorEvts != 0 {
 		t.Errorf("%d error events", res.ErrorEvts)

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"os"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -96,7 +97,8 @@ func TestBucketBounds(t *testing.T) {
 func TestCSVRoundTripAndReport(t *testing.T) {
 	path := t.TempDir() + "/r.csv"
 	rows := []Row{
-		{Label: "wall", Target: Switchyard, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 1_000_000, EventsPerS: 100_000, P50: 1, P99: 9, ReadP99: 12, ReadToggleP99: 14},
+		{Label: "wall", Target: Switchyard, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 1_000_000, EventsPerS: 100_000, P50: 1, P99: 9, ReadP99: 12, ReadToggleEachP99: 14,
+			Toggles: 39, TogglesSent: 40, ToggleLastP50: 15, ToggleLastP99: 29, ToggleLastMax: 29, ReadToggleLastP50: 17, ReadToggleLastP99: 31, ReadToggleLastMax: 31},
 		{Label: "wall", Target: Switchyard, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 1_000_000, EventsPerS: 100_000, P50: 1, P99: 5},
 		{Label: "wall", Target: Mosquitto, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000, Delivered: 999_000, Lost: 1000, EventsPerS: 99_900, P50: 2, P99: 10},
 		{Label: "idle", Target: Switchyard, Boards: 10, Browsers: 10, IdleBoard: 4096, IdleBrowse: 8192},
@@ -123,8 +125,30 @@ func TestCSVRoundTripAndReport(t *testing.T) {
 	old := t.TempDir() + "/old.csv"
 	os.WriteFile(old, []byte("label,target,boards,browsers,rate_hz,window_s,published,expected,delivered,lost,duplicates,dropped,events_per_s,p50_ms,p90_ms,p99_ms,max_ms,toggles,toggle_p50_ms,toggle_p99_ms,cpu_s,peak_rss_bytes,idle_board_bytes,idle_browser_bytes\n"+
 		"wall,switchyard,100,1000,1.000,10.000,1000,1000000,1000000,0,0,0,100000.000,1.000,2.000,5.000,9.000,40,3.000,8.000,7.500,47000000,0.000,0.000\n"), 0o644)
-	if o, err := ReadCSV(old); err != nil || len(o) != 1 || o[0].P99 != 5 || o[0].ToggleP99 != 8 || o[0].ReadP99 != 0 {
+	if o, err := ReadCSV(old); err != nil || len(o) != 1 || o[0].P99 != 5 || o[0].ToggleEachP99 != 8 || o[0].ReadP99 != 0 {
 		t.Errorf("old CSV = %+v, %v; want one row, p99 5, toggle p99 8, no reader p99", o, err)
+	}
+	// So does one from before the toggle_last columns (they are 0), and
+	// rows of the current width appended to it.
+	v2 := t.TempDir() + "/v2.csv"
+	os.WriteFile(v2, []byte("label,target,boards,browsers,rate_hz,window_s,published,expected,delivered,lost,duplicates,dropped,events_per_s,p50_ms,p90_ms,p99_ms,max_ms,toggles,toggle_p50_ms,toggle_p99_ms,cpu_s,peak_rss_bytes,idle_board_bytes,idle_browser_bytes,read_p99_ms,read_toggle_p99_ms\n"+
+		"wall,switchyard,100,1000,1.000,10.000,1000,1000000,1000000,0,0,0,100000.000,1.000,2.000,5.000,9.000,40,3.000,8.000,7.500,47000000,0.000,0.000,6.000,10.000\n"), 0o644)
+	if err := AppendCSV(v2, rows[0]); err != nil {
+		t.Fatal(err)
+	}
+	want2 := Row{Label: "wall", Target: Switchyard, Boards: 100, Browsers: 1000, Rate: 1, WindowS: 10, Published: 1000, Expected: 1_000_000,
+		Delivered: 1_000_000, EventsPerS: 100_000, P50: 1, P90: 2, P99: 5, Max: 9, Toggles: 40, ToggleEachP50: 3, ToggleEachP99: 8,
+		CPUSeconds: 7.5, PeakRSS: 47_000_000, ReadP99: 6, ReadToggleEachP99: 10}
+	if o, err := ReadCSV(v2); err != nil || len(o) != 2 || o[0] != want2 || o[1] != rows[0] {
+		t.Errorf("CSV without toggle_last columns = %+v, %v; want %+v and %+v", o, err, want2, rows[0])
+	} else {
+		var out testWriter
+		if err := WriteComparison(&out, o[:1]); err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`toggle to last browser p99 +ms +- `).Match(out) {
+			t.Errorf("comparison of a row without toggle_last figures shows a figure:\n%s", out)
+		}
 	}
 	best := Best(got)
 	if len(best) != 3 || best[0].P99 != 5 {

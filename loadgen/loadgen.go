@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,18 +115,37 @@ type Result struct {
 	// generator's reader got to it, which adds its own scheduling delay.
 	Latency     Histogram
 	ReadLatency Histogram
-	Toggles     int       // toggles that every browser confirmed
-	TogglesMax  int       // toggles sent
-	Toggle      Histogram // to each browser's socket receipt, as Latency
-	ReadToggle  Histogram // to each browser's reader, as ReadLatency
+	Toggles     int // toggles that every browser confirmed
+	TogglesMax  int // toggles sent
+	// ToggleLast is the toggle's round trip as a user watching the wall
+	// sees it: from browser 0's send until the last of the live browsers
+	// has the board's new LED state, at its socket (as Latency); one
+	// sample per toggle. ReadToggleLast is the same until the last
+	// browser's reader got it (as ReadLatency). A toggle not confirmed to
+	// every browser within toggleWait counts as toggleWait (a lower bound).
+	// With fewer than 100 toggles, their p99 is their maximum.
+	ToggleLast     Histogram
+	ReadToggleLast Histogram
+	// ToggleEach is the same round trip to each browser's socket: one
+	// sample per browser per toggle, so its p99 is not the p99 of
+	// ToggleLast (a toggle whose slowest browser is at 30 ms has 990
+	// receipts before it). ReadToggleEach is at each browser's reader.
+	ToggleEach     Histogram
+	ReadToggleEach Histogram
 	// ToggleBoard is the toggle's first leg: from the browser's send to
-	// the board's receipt of led/set; ToggleLast is the whole round trip
-	// to the last browser to see the LED change.
-	// ToggleBoardRead is the first leg to when the board's handler ran.
+	// the board's receipt of led/set; ToggleBoardRead is the first leg
+	// to when the board's handler ran.
 	ToggleBoard     Histogram
 	ToggleBoardRead Histogram
-	ToggleLast      Histogram
-	ErrorEvts       int64 // error events the browsers received
+	// ToggleFanOut is the toggle's last leg: from the board's write of its
+	// new LED state to the last browser's socket receipt, one sample per
+	// confirmed toggle. Between ToggleBoard and ToggleFanOut is the
+	// simulated board's own delay (the load generator's scheduling).
+	ToggleFanOut Histogram
+	// ToggleTrace has one entry per toggle sent, in order: where its time
+	// went (see WriteToggleTrace).
+	ToggleTrace []ToggleSample
+	ErrorEvts   int64 // error events the browsers received
 
 	CPU     time.Duration // CPU of the processes under test during the window
 	PeakRSS int64         // bytes, over the whole run
@@ -350,9 +370,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Duplicates += b.dups
 		res.ErrorEvts += b.errorEvts
 		res.Latency.Merge(&b.lat)
-		res.Toggle.Merge(&b.tog)
+		res.ToggleEach.Merge(&b.tog)
 		res.ReadLatency.Merge(&b.readLat)
-		res.ReadToggle.Merge(&b.readTog)
+		res.ReadToggleEach.Merge(&b.readTog)
 		if b.dropped.Load() {
 			res.Dropped++
 		}
@@ -454,36 +474,154 @@ func (r *run) boardIndex(id []byte) int {
 	return n
 }
 
+// toggleWait bounds the wait for a toggle's confirmation by every browser.
+const toggleWait = 2 * time.Second
+
 // toggleState is the toggle in flight: every browser must see board's LED
 // reach want.
 type toggleState struct {
-	seq       int64
-	board     int
-	want      bool
-	sent      time.Time
-	remaining atomic.Int64
-	lastAt    atomic.Int64 // unix ns: the latest socket receipt of a confirmation
-	atBoard   atomic.Bool  // the board got led/set (first leg recorded)
-	done      chan struct{}
-	once      sync.Once
+	seq        int64
+	board      int
+	want       bool
+	sent       time.Time
+	remaining  atomic.Int64
+	lastAt     atomic.Int64 // unix ns: the latest socket receipt of a confirmation
+	lastReadAt atomic.Int64 // unix ns: the latest reader's receipt of a confirmation
+	atBoard    atomic.Bool  // the board got led/set (first leg recorded)
+	boardAt    atomic.Int64 // unix ns: the board's socket receipt of led/set
+	ledOut     atomic.Int64 // unix ns: the board wrote its new led state
+	rxMu       sync.Mutex   // guards rx
+	rx         []toggleRx   // each browser's confirmation, by browser index; nil: not traced
+	done       chan struct{}
+	once       sync.Once
 }
 
-// confirm counts one browser's confirmation, received at at.
-func (t *toggleState) confirm(at time.Time) {
-	for ns := at.UnixNano(); ; {
-		old := t.lastAt.Load()
-		if ns <= old || t.lastAt.CompareAndSwap(old, ns) {
-			break
-		}
-	}
+// toggleRx is one browser's confirmation of a toggle.
+type toggleRx struct {
+	at, read int64 // unix ns: socket receipt, reader
+	prev     int64 // unix ns: socket receipt of the browser's previous frame; 0 none
+	counts   int   // count events in the frame that carried it
+}
+
+// confirm counts one browser's confirmation, received at its socket at at
+// and read at read.
+func (t *toggleState) confirm(at, read time.Time) {
+	storeMax(&t.lastAt, at.UnixNano())
+	storeMax(&t.lastReadAt, read.UnixNano())
 	if t.remaining.Add(-1) == 0 {
 		t.once.Do(func() { close(t.done) })
 	}
 }
 
+// storeMax raises v to ns unless it already holds more.
+func storeMax(v *atomic.Int64, ns int64) {
+	for {
+		old := v.Load()
+		if ns <= old || v.CompareAndSwap(old, ns) {
+			return
+		}
+	}
+}
+
+// record adds the toggle's round trip to the last browser to res: at its
+// socket and at its reader, or toggleWait for both when not every browser
+// confirmed it (confirmed false).
+func (t *toggleState) record(res *Result, confirmed bool) {
+	if t.rx != nil {
+		res.ToggleTrace = append(res.ToggleTrace, t.sample(confirmed))
+	}
+	if !confirmed {
+		res.ToggleLast.Record(toggleWait)
+		res.ReadToggleLast.Record(toggleWait)
+		return
+	}
+	res.Toggles++
+	if out := t.ledOut.Load(); out != 0 {
+		res.ToggleFanOut.Record(time.Duration(t.lastAt.Load() - out))
+	}
+	res.ToggleLast.Record(time.Unix(0, t.lastAt.Load()).Sub(t.sent))
+	res.ReadToggleLast.Record(time.Unix(0, t.lastReadAt.Load()).Sub(t.sent))
+}
+
+// ToggleSample is one toggle, traced: durations are from its send, receipts
+// at the socket unless named otherwise.
+type ToggleSample struct {
+	Seq       int64
+	Sent      time.Time // browser 0 sent it
+	Board     int
+	Confirmed bool          // by every browser
+	ToBoard   time.Duration // the board got led/set; 0 unknown
+	LEDOut    time.Duration // the board wrote its new LED state; 0 unknown
+	// First, Median, Near (the 99th percentile: the tenth last of 1,000)
+	// and Last are the browsers' receipts; LastRead is the latest
+	// reader's. Last far beyond Near is one browser held up, not a slow
+	// round.
+	First, Median, Near, Last, LastRead time.Duration
+	// LastBrowser is the index of the browser with the latest receipt;
+	// LastCounts the count events in the frame that brought it there,
+	// and LastGap the time since that browser's previous frame (-1: none).
+	LastBrowser int
+	LastCounts  int
+	LastGap     time.Duration
+	// WithCounts is how many browsers got it in a frame that also
+	// carried counts, of Confirmers.
+	WithCounts, Confirmers int
+}
+
+// traceRx records browser i's confirmation.
+func (t *toggleState) traceRx(i int, rx toggleRx) {
+	t.rxMu.Lock()
+	if i < len(t.rx) {
+		t.rx[i] = rx
+	}
+	t.rxMu.Unlock()
+}
+
+// sample summarises the confirmations received so far.
+func (t *toggleState) sample(confirmed bool) ToggleSample {
+	t.rxMu.Lock()
+	defer t.rxMu.Unlock()
+	s := ToggleSample{Seq: t.seq, Sent: t.sent, Board: t.board, Confirmed: confirmed, LastBrowser: -1, LastGap: -1}
+	if ns := t.boardAt.Load(); ns != 0 {
+		s.ToBoard = time.Unix(0, ns).Sub(t.sent)
+	}
+	if ns := t.ledOut.Load(); ns != 0 {
+		s.LEDOut = time.Unix(0, ns).Sub(t.sent)
+	}
+	var ats []int64
+	var last, lastRead int64
+	for i, rx := range t.rx {
+		if rx.at == 0 {
+			continue
+		}
+		ats = append(ats, rx.at)
+		if rx.counts > 0 {
+			s.WithCounts++
+		}
+		lastRead = max(lastRead, rx.read)
+		if rx.at > last {
+			last, s.LastBrowser, s.LastCounts = rx.at, i, rx.counts
+			if rx.prev != 0 {
+				s.LastGap = time.Duration(rx.at - rx.prev)
+			} else {
+				s.LastGap = -1
+			}
+		}
+	}
+	s.Confirmers = len(ats)
+	if len(ats) == 0 {
+		return s
+	}
+	slices.Sort(ats)
+	since := func(ns int64) time.Duration { return time.Unix(0, ns).Sub(t.sent) }
+	near := ats[max((len(ats)*99+99)/100-1, 0)]
+	s.First, s.Median, s.Near, s.Last, s.LastRead = since(ats[0]), since(ats[len(ats)/2]), since(near), since(last), since(lastRead)
+	return s
+}
+
 // toggler sends one toggle at a time from browser 0 to the boards in turn,
 // each waiting until every live browser saw the board's confirmation (or
-// 2 s), during the window.
+// toggleWait), during the window.
 func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg *sync.WaitGroup) {
 	defer wg.Done()
 	tick := time.NewTicker(r.cfg.ToggleEvery)
@@ -499,7 +637,7 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 		if from.ended() {
 			return
 		}
-		t := &toggleState{seq: seq, board: b.idx, want: !b.led.Load(), done: make(chan struct{})}
+		t := &toggleState{seq: seq, board: b.idx, want: !b.led.Load(), rx: make([]toggleRx, len(browsers)), done: make(chan struct{})}
 		live := int64(0)
 		for _, br := range browsers {
 			if !br.ended() {
@@ -516,14 +654,14 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 			return
 		}
 		// Not cut short at the window's end: browsers are already
-		// recording this toggle's receipts, so it is seen through (2 s at
-		// most) and counted either way.
+		// recording this toggle's receipts, so it is seen through
+		// (toggleWait at most) and counted either way.
 		select {
 		case <-t.done:
-			res.Toggles++
-			res.ToggleLast.Record(time.Unix(0, t.lastAt.Load()).Sub(t.sent))
-		case <-time.After(2 * time.Second):
-			r.log.Warn("toggle not confirmed to every browser within 2 s", "board", b.id, "missing", t.remaining.Load())
+			t.record(res, true)
+		case <-time.After(toggleWait):
+			t.record(res, false)
+			r.log.Warn("toggle not confirmed to every browser in time", "board", b.id, "waited", toggleWait, "missing", t.remaining.Load())
 		}
 		r.toggle.Store(nil)
 	}

@@ -55,13 +55,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	duration := fl.Duration("duration", 10*time.Second, "measured window")
 	warmup := fl.Duration("warmup", 2*time.Second, "load before the window")
 	drain := fl.Duration("drain", 5*time.Second, "how long browsers may still receive the window's events after it")
-	toggleEvery := fl.Duration("toggle-every", 250*time.Millisecond, "toggle period during the window (negative: none)")
+	toggleEvery := fl.Duration("toggle-every", 250*time.Millisecond, "toggle period during the window, one in flight (negative: none); the window over it is how many toggles the toggle p99 is of (Switchyard's default command rate allows one browser 10 a second)")
 	idle := fl.Bool("idle", false, "connect boards and browsers without traffic and measure memory per connection")
 	sweep := fl.String("sweep", "", "comma-separated per-board rates: run each until p99 > --knee-p99 or anything is lost")
 	kneeP99 := fl.Duration("knee-p99", 100*time.Millisecond, "the sweep stops past this p99")
 	pids := fl.String("pid", "", "comma-separated pids of the processes under test (CPU seconds, RSS from /proc)")
 	csvPath := fl.String("csv", "", "append the figures to this CSV file")
 	svgPath := fl.String("svg", "", "draw latency against load from every row of --csv into this SVG file")
+	toggleTrace := fl.String("toggle-trace", "", "write every toggle (its legs, the last browser and what it waited behind) as CSV to this file")
 	prefix := fl.String("prefix", "devices", "topic prefix")
 	idPrefix := fl.String("id-prefix", "lg", "board ids are <id-prefix>-<n>")
 	verbose := fl.Bool("v", false, "log progress")
@@ -162,6 +163,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return fail(err)
 			}
 		}
+		if *toggleTrace != "" {
+			if err := writeToggleTrace(*toggleTrace, res); err != nil {
+				return fail(err)
+			}
+		}
 		if *sweep == "" {
 			break
 		}
@@ -244,6 +250,22 @@ func drawSVG(csvPath, svgPath string) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close svg: %w", err)
+	}
+	return nil
+}
+
+// writeToggleTrace writes res's toggles to path (a sweep's last run wins).
+func writeToggleTrace(path string, res *loadgen.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create toggle trace: %w", err)
+	}
+	if err := loadgen.WriteToggleTrace(f, res); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close toggle trace: %w", err)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (b *board) connect() error {
 			if err != nil {
 				return nil, err
 			}
-			return &watchConn{Conn: c, b: b, topic: []byte(b.topic("led"))}, nil
+			return &watchConn{Conn: c, b: b, topic: []byte(b.topic(devices.KindLED))}, nil
 		})
 	}
 	b.cli = mqtt.NewClient(opts)

@@ -22,6 +22,8 @@
 #   BENCH_IDLE_N     boards and browsers of the idle workload [10000]
 #   BENCH_OUT        results directory (results.csv, latency.svg, report.txt) [bench/results]
 #   BENCH_CACHE      where node-red is installed [~/.cache/switchyard-bench]
+#   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this tree's
+#                    (an older build, for before/after figures) [built here]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -175,6 +177,10 @@ CSV=$OUT/results.csv
 : >"$CSV"
 log "building controlplane and loadgen"
 (cd "$ROOT" && $GO build -o "$TMP/controlplane" ./cmd/controlplane && $GO build -o "$TMP/loadgen" ./cmd/loadgen)
+if [ -n "${BENCH_CONTROLPLANE:-}" ]; then
+	log "measuring $BENCH_CONTROLPLANE instead of this tree's controlplane"
+	cp "$BENCH_CONTROLPLANE" "$TMP/controlplane"
+fi
 LOADGEN=$TMP/loadgen
 case " $TARGETS " in *" mosquitto "*|*" nodered "*) ensure_mosquitto ;; esac
 case " $TARGETS " in *" nodered "*) ensure_nodered ;; esac

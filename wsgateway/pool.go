@@ -12,9 +12,10 @@ import (
 // is in it at most once: only startWriter puts it there, when no writer
 // holds it (client.writing).
 type readyQueue struct {
-	mu      sync.Mutex // guards q and stopped
+	mu      sync.Mutex // guards q, head and stopped
 	cond    sync.Cond  // signalled when q grows or stopped is set
-	q       []*client
+	q       []*client  // q[head:] wait; the array is reused (see pop)
+	head    int
 	stopped bool
 }
 
@@ -29,15 +30,26 @@ func (r *readyQueue) push(c *client) {
 func (r *readyQueue) pop() (*client, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for len(r.q) == 0 {
+	for r.head == len(r.q) {
 		if r.stopped {
 			return nil, false
 		}
 		r.cond.Wait()
 	}
-	c := r.q[0]
-	r.q[0] = nil
-	r.q = r.q[1:]
+	c := r.q[r.head]
+	r.q[r.head] = nil
+	r.head++
+	// Reuse the array instead of growing a new one behind the taken part
+	// (17 % of the garbage under workload (c)): start over when empty,
+	// move the rest down when half is taken.
+	switch {
+	case r.head == len(r.q):
+		r.q, r.head = r.q[:0], 0
+	case r.head >= 64 && 2*r.head >= len(r.q):
+		n := copy(r.q, r.q[r.head:])
+		clear(r.q[n:])
+		r.q, r.head = r.q[:n], 0
+	}
 	return c, true
 }
 

@@ -1,0 +1,5 @@
+//go:build !race
+
+package wsgateway
+
+const raceEnabled = false

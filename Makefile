@@ -25,6 +25,7 @@ run: bin/controlplane
 # it prints the apt-get line and stops). Fuzz targets run their seed corpora.
 test: deps lint tinygo-check
 	$(GO) test -race -count=1 -timeout 9m ./...
+	$(GO) test -count=1 -run 'Alloc|ReadyQueue' ./devices ./wsgateway   # allocation counts skip under -race (it allocates)
 
 deps:
 	GO=$(GO) scripts/testdeps.sh

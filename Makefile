@@ -1,4 +1,6 @@
 # Switchyard. `make run` starts the control plane; `make test` runs every test.
+# Go's official tarball installs to /usr/local/go, often not yet on PATH.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)

@@ -240,32 +240,27 @@ func drawSVG(csvPath, svgPath string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(svgPath)
-	if err != nil {
-		return fmt.Errorf("create svg: %w", err)
-	}
-	if err := loadgen.WriteSVG(f, rows); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close svg: %w", err)
-	}
-	return nil
+	return writeFile(svgPath, "svg", func(w io.Writer) error { return loadgen.WriteSVG(w, rows) })
 }
 
 // writeToggleTrace writes res's toggles to path (a sweep's last run wins).
 func writeToggleTrace(path string, res *loadgen.Result) error {
+	return writeFile(path, "toggle trace", func(w io.Writer) error { return loadgen.WriteToggleTrace(w, res) })
+}
+
+// writeFile creates path and writes it with write; what names the file in
+// errors.
+func writeFile(path, what string, write func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("create toggle trace: %w", err)
+		return fmt.Errorf("create %s: %w", what, err)
 	}
-	if err := loadgen.WriteToggleTrace(f, res); err != nil {
+	if err := write(f); err != nil {
 		f.Close()
 		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close toggle trace: %w", err)
+		return fmt.Errorf("close %s: %w", what, err)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ const (
 	LabelRemoved                  // "removed", value true: the board was forgotten
 	LabelError                    // "error", value a message; to one browser only
 	LabelCommand                  // "command", value {"id","command","state"}: a tracked command changed state
+	LabelUpdate                   // "update", value the board's update report (v2)
 )
 
 // String returns the label as it appears on the wire.
@@ -37,13 +38,15 @@ func (l Label) String() string {
 		return "error"
 	case LabelCommand:
 		return "command"
+	case LabelUpdate:
+		return "update"
 	}
 	return "unknown"
 }
 
 // Event is one WebSocket event. Which value field is used depends on Label:
 // On for LabelLED and LabelOnline, Count for LabelCount, Info for LabelInfo
-// (a valid JSON object), Message for LabelError, CommandID, Command and
+// and LabelUpdate (a valid JSON object), Message for LabelError, CommandID, Command and
 // Message (the state) for LabelCommand.
 type Event struct {
 	Device    string // empty only for an error not about a device
@@ -96,7 +99,7 @@ func (e Event) appendLabelValue(b []byte) []byte {
 		b = strconv.AppendInt(b, e.Count, 10)
 	case LabelOnline:
 		b = strconv.AppendBool(b, e.On)
-	case LabelInfo:
+	case LabelInfo, LabelUpdate:
 		if len(e.Info) == 0 {
 			b = append(b, "{}"...)
 		} else {

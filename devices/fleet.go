@@ -16,8 +16,10 @@ type Device struct {
 	LEDOn      bool
 	HasCount   bool // Count is known
 	Count      int64
-	Info       Info      // Info.Raw is nil while unknown
-	LastSeen   time.Time // last message from the board; zero if none yet
+	Info       Info         // Info.Raw is nil while unknown
+	HasUpdate  bool         // Update is known
+	Update     UpdateReport // the board's latest update report (v2)
+	LastSeen   time.Time    // last message from the board; zero if none yet
 }
 
 // Name is the name to show: from config, else from info, else the id.
@@ -44,6 +46,9 @@ func (d *Device) AppendEvents(evs []Event) []Event {
 	}
 	if d.Info.Raw != nil {
 		evs = append(evs, Event{Device: d.ID, Label: LabelInfo, Info: d.Info.Raw})
+	}
+	if d.HasUpdate {
+		evs = append(evs, Event{Device: d.ID, Label: LabelUpdate, Info: d.Update.AppendJSON(nil)})
 	}
 	return evs
 }
@@ -109,7 +114,10 @@ func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Eve
 		}
 		return evs, nil
 	}
-	if !k.FromBoard() {
+	if k == KindUpdate {
+		return f.applyUpdate(id, payload, at, evs)
+	}
+	if !k.MakesKnown() {
 		return evs, nil
 	}
 	ev := Event{Device: id}
@@ -163,6 +171,24 @@ func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Eve
 		d.Info = info
 	}
 	return append(evs, ev), nil
+}
+
+// applyUpdate records a known board's update report; a report alone makes
+// no board known, and one from an unknown board is dropped.
+func (f *Fleet) applyUpdate(id string, payload []byte, at time.Time, evs []Event) ([]Event, error) {
+	d, ok := f.devices[id]
+	if !ok {
+		return evs, nil
+	}
+	r, err := ParseUpdateReport(payload)
+	if err != nil {
+		return evs, fmt.Errorf("%s of %s: %w", KindUpdate, id, err)
+	}
+	if at.After(d.LastSeen) {
+		d.LastSeen = at
+	}
+	d.HasUpdate, d.Update = true, r
+	return append(evs, Event{Device: id, Label: LabelUpdate, Info: r.AppendJSON(nil)}), nil
 }
 
 // setOnline sets d.Online and keeps f.online in step.

@@ -136,6 +136,8 @@ type Info struct {
 	Firmware string
 	Board    string
 	IP       string
+	Platform string // "linux/arm64", "sim", "esp32c3", … (v2)
+	Update   string // the update method ("binary", "sim"); empty: the board cannot update (v2)
 }
 
 // MaxInfoSize bounds an info payload.
@@ -159,30 +161,51 @@ func ParseInfo(p []byte) (Info, error) {
 		Firmware: fields["firmware"],
 		Board:    fields["board"],
 		IP:       fields["ip"],
+		Platform: fields["platform"],
+		Update:   fields["update"],
 	}, nil
 }
 
-// AppendInfo appends a board's info object, formatted by hand:
-// {"id":…,"firmware":…,"board":…[,"name":…][,"ip":…][,"interval_ms":…]}.
-// Empty name and ip and a zero intervalMS are left out.
+// AppendInfo appends a board's info object without platform and update:
+// BoardInfo{…}.AppendJSON.
 func AppendInfo(b []byte, id, firmware, board, name, ip string, intervalMS int64) []byte {
+	return BoardInfo{ID: id, Firmware: firmware, Board: board, Name: name, IP: ip, IntervalMS: intervalMS}.AppendJSON(b)
+}
+
+// BoardInfo is what a board announces in P/<id>/info.
+type BoardInfo struct {
+	ID, Firmware, Board string
+	Name, IP            string // optional
+	IntervalMS          int64  // optional
+	Platform            string // optional: "linux/amd64", "sim", …
+	Update              string // optional: the update method; empty when the board cannot update
+}
+
+// AppendJSON appends the info object, formatted by hand:
+// {"id":…,"firmware":…,"board":…[,"name":…][,"ip":…][,"interval_ms":…][,"platform":…][,"update":…]}.
+// Empty strings and a zero IntervalMS are left out.
+func (i BoardInfo) AppendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = AppendJSONString(b, id)
+	b = AppendJSONString(b, i.ID)
 	b = append(b, `,"firmware":`...)
-	b = AppendJSONString(b, firmware)
+	b = AppendJSONString(b, i.Firmware)
 	b = append(b, `,"board":`...)
-	b = AppendJSONString(b, board)
-	if name != "" {
-		b = append(b, `,"name":`...)
-		b = AppendJSONString(b, name)
+	b = AppendJSONString(b, i.Board)
+	for _, f := range [...]struct{ key, v string }{{"name", i.Name}, {"ip", i.IP}} {
+		if f.v != "" {
+			b = append(b, `,"`+f.key+`":`...)
+			b = AppendJSONString(b, f.v)
+		}
 	}
-	if ip != "" {
-		b = append(b, `,"ip":`...)
-		b = AppendJSONString(b, ip)
-	}
-	if intervalMS > 0 {
+	if i.IntervalMS > 0 {
 		b = append(b, `,"interval_ms":`...)
-		b = strconv.AppendInt(b, intervalMS, 10)
+		b = strconv.AppendInt(b, i.IntervalMS, 10)
+	}
+	for _, f := range [...]struct{ key, v string }{{"platform", i.Platform}, {"update", i.Update}} {
+		if f.v != "" {
+			b = append(b, `,"`+f.key+`":`...)
+			b = AppendJSONString(b, f.v)
+		}
 	}
 	return append(b, '}')
 }

@@ -21,7 +21,8 @@ const KindUnknown Kind = 0
 // kindSpec is one row of the kind table: what the contract says of a kind.
 type kindSpec struct {
 	suffix    string // the levels after P/<id>/, e.g. "led/set"
-	fromBoard bool   // published by the board; a message on it makes the board known
+	fromBoard bool   // published by the board; a message on it makes the board known unless quiet
+	quiet     bool   // from the board, but a message on it alone makes no board known
 	qos       byte   // the QoS its publisher uses
 	retained  bool   // its publisher retains it
 }
@@ -51,6 +52,9 @@ var (
 	KindCount  = defineKind(kindSpec{suffix: "count", fromBoard: true, qos: 0})                  // decimal counter
 	KindInfo   = defineKind(kindSpec{suffix: "info", fromBoard: true, qos: 1, retained: true})   // JSON object
 	KindLEDSet = defineKind(kindSpec{suffix: "led/set", qos: 1})                                 // ON/OFF/TOGGLE command to the board
+	// Firmware updates (v2): the board's update state, and a job for it.
+	KindUpdate    = defineKind(kindSpec{suffix: "update", fromBoard: true, quiet: true, qos: 1, retained: true}) // JSON UpdateReport
+	KindUpdateSet = defineKind(kindSpec{suffix: "update/set", qos: 1})                                           // JSON UpdateCommand to the board
 )
 
 // Kinds returns every kind of the contract (not KindUnknown).
@@ -77,6 +81,10 @@ func (k Kind) String() string { return k.spec().suffix }
 // FromBoard reports whether a board publishes topics of kind k (and so
 // whether a message on it makes the board known).
 func (k Kind) FromBoard() bool { return k.spec().fromBoard }
+
+// MakesKnown reports whether a message on a topic of kind k makes its board
+// known (status, led, count, info; not update, not the commands).
+func (k Kind) MakesKnown() bool { s := k.spec(); return s.fromBoard && !s.quiet }
 
 // QoS returns the QoS the contract gives messages of kind k.
 func (k Kind) QoS() byte { return k.spec().qos }
@@ -154,6 +162,12 @@ func (t Topics) Count(id string) string { return t.Topic(id, KindCount) }
 
 // Info returns P/<id>/info.
 func (t Topics) Info(id string) string { return t.Topic(id, KindInfo) }
+
+// Update returns P/<id>/update, where the board reports its update state.
+func (t Topics) Update(id string) string { return t.Topic(id, KindUpdate) }
+
+// UpdateSet returns P/<id>/update/set, where the control plane sends update jobs.
+func (t Topics) UpdateSet(id string) string { return t.Topic(id, KindUpdateSet) }
 
 // LEDSet returns P/<id>/led/set.
 func (t Topics) LEDSet(id string) string { return t.Topic(id, KindLEDSet) }

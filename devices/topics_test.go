@@ -14,17 +14,23 @@ func TestKindTable(t *testing.T) {
 		k         Kind
 		suffix    string
 		fromBoard bool
+		known     bool
 		qos       byte
 		retained  bool
 	}{
-		{KindStatus, "status", true, 1, true},
-		{KindLED, "led", true, 1, true},
-		{KindCount, "count", true, 0, false},
-		{KindInfo, "info", true, 1, true},
-		{KindLEDSet, "led/set", false, 1, false},
-		{KindUnknown, "unknown", false, 0, false},
-		{Kind(255), "unknown", false, 0, false}, // outside the table
+		{KindStatus, "status", true, true, 1, true},
+		{KindLED, "led", true, true, 1, true},
+		{KindCount, "count", true, true, 0, false},
+		{KindInfo, "info", true, true, 1, true},
+		{KindLEDSet, "led/set", false, false, 1, false},
+		{KindUpdate, "update", true, false, 1, true},
+		{KindUpdateSet, "update/set", false, false, 1, false},
+		{KindUnknown, "unknown", false, false, 0, false},
+		{Kind(255), "unknown", false, false, 0, false}, // outside the table
 	} {
+		if got := tc.k.MakesKnown(); got != tc.known {
+			t.Errorf("%v.MakesKnown() = %v, want %v", tc.k, got, tc.known)
+		}
 		if got := tc.k.String(); got != tc.suffix {
 			t.Errorf("Kind(%d).String() = %q, want %q", tc.k, got, tc.suffix)
 		}

@@ -340,6 +340,19 @@ func (b *Broker) ClearRetained(filter string) (int, error) {
 	return n, nil
 }
 
+// ClientLocalAddr returns the local address of the connection of the
+// connected client with this client id: the address that client reached
+// the broker at (the update service builds a board's download URL from
+// it). ok is false when no such client is connected. It takes only the
+// read lock of Mochi's client map, briefly: it never waits for a client.
+func (b *Broker) ClientLocalAddr(clientID string) (addr net.Addr, ok bool) {
+	cl, ok := b.srv.Clients.Get(clientID)
+	if !ok || cl.Closed() || cl.Net.Conn == nil { // Conn is set once, when the client is made
+		return nil, false
+	}
+	return cl.Net.Conn.LocalAddr(), true
+}
+
 // Healthy returns nil while the broker is serving: started, not closed,
 // and every MQTT listener able to accept (not out of file descriptors).
 func (b *Broker) Healthy() error {

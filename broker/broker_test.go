@@ -384,3 +384,25 @@ func TestDeviceLimitBoundsRetained(t *testing.T) {
 		t.Errorf("after forgetting d1: %v", got)
 	}
 }
+
+// TestClientLocalAddr: the local address of a board's connection is the
+// listener's address it reached, over TCP and over WebSocket; a client not
+// connected has none.
+func TestClientLocalAddr(t *testing.T) {
+	b := startBroker(t, Config{WSListen: "127.0.0.1:0"})
+	if a, ok := b.ClientLocalAddr("b1"); ok {
+		t.Fatalf("before connecting: %v, want none", a)
+	}
+	c := connect(t, "tcp://"+b.Addr().String(), "b1")
+	connect(t, "ws://"+b.WSAddr().String()+"/mqtt", "w1")
+	for id, want := range map[string]string{"b1": b.Addr().String(), "w1": b.WSAddr().String()} {
+		if a, ok := b.ClientLocalAddr(id); !ok || a.String() != want {
+			t.Errorf("ClientLocalAddr(%s) = %v, %v; want %s", id, a, ok, want)
+		}
+	}
+	c.Disconnect(0)
+	testutil.WaitFor(t, wait, testutil.Until("b1 gone", func() bool {
+		_, ok := b.ClientLocalAddr("b1")
+		return !ok
+	}))
+}

@@ -39,6 +39,7 @@ type Config struct {
 		TLS            bool          `mapstructure:"tls"`
 		SessionTTL     time.Duration `mapstructure:"session_ttl"`
 		Metrics        string        `mapstructure:"metrics"`
+		PublicURL      string        `mapstructure:"public_url"`
 	} `mapstructure:"http"`
 	TLS struct {
 		CertFile string `mapstructure:"cert_file"`
@@ -61,11 +62,21 @@ type Config struct {
 	Storage struct {
 		Path string `mapstructure:"path"`
 	} `mapstructure:"storage"`
+	Database struct {
+		URL string `mapstructure:"url"`
+	} `mapstructure:"database"`
+	History struct {
+		Retention time.Duration `mapstructure:"retention"`
+	} `mapstructure:"history"`
+	Firmware struct {
+		MaxSize string `mapstructure:"max_size"` // parsed into maxFirmware by validate
+	} `mapstructure:"firmware"`
 	HomeAssistant struct {
 		Enabled bool   `mapstructure:"enabled"`
 		Prefix  string `mapstructure:"prefix"`
 	} `mapstructure:"homeassistant"`
-	az *auth.Authority // the user list, built by validate
+	az          *auth.Authority // the user list, built by validate
+	maxFirmware int64           // firmware.max_size in bytes, set by validate
 
 	warnings []string // environment variables that set nothing, logged at start
 
@@ -232,6 +243,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	c.az = az // built once: it runs bcrypt for its miss-path hash
+	if err := c.validateUpdates(); err != nil {
+		return err
+	}
 	if c.Commands.Timeout <= 0 {
 		return fmt.Errorf("commands.timeout: %v must be positive (e.g. 5s)", c.Commands.Timeout)
 	}

@@ -115,6 +115,16 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad group member", "groups: {kitchen: ['a b']}", nil, "groups.kitchen"},
 		{"bad command timeout", "commands: {timeout: 0s}", nil, "commands.timeout"},
 		{"tiny packets", "", []string{"CONTROLPLANE_MQTT_MAX_PACKET_SIZE=10"}, "mqtt.max_packet_size"},
+		{"bad database", "database: {url: 'mysql://db/x'}", nil, "database.url"},
+		{"sqlite without path", "", []string{"CONTROLPLANE_DATABASE_URL=sqlite:"}, "database.url"},
+		{"postgres without host", "database: {url: 'postgres:///x'}", nil, "database.url"},
+		{"zero retention", "history: {retention: 0s}", nil, "history.retention"},
+		{"bad retention", "", []string{"CONTROLPLANE_HISTORY_RETENTION=forever"}, "retention"},
+		{"relative public url", "http: {public_url: 'switchyard.lan:8443'}", nil, "http.public_url"},
+		{"public url with query", "http: {public_url: 'https://s.lan/?a=b'}", nil, "http.public_url"},
+		{"ftp public url", "http: {public_url: 'ftp://s.lan'}", nil, "http.public_url"},
+		{"bad firmware size", "firmware: {max_size: 64 apples}", nil, "firmware.max_size"},
+		{"zero firmware size", "", []string{"CONTROLPLANE_FIRMWARE_MAX_SIZE=0"}, "firmware.max_size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := loadConfig(writeConfig(t, tc.file), true, tc.env)
@@ -128,6 +138,58 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}
 	if _, err := loadConfig(filepath.Join(t.TempDir(), "missing.yaml"), true, nil); err == nil {
 		t.Error("an explicit --config that does not exist was accepted")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64 // 0: an error
+	}{
+		{"64MiB", 64 << 20}, {"10MB", 10e6}, {"1048576", 1 << 20}, {"1 GiB", 1 << 30}, {"3kib", 3 << 10},
+		{"5KB", 5000}, {"7B", 7}, {" 2 gb ", 2e9},
+		{"", 0}, {"MiB", 0}, {"0", 0}, {"-1", 0}, {"1.5MiB", 0}, {"10 apples", 0}, {"9999999999GiB", 0},
+		{"99999999999999999999", 0},
+	} {
+		got, err := parseSize(tc.in)
+		if tc.want == 0 {
+			if err == nil {
+				t.Errorf("parseSize(%q) = %d, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestConfigUpdateKeys: the defaults of the issue 12 keys, and what they
+// turn into.
+func TestConfigUpdateKeys(t *testing.T) {
+	cfg := defaultConfig(t)
+	if got, want := cfg.databaseURL(), memoryDatabase; got != want {
+		t.Errorf("database with storage off = %q, want %q", got, want)
+	}
+	if cfg.maxFirmware != 64<<20 || cfg.History.Retention != 720*time.Hour || cfg.HTTP.PublicURL != "" || cfg.firmwareDir() != "" {
+		t.Errorf("defaults: max %d, retention %v, public url %q, firmware dir %q", cfg.maxFirmware, cfg.History.Retention, cfg.HTTP.PublicURL, cfg.firmwareDir())
+	}
+	cfg, err := loadConfig(writeConfig(t, "storage: {path: /var/lib/sy/retained.log}\nhttp: {public_url: 'https://s.lan:8443/'}\nfirmware: {max_size: 10MB}"), true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.databaseURL(), "sqlite:/var/lib/sy/switchyard.db"; got != want {
+		t.Errorf("database beside storage = %q, want %q", got, want)
+	}
+	if got, want := cfg.firmwareDir(), "/var/lib/sy/firmware"; got != want {
+		t.Errorf("firmware dir = %q, want %q", got, want)
+	}
+	if cfg.HTTP.PublicURL != "https://s.lan:8443" || cfg.maxFirmware != 10e6 {
+		t.Errorf("public url %q (want no trailing slash), max size %d", cfg.HTTP.PublicURL, cfg.maxFirmware)
+	}
+	cfg, err = loadConfig(writeConfig(t, "storage: {path: x/retained.log}\n"), true, []string{"CONTROLPLANE_DATABASE_URL=postgres://u:p@db.lan/sy"})
+	if err != nil || cfg.databaseURL() != "postgres://u:p@db.lan/sy" {
+		t.Errorf("database.url from the environment: %v %v", cfg, err)
 	}
 }
 

@@ -40,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 			return hashPassword(os.Stdin, stdout, stderr)
 		case "new-token":
 			return newToken(stdout, stderr)
+		case "update-key":
+			return updateKeyCmd(args[1:], stdout, stderr)
 		}
 	}
 	fl := flag.NewFlagSet("controlplane", flag.ContinueOnError)

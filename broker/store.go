@@ -281,11 +281,12 @@ func (l *retainLog) writer() {
 func (l *retainLog) flush() {
 	l.mu.Lock()
 	batch := l.pending
-	if len(batch) > 0 {
-		l.pending = make(map[string]retainRecord, len(batch))
+	n := len(batch) // read under mu: an empty batch is still l.pending, which put writes
+	if n > 0 {
+		l.pending = make(map[string]retainRecord, n)
 	}
 	l.mu.Unlock()
-	if len(batch) == 0 {
+	if n == 0 {
 		return
 	}
 	var buf []byte

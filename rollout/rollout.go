@@ -112,7 +112,8 @@ type Board struct {
 	Error string     `json:"error"` // why skipped or failed; "" otherwise
 	Job   string     `json:"job"`   // the job last sent to it, "<rollout id>/<n>"; "" before
 	// Since is when the board entered State (health windows and offline
-	// timeouts run from it).
+	// timeouts run from it). Storage must keep it: with a zero Since every
+	// timeout of an updating or checking board is already due.
 	Since time.Time `json:"-"`
 	// Update is the board's last reported update state for Job.
 	Update string `json:"update"`

@@ -206,8 +206,9 @@ func (s *sim) check(r *Rollout, now, before time.Time, sends []Send) {
 	}
 }
 
-// run steps r every 10s from start until until (included) or until it is
-// finished (then once more, to see that nothing moves).
+// run steps r every 10s from start until until (included), and returns
+// the time of the last Step. It stops early when r is done; a halted or
+// aborted rollout is stepped on, since its boards are still followed.
 func (s *sim) run(r *Rollout, start, until time.Time) time.Time {
 	s.t.Helper()
 	now := start

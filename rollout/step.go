@@ -27,7 +27,9 @@ const AnswerTimeout = 10 * time.Minute
 //   - A report failed or rolled_back for its job: failed, Error
 //     "<state>: <the report's error>".
 //   - Offline, and not back within HealthWindow (from when it went offline,
-//     or from when it entered its state if that is later): failed.
+//     or from when it entered its state if that is later): failed. (So with
+//     a health window of 0, a board seen offline at any Step while it
+//     updates, even for a restart, fails.)
 //   - Updating, online, confirmed for its job and its info's firmware the
 //     new version: checking, from now.
 //   - Checking, online on the new version, HealthWindow passed since it

@@ -220,6 +220,30 @@ func TestStepParallel(t *testing.T) {
 	}
 }
 
+func TestStepWaitingBoardsRespectParallel(t *testing.T) {
+	all := ids("b", 4)
+	order := Order(all)
+	s := newSim(t, modes(all, modeOK, nil), t0)
+	for _, id := range order[:3] {
+		s.setAway(id, true, t0.Add(-time.Minute))
+	}
+	r := Plan("r1", spec(nil, time.Minute, Limit{}, 2), fw12, updatable(all), t0)
+	if got, want := s.step(r, t0), []Send{{order[3], "r1/1"}}; !slices.Equal(got, want) {
+		t.Errorf("first Step sent %v, want %v", got, want)
+	}
+	for _, id := range order[:3] {
+		s.setAway(id, false, t0.Add(sec(5)))
+	}
+	// One place left: the first waiting board in order takes it.
+	if got, want := s.step(r, t0.Add(sec(10))), []Send{{order[0], "r1/2"}}; !slices.Equal(got, want) {
+		t.Errorf("back online: sent %v, want %v", got, want)
+	}
+	s.run(r, t0.Add(sec(20)), t0.Add(time.Hour))
+	if want := map[BoardState]int{BoardUpdated: 4}; r.State != Done || !maps.Equal(r.Counts, want) {
+		t.Errorf("end: %s %v, want done %v", r.State, r.Counts, want)
+	}
+}
+
 func TestPauseResumeAbort(t *testing.T) {
 	for _, tc := range []struct {
 		from             State
@@ -283,8 +307,31 @@ func TestStepPausedAndAborted(t *testing.T) {
 		t.Errorf("resumed rollout ended %s, want done", r.State)
 	}
 
+	// A paused rollout whose last boards end is done.
 	s = newSim(t, modes(all, modeOK, nil), t0)
+	r = Plan("r4", spec(nil, time.Minute, Limit{}, 50), fw12, updatable(all), t0)
+	s.step(r, t0)
+	if err := r.Pause(t0.Add(sec(5))); err != nil {
+		t.Fatal(err)
+	}
+	if end := s.run(r, t0.Add(sec(10)), t0.Add(time.Hour)); r.State != Done || !end.Equal(t0.Add(sec(80))) {
+		t.Errorf("paused in its last wave: %s at %v, want done at +80s", r.State, end.Sub(t0))
+	}
+
+	// A paused rollout whose canary fails is halted all the same.
+	s = newSim(t, modes(all, modeRollback, nil), t0)
 	r = Plan("r2", spec(waves, time.Minute, Limit{}, 50), fw12, updatable(all), t0)
+	s.step(r, t0)
+	if err := r.Pause(t0.Add(sec(5))); err != nil {
+		t.Fatal(err)
+	}
+	s.run(r, t0.Add(sec(10)), t0.Add(sec(100)))
+	if r.State != Halted || r.Reason != "1 failure, max_failures 0" {
+		t.Errorf("paused rollout with a failed canary: %s %q; want halted", r.State, r.Reason)
+	}
+
+	s = newSim(t, modes(all, modeOK, nil), t0)
+	r = Plan("r3", spec(waves, time.Minute, Limit{}, 50), fw12, updatable(all), t0)
 	s.step(r, t0)
 	if err := r.Abort(t0.Add(sec(5))); err != nil {
 		t.Fatal(err)
@@ -331,6 +378,20 @@ func TestStepBoardOutcomes(t *testing.T) {
 		if r.State != Done {
 			t.Errorf("%s: rollout %s, want done", tc.mode, r.State)
 		}
+	}
+}
+
+func TestStepNoAnswerCountsOnlineTime(t *testing.T) {
+	// A silent board offline for a while after its job (less than the
+	// health window) has AnswerTimeout from when it came back.
+	s := newSim(t, map[string]string{"b": modeSilent}, t0)
+	r := Plan("r1", spec(nil, time.Minute, Limit{N: 1}, 50), fw12, updatable([]string{"b"}), t0)
+	s.step(r, t0)
+	s.setAway("b", true, t0.Add(sec(5)))
+	s.setAway("b", false, t0.Add(sec(55)))
+	end := s.run(r, t0.Add(sec(10)), t0.Add(time.Hour))
+	if b := board(t, r, "b"); b.State != BoardFailed || !end.Equal(t0.Add(sec(55)+AnswerTimeout+sec(5))) {
+		t.Errorf("%s %q at %v; want failed at the first Step %v after +55s", b.State, b.Error, end.Sub(t0), AnswerTimeout)
 	}
 }
 

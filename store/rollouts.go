@@ -263,7 +263,7 @@ func (s *DB) loadRollouts(ctx context.Context) ([]*rollout.Rollout, error) {
 		return nil, err
 	}
 	for _, r := range list {
-		r.Counts = counts(r)
+		r.Recount()
 	}
 	return list, nil
 }
@@ -330,22 +330,9 @@ func (s *DB) loadBoards(ctx context.Context, tx *sql.Tx, byID map[string]*rollou
 	return rows.Err()
 }
 
-// counts is how many boards of r are in each state (states with none are
-// left out).
-func counts(r *rollout.Rollout) map[rollout.BoardState]int {
-	c := map[rollout.BoardState]int{}
-	for _, w := range r.Waves {
-		for _, b := range w.Boards {
-			c[b.State]++
-		}
-	}
-	return c
-}
-
 // encodeRollout returns the spec and the waves' sizes and states as the
-// rollouts row holds them. The spec is JSON through encoding/json: once
-// rollout.Spec has its MarshalJSON and UnmarshalJSON (the POST body's
-// shape), those are what run here.
+// rollouts row holds them. The spec is JSON in the POST body's shape
+// (rollout.Spec's MarshalJSON and UnmarshalJSON).
 func encodeRollout(r *rollout.Rollout) (spec, waves string, err error) {
 	b, err := json.Marshal(&r.Spec) // a pointer, so a MarshalJSON on either receiver runs
 	if err != nil {

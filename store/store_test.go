@@ -327,7 +327,7 @@ func testRollout(id string, n int, created time.Time) *rollout.Rollout {
 		}
 		r.Waves = append(r.Waves, wave)
 	}
-	r.Counts = counts(r)
+	r.Recount()
 	return r
 }
 
@@ -391,7 +391,7 @@ func change(r *rollout.Rollout, i int, now time.Time) {
 			b.Error = ""
 			r.Jobs++
 			r.Updated = now.UTC()
-			r.Counts = counts(r)
+			r.Recount()
 			return
 		}
 		i -= len(r.Waves[w].Boards)

@@ -9,8 +9,13 @@
 package rollout
 
 import (
+	"errors"
 	"time"
 )
+
+// ErrState is wrapped by the errors of Pause, Resume and Abort when the
+// rollout's state does not allow them (409 in the API).
+var ErrState = errors.New("not possible in this state")
 
 // Firmware is one uploaded build: its bytes live in a file named by SHA256.
 type Firmware struct {
@@ -88,7 +93,9 @@ type Limit struct {
 	Percent bool
 }
 
-// Spec is what POST /api/rollouts asks for; ParseSpec reads and checks it.
+// Spec is what POST /api/rollouts asks for; ParseSpec reads and checks it
+// and fills the defaults. Plan and Step also read nil Waves as ["100%"] and
+// Parallel 0 as 50; HealthWindow 0 means no health window.
 type Spec struct {
 	Firmware     string // SHA-256 of the build
 	Target       Target
@@ -103,17 +110,20 @@ type Board struct {
 	ID    string     `json:"id"`
 	State BoardState `json:"state"`
 	Error string     `json:"error"` // why skipped or failed; "" otherwise
-	Job   string     `json:"job,omitempty"`
+	Job   string     `json:"job"`   // the job last sent to it, "<rollout id>/<n>"; "" before
 	// Since is when the board entered State (health windows and offline
-	// timeouts run from it).
+	// timeouts run from it). Storage must keep it: with a zero Since every
+	// timeout of an updating or checking board is already due.
 	Since time.Time `json:"-"`
 	// Update is the board's last reported update state for Job.
-	Update string `json:"update,omitempty"`
+	Update string `json:"update"`
 }
 
-// Wave is one wave of a rollout: the boards it adds to the earlier ones.
+// Wave is one wave of a rollout: the boards it adds to the earlier ones,
+// in canary order. The last wave also lists the skipped boards, after its
+// own (see Plan).
 type Wave struct {
-	Size   int       `json:"size"` // cumulative, as planned
+	Size   int       `json:"size"` // targets in this wave and the earlier ones, as planned (skipped boards not counted)
 	State  WaveState `json:"state"`
 	Boards []Board   `json:"boards"`
 }
@@ -126,7 +136,7 @@ type Rollout struct {
 	Version  string             `json:"version"`
 	Platform string             `json:"platform"`
 	State    State              `json:"state"`
-	Reason   string             `json:"reason,omitempty"` // why halted
+	Reason   string             `json:"reason"` // why halted; "" otherwise
 	Created  time.Time          `json:"created"`
 	Updated  time.Time          `json:"updated"`
 	Spec     Spec               `json:"-"`

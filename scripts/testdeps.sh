@@ -23,6 +23,7 @@ want mosquitto-clients mosquitto_pub
 want mosquitto mosquitto /usr/sbin/mosquitto         # external-broker tests and the benchmark peer
 want iproute2 ip /usr/sbin/ip /sbin/ip                # network namespaces in the fault tests
 want chromium chromium /usr/bin/chromium              # real-browser tests (e2e/)
+want postgresql /usr/lib/postgresql/*/bin/initdb    # the store's tests against PostgreSQL (testutil.StartPostgres)
 want ca-certificates /etc/ssl/certs/ca-certificates.crt  # go mod download over HTTPS
 
 if [ ${#need[@]} -gt 0 ]; then

@@ -2,8 +2,9 @@
 // none is written twice: a free loopback port, a command built once per
 // test binary, a poll with a deadline, a receive with a deadline, a
 // function run in the background until the test stops it, a buffer safe
-// for a logger and the test at once, and the check for a third-party tool
-// that skips on a developer's machine but fails under CI.
+// for a logger and the test at once, a PostgreSQL server of the test's
+// own, and the check for a third-party tool that skips on a developer's
+// machine but fails under CI.
 package testutil
 
 import (

@@ -1,0 +1,60 @@
+package store
+
+import (
+	"strconv"
+	"strings"
+)
+
+// dialect is what differs between SQLite and PostgreSQL in the SQL this
+// package writes. Queries are written once, with ? placeholders, and pass
+// through q; schema steps name their types as {int64}, {blob} and
+// {serial}, which schema replaces.
+type dialect struct {
+	name   string // "sqlite" or "postgres"
+	dollar bool   // placeholders are $1, $2…
+	types  *strings.Replacer
+}
+
+var (
+	sqliteDialect = dialect{
+		name: "sqlite",
+		types: strings.NewReplacer(
+			"{int64}", "INTEGER", // SQLite's integers are 64-bit
+			"{blob}", "BLOB",
+			"{serial}", "INTEGER PRIMARY KEY", // the rowid: assigned when inserted as NULL
+		),
+	}
+	postgresDialect = dialect{
+		name:   "postgres",
+		dollar: true,
+		types: strings.NewReplacer(
+			"{int64}", "BIGINT",
+			"{blob}", "BYTEA",
+			"{serial}", "BIGSERIAL PRIMARY KEY",
+		),
+	}
+)
+
+// q returns query with its ? placeholders as the dialect writes them. The
+// queries of this package hold no ? inside string literals.
+func (d dialect) q(query string) string {
+	if !d.dollar {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 8)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// schema returns a schema step with the dialect's types.
+func (d dialect) schema(step string) string { return d.types.Replace(step) }

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// migration is one step of the schema: SQL statements run in one
+// transaction, in the dialect's types (see dialect.schema).
+type migration struct {
+	name  string
+	steps []string
+}
+
+// migrations is the schema's history, oldest first: version n is
+// migrations[n-1]. Steps are only ever appended; a released step is never
+// edited, since databases out there already ran it.
+var migrations = []migration{
+	{
+		name: "firmware and rollouts (issue 12)",
+		steps: []string{
+			`CREATE TABLE firmware (
+				sha256    TEXT PRIMARY KEY,
+				version   TEXT NOT NULL,
+				platform  TEXT NOT NULL,
+				size      {int64} NOT NULL,
+				uploaded  {int64} NOT NULL,
+				signature {blob}
+			)`,
+			// waves holds each wave's size and state as JSON
+			// ([{"size":1,"state":"done"},…]); the boards are in
+			// rollout_boards.
+			`CREATE TABLE rollouts (
+				id       TEXT PRIMARY KEY,
+				firmware TEXT NOT NULL,
+				version  TEXT NOT NULL,
+				platform TEXT NOT NULL,
+				state    TEXT NOT NULL,
+				reason   TEXT NOT NULL,
+				created  {int64} NOT NULL,
+				updated  {int64} NOT NULL,
+				spec     TEXT NOT NULL,
+				waves    TEXT NOT NULL,
+				jobs     {int64} NOT NULL
+			)`,
+			`CREATE TABLE rollout_boards (
+				rollout_id   TEXT NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+				device_id    TEXT NOT NULL,
+				wave         {int64} NOT NULL,
+				position     {int64} NOT NULL,
+				state        TEXT NOT NULL,
+				error        TEXT NOT NULL,
+				job          TEXT NOT NULL,
+				since        {int64} NOT NULL,
+				update_state TEXT NOT NULL,
+				PRIMARY KEY (rollout_id, device_id)
+			)`,
+		},
+	},
+}
+
+// SchemaError is Open's answer for a database migrated by a newer binary:
+// this one does not know its schema and leaves it alone.
+type SchemaError struct {
+	URL   string // redacted
+	Found int    // the database's schema version
+	Known int    // the newest this binary knows
+}
+
+func (e *SchemaError) Error() string {
+	return fmt.Sprintf("database %s has schema version %d, newer than this controlplane (%d): upgrade controlplane", e.URL, e.Found, e.Known)
+}
+
+// migrationLock is the PostgreSQL advisory lock that control planes
+// sharing a database take while they migrate it, so that two starting at
+// once do not both run a step. SQLite needs none: its write transactions
+// already exclude each other.
+const migrationLock = 0x5377_7964 // "Swyd"
+
+// migrate brings the database to len(migrations), one step per
+// transaction, and refuses a newer one.
+func (s *DB) migrate(ctx context.Context) error {
+	known := len(migrations)
+	for {
+		applied, err := s.migrateOne(ctx, known)
+		if err != nil {
+			return err
+		}
+		if !applied {
+			return nil
+		}
+	}
+}
+
+// migrateOne applies the next migration the database has not had, if any,
+// and reports whether it did.
+func (s *DB) migrateOne(ctx context.Context, known int) (applied bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("migrate database %s: %w", s.url, err)
+	}
+	defer tx.Rollback() // after Commit it does nothing
+	if s.d.name == "postgres" {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrationLock); err != nil {
+			return false, fmt.Errorf("migrate database %s: lock: %w", s.url, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.d.schema(`CREATE TABLE IF NOT EXISTS schema_version (
+		version {int64} PRIMARY KEY,
+		name    TEXT NOT NULL,
+		applied {int64} NOT NULL
+	)`)); err != nil {
+		return false, fmt.Errorf("migrate database %s: create schema_version: %w", s.url, err)
+	}
+	var version sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT MAX(version) FROM schema_version").Scan(&version); err != nil {
+		return false, fmt.Errorf("migrate database %s: read schema version: %w", s.url, err)
+	}
+	have := int(version.Int64)
+	if have > known {
+		return false, &SchemaError{URL: s.url, Found: have, Known: known}
+	}
+	if have == known {
+		return false, tx.Commit()
+	}
+	m := migrations[have]
+	for _, step := range m.steps {
+		if _, err := tx.ExecContext(ctx, s.d.schema(step)); err != nil {
+			return false, fmt.Errorf("migrate database %s to version %d (%s): %w", s.url, have+1, m.name, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.d.q("INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)"),
+		have+1, m.name, time.Now().UnixNano()); err != nil {
+		return false, fmt.Errorf("migrate database %s to version %d: %w", s.url, have+1, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("migrate database %s to version %d: %w", s.url, have+1, err)
+	}
+	s.log.Info("database migrated", "database", s.url, "version", have+1, "step", m.name)
+	return true, nil
+}

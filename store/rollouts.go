@@ -1,0 +1,366 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"switchyard/rollout"
+)
+
+// boardRow is a board's row in rollout_boards, less its keys.
+type boardRow struct {
+	wave, position int
+	state, err     string
+	job            string
+	since          int64
+	update         string
+}
+
+// waveRow is a wave as the rollouts row's waves column holds it.
+type waveRow struct {
+	Size  int               `json:"size"`
+	State rollout.WaveState `json:"state"`
+}
+
+// insertBatch is how many boards one INSERT writes: 9 values each, well
+// under both SQLite's and PostgreSQL's limit on parameters.
+const insertBatch = 100
+
+// CreateRollout records a new rollout and all its boards in one
+// transaction; ErrExists when its id is recorded already.
+func (s *DB) CreateRollout(ctx context.Context, r *rollout.Rollout) error {
+	return s.writeRollout(ctx, "create", r, func(tx *sql.Tx, spec, waves string, _ map[string]boardRow) error {
+		res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO rollouts
+			(id, firmware, version, platform, state, reason, created, updated, spec, waves, jobs)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
+			r.ID, r.Firmware, r.Version, r.Platform, string(r.State), r.Reason,
+			nanos(r.Created), nanos(r.Updated), spec, waves, r.Jobs)
+		if err := oneRow(res, err, ErrExists); err != nil {
+			return err
+		}
+		return s.insertBoards(ctx, tx, r.ID, r, nil)
+	})
+}
+
+// SaveRollout writes a rollout's row and those of its boards that changed
+// since this DB last wrote them, in one transaction; ErrNotFound when the
+// rollout was never created.
+//
+// What was last written is kept in memory per rollout (saved), so a save
+// that changes one board of 1,000 writes two rows. This assumes that
+// between two saves of a rollout by this DB nobody else writes its
+// boards: the contract lets one control plane at a time drive rollouts,
+// and Rollouts forgets what it kept, so a control plane that (again)
+// takes over, and loads the rollouts to do so, compares with the
+// database's rows on its first save.
+func (s *DB) SaveRollout(ctx context.Context, r *rollout.Rollout) error {
+	return s.writeRollout(ctx, "save", r, func(tx *sql.Tx, spec, waves string, rows map[string]boardRow) error {
+		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE rollouts SET firmware = ?, version = ?, platform = ?,
+			state = ?, reason = ?, created = ?, updated = ?, spec = ?, waves = ?, jobs = ? WHERE id = ?`),
+			r.Firmware, r.Version, r.Platform, string(r.State), r.Reason,
+			nanos(r.Created), nanos(r.Updated), spec, waves, r.Jobs, r.ID)
+		if err := oneRow(res, err, ErrNotFound); err != nil {
+			return err
+		}
+		prev := s.saved[r.ID]
+		if prev == nil {
+			if prev, err = s.readBoardRows(ctx, tx, r.ID); err != nil {
+				return err
+			}
+		}
+		return s.writeChanged(ctx, tx, r, rows, prev)
+	})
+}
+
+// writeRollout runs write in a transaction with r's spec and waves encoded
+// and its board rows, s.saveMu held, and remembers the rows once it is
+// committed. op names the operation in errors.
+func (s *DB) writeRollout(ctx context.Context, op string, r *rollout.Rollout,
+	write func(tx *sql.Tx, spec, waves string, rows map[string]boardRow) error) error {
+	fail := func(err error) error { return fmt.Errorf("%s rollout %s: %w", op, r.ID, err) }
+	spec, waves, err := encodeRollout(r)
+	if err != nil {
+		return fail(err)
+	}
+	rows := boardRows(r)
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback() // after Commit it does nothing
+	if err := write(tx, spec, waves, rows); err != nil {
+		return fail(err)
+	}
+	if err := tx.Commit(); err != nil {
+		delete(s.saved, r.ID) // the transaction may or may not have been applied
+		return fail(err)
+	}
+	s.remember(r, rows)
+	return nil
+}
+
+// remember keeps rows as r's boards last written; a rollout that is
+// finished with every board final is forgotten instead, since it is
+// unlikely to be saved again (and would be read back if it were).
+// s.saveMu is held.
+func (s *DB) remember(r *rollout.Rollout, rows map[string]boardRow) {
+	if r.State.Finished() {
+		final := true
+		for _, row := range rows {
+			final = final && rollout.BoardState(row.state).Final()
+		}
+		if final {
+			delete(s.saved, r.ID)
+			return
+		}
+	}
+	s.saved[r.ID] = rows
+}
+
+// writeChanged writes the boards of r whose rows differ from prev: updates
+// those that changed, inserts those that are new, deletes those no longer
+// there.
+func (s *DB) writeChanged(ctx context.Context, tx *sql.Tx, r *rollout.Rollout, rows, prev map[string]boardRow) error {
+	var update *sql.Stmt
+	added := map[string]bool{}
+	for id, row := range rows {
+		old, ok := prev[id]
+		if !ok {
+			added[id] = true
+			continue
+		}
+		if old == row {
+			continue
+		}
+		if update == nil {
+			var err error
+			update, err = tx.PrepareContext(ctx, s.d.q(`UPDATE rollout_boards SET wave = ?, position = ?,
+				state = ?, error = ?, job = ?, since = ?, update_state = ?
+				WHERE rollout_id = ? AND device_id = ?`))
+			if err != nil {
+				return err
+			}
+			defer update.Close()
+		}
+		if _, err := update.ExecContext(ctx, row.wave, row.position, row.state, row.err, row.job, row.since, row.update, r.ID, id); err != nil {
+			return fmt.Errorf("board %s: %w", id, err)
+		}
+	}
+	for id := range prev {
+		if _, ok := rows[id]; ok {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM rollout_boards WHERE rollout_id = ? AND device_id = ?`), r.ID, id); err != nil {
+			return fmt.Errorf("board %s: %w", id, err)
+		}
+	}
+	if len(added) > 0 {
+		return s.insertBoards(ctx, tx, r.ID, r, added)
+	}
+	return nil
+}
+
+// insertBoards inserts the boards of r (those in only, when only is not
+// nil), insertBatch rows per statement.
+func (s *DB) insertBoards(ctx context.Context, tx *sql.Tx, id string, r *rollout.Rollout, only map[string]bool) error {
+	const cols = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	args := make([]any, 0, 9*insertBatch)
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		n := len(args) / 9
+		query := `INSERT INTO rollout_boards
+			(rollout_id, device_id, wave, position, state, error, job, since, update_state) VALUES ` +
+			strings.Repeat(cols+", ", n-1) + cols
+		if _, err := tx.ExecContext(ctx, s.d.q(query), args...); err != nil {
+			return fmt.Errorf("insert boards: %w", err)
+		}
+		args = args[:0]
+		return nil
+	}
+	for w, wave := range r.Waves {
+		for p, b := range wave.Boards {
+			if only != nil && !only[b.ID] {
+				continue
+			}
+			args = append(args, id, b.ID, w, p, string(b.State), b.Error, b.Job, nanos(b.Since), b.Update)
+			if len(args) == 9*insertBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+// readBoardRows reads the rows of rollout id's boards.
+func (s *DB) readBoardRows(ctx context.Context, tx *sql.Tx, id string) (map[string]boardRow, error) {
+	rows, err := tx.QueryContext(ctx, s.d.q(`SELECT device_id, wave, position, state, error, job, since, update_state
+		FROM rollout_boards WHERE rollout_id = ?`), id)
+	if err != nil {
+		return nil, fmt.Errorf("read boards: %w", err)
+	}
+	defer rows.Close()
+	m := map[string]boardRow{}
+	for rows.Next() {
+		var dev string
+		var b boardRow
+		if err := rows.Scan(&dev, &b.wave, &b.position, &b.state, &b.err, &b.job, &b.since, &b.update); err != nil {
+			return nil, fmt.Errorf("read boards: %w", err)
+		}
+		m[dev] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read boards: %w", err)
+	}
+	return m, nil
+}
+
+// Rollouts returns every rollout, newest first, with its waves and their
+// boards in their order, and Counts computed from the boards' states.
+//
+// A control plane that loads rollouts may be taking over from another
+// one, so the next save of each compares with the database's rows rather
+// than with what this DB last wrote.
+func (s *DB) Rollouts(ctx context.Context) ([]*rollout.Rollout, error) {
+	list, err := s.loadRollouts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load rollouts: %w", err)
+	}
+	s.saveMu.Lock() // not before: a save may be waiting for the connection loadRollouts held
+	clear(s.saved)
+	s.saveMu.Unlock()
+	return list, nil
+}
+
+// loadRollouts reads every rollout in one read-only transaction.
+func (s *DB) loadRollouts(ctx context.Context) ([]*rollout.Rollout, error) {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if s.d.name == "postgres" {
+		opts.Isolation = sql.LevelRepeatableRead // one snapshot for both queries
+	}
+	tx, err := s.db.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback() // read only: nothing to commit
+	list, err := readRollouts(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*rollout.Rollout{}
+	for _, r := range list {
+		byID[r.ID] = r
+	}
+	if err := s.loadBoards(ctx, tx, byID); err != nil {
+		return nil, err
+	}
+	for _, r := range list {
+		r.Recount()
+	}
+	return list, nil
+}
+
+// readRollouts reads the rollouts' rows, newest first, with their waves
+// and no boards yet.
+func readRollouts(ctx context.Context, tx *sql.Tx) ([]*rollout.Rollout, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, firmware, version, platform, state, reason, created, updated, spec, waves, jobs
+		FROM rollouts ORDER BY created DESC, id DESC`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var list []*rollout.Rollout
+	for rows.Next() {
+		r := new(rollout.Rollout)
+		var state, spec, waves string
+		var created, updated int64
+		if err := rows.Scan(&r.ID, &r.Firmware, &r.Version, &r.Platform, &state, &r.Reason,
+			&created, &updated, &spec, &waves, &r.Jobs); err != nil {
+			return nil, err
+		}
+		r.State, r.Created, r.Updated = rollout.State(state), fromNanos(created), fromNanos(updated)
+		if err := json.Unmarshal([]byte(spec), &r.Spec); err != nil {
+			return nil, fmt.Errorf("rollout %s: spec: %w", r.ID, err)
+		}
+		var ws []waveRow
+		if err := json.Unmarshal([]byte(waves), &ws); err != nil {
+			return nil, fmt.Errorf("rollout %s: waves: %w", r.ID, err)
+		}
+		r.Waves = make([]rollout.Wave, len(ws))
+		for i, w := range ws {
+			r.Waves[i] = rollout.Wave{Size: w.Size, State: w.State, Boards: []rollout.Board{}}
+		}
+		list = append(list, r)
+	}
+	return list, rows.Err()
+}
+
+// loadBoards appends every board to its rollout's wave, in order.
+func (s *DB) loadBoards(ctx context.Context, tx *sql.Tx, byID map[string]*rollout.Rollout) error {
+	rows, err := tx.QueryContext(ctx, `SELECT rollout_id, device_id, wave, state, error, job, since, update_state
+		FROM rollout_boards ORDER BY rollout_id, wave, position`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var wave int
+		var b rollout.Board
+		var state string
+		var since int64
+		if err := rows.Scan(&id, &b.ID, &wave, &state, &b.Error, &b.Job, &since, &b.Update); err != nil {
+			return err
+		}
+		b.State, b.Since = rollout.BoardState(state), fromNanos(since)
+		r := byID[id]
+		if r == nil || wave < 0 || wave >= len(r.Waves) {
+			return fmt.Errorf("rollout %s: board %s in wave %d, which the rollout does not have", id, b.ID, wave)
+		}
+		r.Waves[wave].Boards = append(r.Waves[wave].Boards, b)
+	}
+	return rows.Err()
+}
+
+// encodeRollout returns the spec and the waves' sizes and states as the
+// rollouts row holds them. The spec is JSON in the POST body's shape
+// (rollout.Spec's MarshalJSON and UnmarshalJSON).
+func encodeRollout(r *rollout.Rollout) (spec, waves string, err error) {
+	b, err := json.Marshal(&r.Spec) // a pointer, so a MarshalJSON on either receiver runs
+	if err != nil {
+		return "", "", fmt.Errorf("spec: %w", err)
+	}
+	ws := make([]waveRow, len(r.Waves))
+	for i, w := range r.Waves {
+		ws[i] = waveRow{Size: w.Size, State: w.State}
+	}
+	wb, err := json.Marshal(ws)
+	if err != nil {
+		return "", "", fmt.Errorf("waves: %w", err)
+	}
+	return string(b), string(wb), nil
+}
+
+// boardRows returns r's boards as rows, by device id.
+func boardRows(r *rollout.Rollout) map[string]boardRow {
+	n := 0
+	for _, w := range r.Waves {
+		n += len(w.Boards)
+	}
+	m := make(map[string]boardRow, n)
+	for w, wave := range r.Waves {
+		for p, b := range wave.Boards {
+			m[b.ID] = boardRow{wave: w, position: p, state: string(b.State), err: b.Error,
+				job: b.Job, since: nanos(b.Since), update: b.Update}
+		}
+	}
+	return m
+}

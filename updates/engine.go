@@ -1,0 +1,258 @@
+package updates
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"switchyard/devices"
+	"switchyard/rollout"
+)
+
+// The engine: one goroutine that steps the rollouts, publishes their jobs,
+// saves them and tells browsers. It wakes on Ingest's pokes (a board came,
+// went, changed its info or reported an update), on the HTTP handlers'
+// (a rollout was created, paused, resumed or aborted), on a ticker (health
+// windows and timeouts pass without any message) and when a save or a
+// broadcast held back by saveEvery or broadcastEvery is due.
+
+// job is one update/set to publish.
+type job struct {
+	e    *entry
+	send rollout.Send
+}
+
+// run is the engine's loop; it returns when Close closes quit, after a
+// last save of whatever was held back.
+func (s *Service) run() {
+	defer close(s.done)
+	tick := time.NewTicker(s.cfg.StepInterval)
+	defer tick.Stop()
+	later := time.NewTimer(time.Hour)
+	later.Stop()
+	defer later.Stop()
+	for {
+		select {
+		case <-s.quit:
+			s.flush(s.cfg.Now(), true)
+			return
+		case <-s.kick:
+		case <-tick.C:
+		case <-later.C:
+		}
+		if wait := s.cycle(); wait > 0 {
+			later.Reset(wait)
+		}
+	}
+}
+
+// cycle steps every rollout that has something to follow, saves, sends
+// and broadcasts; it returns how long until a held-back save or broadcast
+// is due (0: none is).
+func (s *Service) cycle() time.Duration {
+	now := s.cfg.Now()
+	var jobs []job
+	s.mu.Lock()
+	for _, e := range s.rollouts {
+		if !active(e.r) {
+			continue
+		}
+		before, state := e.r.Updated, e.r.State
+		sends := e.r.Step(s.fleet, now)
+		if len(sends) > 0 || !e.r.Updated.Equal(before) || e.r.State != state {
+			e.changed(len(sends) > 0 || e.r.State != state)
+		}
+		if e.r.State != state {
+			s.log.Info("rollout "+string(e.r.State), "rollout", e.r.ID, "reason", e.r.Reason)
+		}
+		for _, snd := range sends {
+			jobs = append(jobs, job{e, snd})
+		}
+	}
+	s.mu.Unlock()
+	// Saved before they are sent: see saveEvery.
+	wait := s.flush(now, false)
+	for _, j := range jobs {
+		s.publish(j)
+	}
+	return wait
+}
+
+// active reports whether a rollout has anything left to do or follow: it
+// is not finished, or boards are still updating in it.
+func active(r *rollout.Rollout) bool {
+	if r.State == rollout.Done {
+		return false
+	}
+	return !r.State.Finished() || r.Counts[rollout.BoardUpdating]+r.Counts[rollout.BoardChecking] > 0
+}
+
+// flush saves the rollouts whose changes are due to be saved (all of them
+// when force) and broadcasts those due to be announced. It returns how
+// long until the next held-back one is due, 0 when none is held back.
+func (s *Service) flush(now time.Time, force bool) time.Duration {
+	var save []*entry
+	var casts [][]byte
+	var wait time.Duration
+	due := func(last time.Time, every time.Duration) (bool, time.Duration) {
+		left := every - now.Sub(last)
+		return left <= 0, left
+	}
+	s.mu.Lock()
+	for _, e := range s.rollouts {
+		if e.version != e.saved {
+			if ok, left := due(e.lastSave, saveEvery); ok || force || e.urgent {
+				save = append(save, e)
+			} else if wait == 0 || left < wait {
+				wait = left
+			}
+		}
+		if e.version != e.announced {
+			if ok, left := due(e.lastCast, broadcastEvery); ok || force {
+				casts = append(casts, rolloutEvent(e.r))
+				e.announced, e.lastCast = e.version, now
+			} else if wait == 0 || left < wait {
+				wait = left
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, e := range save {
+		if err := s.persist(e); err != nil {
+			s.log.Error("save rollout", "err", err) // tried again at the next cycle
+			if wait == 0 || saveEvery < wait {
+				wait = saveEvery
+			}
+		}
+	}
+	if b := s.cfg.Broadcaster; b != nil {
+		for _, ev := range casts {
+			b.Broadcast(ev)
+		}
+	}
+	return wait
+}
+
+// persist saves e's rollout as it is now, unless that version is saved
+// already. Saves are ordered by saveMu, so none overwrites a newer one.
+func (s *Service) persist(e *entry) error {
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
+	s.mu.Lock()
+	if e.version == e.saved {
+		s.mu.Unlock()
+		return nil
+	}
+	v, r := e.version, cloneRollout(e.r)
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.cfg.Store.SaveRollout(ctx, r)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.lastSave = s.cfg.Now()
+	if err != nil {
+		return err
+	}
+	e.saved = v
+	if e.version == v {
+		e.urgent = false
+	}
+	return nil
+}
+
+// publish sends one job to its board: update/set, QoS 1, not retained.
+func (s *Service) publish(j job) {
+	s.mu.Lock()
+	fw := j.e.fw
+	s.mu.Unlock()
+	log := s.log.With("rollout", j.e.r.ID, "device", j.send.ID, "job", j.send.Job)
+	if fw.SHA256 == "" {
+		log.Error("update job not sent: the rollout's firmware could not be read")
+		return
+	}
+	url, err := s.jobURL(j.send.ID, fw.SHA256)
+	if err != nil {
+		log.Error("update job not sent", "err", err)
+		return
+	}
+	cmd := devices.UpdateCommand{
+		Job: j.send.Job, Version: fw.Version, URL: url, SHA256: fw.SHA256, Size: fw.Size,
+		Signature: base64.StdEncoding.EncodeToString(fw.Signature),
+	}
+	if err := s.cfg.Publisher.Publish(s.cfg.Topics.UpdateSet(j.send.ID), cmd.AppendJSON(nil), false, 1); err != nil {
+		log.Error("update job not sent", "err", err)
+		return
+	}
+	log.Info("update job sent", "version", fw.Version, "url", url)
+}
+
+// errNoURL says why no download URL can be made.
+var errNoURL = errors.New("http.public_url is empty and the board's MQTT connection is not known here")
+
+// jobURL is where board id downloads the build sha: http.public_url +
+// /firmware/<sha> when set, else the HTTP listener's scheme and port at
+// the address the board reached the broker at.
+func (s *Service) jobURL(id, sha string) (string, error) {
+	const path = "/firmware/"
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL + path + sha, nil
+	}
+	if s.cfg.BoardAddr == nil || s.cfg.HTTPPort == 0 {
+		return "", errNoURL
+	}
+	addr, ok := s.cfg.BoardAddr(id)
+	if !ok {
+		return "", fmt.Errorf("board %s: %w", id, errNoURL)
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("board %s: local address %q: %w", id, addr, err)
+	}
+	return s.cfg.HTTPScheme + "://" + net.JoinHostPort(host, strconv.Itoa(s.cfg.HTTPPort)) + path + sha, nil
+}
+
+// rolloutEvent is the /ws event of a rollout: {"event":"rollout",…the
+// rollout's JSON…}. mu is held.
+func rolloutEvent(r *rollout.Rollout) []byte {
+	j, err := json.Marshal(r)
+	if err != nil || len(j) < 2 {
+		return nil // a Rollout always marshals
+	}
+	return append([]byte(`{"event":"rollout",`), j[1:]...)
+}
+
+// Snapshot returns the events of the rollouts not finished, newest first,
+// for a browser that connects.
+func (s *Service) Snapshot() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][]byte
+	for _, e := range s.rollouts {
+		if !e.r.State.Finished() {
+			out = append(out, rolloutEvent(e.r))
+		}
+	}
+	return out
+}
+
+// cloneRollout copies r deeply enough to be read while r changes: its
+// waves, their boards and its counts (the spec is never changed).
+func cloneRollout(r *rollout.Rollout) *rollout.Rollout {
+	c := *r
+	c.Waves = make([]rollout.Wave, len(r.Waves))
+	for i, w := range r.Waves {
+		w.Boards = append([]rollout.Board(nil), w.Boards...)
+		c.Waves[i] = w
+	}
+	c.Counts = make(map[rollout.BoardState]int, len(r.Counts))
+	for k, v := range r.Counts {
+		c.Counts[k] = v
+	}
+	return &c
+}

@@ -70,7 +70,7 @@ func (b *board) connect() error {
 	opts := paho.NewClientOptions().AddBroker(b.url).SetClientID(b.id).
 		SetCleanSession(true).SetConnectTimeout(wait).
 		SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(50 * time.Millisecond).SetMaxReconnectInterval(200 * time.Millisecond).
+		SetConnectRetryInterval(50*time.Millisecond).SetMaxReconnectInterval(200*time.Millisecond).
 		SetWill(b.topics.Status(b.id), devices.Offline, 1, true).
 		SetOnConnectHandler(func(c paho.Client) {
 			if err := b.announce(c); err != nil {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"switchyard/devices"
 )
 
@@ -73,6 +75,9 @@ type Config struct {
 	// 25ms.
 	CoalescePerBrowser time.Duration
 	CoalesceMax        time.Duration
+	// Gatherer, when set, adds other packages' metrics (the update
+	// service's) to /metrics, after the gateway's own.
+	Gatherer prometheus.Gatherer
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -66,8 +66,11 @@ func (m *metrics) setFleet(known, online int) {
 	m.online.Set(float64(online))
 }
 
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+func (m *metrics) handler(extra prometheus.Gatherer) http.Handler {
+	if extra == nil {
+		return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	}
+	return promhttp.HandlerFor(prometheus.Gatherers{m.reg, extra}, promhttp.HandlerOpts{})
 }
 
 func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -82,7 +85,7 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	g.m.handler().ServeHTTP(w, r)
+	g.m.handler(g.cfg.Gatherer).ServeHTTP(w, r)
 }
 
 // MetricsAccess says who may read /metrics.

@@ -10,17 +10,20 @@ import (
 	"strings"
 	"testing"
 
+	"switchyard/internal/fakeboard"
 	"switchyard/internal/testutil"
 	"switchyard/rollout"
 )
 
 // boards connects n boards b-1 … b-n running version, in mode.
-func (e *env) boards(n int, version, mode string) map[string]*board {
+func (e *env) boards(n int, version, mode string) map[string]*fakeboard.Board {
 	e.t.Helper()
-	out := map[string]*board{}
+	out := map[string]*fakeboard.Board{}
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("b-%d", i)
-		out[id] = newBoard(e.t, e.mqttURL(), e.key.Public().(ed25519.PublicKey), id, version, mode)
+		out[id] = fakeboard.Start(e.t, fakeboard.Config{
+			Broker: e.mqttURL(), ID: id, Version: version, Mode: mode, Key: e.key.Public().(ed25519.PublicKey),
+		})
 	}
 	e.known(slices.Collect(maps.Keys(out))...)
 	return out
@@ -62,7 +65,7 @@ func inOrder(r rolloutJSON) error {
 
 func TestRolloutInWavesToDone(t *testing.T) {
 	e := newEnv(t)
-	boards := e.boards(6, "1.0", "ok")
+	boards := e.boards(6, "1.0", fakeboard.OK)
 	fw := e.upload("2.0", "sim", build(t, 50_000))
 	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"all":true},"waves":[1,"50%","100%"],"health_window":"150ms","parallel":2}`)
 	if r.State != "running" || len(r.Waves) != 3 || r.Waves[0].Size != 1 || r.Waves[1].Size != 3 || r.Waves[2].Size != 6 {
@@ -84,9 +87,9 @@ func TestRolloutInWavesToDone(t *testing.T) {
 		t.Errorf("%d boards updating at once, parallel is 2", maxUpdating)
 	}
 	for id, b := range boards {
-		jobs := b.received()
-		if b.version() != "2.0" || len(jobs) != 1 {
-			t.Errorf("board %s: runs %s after %d jobs, want 2.0 after 1", id, b.version(), len(jobs))
+		jobs := b.Jobs()
+		if b.Version() != "2.0" || len(jobs) != 1 {
+			t.Errorf("board %s: runs %s after %d jobs, want 2.0 after 1", id, b.Version(), len(jobs))
 			continue
 		}
 		j := jobs[0]
@@ -96,7 +99,7 @@ func TestRolloutInWavesToDone(t *testing.T) {
 		}
 	}
 	// The canary got the first job.
-	if j := boards[r.Waves[0].Boards[0].ID].received()[0].Job; j != r.ID+"/1" {
+	if j := boards[r.Waves[0].Boards[0].ID].Jobs()[0].Job; j != r.ID+"/1" {
 		t.Errorf("canary's job %s, want %s/1", j, r.ID)
 	}
 	if got := e.metric("switchyard_rollouts", "done"); got != 1 {
@@ -122,7 +125,7 @@ func TestRolloutInWavesToDone(t *testing.T) {
 
 func TestRolloutHaltsAtTheCanary(t *testing.T) {
 	e := newEnv(t)
-	boards := e.boards(4, "1.0", "fail")
+	boards := e.boards(4, "1.0", fakeboard.RollBack)
 	fw := e.upload("2.0", "sim", build(t, 1000))
 	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"ids":["b-1","b-2","b-3","b-4"]},"waves":[1,"100%"],"health_window":"1s"}`)
 	halted := e.waitRollout(r.ID, inOrder, stateIs("halted"))
@@ -131,7 +134,7 @@ func TestRolloutHaltsAtTheCanary(t *testing.T) {
 		t.Errorf("halted with canary %+v, reason %q; want failed, naming crashed, and a reason", canary, halted.Reason)
 	}
 	for id, b := range boards {
-		if n := len(b.received()); id != canary.ID && n != 0 {
+		if n := len(b.Jobs()); id != canary.ID && n != 0 {
 			t.Errorf("board %s (not the canary) was sent %d jobs", id, n)
 		}
 	}
@@ -142,7 +145,7 @@ func TestRolloutHaltsAtTheCanary(t *testing.T) {
 
 func TestRolloutCreateRules(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Groups = map[string][]string{"kitchen": {"b-1", "b-2"}} })
-	e.boards(2, "1.0", "ok")
+	e.boards(2, "1.0", fakeboard.OK)
 	onSim := e.upload("2.0", "sim", build(t, 100))
 	same := e.upload("1.0", "sim", build(t, 100))
 	other := e.upload("2.0", "linux/arm64", build(t, 100))
@@ -212,7 +215,7 @@ func TestRolloutExternalNeedsPublicURL(t *testing.T) {
 
 func TestRolloutPauseResumeAbort(t *testing.T) {
 	e := newEnv(t)
-	boards := e.boards(3, "1.0", "ok")
+	boards := e.boards(3, "1.0", fakeboard.OK)
 	fw := e.upload("2.0", "sim", build(t, 1000))
 	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"all":true},"waves":[1,"100%"],"health_window":"100ms"}`)
 	var got rolloutJSON
@@ -232,7 +235,7 @@ func TestRolloutPauseResumeAbort(t *testing.T) {
 	}
 	sent := 0
 	for _, b := range boards {
-		sent += len(b.received())
+		sent += len(b.Jobs())
 	}
 	if sent > 1 {
 		t.Errorf("%d jobs sent by a paused rollout, want the canary's at most", sent)
@@ -247,9 +250,7 @@ func TestRolloutPauseResumeAbort(t *testing.T) {
 	// Abort: nothing more is sent.
 	fw3 := e.upload("3.0", "sim", build(t, 1000))
 	for _, b := range boards {
-		b.mu.Lock()
-		b.mode = "vanish" // the canary goes and never comes back
-		b.mu.Unlock()
+		b.SetMode(fakeboard.Vanish) // the canary goes and never comes back
 	}
 	r = e.start(`{"firmware":"` + fw3.SHA256 + `","target":{"all":true},"waves":[1,"100%"],"health_window":"1h"}`)
 	e.waitRollout(r.ID, nil, func(r rolloutJSON) bool { return r.Waves[0].Boards[0].Update == "restarting" })
@@ -259,7 +260,7 @@ func TestRolloutPauseResumeAbort(t *testing.T) {
 	}
 	e.must(http.StatusConflict, "POST", "/api/rollouts/"+r.ID+"/resume", nil, nil)
 	for id, b := range boards {
-		if n := len(b.received()); id != r.Waves[0].Boards[0].ID && n != 1 {
+		if n := len(b.Jobs()); id != r.Waves[0].Boards[0].ID && n != 1 {
 			t.Errorf("board %s: %d jobs, want only the first rollout's", id, n)
 		}
 	}
@@ -271,7 +272,7 @@ func TestRolloutPauseResumeAbort(t *testing.T) {
 // sent a second job.
 func TestRolloutGoesOnAfterRestart(t *testing.T) {
 	e := newEnv(t)
-	boards := e.boards(4, "1.0", "ok")
+	boards := e.boards(4, "1.0", fakeboard.OK)
 	fw := e.upload("2.0", "sim", build(t, 10_000))
 	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"all":true},"waves":[1,"100%"],"health_window":"300ms","parallel":1}`)
 	e.waitRollout(r.ID, inOrder, func(r rolloutJSON) bool {
@@ -287,8 +288,8 @@ func TestRolloutGoesOnAfterRestart(t *testing.T) {
 		t.Errorf("done with %v, want 4 updated", done.Counts)
 	}
 	for id, b := range boards {
-		if n := len(b.received()); b.version() != "2.0" || n != 1 {
-			t.Errorf("board %s: runs %s after %d jobs, want 2.0 after 1", id, b.version(), n)
+		if n := len(b.Jobs()); b.Version() != "2.0" || n != 1 {
+			t.Errorf("board %s: runs %s after %d jobs, want 2.0 after 1", id, b.Version(), n)
 		}
 	}
 }

@@ -1,4 +1,13 @@
-package updates
+// Package fakeboard is a board played by tests over real MQTT (paho) and
+// real HTTP: it announces itself like devicefw (status, info with platform
+// "sim" and update method "sim", a count every 20 ms), reconnects on its
+// own, and answers update jobs the way the contract says a board does: it
+// downloads the build from the job's URL, checks size, SHA-256 and
+// signature against the key pinned at "flash time", reports each state,
+// and then, as told by its mode, restarts on the new version and confirms,
+// rolls back, or vanishes. Tests of the update service use it where
+// twelve devicefw processes would be too slow to start.
+package fakeboard
 
 import (
 	"crypto/ed25519"
@@ -16,39 +25,63 @@ import (
 	"switchyard/devices"
 )
 
-// board is a board played by the test over real MQTT (paho) and HTTP: it
-// announces itself like devicefw, counts, and answers update jobs like
-// the contract says a board does: it downloads the build from the job's
-// URL, checks size, SHA-256 and signature against the pinned key, then,
-// as told by its mode, restarts on the new version and confirms, fails,
-// or vanishes.
-type board struct {
-	t      *testing.T
-	id     string
-	url    string // the broker
-	key    ed25519.PublicKey
+// The modes of a board: how it answers a job whose build it downloaded
+// and verified (a bad build is always refused, with the contract's error
+// word).
+const (
+	OK       = "ok"       // restarts on the new version, then trial, then confirmed
+	RollBack = "rollback" // rolled_back, error "crashed"
+	Vanish   = "vanish"   // says restarting, goes offline and never comes back
+)
+
+// wait bounds every MQTT and HTTP exchange of a board.
+const wait = 10 * time.Second
+
+// Config describes a board.
+type Config struct {
+	Broker  string            // MQTT URL, tcp://host:port
+	ID      string            // device id, also its MQTT client id
+	Version string            // the version it runs at start ("devicefw <Version>" in info)
+	Mode    string            // OK, RollBack or Vanish; "" means OK
+	Key     ed25519.PublicKey // the update key, pinned
+	// Username and Password, when set, log in to MQTT and to the
+	// download URL (HTTP Basic), as a device user does.
+	Username, Password string
+	// Prefix is the topic prefix; "" means "devices".
+	Prefix string
+}
+
+// Board is a running board. Close (also run at the test's end) stops it.
+type Board struct {
+	t      testing.TB
+	cfg    Config
 	topics devices.Topics
 
-	mu       sync.Mutex // guards c, firmware, mode, jobs
+	mu       sync.Mutex // guards c, firmware, mode, jobs, last
 	c        paho.Client
 	firmware string // the version it runs
-	mode     string // "ok", "fail" or "vanish"
+	mode     string
 	jobs     []devices.UpdateCommand
 	last     devices.UpdateReport // the last report it published
 
 	work chan devices.UpdateCommand // jobs to the worker
-	stop chan struct{}              // closed by close
+	stop chan struct{}              // closed by Close
 	wg   sync.WaitGroup             // the counter and the worker
 	once sync.Once
 }
 
-// newBoard connects a board running version, with platform "sim" and
-// update method "sim", that answers jobs in mode.
-func newBoard(t *testing.T, url string, key ed25519.PublicKey, id, version, mode string) *board {
+// Start connects a board and waits until it has announced itself.
+func Start(t testing.TB, cfg Config) *Board {
 	t.Helper()
-	b := &board{
-		t: t, id: id, url: url, key: key, topics: devices.MustTopics("devices"),
-		firmware: version, mode: mode,
+	if cfg.Mode == "" {
+		cfg.Mode = OK
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = devices.DefaultPrefix
+	}
+	b := &Board{
+		t: t, cfg: cfg, topics: devices.MustTopics(cfg.Prefix),
+		firmware: cfg.Version, mode: cfg.Mode,
 		work: make(chan devices.UpdateCommand, 16), stop: make(chan struct{}),
 	}
 	if err := b.connect(); err != nil {
@@ -57,7 +90,7 @@ func newBoard(t *testing.T, url string, key ed25519.PublicKey, id, version, mode
 	b.wg.Add(2)
 	go b.count()  // ends when stop is closed
 	go b.worker() // likewise
-	t.Cleanup(b.close)
+	t.Cleanup(b.Close)
 	return b
 }
 
@@ -65,13 +98,14 @@ func newBoard(t *testing.T, url string, key ed25519.PublicKey, id, version, mode
 // devicefw, the board reconnects on its own (a control plane restart)
 // and announces itself after every (re)connect: status, info, and its last
 // update report.
-func (b *board) connect() error {
+func (b *Board) connect() error {
 	ready := make(chan struct{}, 1)
-	opts := paho.NewClientOptions().AddBroker(b.url).SetClientID(b.id).
+	opts := paho.NewClientOptions().AddBroker(b.cfg.Broker).SetClientID(b.cfg.ID).
 		SetCleanSession(true).SetConnectTimeout(wait).
 		SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(50*time.Millisecond).SetMaxReconnectInterval(200*time.Millisecond).
-		SetWill(b.topics.Status(b.id), devices.Offline, 1, true).
+		SetUsername(b.cfg.Username).SetPassword(b.cfg.Password).
+		SetWill(b.topics.Status(b.cfg.ID), devices.Offline, 1, true).
 		SetOnConnectHandler(func(c paho.Client) {
 			if err := b.announce(c); err != nil {
 				b.t.Error(err)
@@ -90,17 +124,17 @@ func (b *board) connect() error {
 	case <-ready:
 		return nil
 	case <-time.After(wait):
-		return fmt.Errorf("board %s: not connected within %v", b.id, wait)
+		return fmt.Errorf("board %s: not connected within %v", b.cfg.ID, wait)
 	}
 }
 
 // announce subscribes to update/set and publishes status, info and the
 // last report, on a session just (re)connected.
-func (b *board) announce(c paho.Client) error {
-	tok := c.Subscribe(b.topics.UpdateSet(b.id), 1, func(_ paho.Client, m paho.Message) {
+func (b *Board) announce(c paho.Client) error {
+	tok := c.Subscribe(b.topics.UpdateSet(b.cfg.ID), 1, func(_ paho.Client, m paho.Message) {
 		cmd, err := devices.ParseUpdateCommand(m.Payload())
 		if err != nil {
-			b.t.Errorf("board %s: bad job %s: %v", b.id, m.Payload(), err)
+			b.t.Errorf("board %s: bad job %s: %v", b.cfg.ID, m.Payload(), err)
 			return
 		}
 		b.mu.Lock()
@@ -112,31 +146,31 @@ func (b *board) announce(c paho.Client) error {
 		}
 	})
 	if !tok.WaitTimeout(wait) || tok.Error() != nil {
-		return fmt.Errorf("board %s: subscribe: %v", b.id, tok.Error())
+		return fmt.Errorf("board %s: subscribe: %v", b.cfg.ID, tok.Error())
 	}
 	b.mu.Lock()
-	info := devices.BoardInfo{ID: b.id, Firmware: "devicefw " + b.firmware, Board: "test", Platform: devices.PlatformSim, Update: devices.UpdateMethodSim}
+	info := devices.BoardInfo{ID: b.cfg.ID, Firmware: "devicefw " + b.firmware, Board: "test", Platform: devices.PlatformSim, Update: devices.UpdateMethodSim}
 	msgs := []struct {
 		topic   string
 		payload []byte
-	}{{b.topics.Status(b.id), []byte(devices.Online)}, {b.topics.Info(b.id), info.AppendJSON(nil)}}
+	}{{b.topics.Status(b.cfg.ID), []byte(devices.Online)}, {b.topics.Info(b.cfg.ID), info.AppendJSON(nil)}}
 	if b.last.Job != "" {
 		msgs = append(msgs, struct {
 			topic   string
 			payload []byte
-		}{b.topics.Update(b.id), b.last.AppendJSON(nil)})
+		}{b.topics.Update(b.cfg.ID), b.last.AppendJSON(nil)})
 	}
 	b.mu.Unlock()
 	for _, m := range msgs {
 		if tok := c.Publish(m.topic, 1, true, m.payload); !tok.WaitTimeout(wait) || tok.Error() != nil {
-			return fmt.Errorf("board %s: publish %s: %v", b.id, m.topic, tok.Error())
+			return fmt.Errorf("board %s: publish %s: %v", b.cfg.ID, m.topic, tok.Error())
 		}
 	}
 	return nil
 }
 
 // client is the current session, nil while there is none.
-func (b *board) client() paho.Client {
+func (b *Board) client() paho.Client {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.c
@@ -144,7 +178,7 @@ func (b *board) client() paho.Client {
 
 // disconnect ends the session as a clean shutdown does: offline, then
 // DISCONNECT.
-func (b *board) disconnect() {
+func (b *Board) disconnect() {
 	b.mu.Lock()
 	c := b.c
 	b.c = nil
@@ -153,13 +187,13 @@ func (b *board) disconnect() {
 		return
 	}
 	if c.IsConnectionOpen() { // not when the broker is gone already (the test's end)
-		c.Publish(b.topics.Status(b.id), 1, true, devices.Offline).WaitTimeout(wait)
+		c.Publish(b.topics.Status(b.cfg.ID), 1, true, devices.Offline).WaitTimeout(wait)
 	}
 	c.Disconnect(0)
 }
 
 // count publishes the count every 20 ms while a session is up.
-func (b *board) count() {
+func (b *Board) count() {
 	defer b.wg.Done()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
@@ -170,26 +204,26 @@ func (b *board) count() {
 		case <-t.C:
 		}
 		if c := b.client(); c != nil {
-			c.Publish(b.topics.Count(b.id), 0, false, fmt.Sprint(n)) // QoS 0: not waited for
+			c.Publish(b.topics.Count(b.cfg.ID), 0, false, fmt.Sprint(n)) // QoS 0: not waited for
 		}
 	}
 }
 
 // report publishes an update report, retained, as a board does.
-func (b *board) report(job string, st devices.UpdateState, version, errText string) {
+func (b *Board) report(job string, st devices.UpdateState, version, errText string) {
 	b.mu.Lock()
 	r := devices.UpdateReport{Job: job, State: st, Version: version, Running: b.firmware, Error: errText}
 	b.last = r
 	b.mu.Unlock()
 	if c := b.client(); c != nil {
-		if tok := c.Publish(b.topics.Update(b.id), 1, true, r.AppendJSON(nil)); !tok.WaitTimeout(wait) || tok.Error() != nil {
-			b.t.Errorf("board %s: report %s: %v", b.id, st, tok.Error())
+		if tok := c.Publish(b.topics.Update(b.cfg.ID), 1, true, r.AppendJSON(nil)); !tok.WaitTimeout(wait) || tok.Error() != nil {
+			b.t.Errorf("board %s: report %s: %v", b.cfg.ID, st, tok.Error())
 		}
 	}
 }
 
 // worker answers the jobs.
-func (b *board) worker() {
+func (b *Board) worker() {
 	defer b.wg.Done()
 	for {
 		select {
@@ -201,7 +235,7 @@ func (b *board) worker() {
 	}
 }
 
-func (b *board) answer(cmd devices.UpdateCommand) {
+func (b *Board) answer(cmd devices.UpdateCommand) {
 	b.report(cmd.Job, devices.UpdateDownloading, cmd.Version, "")
 	if why := b.fetch(cmd); why != "" {
 		b.report(cmd.Job, devices.UpdateFailed, cmd.Version, why)
@@ -211,9 +245,9 @@ func (b *board) answer(cmd devices.UpdateCommand) {
 	mode := b.mode
 	b.mu.Unlock()
 	switch mode {
-	case "fail":
+	case RollBack:
 		b.report(cmd.Job, devices.UpdateRolledBack, cmd.Version, devices.UpdateErrCrashed)
-	case "vanish":
+	case Vanish:
 		b.report(cmd.Job, devices.UpdateRestarting, cmd.Version, "")
 		b.disconnect()
 	default:
@@ -233,8 +267,16 @@ func (b *board) answer(cmd devices.UpdateCommand) {
 
 // fetch downloads and checks a build; it returns the contract's error
 // word, "" when the build is good.
-func (b *board) fetch(cmd devices.UpdateCommand) string {
-	resp, err := http.Get(cmd.URL)
+func (b *Board) fetch(cmd devices.UpdateCommand) string {
+	req, err := http.NewRequest(http.MethodGet, cmd.URL, nil)
+	if err != nil {
+		return devices.UpdateErrDownload + ": " + err.Error()
+	}
+	if b.cfg.Username != "" {
+		req.SetBasicAuth(b.cfg.Username, b.cfg.Password)
+	}
+	client := http.Client{Timeout: wait}
+	resp, err := client.Do(req)
 	if err != nil {
 		return devices.UpdateErrDownload + ": " + err.Error()
 	}
@@ -251,28 +293,35 @@ func (b *board) fetch(cmd devices.UpdateCommand) string {
 		return devices.UpdateErrSize
 	case hex.EncodeToString(h.Sum(nil)) != cmd.SHA256:
 		return devices.UpdateErrChecksum
-	case !ed25519.Verify(b.key, cmd.Digest(), cmd.SignatureBytes()):
+	case !ed25519.Verify(b.cfg.Key, cmd.Digest(), cmd.SignatureBytes()):
 		return devices.UpdateErrSignature
 	}
 	return ""
 }
 
-// received returns the jobs the board was sent.
-func (b *board) received() []devices.UpdateCommand {
+// Jobs returns the jobs the board was sent.
+func (b *Board) Jobs() []devices.UpdateCommand {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]devices.UpdateCommand(nil), b.jobs...)
 }
 
-// version is the version the board runs.
-func (b *board) version() string {
+// Version is the version the board runs.
+func (b *Board) Version() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.firmware
 }
 
-// close stops the board and ends its session; it may be called again.
-func (b *board) close() {
+// SetMode changes how the board answers the next jobs.
+func (b *Board) SetMode(mode string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.mode = mode
+}
+
+// Close stops the board and ends its session; it may be called again.
+func (b *Board) Close() {
 	b.once.Do(func() {
 		close(b.stop)
 		b.wg.Wait()

@@ -41,7 +41,7 @@ func TestFleetView(t *testing.T) {
 		want           rollout.View
 	}{
 		{tp.Status("b1"), "offline", 1, false, rollout.View{Known: true, Since: at(1)}}, // a retained offline after a restart
-		{tp.LEDSet("b1"), "ON", 2, false, rollout.View{Known: true, Since: at(1)}},     // commands are not the board's
+		{tp.LEDSet("b1"), "ON", 2, false, rollout.View{Known: true, Since: at(1)}},      // commands are not the board's
 		{tp.Status("b1"), "online", 3, true, rollout.View{Known: true, Online: true, Since: at(3)}},
 		{tp.Count("b1"), "5", 4, false, rollout.View{Known: true, Online: true, Since: at(3), LastCount: at(4)}},
 		{tp.Count("b1"), "5", 5, false, rollout.View{Known: true, Online: true, Since: at(3), LastCount: at(4)}}, // not advancing

@@ -443,7 +443,7 @@ func TestHealthzMetricsAndDashboard(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(page), "Switchyard") {
 		t.Errorf("GET / = %d %.200s", resp.StatusCode, page)
 	}
-	for _, asset := range []string{"/app.js", "/style.css"} {
+	for _, asset := range []string{"/app.js", "/updates.js", "/style.css"} {
 		if code := h.do("GET", asset, "", nil); code != 200 {
 			t.Errorf("GET %s = %d", asset, code)
 		}

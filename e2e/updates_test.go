@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -560,11 +558,8 @@ func checkAPIRollouts(t *testing.T, cp *controlPlane, p *page) {
 // take it too), it writes into docs/ only with E2E_SCREENSHOTS=1, elsewhere
 // into a temporary directory.
 func TestScreenshotsUpdates(t *testing.T) {
-	dir := t.TempDir()
-	if os.Getenv("E2E_SCREENSHOTS") == "1" {
-		dir = filepath.Join("..", "docs")
-	}
 	cp := updateFleet(t, 6, 3)
+	dir := screenshotDir(t)
 	ids := []string{"good-1", "good-2", "good-3", "good-4", "good-5", "good-6", "bad-1", "bad-2", "bad-3"}
 	const width, height = 1200, 1500
 	p := openUpdates(t, newBrowser(t), cp, "updates.png", pageOptions{width: width, height: height, scheme: "light"}, ids)
@@ -577,23 +572,5 @@ func TestScreenshotsUpdates(t *testing.T) {
 	p.waitFor("the third rollout's canary in its health window",
 		fmt.Sprintf(`!!document.querySelector('[data-rollout=%q] [data-board-state="checking"]')`, running), 90*time.Second)
 	evalJS[bool](p, `(window.scrollTo(0, 0), true)`)
-
-	ctx, cancel := context.WithTimeout(p.ctx, wait)
-	defer cancel()
-	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	img, err := png.Decode(bytes.NewReader(shot))
-	if err != nil {
-		t.Fatalf("screenshot is no PNG: %v", err)
-	}
-	if got := img.Bounds().Dx(); got != width {
-		t.Errorf("screenshot %d px wide, want %d", got, width)
-	}
-	path := filepath.Join(dir, "updates.png")
-	if err := os.WriteFile(path, shot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("wrote %s (%dx%d)", path, img.Bounds().Dx(), img.Bounds().Dy())
+	p.screenshot(filepath.Join(dir, "updates.png"), width)
 }

@@ -99,8 +99,7 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 		id, err := g.identify(r, false)
 		switch {
 		case err != nil:
-			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
-			httpError(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
+			unauthorized(w, err)
 			return
 		case !id.CanWatch():
 			httpError(w, http.StatusForbidden, "role %s may not use the API", id.Role)
@@ -117,6 +116,13 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r.WithContext(auth.NewContext(r.Context(), id)))
 	}
+}
+
+// unauthorized answers 401 to a request whose credentials are missing or
+// wrong (err says which), asking for HTTP Basic credentials.
+func unauthorized(w http.ResponseWriter, err error) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
+	httpError(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
 }
 
 // refuseDevices answers 403 to a board's credentials on every path but

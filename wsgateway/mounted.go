@@ -71,8 +71,7 @@ func (g *Gateway) guardRoute(rt Route) http.Handler {
 		id, err := g.identify(r, false)
 		switch {
 		case err != nil:
-			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
-			httpError(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
+			unauthorized(w, err)
 			return
 		case id.Role < rt.Role:
 			httpError(w, http.StatusForbidden, "role %s may not %s %s (it needs %s)", id.Role, r.Method, r.URL.Path, rt.Role)

@@ -376,21 +376,29 @@
       return "";
     }
 
+    // confirmed makes a button that cannot be undone ask again: the first
+    // click turns its text into question (data-confirm set) for 5 s, and
+    // only a second click within them is confirmed.
+    function confirmed(button, question) {
+      clearTimeout(button.confirmTimer);
+      if (button.dataset.confirm === "true") {
+        delete button.dataset.confirm;
+        button.textContent = button.dataset.label;
+        return true;
+      }
+      button.dataset.label = button.textContent;
+      button.dataset.confirm = "true";
+      button.textContent = question;
+      button.confirmTimer = setTimeout(() => {
+        delete button.dataset.confirm;
+        button.textContent = button.dataset.label;
+      }, 5000);
+      return false;
+    }
+
     function onAction(v, action, button) {
       // Abort ends the rollout for good: the first click asks again.
-      if (action === "abort" && button.dataset.confirm !== "true") {
-        button.dataset.confirm = "true";
-        button.textContent = "Really abort?";
-        clearTimeout(button.confirmTimer);
-        button.confirmTimer = setTimeout(() => {
-          delete button.dataset.confirm;
-          button.textContent = "Abort";
-        }, 5000);
-        return;
-      }
-      clearTimeout(button.confirmTimer);
-      delete button.dataset.confirm;
-      if (action === "abort") button.textContent = "Abort";
+      if (action === "abort" && !confirmed(button, "Really abort?")) return;
       v.busy = true;
       v.error.hidden = true;
       markDirty(v.id);
@@ -450,16 +458,7 @@
     }
 
     function deleteFirmware(f, button) {
-      if (button.dataset.confirm !== "true") {
-        button.dataset.confirm = "true";
-        button.textContent = "Really delete?";
-        button.confirmTimer = setTimeout(() => {
-          delete button.dataset.confirm;
-          button.textContent = "Delete";
-        }, 5000);
-        return;
-      }
-      clearTimeout(button.confirmTimer);
+      if (!confirmed(button, "Really delete?")) return;
       button.disabled = true;
       app.api("DELETE", "api/firmware/" + encodeURIComponent(f.sha256))
         .then(() => {
@@ -468,8 +467,6 @@
         })
         .catch((err) => {
           button.disabled = false;
-          delete button.dataset.confirm;
-          button.textContent = "Delete";
           status(ui.uploadStatus, `Delete ${f.version}: ${err.message}`, "error");
           app.toast(`Delete ${f.version}: ${err.message}`);
         });

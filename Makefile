@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps lint tinygo-check bench bench-compare loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+.PHONY: all build run test deps lint tinygo-check bench bench-compare bench-rollout loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
 
 all: build
 
@@ -50,6 +50,11 @@ bench:
 
 loadgen:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/loadgen ./cmd/loadgen
+
+# Issue 12's rollout benchmark: 1,000 simulated boards, a 5 MiB build in
+# waves 1 / 10 % / 100 %, then the same fleet failing its canary.
+bench-rollout:
+	GO=$(GO) bench/rollout.sh
 
 # Switchyard vs Mosquitto vs Node-RED on loopback (installs the peers from
 # Debian and npm when missing); BENCH_SECONDS=30 to lengthen.

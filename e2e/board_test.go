@@ -26,7 +26,7 @@ import (
 // tests check the control plane and the page against the contract alone.
 type board struct {
 	id       string
-	info     map[string]any // published on every connect
+	info     map[string]any // published on every connect; mu guards it once the board runs
 	prefix   string
 	interval time.Duration
 	client   mqtt.Client
@@ -150,8 +150,8 @@ func (b *board) onConnect(c mqtt.Client) {
 	if !tok.WaitTimeout(wait) || tok.Error() != nil {
 		return // the connection went; the next connect tries again
 	}
-	infoJSON, _ := json.Marshal(b.info)
 	b.mu.Lock()
+	infoJSON, _ := json.Marshal(b.info)
 	led := b.led
 	b.mu.Unlock()
 	for _, m := range []struct{ leaf, payload string }{
@@ -252,6 +252,36 @@ func (b *board) setLocal(on bool) {
 	b.mu.Unlock()
 	if b.client.IsConnectionOpen() {
 		b.client.Publish(b.topic("led"), 1, true, onOff(on))
+	}
+}
+
+// report publishes an update report (retained, QoS 1), as a board does on
+// every state of an update job (see CONTRACT "Firmware updates").
+func (b *board) report(t testing.TB, payload string) {
+	t.Helper()
+	b.publish(t, "update", payload)
+}
+
+// setInfo changes fields of the board's info and publishes it (retained,
+// QoS 1), as a board that restarted on a new build does.
+func (b *board) setInfo(t testing.TB, fields map[string]any) {
+	t.Helper()
+	b.mu.Lock()
+	for k, v := range fields {
+		b.info[k] = v
+	}
+	infoJSON, _ := json.Marshal(b.info)
+	b.mu.Unlock()
+	b.publish(t, "info", string(infoJSON))
+}
+
+// publish publishes a retained QoS 1 message on the board's topic leaf and
+// waits until the broker has it.
+func (b *board) publish(t testing.TB, leaf, payload string) {
+	t.Helper()
+	tok := b.client.Publish(b.topic(leaf), 1, true, payload)
+	if !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("board %s: publish %s: %v", b.id, leaf, tok.Error())
 	}
 }
 

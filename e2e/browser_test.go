@@ -300,6 +300,8 @@ type card struct {
 	Disabled bool   `json:"disabled"`
 	Label    string `json:"label"` // the toggle's aria-label
 	Tag      string `json:"tag"`   // the toggle's element
+	Firmware string `json:"firmware"`
+	Update   string `json:"update"` // the update state; "" when the card says nothing of one
 }
 
 // ledState is "ON" or "OFF" as the card's LED text says (the contract: the
@@ -392,6 +394,7 @@ const instrumentJS = `(() => {
       id: c.getAttribute("data-device"), name: f("name"), led: f("led"), count: f("count"),
       online: f("online"), lastSeen: f("last-seen"), hidden: c.hidden, stale: c.hasAttribute("data-stale"),
       disabled: !b || b.disabled, label: b ? (b.getAttribute("aria-label") || "") : "", tag: b ? b.tagName : "",
+      firmware: f("firmware"), update: f("update"),
     };
   };
   e2e.cards = () => Array.from(document.querySelectorAll("article.card[data-device]"), read);

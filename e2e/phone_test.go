@@ -56,7 +56,7 @@ const contrastJS = `(() => {
     const [r, g, b] = c.slice(0, 3).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
     return 0.2126 * r + 0.7152 * g + 0.0722 * b;
   };
-  const sel = ".brand, #conn-text, #summary-text, #filter, header.top button:not(:disabled), header.top select, .card-name, .card-id, [data-field=online], [data-field=led], .count-label, [data-field=count], [data-field=info], [data-field=command], .seen, button.toggle:not(:disabled)";
+  const sel = ".brand, #conn-text, #summary-text, #filter, header.top button:not(:disabled), header.top select, .card-name, .card-id, [data-field=online], [data-field=led], .count-label, [data-field=count], [data-field=info], [data-field=firmware], [data-field=update], [data-field=command], .seen, button.toggle:not(:disabled)";
   const out = [];
   for (const e of document.querySelectorAll(sel)) {
     if (!e.getClientRects().length || !e.textContent.trim() && e.tagName !== "INPUT") continue;

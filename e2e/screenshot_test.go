@@ -19,10 +19,7 @@ import (
 // checks that the pictures can be taken.
 func TestScreenshots(t *testing.T) {
 	needChromium(t)
-	dir := t.TempDir()
-	if os.Getenv("E2E_SCREENSHOTS") == "1" {
-		dir = filepath.Join("..", "docs")
-	}
+	dir := screenshotDir(t)
 	cp := startControlPlane(t, cpOptions{})
 	boards := map[string]*board{}
 	for _, o := range []boardOptions{
@@ -54,28 +51,43 @@ func TestScreenshots(t *testing.T) {
 			p.open(cp.url("/"))
 			p.waitFor("six boards, the porch offline, counts shown",
 				`__e2e.cards().length === 6 && __e2e.conn().state === "connected" && __e2e.cards().every(c => __e2e.online(c) === (c.id !== "porch") && (c.id === "porch" || c.count !== "–") && !c.stale)`, wait)
-			ctx, cancel := context.WithTimeout(p.ctx, wait)
-			defer cancel()
-			shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-			if err != nil {
-				t.Fatalf("screenshot: %v", err)
-			}
-			img, err := png.Decode(bytes.NewReader(shot))
-			if err != nil {
-				t.Fatalf("screenshot is no PNG: %v", err)
-			}
 			scale := int64(1)
 			if tc.opt.mobile {
 				scale = 2
 			}
-			if got, want := img.Bounds().Dx(), int(tc.opt.width*scale); got != want {
-				t.Errorf("screenshot %d px wide, want %d", got, want)
-			}
-			path := filepath.Join(dir, tc.file)
-			if err := os.WriteFile(path, shot, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("wrote %s (%dx%d)", path, img.Bounds().Dx(), img.Bounds().Dy())
+			p.screenshot(filepath.Join(dir, tc.file), int(tc.opt.width*scale))
 		})
 	}
+}
+
+// screenshotDir is where the screenshot tests write their pictures: docs/
+// with E2E_SCREENSHOTS=1 (make screenshots), else a temporary directory.
+func screenshotDir(t *testing.T) string {
+	if os.Getenv("E2E_SCREENSHOTS") == "1" {
+		return filepath.Join("..", "docs")
+	}
+	return t.TempDir()
+}
+
+// screenshot writes what p shows to path as a PNG, checking that it is
+// one and width pixels wide.
+func (p *page) screenshot(path string, width int) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, wait)
+	defer cancel()
+	shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Fatalf("screenshot: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(shot))
+	if err != nil {
+		p.t.Fatalf("screenshot is no PNG: %v", err)
+	}
+	if got := img.Bounds().Dx(); got != width {
+		p.t.Errorf("screenshot %d px wide, want %d", got, width)
+	}
+	if err := os.WriteFile(path, shot, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("wrote %s (%dx%d)", path, img.Bounds().Dx(), img.Bounds().Dy())
 }

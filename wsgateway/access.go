@@ -99,8 +99,7 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 		id, err := g.identify(r, false)
 		switch {
 		case err != nil:
-			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
-			httpError(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
+			unauthorized(w, err)
 			return
 		case !id.CanWatch():
 			httpError(w, http.StatusForbidden, "role %s may not use the API", id.Role)
@@ -115,19 +114,30 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 		}
-		next(w, r)
+		next(w, r.WithContext(auth.NewContext(r.Context(), id)))
 	}
 }
 
+// unauthorized answers 401 to a request whose credentials are missing or
+// wrong (err says which), asking for HTTP Basic credentials.
+func unauthorized(w http.ResponseWriter, err error) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
+	httpError(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
+}
+
 // refuseDevices answers 403 to a board's credentials on every path but
-// /healthz: the device role has no HTTP access at all, not even to pages
-// that are otherwise public.
-func (g *Gateway) refuseDevices(next http.Handler) http.Handler {
+// /healthz and the mounted routes open to the device role (patterns in
+// open): the device role has no other HTTP access, not even to pages that
+// are otherwise public.
+func (g *Gateway) refuseDevices(mux *http.ServeMux, open map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if g.cfg.Auth != nil && r.URL.Path != "/healthz" && hasCredentials(r) {
-			if id, err := g.identify(r, true); err == nil && id.Role == auth.RoleDevice {
-				httpError(w, http.StatusForbidden, "role device has no HTTP access")
-				return
+			_, pattern := mux.Handler(r)
+			if !open[pattern] { // a route open to boards checks the role itself
+				if id, err := g.identify(r, true); err == nil && id.Role == auth.RoleDevice {
+					httpError(w, http.StatusForbidden, "role device has no HTTP access here")
+					return
+				}
 			}
 		}
 		next.ServeHTTP(w, r)

@@ -32,6 +32,7 @@ func newAuthHarness(t *testing.T, cfg wsgateway.Config) *harness {
 		{Name: "board-7", PasswordHash: h("pw7"), Role: auth.RoleDevice},
 		{Name: "vera", PasswordHash: h("pwv"), Role: auth.RoleViewer},
 		{Name: "otto", PasswordHash: h("pwo"), Role: auth.RoleOperator, Tokens: []string{hex.EncodeToString(sum[:])}},
+		{Name: "ada", PasswordHash: h("pwa"), Role: auth.RoleAdmin},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"switchyard/auth"
 	"switchyard/devices"
 )
 
@@ -175,4 +176,17 @@ func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, g.commandGroup(name, cmd))
+}
+
+// meJSON is the caller as GET /api/me answers: the dashboard shows what
+// the role allows (the Updates view to admins).
+type meJSON struct {
+	Name      string `json:"name"` // "" when anonymous
+	Role      string `json:"role"`
+	Anonymous bool   `json:"anonymous"`
+}
+
+func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
+	id, _ := auth.FromContext(r.Context()) // guardAPI put it there
+	writeJSON(w, http.StatusOK, meJSON{Name: id.Name, Role: id.Role.String(), Anonymous: id.Anonymous})
 }

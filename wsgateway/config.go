@@ -75,6 +75,18 @@ type Config struct {
 	// 25ms.
 	CoalescePerBrowser time.Duration
 	CoalesceMax        time.Duration
+	// Routes are handlers of other packages served behind the gateway's
+	// access rules (see Route); nil means none.
+	Routes []Route
+	// Snapshot, when set, returns extra events (each one JSON object) that
+	// a /ws browser gets right after the fleet's state when it connects
+	// (the update service sends the current rollouts). It is called on the
+	// connecting browser's goroutine, with no lock of the gateway held,
+	// once the browser already receives Broadcast's events: an event
+	// broadcast meanwhile may arrive just before or after the snapshot's,
+	// so each should carry a whole state, the last one winning. It must
+	// not block.
+	Snapshot func() [][]byte
 	// Gatherer, when set, adds other packages' metrics (the update
 	// service's) to /metrics, after the gateway's own.
 	Gatherer prometheus.Gatherer

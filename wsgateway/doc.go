@@ -1,9 +1,12 @@
 // Package wsgateway serves browsers: the dashboard, the WebSocket endpoints
-// /ws and /ws/<id>, the REST API, /healthz and /metrics.
+// /ws and /ws/<id>, the REST API, /healthz and /metrics, and the routes
+// other packages mount behind the same access rules (Config.Routes,
+// mounted.go: the update service's firmware and rollout API).
 //
 // Board messages arrive through Ingest (from the broker's inline
 // subscription, on the publishing client's goroutine); Ingest only queues
-// them (ingest.go). One loop goroutine applies them to the fleet state
+// them (ingest.go), and so does Broadcast with other packages' events
+// (broadcast.go). One loop goroutine applies them to the fleet state
 // (loop.go) and fans the resulting events out to every browser: each batch
 // is encoded once and handed to every browser's bounded queue as one
 // shared chunk, so fan-out costs one append per browser per batch
@@ -21,7 +24,7 @@
 // round: a pong, a ping, then every queued event in one frame (a JSON
 // array when there are several; one frame per event on /ws/<id>).
 //
-//	loop, fanOut ...................... client.enqueue  \
+//	loop, fanOut (Broadcast too) ...... client.enqueue  \
 //	pinger, every PingInterval ........ client.ping      \  each queues its part under client.mu
 //	reader, on the browser's ping ..... client.pong      /  and, if nobody holds the writer role,
 //	logout, forget, Close, reader ..... client.close    /   takes it (startWriter):

@@ -27,13 +27,14 @@ type Bus interface {
 // Gateway connects browsers to the fleet. Create it with New, serve
 // Handler, feed it with Ingest and stop it with Close.
 type Gateway struct {
-	cfg    Config
-	topics devices.Topics
-	bus    Bus
-	log    *slog.Logger
-	m      *metrics
-	static http.Handler
-	upg    *websocket.Upgrader // built once: shares the write buffer pool
+	cfg     Config
+	topics  devices.Topics
+	bus     Bus
+	log     *slog.Logger
+	m       *metrics
+	static  http.Handler
+	handler http.Handler        // what Handler returns
+	upg     *websocket.Upgrader // built once: shares the write buffer pool
 
 	mu      sync.RWMutex // guards fleet, clients, single, closed, snap*
 	fleet   *devices.Fleet
@@ -96,6 +97,9 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		stop:     make(chan struct{}),
 		sessions: sess,
 		cmds:     newTracker(cfg.CommandTimeout),
+	}
+	if g.handler, err = g.newHandler(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.m = newMetrics(g)
 	g.m.setFleet(fleet.Len(), fleet.OnlineCount()) // declared devices are known from the start

@@ -371,16 +371,23 @@ func TestSlowBrowserIsDroppedOthersKeepUp(t *testing.T) {
 			good.waitFor("b1", "count", fmt.Sprint(i))
 		}
 	}
+	h.wantDroppedSlow(slow)
+}
+
+// wantDroppedSlow checks that slow, the one browser that did not read, was
+// dropped and counted, and that the other stays.
+func (h *harness) wantDroppedSlow(slow *websocket.Conn) {
+	h.t.Helper()
 	metrics := h.metrics()
 	for _, want := range []string{"switchyard_browsers_dropped_slow_total 1", "switchyard_browsers_connected 1"} {
 		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q:\n%s", want, grep(metrics, "switchyard_"))
+			h.t.Errorf("metrics lack %q:\n%s", want, grep(metrics, "switchyard_"))
 		}
 	}
 	// The slow browser was disconnected: once it reads, the stream ends.
 	var ne net.Error
 	if err := readUntilEnd(slow); errors.As(err, &ne) && ne.Timeout() {
-		t.Errorf("slow browser still connected: %v", err)
+		h.t.Errorf("slow browser still connected: %v", err)
 	}
 }
 
@@ -443,7 +450,7 @@ func TestHealthzMetricsAndDashboard(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(page), "Switchyard") {
 		t.Errorf("GET / = %d %.200s", resp.StatusCode, page)
 	}
-	for _, asset := range []string{"/app.js", "/style.css"} {
+	for _, asset := range []string{"/app.js", "/updates.js", "/style.css"} {
 		if code := h.do("GET", asset, "", nil); code != 200 {
 			t.Errorf("GET %s = %d", asset, code)
 		}

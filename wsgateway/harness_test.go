@@ -191,9 +191,16 @@ type event struct {
 	Device string          `json:"device"`
 	Label  string          `json:"label"`
 	Value  json.RawMessage `json:"value"`
+	// Event and ID are set on the events of other packages (Broadcast):
+	// {"event":"rollout","id":…}.
+	Event string `json:"event"`
+	ID    string `json:"id"`
 }
 
 func (e event) String() string {
+	if e.Event != "" {
+		return fmt.Sprintf("event %s %s", e.Event, e.ID)
+	}
 	s := fmt.Sprintf("%s/%s=%s", e.Device, e.Label, e.Value)
 	if len(s) > 120 {
 		s = s[:120] + "..."

@@ -81,6 +81,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		_ = c.ws.Close()
 		return
 	}
+	g.sendSnapshot(c)
 	go c.readPump() // ends when the connection closes; unregisters c
 }
 

@@ -22,6 +22,7 @@ type inMsg struct {
 	at      time.Time
 	op      func()         // when set, run under mu in order with the messages
 	ev      *devices.Event // when set, an event to broadcast in order with the messages' (see postEvent)
+	raw     []byte         // when set, an encoded event for every /ws browser (see Broadcast)
 	bad     error          // when set, a board topic with an invalid id: logged and counted, nothing else
 }
 
@@ -70,9 +71,12 @@ func (g *Gateway) kick() {
 // urgent comes first. So a command's pending event, posted just before the
 // command is published, usually goes out in one frame with the board's
 // confirmation instead of costing a fan-out of its own.
-func (g *Gateway) postEvent(ev devices.Event) {
+func (g *Gateway) postEvent(ev devices.Event) { g.post(inMsg{ev: &ev}) }
+
+// post queues m, an event to broadcast, as postEvent says.
+func (g *Gateway) post(m inMsg) {
 	g.inMu.Lock()
-	g.inQ = append(g.inQ, inMsg{ev: &ev})
+	g.inQ = append(g.inQ, m)
 	if g.inNotBefore.IsZero() {
 		g.inNotBefore = time.Now().Add(g.countGap())
 	}

@@ -106,6 +106,12 @@ func (g *Gateway) loop() {
 				m.op()
 				continue
 			}
+			if m.raw != nil {
+				g.fanOut(evs) // keep order, as for an op
+				evs = evs[:0]
+				g.fanOutRaw(m.raw)
+				continue
+			}
 			if m.bad != nil {
 				g.m.ignored.Inc()
 				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", m.bad)

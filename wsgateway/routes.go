@@ -9,11 +9,17 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"switchyard/auth"
 )
 
 // Handler returns the HTTP handler for the dashboard, /ws, /ws/<id>, the
-// REST API, /healthz and /metrics.
-func (g *Gateway) Handler() http.Handler {
+// REST API, /healthz, /metrics and the mounted routes (Config.Routes).
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// newHandler builds the handler Handler returns; a mounted route that
+// is invalid or collides with another is an error.
+func (g *Gateway) newHandler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, "") })
 	mux.HandleFunc("GET /ws/{id}", func(w http.ResponseWriter, r *http.Request) { g.serveWS(w, r, r.PathValue("id")) })
@@ -24,6 +30,7 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("GET /api/commands/{id}", g.guardAPI(g.getCommand))
 	mux.HandleFunc("GET /api/groups", g.guardAPI(g.listGroups))
 	mux.HandleFunc("POST /api/groups/{name}/led", g.guardAPI(g.postGroupLED))
+	mux.HandleFunc("GET /api/me", g.guardAPI(g.me))
 	mux.HandleFunc("GET /healthz", g.healthz)
 	mux.HandleFunc("GET /metrics", g.serveMetrics)
 	mux.HandleFunc("GET /login", g.loginForm)
@@ -31,7 +38,21 @@ func (g *Gateway) Handler() http.Handler {
 	mux.HandleFunc("POST /logout", g.logout)
 	mux.HandleFunc("GET /", g.serveIndex)
 	mux.HandleFunc("GET /api/", apiNoGET(mux)) // not the dashboard's files
-	return g.refuseDevices(jsonErrors(mux))
+	// The patterns of the mounted routes open to boards.
+	forDevices := map[string]bool{}
+	for i, rt := range g.cfg.Routes {
+		err := checkRoute(rt)
+		if err == nil {
+			err = handle(mux, rt.Pattern, g.guardRoute(rt))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d] %q: %w", i, rt.Pattern, err)
+		}
+		if rt.Role == auth.RoleDevice {
+			forDevices[rt.Pattern] = true
+		}
+	}
+	return g.refuseDevices(mux, forDevices, jsonErrors(mux)), nil
 }
 
 // jsonErrors answers in JSON ({"error": ...}) where mux matches no pattern:
@@ -55,12 +76,12 @@ func jsonErrors(mux *http.ServeMux) http.Handler {
 	})
 }
 
-// apiNoGET answers a GET under /api/ that no API pattern takes: 405 when
-// the path takes other methods, else 404 (both in JSON).
+// apiNoGET answers a GET under /api/ that no API pattern takes: 405 (with
+// Allow) when the path takes other methods, else 404 (both in JSON).
 func apiNoGET(mux *http.ServeMux) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
-		for _, m := range []string{http.MethodPost, http.MethodDelete} {
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			if _, pattern := mux.Handler(probe); pattern != "" {

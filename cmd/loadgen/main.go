@@ -7,6 +7,7 @@
 //	loadgen --sweep 1,2,5,10,20,50 --boards 100 --browsers 100
 //	loadgen report --csv out.csv --svg chart.svg
 //	loadgen ports 3
+//	loadgen rollout --boards 1000 --ids sim --token T --pid 1234
 package main
 
 import (
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return report(args[1:], stdout, stderr)
 		case "ports":
 			return ports(args[1:], stdout, stderr)
+		case "rollout":
+			return rolloutBench(args[1:], stdout, stderr)
 		}
 	}
 	fl := flag.NewFlagSet("loadgen", flag.ContinueOnError)
@@ -301,6 +304,81 @@ func report(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return 0
+}
+
+// rolloutBench runs the rollout benchmark against a running control plane
+// and fleet (bench/rollout.sh starts both) and prints what it measured.
+func rolloutBench(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("loadgen rollout", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var cfg loadgen.RolloutConfig
+	fl.StringVar(&cfg.HTTP, "http", "http://127.0.0.1:8080", "control plane HTTP base URL")
+	fl.StringVar(&cfg.Token, "token", "", "an admin's API token")
+	fl.IntVar(&cfg.Boards, "boards", 1000, "simulated boards to wait for")
+	fl.StringVar(&cfg.IDs, "ids", "sim", "id prefix of the boards (devicefw --id with --sim)")
+	size := fl.String("size", "5MiB", "size of the random build (B, KiB, MiB)")
+	fl.StringVar(&cfg.Platform, "platform", "sim", "the build's platform")
+	fl.StringVar(&cfg.Waves, "waves", "1,10%,100%", "the rollout's waves")
+	fl.DurationVar(&cfg.HealthWindow, "health-window", 5*time.Second, "the rollout's health_window")
+	fl.IntVar(&cfg.MaxFailures, "max-failures", 0, "the rollout's max_failures")
+	fl.IntVar(&cfg.Parallel, "parallel", 1000, "the rollout's parallel")
+	fl.IntVar(&cfg.PID, "pid", 0, "the control plane's pid (CPU seconds, RSS)")
+	fl.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up after this")
+	fl.StringVar(&cfg.BytesMetric, "bytes-metric", "switchyard_firmware_bytes_served_total", "the /metrics counter of firmware bytes served")
+	label := fl.String("label", "rollout", "name of the run in the output")
+	verbose := fl.Bool("v", false, "log progress")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	n, err := parseSize(*size)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen rollout: --size:", err)
+		return 2
+	}
+	cfg.Size = n
+	if *verbose {
+		cfg.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "loadgen: "+format+"\n", a...) }
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := loadgen.RunRollout(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen rollout:", err)
+		return 1
+	}
+	mb := func(v float64) string { return strconv.FormatFloat(v/1e6, 'f', 1, 64) }
+	fmt.Fprintf(stdout, "%s: %d boards, %s build: %s after %s; counts %v; %d boards sent a job\n",
+		*label, res.Boards, *size, res.State, res.TimeToDone.Round(time.Millisecond), res.Counts, res.Sent)
+	for i, w := range res.Waves {
+		fmt.Fprintf(stdout, "  wave %d done at %s\n", i+1, w.Round(time.Millisecond))
+	}
+	fmt.Fprintf(stdout, "  control plane: %.2f CPU s, RSS idle %s MB, peak %s MB (+%s MB)\n",
+		res.CPU.Seconds(), mb(float64(res.IdleRSS)), mb(float64(res.PeakRSS)), mb(float64(res.PeakRSS-res.IdleRSS)))
+	fmt.Fprintf(stdout, "  firmware served: %s MB, best 1 s %s MB/s, mean while serving %s MB/s\n",
+		mb(res.BytesServed), mb(res.PeakServed), mb(res.MeanServed))
+	return 0
+}
+
+// parseSize reads 5MiB, 512KiB, 100B or a plain byte count.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q: want a positive size like 5MiB", s)
+	}
+	return n * mult, nil
 }
 
 // ports prints n free loopback TCP ports, one a line.

@@ -21,7 +21,16 @@
     groups: $("groups"),
     groupSelect: $("group"),
     sort: $("sort"),
+    views: $("views"),
+    boardsView: $("boards-view"),
   };
+
+  // Cards and the Updates view share these words (updates.js).
+  const S = window.Switchyard || {};
+  const updateText = S.updateText || (() => "");
+  // A confirmed update is news for this long after it arrives; then the
+  // card's update field goes quiet (see cardUpdate).
+  const confirmedFor = 60000;
 
   // A page opened as /?token=... passes the API token on (see CONTRACT "Access").
   const token = new URLSearchParams(location.search).get("token");
@@ -49,6 +58,9 @@
       pendingTimer: 0,
       note: "", // what happened to the last command, when it did not work
       noteTimer: 0,
+      update: null, // the board's last update report {"job","state","version","running","progress","error"}
+      updateAt: 0, // ms since epoch when update arrived live (0: from a connect snapshot)
+      updateTimer: 0,
     };
     devices.set(id, d);
     return d;
@@ -82,6 +94,7 @@
     const d = devices.get(id);
     if (!d) return;
     clearTimeout(d.pendingTimer);
+    clearTimeout(d.updateTimer);
     devices.delete(id);
     markDirty(id);
   }
@@ -191,6 +204,10 @@
   //     <p class="count"><span class="count-label">Count</span> <span class="count-value" data-field="count">–</span></p>
   //   </div>
   //   <p class="meta" data-field="info"></p>
+  //   <p class="fw-line">                                 (hidden when both are empty)
+  //     <span class="fw" data-field="firmware">devicefw 1.2</span>
+  //     <span class="update" data-field="update">downloading 40%</span>   (see cardUpdate)
+  //   </p>
   //   <footer class="card-foot">
   //     <p class="seen">Last seen <time data-field="last-seen">never</time></p>
   //     <button type="button" class="toggle" data-action="toggle" aria-label="Toggle LED of NAME">Toggle LED</button>
@@ -213,6 +230,8 @@
     body.append(el("p", "led", { "data-field": "led" }), count);
 
     const meta = el("p", "meta", { "data-field": "info" });
+    const fwLine = box("p", "fw-line");
+    fwLine.append(el("span", "fw", { "data-field": "firmware" }), " ", el("span", "update", { "data-field": "update" }));
     const note = el("p", "note", { "data-field": "command", role: "status" });
 
     const foot = box("footer", "card-foot");
@@ -222,7 +241,7 @@
     btn.textContent = "Toggle LED";
     foot.append(seen, btn);
 
-    card.append(head, body, meta, note, foot);
+    card.append(head, body, meta, fwLine, note, foot);
     return card;
   }
 
@@ -238,6 +257,9 @@
       led: f("led"),
       count: f("count"),
       info: f("info"),
+      firmware: f("firmware"),
+      update: f("update"),
+      fwLine: root.querySelector(".fw-line"),
       note: f("command"),
       seen: f("last-seen"),
       button: root.querySelector('[data-action="toggle"]'),
@@ -267,7 +289,6 @@
     if (!info || typeof info !== "object") return "";
     const parts = [];
     if (typeof info.board === "string" && info.board) parts.push(info.board);
-    if (typeof info.firmware === "string" && info.firmware) parts.push("fw " + info.firmware);
     if (typeof info.ip === "string" && info.ip) parts.push(info.ip);
     if (typeof info.interval_ms === "number") parts.push("every " + info.interval_ms + " ms");
     return parts.join(" · ");
@@ -311,6 +332,14 @@
     setText(v, "count", d.count === null ? "–" : String(d.count));
     const meta = infoText(d.info);
     if (setText(v, "info", meta)) v.info.hidden = meta === "";
+    const fw = d.info && typeof d.info.firmware === "string" ? d.info.firmware : "";
+    if (setText(v, "firmware", fw)) v.firmware.hidden = fw === "";
+    const up = cardUpdate(d, now);
+    if (setText(v, "update", up)) v.update.hidden = up === "";
+    setAttr(v, "a-update", v.root, "data-update", up ? d.update.state : null);
+    setAttr(v, "a-update-title", v.update, "title",
+      up && typeof d.update.version === "string" && d.update.version ? "update to " + d.update.version : null);
+    setAttr(v, "a-fw-line", v.fwLine, "hidden", fw === "" && up === "");
     setText(v, "seen", relTime(d.lastSeen, now));
     setAttr(v, "a-seen", v.seen, "datetime",
       d.lastSeen === null ? null : new Date(d.lastSeen).toISOString());
@@ -319,6 +348,27 @@
     setAttr(v, "a-busy", v.button, "aria-busy", d.pending ? "true" : null);
     setAttr(v, "a-pending", v.root, "data-pending", d.pending ? "true" : null);
     if (setText(v, "note", d.note)) v.note.hidden = d.note === "";
+  }
+
+  // cardUpdate is what a card says of its board's update: the state while
+  // a job runs ("downloading 40%", "verifying", "installing", "restarting",
+  // "trial"), the outcome when the last job failed or rolled back ("failed:
+  // checksum", "rolled back: crashed", until the next job), "confirmed" for
+  // a minute after it arrives live, and nothing otherwise (no report, or a
+  // confirmed job from before the page connected: old news).
+  function cardUpdate(d, now) {
+    const u = d.update;
+    if (!u) return "";
+    if (u.state === "confirmed") return d.updateAt && now - d.updateAt < confirmedFor ? "confirmed" : "";
+    return updateText(u);
+  }
+
+  function setUpdate(d, u, live) {
+    clearTimeout(d.updateTimer);
+    d.update = u;
+    d.updateAt = live ? Date.now() : 0;
+    d.updateTimer = live && u.state === "confirmed" ? setTimeout(() => markDirty(d.id), confirmedFor + 100) : 0;
+    if (updates) updates.onDeviceUpdate(u);
   }
 
   function flush() {
@@ -535,6 +585,8 @@
   // them knows are dropped once /api/devices has answered.
   function beginResync() {
     loadGroups();
+    loadMe();
+    if (updates) updates.connected();
     conn.gen++;
     conn.seen = new Map();
     conn.touched = new Set();
@@ -629,7 +681,11 @@
   }
 
   function onEvent(e) {
-    if (!e || typeof e !== "object") return;
+    if (!e || typeof e !== "object" || Array.isArray(e)) return;
+    if (typeof e.event === "string") { // an event of the control plane, not of a board
+      if (e.event === "rollout" && updates) updates.onRollout(e);
+      return;
+    }
     const label = e.label;
     const id = typeof e.device === "string" && e.device !== "" ? e.device : null;
 
@@ -659,7 +715,10 @@
       case "ledStatus": value = normLed(e.value); break;
       case "count": value = normCount(e.value); break;
       case "online": value = normOnline(e.value); break;
-      case "info": value = e.value && typeof e.value === "object" && !Array.isArray(e.value) ? e.value : null; break;
+      case "info":
+      case "update":
+        value = e.value && typeof e.value === "object" && !Array.isArray(e.value) ? e.value : null;
+        break;
       default: return; // unknown label: ignore
     }
     if (value === null) return;
@@ -688,6 +747,7 @@
       case "count": d.count = value; break;
       case "online": d.online = value; break;
       case "info": d.info = value; break;
+      case "update": setUpdate(d, value, !snapshot); break;
     }
     markDirty(id);
   }
@@ -756,6 +816,7 @@
       .then((groups) => {
         if (!groups || typeof groups !== "object") return;
         const names = Object.keys(groups).filter((n) => n !== "all").sort();
+        if (updates) updates.setGroups(names);
         const keep = ui.groupSelect.value;
         ui.groupSelect.replaceChildren(new Option("All boards", "all"),
           ...names.map((n) => new Option(n + " (" + groups[n].length + ")", n)));
@@ -780,6 +841,102 @@
     flush(); // show the pending state at once
   });
 
+  // ------------------------------------------------------------------- api
+
+  // apiCall sends a request to the API and resolves with its JSON answer
+  // (null when empty), or rejects with an Error carrying the answer's
+  // {"error"} message.
+  function apiCall(method, path, body, contentType) {
+    const headers = apiHeaders();
+    if (contentType) headers["Content-Type"] = contentType;
+    return fetch(path, { method, headers, body, cache: "no-store", credentials: "same-origin" })
+      .catch((err) => { throw new Error("no answer from the control plane (" + err.message + ")"); })
+      .then((r) => r.text().then((text) => answer(r.status, text)));
+  }
+
+  // uploadFile POSTs file as the raw body (XMLHttpRequest: fetch cannot
+  // report an upload's progress), resolving as apiCall does.
+  function uploadFile(path, file, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", path);
+      const headers = apiHeaders();
+      for (const k in headers) xhr.setRequestHeader(k, headers[k]);
+      xhr.setRequestHeader("Content-Type", "application/octet-stream");
+      xhr.upload.onprogress = (e) => { if (e.lengthComputable && e.total > 0) onProgress(e.loaded / e.total); };
+      xhr.onload = () => {
+        try {
+          resolve(answer(xhr.status, xhr.responseText));
+        } catch (err) {
+          reject(err);
+        }
+      };
+      xhr.onerror = () => reject(new Error("no answer from the control plane"));
+      xhr.send(file);
+    });
+  }
+
+  // answer decodes an API answer: its JSON for 2xx, else an Error with its
+  // message ({"error": …}, else the status and text).
+  function answer(status, text) {
+    let data = null;
+    if (text) {
+      try { data = JSON.parse(text); } catch { data = null; }
+    }
+    if (status >= 200 && status < 300) return data;
+    let msg = data && typeof data.error === "string" ? data.error : "HTTP " + status;
+    if (status === 401) {
+      ui.login.hidden = false;
+      msg += " (log in again)";
+    }
+    const err = new Error(msg);
+    err.status = status;
+    throw err;
+  }
+
+  // ----------------------------------------------------------------- views
+
+  // The caller's role (GET /api/me) decides what the page offers: the
+  // Updates view (#updates) is for admins.
+  let role = "";
+
+  function loadMe() {
+    apiCall("GET", "api/me")
+      .then((me) => {
+        role = me && typeof me.role === "string" ? me.role : "";
+        applyView();
+      })
+      .catch(() => {}); // an older control plane: no Updates view
+  }
+
+  function applyView() {
+    const admin = role === "admin" && updates !== null;
+    ui.views.hidden = !admin;
+    const view = admin && location.hash === "#updates" ? "updates" : "boards";
+    document.body.dataset.view = view;
+    ui.boardsView.hidden = view !== "boards";
+    for (const a of ui.views.querySelectorAll("[data-nav]")) {
+      if (a.dataset.nav === view) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    if (!updates) return;
+    if (view === "updates") updates.show();
+    else updates.hide();
+  }
+
+  window.addEventListener("hashchange", applyView);
+
+  const updates = S.updatesView ? S.updatesView({
+    api: apiCall,
+    upload: uploadFile,
+    toast,
+    deviceUpdate: (id) => {
+      const d = devices.get(id);
+      return d ? d.update : null;
+    },
+  }) : null;
+
+  applyView();
   renderSummary();
   connect();
 })();

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# bench/rollout.sh: issue 12's rollout benchmark. It starts a control plane
+# and one devicefw process simulating BENCH_BOARDS boards, all on free
+# 127.0.0.1 ports, and runs `loadgen rollout` three times:
+#   1. a 5 MiB build rolled out in waves 1 / 10 % / 100 % (health_window 5 s);
+#   2. the same with a loadgen fleet and browsers measuring the live path's
+#      p99 during the rollout, and the same loadgen run again with no rollout;
+#   3. the fleet restarted with --sim-update-fail start: halted at the
+#      canary, nothing sent to the others.
+# `make bench-rollout` runs it.
+#
+# Environment (defaults in brackets):
+#   BENCH_BOARDS   simulated boards [1000]
+#   BENCH_SIZE     the build's size [5MiB]
+#   BENCH_TRIAL    devicefw --update-trial [5s]
+#   BENCH_HEALTH   the rollout's health_window [5s]
+#   BENCH_PARALLEL the rollout's parallel [1000]
+#   BENCH_LIVE_SECONDS  the live-path window of run 2 [20]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BOARDS=${BENCH_BOARDS:-1000}
+SIZE=${BENCH_SIZE:-5MiB}
+TRIAL=${BENCH_TRIAL:-5s}
+HEALTH=${BENCH_HEALTH:-5s}
+PARALLEL=${BENCH_PARALLEL:-1000}
+LIVE=${BENCH_LIVE_SECONDS:-20}
+GO=${GO:-go}
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-rollout.XXXXXX")
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { printf '== %s\n' "$*" >&2; }
+ulimit -n 20000 2>/dev/null || true
+
+cd "$ROOT"
+log "building"
+$GO build -o "$TMP/controlplane" ./cmd/controlplane
+$GO build -o "$TMP/devicefw" ./cmd/devicefw
+$GO build -o "$TMP/loadgen" ./cmd/loadgen
+read -r MQTT HTTP < <("$TMP/loadgen" ports 2 | tr '\n' ' ')
+
+# An admin with an API token (anonymous local clients are operators only).
+read -r TOKEN DIGEST < <("$TMP/controlplane" new-token | tr '\n' ' ')
+cat > "$TMP/config.yaml" <<YAML
+mqtt:
+  listen: 127.0.0.1:$MQTT
+http:
+  listen: 127.0.0.1:$HTTP
+storage:
+  path: $TMP/data/retained.db
+log:
+  level: warn
+limits:
+  max_mqtt_clients: 20000
+auth:
+  anonymous: local
+  users:
+    - name: bench
+      password_hash: "$(echo bench-password | "$TMP/controlplane" hash-password)"
+      role: admin
+      tokens: ["$DIGEST"]
+YAML
+
+log "control plane on 127.0.0.1:$MQTT (mqtt) and :$HTTP (http)"
+"$TMP/controlplane" --config "$TMP/config.yaml" 2>"$TMP/controlplane.log" &
+CP=$!
+PIDS+=("$CP")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
+KEY=$("$TMP/controlplane" update-key --config "$TMP/config.yaml")
+
+start_fleet() { # start_fleet [extra devicefw flags]
+	"$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
+		--update-key "$KEY" --update-trial "$TRIAL" --update-deadline 60s \
+		--state-dir "$TMP/fleet" "$@" 2>"$TMP/devicefw.log" &
+	FLEET=$!
+	PIDS+=("$FLEET")
+}
+stop_fleet() { kill -TERM "$FLEET"; wait "$FLEET" || true; }
+
+bench() { "$TMP/loadgen" rollout --http "http://127.0.0.1:$HTTP" --token "$TOKEN" \
+	--boards "$BOARDS" --ids sim --size "$SIZE" --health-window "$HEALTH" \
+	--parallel "$PARALLEL" --pid "$CP" -v "$@"; }
+
+log "run 1: $BOARDS boards, $SIZE, waves 1/10%/100%, health_window $HEALTH, --update-trial $TRIAL"
+start_fleet
+bench --label "rollout"
+
+log "run 2: the live path during a rollout, then without one"
+"$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
+	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-during-rollout" &
+LG=$!
+bench --label "rollout-with-live-load"
+wait "$LG"
+"$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
+	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-idle"
+
+log "run 3: every board fails to start the new build (--sim-update-fail start)"
+stop_fleet
+start_fleet --sim-update-fail start
+bench --label "rollout-fail-start"

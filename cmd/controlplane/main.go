@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -132,6 +133,14 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		scheme = "https"
 	}
 
+	_, port, _ := net.SplitHostPort(httpLn.Addr().String())
+	httpPort, _ := strconv.Atoi(port)
+	ups, err := openUpdates(cfg, topics, mq, scheme, httpPort, log)
+	if err != nil {
+		return err
+	}
+	defer ups.Close()
+
 	var disc *homeassistant.Discovery
 	var observer wsgateway.Observer
 	if cfg.HomeAssistant.Enabled {
@@ -141,6 +150,9 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	}
 
 	gw, err := wsgateway.New(wsgateway.Config{
+		Routes:          routes(ups.svc.Handlers()),
+		Snapshot:        ups.svc.Snapshot,
+		Gatherer:        ups.reg,
 		Observer:        observer,
 		Groups:          cfg.Groups,
 		CommandTimeout:  cfg.Commands.Timeout,
@@ -165,8 +177,13 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		return err
 	}
 	defer gw.Close()
+	ups.events.gw.Store(gw)
 
-	if err := mq.start(gw.Ingest); err != nil {
+	err = mq.start(func(topic string, payload []byte, at time.Time) {
+		gw.Ingest(topic, payload, at)
+		ups.svc.Ingest(topic, payload)
+	})
+	if err != nil {
 		return err
 	}
 	if disc != nil {
@@ -202,6 +219,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	if cfg.Storage.Path != "" {
 		attrs = append(attrs, "storage", cfg.Storage.Path)
 	}
+	attrs = append(attrs, "database", ups.db.String()) // a password redacted
 	log.Info("switchyard control plane serving", attrs...)
 	log.Info("dashboard at " + scheme + "://" + displayAddr(httpLn.Addr()) + "/")
 
@@ -221,6 +239,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	defer cancel()
 	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
 	gw.Close()
+	ups.Close() // before the broker: its last jobs go out
 	if disc != nil {
 		disc.Close()
 	}

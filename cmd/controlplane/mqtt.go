@@ -24,6 +24,9 @@ type mqttSide interface {
 	subscribe(filter string, fn func(topic string, payload []byte)) error
 	// clientCount is the MQTT clients metric, nil when not known.
 	clientCount() func() int64
+	// boardAddr returns the local address of a board's MQTT connection
+	// (for its download URLs), nil when not known (external mode).
+	boardAddr() func(id string) (string, bool)
 	// attrs describe it in the "serving" log line.
 	attrs() []any
 }
@@ -81,6 +84,16 @@ func (e embedded) start(ingest func(string, []byte, time.Time)) error {
 
 func (e embedded) clientCount() func() int64 { return e.Clients }
 
+func (e embedded) boardAddr() func(string) (string, bool) {
+	return func(id string) (string, bool) {
+		a, ok := e.ClientLocalAddr(id) // boards connect with their id as client id
+		if !ok {
+			return "", false
+		}
+		return a.String(), true
+	}
+}
+
 func (e embedded) subscribe(filter string, fn func(string, []byte)) error {
 	return e.Subscribe(filter, func(m broker.Message) { fn(m.Topic, m.Payload) })
 }
@@ -113,6 +126,8 @@ func (x external) start(ingest func(string, []byte, time.Time)) error {
 }
 
 func (x external) clientCount() func() int64 { return nil }
+
+func (x external) boardAddr() func(string) (string, bool) { return nil }
 
 func (x external) subscribe(filter string, fn func(string, []byte)) error {
 	return x.Subscribe(filter, func(m extbroker.Message) { fn(m.Topic, m.Payload) })

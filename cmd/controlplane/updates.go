@@ -1,123 +1,124 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"math"
-	"net/url"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/devices"
+	"switchyard/store"
+	"switchyard/updates"
+	"switchyard/wsgateway"
 )
 
-// The keys of issue 12: the database, history retention, the public URL
-// and the largest firmware upload.
+// The update service's wiring: the database, the firmware files, the key
+// and the service, its routes on the gateway and its events to browsers.
 
-// memoryDatabase is database.url when storage is off and the key is unset:
-// an SQLite database in memory, gone when the process ends.
-const memoryDatabase = "sqlite::memory:"
+// updateSide is the update service with the database and the firmware
+// files it keeps its records and builds in.
+type updateSide struct {
+	svc *updates.Service
+	db  *store.DB
+	tmp string // the firmware directory made for a run without storage; removed by Close
+	// reg holds the service's metrics, served on /metrics by the gateway.
+	reg *prometheus.Registry
+	// events forwards the service's rollout events to the gateway, which
+	// is made after the service (it serves the service's routes).
+	events lateBroadcaster
+}
 
-// validateUpdates checks database.url, history.retention, http.public_url
-// and firmware.max_size, and sets c.maxFirmware.
-func (c *Config) validateUpdates() error {
-	if u := c.Database.URL; u != "" {
-		if err := checkDatabaseURL(u); err != nil {
-			return fmt.Errorf("database.url: %w", err)
-		}
-	}
-	if c.History.Retention <= 0 {
-		return fmt.Errorf("history.retention: %v must be positive (e.g. 720h)", c.History.Retention)
-	}
-	if c.HTTP.PublicURL != "" {
-		u, err := checkPublicURL(c.HTTP.PublicURL)
+// openUpdates opens the database (database.url) and the firmware files
+// (firmware/ beside the storage file, a temporary directory when storage
+// is off), and starts the update service.
+func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string, httpPort int, log *slog.Logger) (_ *updateSide, err error) {
+	u := &updateSide{reg: prometheus.NewRegistry()}
+	defer func() {
 		if err != nil {
-			return fmt.Errorf("http.public_url: %w", err)
+			u.Close()
 		}
-		c.HTTP.PublicURL = u
-	}
-	n, err := parseSize(c.Firmware.MaxSize)
+	}()
+	key, persisted, err := loadUpdateKey(cfg.Storage.Path)
 	if err != nil {
-		return fmt.Errorf("firmware.max_size: %w", err)
+		return nil, err
 	}
-	c.maxFirmware = n
-	return nil
-}
-
-// databaseURL is database.url, or its default: sqlite:switchyard.db beside
-// the storage file, or a database in memory when storage is off.
-func (c *Config) databaseURL() string {
-	switch {
-	case c.Database.URL != "":
-		return c.Database.URL
-	case c.Storage.Path == "":
-		return memoryDatabase
+	if !persisted {
+		log.Warn("storage.path is empty: the update key lives in memory and changes at every start, so no board can pin it; set storage.path to update boards")
 	}
-	return "sqlite:" + filepath.Join(filepath.Dir(c.Storage.Path), "switchyard.db")
-}
-
-// firmwareDir is where uploaded builds are kept, beside the storage file;
-// "" when storage is off (the caller makes a temporary directory).
-func (c *Config) firmwareDir() string {
-	if c.Storage.Path == "" {
-		return ""
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if u.db, err = store.Open(ctx, cfg.databaseURL(), store.Options{Logger: log.With("component", "store")}); err != nil {
+		return nil, fmt.Errorf("database.url: %w", err)
 	}
-	return filepath.Join(filepath.Dir(c.Storage.Path), "firmware")
-}
-
-func checkDatabaseURL(u string) error {
-	const want = "want sqlite:PATH or postgres://user:pass@host/db"
-	if path, ok := strings.CutPrefix(u, "sqlite:"); ok {
-		if path == "" {
-			return fmt.Errorf("%q: no path (%s)", u, want)
+	dir := cfg.firmwareDir()
+	if dir == "" {
+		if u.tmp, err = os.MkdirTemp("", "switchyard-firmware-"); err != nil {
+			return nil, fmt.Errorf("firmware directory: %w", err)
 		}
-		return nil
+		dir = u.tmp
 	}
-	p, err := url.Parse(u)
+	files, err := store.NewFiles(dir)
 	if err != nil {
-		return fmt.Errorf("%q: %s", u, want)
+		return nil, err
 	}
-	if p.Scheme != "postgres" && p.Scheme != "postgresql" || p.Host == "" {
-		return fmt.Errorf("%q: %s", p.Redacted(), want)
+	u.svc, err = updates.New(updates.Config{
+		Store:       u.db,
+		Files:       files,
+		Publisher:   mq,
+		Broadcaster: &u.events,
+		Topics:      topics,
+		Key:         key,
+		MaxSize:     cfg.maxFirmware,
+		PublicURL:   cfg.HTTP.PublicURL,
+		BoardAddr:   mq.boardAddr(),
+		HTTPScheme:  scheme,
+		HTTPPort:    httpPort,
+		Groups:      cfg.Groups,
+		Logger:      log.With("component", "updates"),
+		Registerer:  u.reg,
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	return u, nil
 }
 
-// checkPublicURL checks http.public_url and returns it without a trailing
-// slash: an absolute http(s) URL with a host, no query, fragment or user.
-func checkPublicURL(s string) (string, error) {
-	const want = "want an absolute http:// or https:// URL such as https://switchyard.lan:8443"
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return "", fmt.Errorf("%q: %s", s, want)
-	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.Opaque != "":
-		return "", fmt.Errorf("%q: %s", s, want)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return "", fmt.Errorf("%q: no user, query or fragment (%s)", u.Redacted(), want)
+// Close stops the service, then closes the database; it may be called
+// again.
+func (u *updateSide) Close() {
+	if u.svc != nil {
+		u.svc.Close()
 	}
-	return strings.TrimRight(s, "/"), nil
+	if u.db != nil {
+		u.db.Close()
+	}
+	if u.tmp != "" {
+		os.RemoveAll(u.tmp)
+	}
 }
 
-// parseSize reads a size in bytes: a whole number, optionally followed by
-// a unit, B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024),
-// any case, a space allowed before the unit: "64MiB", "10MB", "1048576".
-func parseSize(s string) (int64, error) {
-	const want = "want a positive size such as 64MiB, 10MB or 1048576 (bytes)"
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
-		i++
+// lateBroadcaster passes events to the gateway once it is set; events
+// before that have no browser to go to.
+type lateBroadcaster struct {
+	gw atomic.Pointer[wsgateway.Gateway]
+}
+
+func (l *lateBroadcaster) Broadcast(event []byte) {
+	if gw := l.gw.Load(); gw != nil {
+		gw.Broadcast(event)
 	}
-	n, err := strconv.ParseInt(t[:i], 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q: %s", s, want)
+}
+
+// routes serves the update service's handlers behind the gateway's access
+// rules.
+func routes(hs []updates.Handler) []wsgateway.Route {
+	out := make([]wsgateway.Route, len(hs))
+	for i, h := range hs {
+		out[i] = wsgateway.Route{Pattern: h.Pattern, Role: h.Role, Handler: h.Handler}
 	}
-	units := map[string]int64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
-	mul, ok := units[strings.ToLower(strings.TrimSpace(t[i:]))]
-	if !ok {
-		return 0, fmt.Errorf("%q: unknown unit (%s)", s, want)
-	}
-	if n > math.MaxInt64/mul {
-		return 0, fmt.Errorf("%q: too large (%s)", s, want)
-	}
-	return n * mul, nil
+	return out
 }

@@ -47,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 	}
 	fl := flag.NewFlagSet("controlplane", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	configPath := fl.String("config", "config.yaml", "configuration file (YAML)")
+	load := configFlag(fl)
 	showVersion := fl.Bool("version", false, "print the version and exit")
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -59,9 +59,7 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 		fmt.Fprintln(stdout, "controlplane", version)
 		return 0
 	}
-	explicit := false
-	fl.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
-	cfg, err := loadConfig(*configPath, explicit, environ())
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(stderr, "controlplane:", err)
 		return 1
@@ -71,6 +69,18 @@ func run(args []string, stdout, stderr io.Writer, stop <-chan struct{}) int {
 		return 1
 	}
 	return 0
+}
+
+// configFlag adds --config to fl; the function it returns loads the file
+// that names (a missing ./config.yaml is no error unless --config named
+// it) with the environment's overrides.
+func configFlag(fl *flag.FlagSet) func() (*Config, error) {
+	path := fl.String("config", "config.yaml", "configuration file (YAML)")
+	return func() (*Config, error) {
+		explicit := false
+		fl.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+		return loadConfig(*path, explicit, environ())
+	}
 }
 
 // serve builds everything, serves until a signal (or stop), then closes in

@@ -126,16 +126,14 @@ func publicKeyBase64(key ed25519.PrivateKey) string {
 func updateKeyCmd(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("controlplane update-key", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	configPath := fl.String("config", "config.yaml", "configuration file (YAML)")
+	load := configFlag(fl)
 	if err := fl.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 1
 	}
-	explicit := false
-	fl.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
-	cfg, err := loadConfig(*configPath, explicit, environ())
+	cfg, err := load()
 	if err != nil {
 		fmt.Fprintln(stderr, "controlplane update-key:", err)
 		return 1

@@ -96,7 +96,7 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 		cfg.Timeout = 10 * time.Minute
 	}
 	if cfg.BytesMetric == "" {
-		cfg.BytesMetric = "switchyard_firmware_bytes_served_total"
+		cfg.BytesMetric = "switchyard_firmware_served_bytes_total"
 	}
 	logf := cfg.Log
 	if logf == nil {

@@ -324,7 +324,7 @@ func rolloutBench(args []string, stdout, stderr io.Writer) int {
 	fl.IntVar(&cfg.Parallel, "parallel", 1000, "the rollout's parallel")
 	fl.IntVar(&cfg.PID, "pid", 0, "the control plane's pid (CPU seconds, RSS)")
 	fl.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "give up after this")
-	fl.StringVar(&cfg.BytesMetric, "bytes-metric", "switchyard_firmware_bytes_served_total", "the /metrics counter of firmware bytes served")
+	fl.StringVar(&cfg.BytesMetric, "bytes-metric", "switchyard_firmware_served_bytes_total", "the /metrics counter of firmware bytes served")
 	label := fl.String("label", "rollout", "name of the run in the output")
 	verbose := fl.Bool("v", false, "log progress")
 	if err := fl.Parse(args); err != nil {

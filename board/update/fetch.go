@@ -89,6 +89,7 @@ func newFetcher(dir string, client *http.Client, user, pass string, log *slog.Lo
 func (f *fetcher) close() {
 	f.cancel()
 	f.wg.Wait()
+	f.client.CloseIdleConnections()
 }
 
 // path returns where the complete download of sha is.

@@ -638,3 +638,93 @@ func gone(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
 }
+
+// TestUpdateThenInstalledByHand: an executable installed by hand over the
+// one a build replaced wins over the builds at the next start.
+func TestUpdateThenInstalledByHand(t *testing.T) {
+	t.Parallel()
+	r := newUpdateRig(t)
+	installed := filepath.Join(t.TempDir(), "devicefw")
+	install := func(src string) {
+		t.Helper()
+		tmp := installed + ".new"
+		if err := os.WriteFile(tmp, readFile(t, src), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, installed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(r.v1)
+	w := watch(t, r.br.URL, "upd-hand")
+	p := startFW(t, installed, r.br.URL, "upd-hand", r.srv.publicKey(), r.state)
+	w.online("1.0.0")
+	w.send("j1", r.srv.add(readFile(t, r.v2), "2.0.0"))
+	w.report("j1", devices.UpdateConfirmed)
+	if err := p.Stop(updWait); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	// The same bytes as the build, but installed by hand: it runs itself,
+	// not the build, which goes.
+	install(r.v2)
+	p = startFW(t, installed, r.br.URL, "upd-hand", r.srv.publicKey(), r.state)
+	w.online("2.0.0")
+	if !strings.Contains(p.Log(), "the installed executable changed since the last update") || strings.Contains(p.Log(), "running the current build") {
+		t.Errorf("log: want the installed executable to win over the build:\n%s", p.Log())
+	}
+	if got := builds(t, r.state); len(got) != 0 {
+		t.Errorf("builds: got %v, want none", got)
+	}
+	if err := p.Stop(updWait); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+}
+
+// TestUpdateStoppedLikeSystemd stops devicefw the way systemd does with
+// KillMode=control-group: SIGTERM to every process of the unit (here, of
+// its process group), the supervisor and the new build alike. Both stop
+// cleanly with status 0, during a trial and after a confirmation; a stop
+// during the trial is an interruption: the next start runs the old build.
+func TestUpdateStoppedLikeSystemd(t *testing.T) {
+	t.Parallel()
+	r := newUpdateRig(t)
+	w := watch(t, r.br.URL, "upd-sysd")
+	job := r.srv.add(readFile(t, r.v2), "2.0.0")
+	start := func(trial string) fwProc {
+		t.Helper()
+		cmd := exec.Command(r.v1, "--broker", r.br.URL, "--id", "upd-sysd", "--interval", "200ms",
+			"--update-trial", trial, "--update-deadline", "20m", "--state-dir", r.state, "--update-key", r.srv.publicKey())
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a group of its own, as a unit's cgroup
+		p, _, err := testutil.Start(t, cmd, onlineLine, updWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fwProc{p}
+	}
+	stopAll := func(p fwProc, what string) {
+		t.Helper()
+		if err := syscall.Kill(-p.Pid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(updWait); err != nil {
+			t.Errorf("%s: got %v, want exit status 0", what, err)
+		}
+		w.status(devices.Offline)
+	}
+
+	p := start("10m")
+	w.online("1.0.0")
+	w.send("s1", job)
+	w.report("s1", devices.UpdateTrial)
+	stopAll(p, "stop during the trial")
+	p = start(testTrial)
+	w.online("1.0.0")
+	if got := w.report("s1", devices.UpdateRolledBack); !devices.UpdateErrorIs(got.Error, devices.UpdateErrInterrupted) {
+		t.Errorf("after a stop during the trial: got %+v, want rolled_back interrupted", got)
+	}
+
+	w.send("s2", job)
+	w.report("s2", devices.UpdateConfirmed)
+	stopAll(p, "stop after the confirmation")
+}

@@ -68,11 +68,12 @@ const stopKillAfter = 15 * time.Second
 // OpenBinary does what must happen at every start; Run runs the board
 // across updates.
 type Binary struct {
-	o     BinaryOptions
-	st    stateDir
-	exe   string // the running executable
-	env   map[string]string
-	fetch *fetcher // nil without a key or a state directory
+	o      BinaryOptions
+	st     stateDir
+	exe    string // the running executable
+	env    map[string]string
+	fetch  *fetcher // nil without a key or a usable state directory
+	broken error    // why the state directory is unusable; nil when it is fine
 
 	// How the board starts (set by OpenBinary).
 	initialLED *bool
@@ -107,6 +108,7 @@ func OpenBinary(o BinaryOptions) (*Binary, error) {
 			return nil, err
 		}
 		o.Log.Warn("updates refused: no update key, and no state directory", "err", err)
+		u.broken = err
 		return u, nil
 	}
 	if led, ok := u.env[envLED]; ok {
@@ -114,11 +116,19 @@ func OpenBinary(o BinaryOptions) (*Binary, error) {
 		u.initialLED = &on
 	}
 	if job := u.env[envTrial]; job != "" {
+		// Fails the build on trial, which its supervisor then rolls back.
 		if err := u.openTrial(job); err != nil {
 			return nil, err
 		}
-	} else if err := u.start(); err != nil {
-		return nil, err
+	} else {
+		u.st.quarantine(o.Log)
+		if err := u.start(); err != nil {
+			// Whatever is wrong with the state, this build works: it runs,
+			// refusing updates, rather than leaving the board with none.
+			o.Log.Warn("update state unusable: running this build, updates refused", "err", err)
+			u.broken = err
+			return u, nil
+		}
 	}
 	if o.Key != nil {
 		if u.fetch, err = newFetcher(u.st.path(downloadsDir), o.HTTPClient, o.Username, o.Password, o.Log); err != nil {
@@ -238,8 +248,8 @@ func (u *Binary) Update(ctx context.Context, job devices.UpdateCommand, report f
 	if u.o.Key == nil {
 		return devices.UpdateReport{State: devices.UpdateFailed, Error: devices.UpdateErrNoKey}, false
 	}
-	if u.fetch == nil {
-		return devices.UpdateReport{State: devices.UpdateFailed, Error: devices.UpdateErrDownload + ": no state directory"}, false
+	if u.broken != nil {
+		return devices.UpdateReport{State: devices.UpdateFailed, Error: devices.UpdateErrUnsupported + ": update state unusable: " + u.broken.Error()}, false
 	}
 	err := u.install(ctx, job, report)
 	if ctx.Err() != nil {
@@ -283,15 +293,12 @@ func (u *Binary) install(ctx context.Context, job devices.UpdateCommand, report 
 	if err := phase(phaseDownloading); err != nil {
 		return err
 	}
-	report(devices.UpdateReport{State: devices.UpdateDownloading})
+	progress := func(pct int) { report(devices.UpdateReport{State: devices.UpdateDownloading, Progress: pct}) }
 	path, err := u.have(job)
-	if err != nil {
-		path, _, err = u.fetch.get(ctx, job, func(pct int) {
-			report(devices.UpdateReport{State: devices.UpdateDownloading, Progress: pct})
-		})
-		if err != nil {
-			return err
-		}
+	if err == nil {
+		progress(100)
+	} else if path, _, err = u.fetch.get(ctx, job, progress); err != nil {
+		return err
 	}
 	u.hold(ctx, phaseDownloading)
 
@@ -321,7 +328,7 @@ func (u *Binary) install(ctx context.Context, job devices.UpdateCommand, report 
 	if path == build {
 		return nil
 	}
-	if err := os.Chmod(path, 0o755); err != nil {
+	if err := makeExecutable(path); err != nil {
 		return failure(devices.UpdateErrDownload, "install: %v", err)
 	}
 	if err := os.Rename(path, build); err != nil {
@@ -332,6 +339,20 @@ func (u *Binary) install(ctx context.Context, job devices.UpdateCommand, report 
 		return failure(devices.UpdateErrDownload, "install: %v", err)
 	}
 	return nil
+}
+
+// makeExecutable sets mode 0755 and syncs the file, so that the mode is
+// on disk before the rename that installs it.
+func makeExecutable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Chmod(0o755); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // have returns builds/<sha256> when the job's build is there already (the

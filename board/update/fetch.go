@@ -106,13 +106,14 @@ func (f *fetcher) forget(sha string) {
 // unless a download of the same SHA-256 is complete or in flight. Their
 // SHA-256 is the job's (a mismatch is a "checksum" error, and so is a
 // wrong size a "size" one); signature and platform are the caller's to
-// check. progress gets the percentage downloaded, at most every 5 % or
-// every second. If ctx ends, get returns at once; the download goes on
+// check. progress gets the percentage downloaded, 0 first, then at most
+// every 5 % or every second (100 at once when the bytes are there). If ctx ends, get returns at once; the download goes on
 // while another job waits for it.
 func (f *fetcher) get(ctx context.Context, job devices.UpdateCommand, progress func(int)) (string, int64, error) {
 	f.mu.Lock()
 	if n, ok := f.complete[job.SHA256]; ok {
 		f.mu.Unlock()
+		progress(100)
 		return f.checkSize(job, n)
 	}
 	d := f.inflight[job.SHA256]

@@ -233,8 +233,8 @@ func (sb *simBoard) Update(ctx context.Context, job devices.UpdateCommand, repor
 	if s.o.Key == nil {
 		return failed(devices.UpdateErrNoKey)
 	}
-	report(devices.UpdateReport{State: devices.UpdateDownloading})
 	if s.o.Fail == FailDownload {
+		report(devices.UpdateReport{State: devices.UpdateDownloading})
 		return failed(devices.UpdateErrDownload + ": simulated (--sim-update-fail download)")
 	}
 	if _, _, err := s.fetch.get(ctx, job, func(pct int) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -124,6 +125,24 @@ func (s stateDir) update(f func(*state) error) error {
 		return nil
 	}
 	return s.write(st)
+}
+
+// quarantine moves a state.json that cannot be parsed (a disk fault, a
+// hand edit: writes are atomic) out of the way, so that the board starts
+// on the installed executable rather than not at all.
+func (s stateDir) quarantine(log *slog.Logger) {
+	_, err := s.read()
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	if !errors.As(err, &syn) && !errors.As(err, &typ) {
+		return
+	}
+	bad := s.path(stateFile + ".corrupt")
+	if rerr := os.Rename(s.path(stateFile), bad); rerr != nil {
+		log.Warn("corrupt update state, and it cannot be moved aside", "err", err, "rename", rerr)
+		return
+	}
+	log.Warn("corrupt update state moved aside: running the installed executable", "err", err, "to", bad)
 }
 
 // load reads the state under the lock.

@@ -4,6 +4,8 @@ package update
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"reflect"
 	"sort"
@@ -82,5 +84,22 @@ func TestStateGC(t *testing.T) {
 	}
 	if got, want := list(s.path(downloadsDir)), []string{"x", "x.part"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("downloads: got %v, want %v", got, want)
+	}
+}
+
+func TestStateQuarantine(t *testing.T) {
+	s := stateDir{t.TempDir()}
+	if err := s.ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.path(stateFile), []byte(`{"current":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.quarantine(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if st, err := s.load(); err != nil || !reflect.DeepEqual(st, state{}) {
+		t.Errorf("after the quarantine: got %+v, %v; want the zero state", st, err)
+	}
+	if b, err := os.ReadFile(s.path(stateFile + ".corrupt")); err != nil || string(b) != `{"current":` {
+		t.Errorf("the corrupt state: got %q, %v; want it kept aside", b, err)
 	}
 }

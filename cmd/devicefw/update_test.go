@@ -390,57 +390,49 @@ func TestUpdateConfirmedThenRolledBack(t *testing.T) {
 	}
 }
 
-// TestUpdateCrashRolledBack: a build that exits at start is rolled back
-// (guarantee 3), LED as it was.
-func TestUpdateCrashRolledBack(t *testing.T) {
+// TestUpdateBadBuildRolledBack: a build that exits at start, and one that
+// hangs without connecting (killed at the deadline), are rolled back and
+// the old build runs again, LED as it was (guarantees 3 and 0).
+func TestUpdateBadBuildRolledBack(t *testing.T) {
 	t.Parallel()
-	r := newUpdateRig(t)
-	crash := testutil.BuildBinary(t, "./testdata/crash")
-	w := watch(t, r.br.URL, "upd-crash")
-	p := r.start(t, "upd-crash")
-	w.online("1.0.0")
-	w.setLED("ON", "ON")
-	w.send("c1", r.srv.add(readFile(t, crash), "9.0.0"))
-	w.report("c1", devices.UpdateRestarting)
-	got := w.report("c1", devices.UpdateRolledBack)
-	if !devices.UpdateErrorIs(got.Error, devices.UpdateErrCrashed) || !strings.Contains(got.Error, "exit status 3") || got.Running != "1.0.0" {
-		t.Errorf("rolled_back: got %+v, want error crashed (exit status 3), running 1.0.0", got)
-	}
-	w.expectRuns("1.0.0", "ON")
-	if got := builds(t, r.state); len(got) != 0 {
-		t.Errorf("builds after the rollback: got %v, want none (the running build is the installed one)", got)
-	}
-	if err := p.Stop(updWait); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-}
-
-// TestUpdateNeverConnectsRolledBack: a build that hangs without
-// connecting is killed and rolled back at the deadline (guarantee 3).
-func TestUpdateNeverConnectsRolledBack(t *testing.T) {
-	t.Parallel()
-	r := newUpdateRig(t)
-	hang := testutil.BuildBinary(t, "./testdata/hang")
-	w := watch(t, r.br.URL, "upd-hang")
-	p := r.start(t, "upd-hang")
-	w.online("1.0.0")
-	w.setLED("ON", "ON")
-	w.send("h1", r.srv.add(readFile(t, hang), "9.0.0"))
-	w.report("h1", devices.UpdateRestarting)
-	started := time.Now()
-	got := w.report("h1", devices.UpdateRolledBack)
-	if !devices.UpdateErrorIs(got.Error, devices.UpdateErrNeverConn) {
-		t.Errorf("rolled_back: got %+v, want error never connected", got)
-	}
-	if d, _ := time.ParseDuration(testDeadline); time.Since(started) < d/2 {
-		t.Errorf("rolled back %s after restarting, want about the deadline %s", time.Since(started), d)
-	}
-	w.expectRuns("1.0.0", "ON")
-	if n := strings.Count(p.Log(), "hang: never connecting"); n != 1 {
-		t.Errorf("the hung build ran %d times, want once", n)
-	}
-	if err := p.Stop(updWait); err != nil {
-		t.Fatalf("stop: %v", err)
+	deadline, _ := time.ParseDuration(testDeadline)
+	for _, tt := range []struct {
+		build, word, detail string
+		after               time.Duration // at least this long after restarting
+	}{
+		{"crash", devices.UpdateErrCrashed, "exit status 3", 0},
+		{"hang", devices.UpdateErrNeverConn, "within " + testDeadline, deadline / 2},
+	} {
+		t.Run(tt.build, func(t *testing.T) {
+			t.Parallel()
+			r := newUpdateRig(t)
+			bad := testutil.BuildBinary(t, "./testdata/"+tt.build)
+			id := "upd-" + tt.build
+			w := watch(t, r.br.URL, id)
+			p := r.start(t, id)
+			w.online("1.0.0")
+			w.setLED("ON", "ON")
+			w.send("b1", r.srv.add(readFile(t, bad), "9.0.0"))
+			w.report("b1", devices.UpdateRestarting)
+			restarting := time.Now()
+			got := w.report("b1", devices.UpdateRolledBack)
+			if !devices.UpdateErrorIs(got.Error, tt.word) || !strings.Contains(got.Error, tt.detail) || got.Running != "1.0.0" {
+				t.Errorf("rolled_back: got %+v, want error %s (%s), running 1.0.0", got, tt.word, tt.detail)
+			}
+			if d := time.Since(restarting); d < tt.after {
+				t.Errorf("rolled back %s after restarting, want the deadline %s", d, deadline)
+			}
+			w.expectRuns("1.0.0", "ON")
+			if n := strings.Count(p.Log(), tt.build+": "); n != 1 {
+				t.Errorf("the %s build ran %d times, want once", tt.build, n)
+			}
+			if got := builds(t, r.state); len(got) != 0 {
+				t.Errorf("builds after the rollback: got %v, want none (the running build is the installed one)", got)
+			}
+			if err := p.Stop(updWait); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+		})
 	}
 }
 

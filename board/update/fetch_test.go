@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"switchyard/devices"
+	"switchyard/internal/testutil"
 )
 
 // server serves one file at /f the way the test's handler says.
@@ -294,17 +295,10 @@ func TestFetchLeavesWhenTheLastWaiterDoes(t *testing.T) {
 		got <- err
 	}()
 	// Wait for the first bytes on disk, then leave: the download stops.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.WaitFor(t, 10*time.Second, testutil.Until("the first bytes on disk", func() bool { // no event tells when the file grows
 		fi, err := os.Stat(filepath.Join(f.dir, jobFor(s.URL, body).SHA256+".part"))
-		if err == nil && fi.Size() == 100 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no bytes on disk")
-		}
-		time.Sleep(10 * time.Millisecond) // a poll: no event tells when the file grows
-	}
+		return err == nil && fi.Size() == 100
+	}))
 	cancel()
 	select {
 	case err := <-got:

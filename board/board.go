@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,27 @@ type Config struct {
 	// OpTimeout bounds one connect-and-resync and each publish (default
 	// DefaultOpTimeout).
 	OpTimeout time.Duration
+
+	// Updates (v2). Updater installs new builds; nil means the board cannot
+	// update: info leaves "update" out and every job on update/set is
+	// answered failed, error "unsupported". Platform is info's "platform"
+	// ("linux/arm64", "sim", "esp32c3"; optional). Version is the version
+	// running, for the "running" of update reports and to answer a job for
+	// it with confirmed at once; default the last word of Firmware
+	// ("devicefw 1.2" runs "1.2").
+	Updater  Updater
+	Platform string
+	Version  string
+
+	// Set only by whoever starts the board as the next build of an update
+	// (a hand-over, see HandOver), never on a plain boot. InitialLED is the
+	// LED state to start with instead of off; Report is the update report
+	// to publish after every (re)connect until a job replaces it (the
+	// outcome of a job an earlier build ran); Trial puts the board on
+	// trial.
+	InitialLED *bool
+	Report     *devices.UpdateReport
+	Trial      *Trial
 }
 
 // Board is one board's firmware. Create it with New and run it with Run.
@@ -79,12 +101,20 @@ type Board struct {
 	clock                           Clock
 	log                             Logger
 	rand                            func(int64) int64
+	initialLED                      bool
+
+	// Updates: topics, the updater (nil: cannot update) and the version
+	// running; see update.go.
+	updSetTopic, updTopic string
+	updater               Updater
+	firmware, version     string
 
 	// Owned by the Run goroutine.
 	on        bool
 	count     int64
 	connected bool
 	buf       []byte
+	upd       updateState
 
 	// Shared with the session's callbacks.
 	gen   atomic.Uint32 // connection generation; a stale OnLost is ignored
@@ -110,6 +140,9 @@ func New(cfg Config) (*Board, error) {
 	b := &Board{
 		id:          cfg.ID,
 		setTopic:    topics.LEDSet(cfg.ID),
+		updSetTopic: topics.UpdateSet(cfg.ID),
+		updTopic:    topics.Update(cfg.ID),
+		updater:     cfg.Updater,
 		statusTopic: topics.Status(cfg.ID),
 		ledTopic:    topics.LED(cfg.ID),
 		cntTopic:    topics.Count(cfg.ID),
@@ -137,7 +170,24 @@ func New(cfg Config) (*Board, error) {
 	if model == "" {
 		model = "unknown"
 	}
-	b.info = devices.AppendInfo(nil, cfg.ID, firmware, model, cfg.Name, cfg.IP, b.interval.Milliseconds())
+	info := devices.BoardInfo{
+		ID: cfg.ID, Firmware: firmware, Board: model, Name: cfg.Name, IP: cfg.IP,
+		IntervalMS: b.interval.Milliseconds(), Platform: cfg.Platform,
+	}
+	if b.updater != nil {
+		info.Update = b.updater.Method()
+	}
+	b.info = info.AppendJSON(nil)
+	b.firmware, b.version = firmware, cfg.Version
+	if b.version == "" {
+		b.version = firmware[strings.LastIndexByte(firmware, ' ')+1:]
+	}
+	if cfg.InitialLED != nil {
+		b.initialLED = *cfg.InitialLED
+	}
+	if err := b.initUpdate(cfg); err != nil {
+		return nil, fmt.Errorf("new board %s: %w", cfg.ID, err)
+	}
 	if b.led == nil {
 		b.led = new(MemoryLED)
 	}
@@ -167,16 +217,22 @@ func (b *Board) ID() string { return b.id }
 // backoff for as long as it takes), resynchronises after every connect,
 // counts and obeys commands. When ctx is cancelled it publishes status
 // offline, disconnects and returns nil, or an error if the offline status
-// could not be published. Run must not be called twice.
+// could not be published. When an update job hands the board over to a
+// new build, Run says offline, disconnects and returns a *HandOver. Run
+// must not be called twice.
 func (b *Board) Run(ctx context.Context) error {
-	b.setLED(false) // boot state: off
+	b.setLED(b.initialLED) // boot state: off, unless handed over
 	tick := b.clock.NewTicker(b.interval)
 	defer tick.Stop()
+	defer b.stopJob() // the update goroutine ends before Run returns
 	for attempt := 0; ; attempt++ {
 		err := b.connect(ctx)
 		if err == nil {
 			attempt = 0
 			err = b.serve(ctx, tick)
+		}
+		if errors.Is(err, errHandOver) {
+			return b.handOver()
 		}
 		if ctx.Err() != nil {
 			return b.shutdown()
@@ -186,7 +242,10 @@ func (b *Board) Run(ctx context.Context) error {
 		b.drop(!errors.Is(err, errLost))
 		d := b.backoff(attempt)
 		b.log.Warn("mqtt connection down, retrying", "id", b.id, "err", err, "in", d)
-		if !b.wait(ctx, d, tick) {
+		switch err := b.wait(ctx, d, tick); {
+		case errors.Is(err, errHandOver):
+			return b.handOver()
+		case err != nil:
 			return b.shutdown()
 		}
 	}
@@ -196,7 +255,9 @@ func (b *Board) Run(ctx context.Context) error {
 var errLost = errors.New("connection lost")
 
 // connect opens a connection and resynchronises: subscribe to led/set and
-// wait for the SUBACK, then publish status, info and led.
+// update/set and wait for the SUBACKs, then publish status, info and led,
+// then the last update report, if any (and start the trial timer of a
+// board on trial).
 func (b *Board) connect(ctx context.Context) error {
 	gen := b.gen.Add(1)
 	select { // a loss reported by an earlier connection is no news
@@ -221,6 +282,11 @@ func (b *Board) connect(ctx context.Context) error {
 	if err := b.sess.Subscribe(opCtx, b.setTopic, 1); err != nil {
 		return fmt.Errorf("subscribe %s: %w", b.setTopic, err)
 	}
+	// A broker whose rules refuse update/set (an older ACL) must not keep
+	// the board offline: it runs on without update jobs.
+	if err := b.sess.Subscribe(opCtx, b.updSetTopic, 1); err != nil {
+		b.log.Warn("no update jobs", "id", b.id, "err", err)
+	}
 	for _, m := range [...]Message{
 		{Topic: b.statusTopic, Payload: []byte(devices.Online)},
 		{Topic: b.infoTopic, Payload: b.info},
@@ -229,6 +295,9 @@ func (b *Board) connect(ctx context.Context) error {
 		if err := b.sess.Publish(opCtx, m.Topic, m.Payload, 1, true); err != nil {
 			return fmt.Errorf("publish %s: %w", m.Topic, err)
 		}
+	}
+	if err := b.resyncUpdate(opCtx); err != nil {
+		return err
 	}
 	b.log.Info("online", "id", b.id)
 	return nil
@@ -241,7 +310,8 @@ func (b *Board) drop(sayOffline bool) error {
 		return nil
 	}
 	b.connected = false
-	b.gen.Add(1) // whatever this connection still reports is stale
+	b.stopTrialTimer() // the trial needs an unbroken connection
+	b.gen.Add(1)       // whatever this connection still reports is stale
 	ctx, cancel := context.WithTimeout(context.Background(), b.opTimeout)
 	defer cancel()
 	var err error
@@ -271,6 +341,10 @@ func (b *Board) serve(ctx context.Context, tick Timer) error {
 			err = b.publish(ctx, b.cntTopic, b.buf, 0, false)
 		case m := <-b.inbox:
 			err = b.handle(ctx, m)
+		case m := <-b.upd.msgs:
+			err = b.onUpdate(ctx, m)
+		case <-b.upd.trialC:
+			b.startConfirm()
 		}
 		if err != nil {
 			return err
@@ -279,23 +353,31 @@ func (b *Board) serve(ctx context.Context, tick Timer) error {
 }
 
 // wait sleeps for d while disconnected; ticks that fall due meanwhile are
-// skipped. It returns false if ctx was cancelled.
-func (b *Board) wait(ctx context.Context, d time.Duration, tick Timer) bool {
+// skipped, update reports recorded for the next connect. It returns nil
+// when d is over, ctx's error if ctx was cancelled, or errHandOver.
+func (b *Board) wait(ctx context.Context, d time.Duration, tick Timer) error {
 	t := b.clock.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return ctx.Err()
 		case <-t.C():
-			return true
+			return nil
 		case <-tick.C():
+		case m := <-b.upd.msgs:
+			if err := b.onUpdate(ctx, m); err != nil {
+				return err
+			}
 		}
 	}
 }
 
 // handle applies one inbound message.
 func (b *Board) handle(ctx context.Context, m Message) error {
+	if m.Topic == b.updSetTopic {
+		return b.handleUpdate(ctx, m)
+	}
 	if m.Topic != b.setTopic {
 		b.log.Debug("ignoring message on unexpected topic", "id", b.id, "topic", m.Topic)
 		return nil

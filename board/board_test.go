@@ -218,6 +218,7 @@ func resync(led string) []string {
 	return []string{
 		connectB1,
 		"subscribe devices/b1/led/set q1",
+		"subscribe devices/b1/update/set q1",
 		"publish devices/b1/status online q1 r",
 		infoB1,
 		"publish devices/b1/led " + led + " q1 r",

@@ -3,9 +3,10 @@
 // boards with GPIO, ESP32 under TinyGo).
 //
 // A Board talks to the world only through the small interfaces declared
-// here: an LED output, an MQTT Session, a Clock and a Logger. It imports
-// nothing but a few TinyGo-safe standard packages and switchyard/devices
-// (the wire contract as code), and it has no build tags.
+// here: an LED output, an MQTT Session, a Clock, a Logger and, for boards
+// that update themselves, an Updater. It imports nothing but a few
+// TinyGo-safe standard packages and switchyard/devices (the wire contract
+// as code), and it has no build tags.
 //
 // What a board does, per the wire contract:
 //
@@ -20,5 +21,14 @@
 //     commands are logged and ignored;
 //   - it reconnects with capped exponential backoff and full jitter;
 //   - when its context is cancelled it publishes status "offline" and
-//     disconnects cleanly.
+//     disconnects cleanly;
+//   - it takes update jobs on update/set and reports on update (see
+//     update.go): with no Updater it answers every job failed,
+//     "unsupported"; with one, the work runs on a goroutine of its own
+//     while the board goes on counting and obeying, and a job that needs
+//     the next build ends Run with a *HandOver for its caller to start it.
+//
+// What is specific to an operating system (processes, files, HTTP) stays
+// out of this package: board/update implements the updaters for Linux
+// and for simulated boards.
 package board

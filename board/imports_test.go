@@ -8,10 +8,15 @@ import (
 
 // directAllowed are the packages the firmware core (board and devices) may
 // import itself: small, reflection-free standard packages that TinyGo
-// compiles for microcontrollers, plus the domain package.
+// compiles for microcontrollers, plus the domain package. The encoding
+// packages came with the update payloads (devices/update.go): TinyGo
+// imports them (tinygo.org/docs/reference/lang-support/stdlib);
+// encoding/json works through TinyGo's smaller reflect and costs flash,
+// which is why only the update payloads use it.
 var directAllowed = set(
 	"context", "errors", "fmt", "math/rand/v2", "sort", "strconv", "strings",
 	"sync", "sync/atomic", "time", "unicode/utf16", "unicode/utf8",
+	"encoding/base64", "encoding/hex", "encoding/json",
 	"switchyard/devices",
 )
 
@@ -21,7 +26,7 @@ var directAllowed = set(
 // must not import them itself. Packages under internal/ and vendor/ are the
 // standard library's own plumbing and always allowed.
 var transitiveAllowed = set(
-	"cmp", "io", "io/fs", "iter", "math", "math/bits", "os", "path",
+	"bytes", "cmp", "encoding", "io", "io/fs", "iter", "math", "math/bits", "os", "path",
 	"reflect", "runtime", "slices", "syscall", "unicode", "unsafe",
 	"switchyard/board",
 )

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,6 +56,13 @@ func TestInvalidFlags(t *testing.T) {
 		{"gpio with sim", []string{"--led", "gpio:GPIO17", "--sim", "2"}, nil, "simulated boards have memory LEDs"},
 		{"unknown flag", []string{"--colour", "red"}, nil, "flag provided but not defined: -colour"},
 		{"stray argument", []string{"extra"}, nil, `unexpected argument "extra"`},
+		{"bad update key", []string{"--update-key", "abcd"}, nil, `--update-key: update key "abcd" is 3 bytes`},
+		{"update key file from env", nil, map[string]string{"DEVICEFW_UPDATE_KEY": "@/nonexistent/key"}, "DEVICEFW_UPDATE_KEY: read update key: open /nonexistent/key"},
+		{"zero trial", []string{"--update-trial", "0s"}, nil, "--update-trial: 0s is not positive"},
+		{"deadline within the trial", []string{"--update-trial", "10s", "--update-deadline", "10s"}, nil, "--update-deadline: 10s must exceed --update-trial 10s"},
+		{"deadline from env", nil, map[string]string{"DEVICEFW_UPDATE_DEADLINE": "30s"}, "DEVICEFW_UPDATE_DEADLINE: 30s must exceed --update-trial 1m0s"},
+		{"unknown fail mode", []string{"--sim", "1", "--sim-update-fail", "explode"}, nil, `--sim-update-fail: "explode" is not a fail mode`},
+		{"fail mode without sim", []string{"--sim-update-fail", "start"}, nil, "--sim-update-fail: only simulated boards fail on purpose"},
 		{"check bad id", []string{"check", "--id", "a b"}, nil, `devicefw check: invalid device id "a b"`},
 		{"check bad timeout", []string{"check", "--id", "a", "--timeout", "0s"}, nil, "--timeout"},
 		{"check bad broker", []string{"check", "--id", "a", "--broker", "ftp://x"}, nil, "scheme must be"},
@@ -66,6 +75,27 @@ func TestInvalidFlags(t *testing.T) {
 			t.Errorf("%s: got exit %d, stderr %q, stdout %q; want exit 1 and one line containing %q",
 				tt.name, code, stderr.String(), stdout.String(), tt.want)
 		}
+	}
+}
+
+// TestUnusableStateDir: with an update key, a state directory that cannot
+// be made is one clear line and exit 1 (without a key the board runs on,
+// refusing updates).
+func TestUnusableStateDir(t *testing.T) {
+	br := boardtest.Start(t)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), boardtest.Wait)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--broker", br.URL, "--id", "sd", "--state-dir", filepath.Join(file, "state"),
+		"--update-key", base64.StdEncoding.EncodeToString(make([]byte, 32))}
+	code := run(ctx, args, envOf(nil), &stdout, &stderr)
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	if code != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "devicefw: --state-dir "+filepath.Join(file, "state")+": state directory:") {
+		t.Errorf("got exit %d, stderr %q; want exit 1 and one line naming --state-dir", code, stderr.String())
 	}
 }
 

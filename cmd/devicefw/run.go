@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"switchyard/board"
 	"switchyard/board/gpio"
 	"switchyard/board/pahosession"
+	"switchyard/board/update"
 	"switchyard/devices"
 )
 
@@ -32,6 +34,15 @@ type config struct {
 	activeLow bool
 	version   bool
 	gpio      gpio.Spec // when led is a gpio: spec
+
+	updateKey      string
+	updateTrial    time.Duration
+	updateDeadline time.Duration
+	stateDir       string
+	simFail        string
+
+	key  ed25519.PublicKey // parsed updateKey; nil for none
+	fail update.FailMode   // parsed simFail
 }
 
 func parseConfig(args []string, env lookupEnv, stdout io.Writer) (*config, error) {
@@ -44,6 +55,11 @@ func parseConfig(args []string, env lookupEnv, stdout io.Writer) (*config, error
 	fs.StringVar(&c.led, "led", "memory", "the LED: memory, gpio:<line name> (gpio:GPIO17) or gpio:<chip>:<offset> (gpio:gpiochip0:17)")
 	fs.BoolVar(&c.activeLow, "active-low", false, "the GPIO LED lights when its line is low")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.StringVar(&c.updateKey, "update-key", "", "the control plane's update public key, base64, or @FILE; without it every update is refused")
+	fs.DurationVar(&c.updateTrial, "update-trial", update.DefaultTrial, "how long a new build must stay connected before it confirms itself")
+	fs.DurationVar(&c.updateDeadline, "update-deadline", update.DefaultDeadline, "how long a new build may take to confirm before it is rolled back")
+	fs.StringVar(&c.stateDir, "state-dir", "", "where builds and update state are kept (default "+update.DefaultStateDir+"; with --sim a temporary directory)")
+	fs.StringVar(&c.simFail, "sim-update-fail", "", "make every simulated board fail its updates: download, verify, start or confirm")
 	fs.Usage = usage(fs, "usage: devicefw [flags]\n       devicefw check --broker URL --id ID [flags]\n\nflags:")
 	var err error
 	if c.fromEnv, err = parse(fs, args, env, stdout); err != nil {
@@ -78,6 +94,9 @@ func (c *config) validate() error {
 			return fmt.Errorf("%s: %w", c.opt("id"), err)
 		}
 	}
+	if err := c.validateUpdate(); err != nil {
+		return err
+	}
 	switch {
 	case c.led == "memory":
 	case strings.HasPrefix(c.led, "gpio:"):
@@ -91,6 +110,26 @@ func (c *config) validate() error {
 		c.gpio = spec
 	default:
 		return fmt.Errorf("%s %q: want memory, gpio:<line name> or gpio:<chip>:<offset>", c.opt("led"), c.led)
+	}
+	return nil
+}
+
+func (c *config) validateUpdate() error {
+	var err error
+	if c.key, err = update.ParseKey(c.updateKey); err != nil {
+		return fmt.Errorf("%s: %w", c.opt("update-key"), err)
+	}
+	switch {
+	case c.updateTrial <= 0:
+		return fmt.Errorf("%s: %s is not positive", c.opt("update-trial"), c.updateTrial)
+	case c.updateDeadline <= c.updateTrial:
+		return fmt.Errorf("%s: %s must exceed %s %s", c.opt("update-deadline"), c.updateDeadline, c.opt("update-trial"), c.updateTrial)
+	}
+	if c.fail, err = update.ParseFailMode(c.simFail); err != nil {
+		return fmt.Errorf("%s: %w", c.opt("sim-update-fail"), err)
+	}
+	if c.fail != update.FailNone && c.sim == 0 {
+		return fmt.Errorf("%s: only simulated boards fail on purpose; add --sim", c.opt("sim-update-fail"))
 	}
 	return nil
 }
@@ -127,15 +166,17 @@ func run(ctx context.Context, args []string, env lookupEnv, stdout, stderr io.Wr
 		return 0
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	if err := runBoards(ctx, c, log); err != nil {
+	code, err := runBoards(ctx, c, append([]string{os.Args[0]}, args...), log)
+	if err != nil {
 		fmt.Fprintf(stderr, "devicefw: %v\n", err)
 		return 1
 	}
-	return 0
+	return code
 }
 
-// runBoards runs the boards of c until ctx is cancelled.
-func runBoards(ctx context.Context, c *config, log *slog.Logger) error {
+// runBoards runs the boards of c until ctx is cancelled and returns the
+// exit status. argv is the command line, for the builds an update starts.
+func runBoards(ctx context.Context, c *config, argv []string, log *slog.Logger) (int, error) {
 	base := board.Config{
 		Prefix:    c.prefix,
 		Firmware:  "devicefw " + version,
@@ -145,52 +186,93 @@ func runBoards(ctx context.Context, c *config, log *slog.Logger) error {
 		Password:  c.password,
 		Log:       log,
 	}
-	if c.sim == 0 {
-		cfg := base
-		cfg.ID, cfg.Model, cfg.IP = c.id, hostModel(), hostIP()
-		if c.gpio != (gpio.Spec{}) {
-			led, err := gpio.Open(c.gpio, c.activeLow, "devicefw")
-			if err != nil {
-				return err
-			}
-			defer led.Close()
-			cfg.LED = led
-		}
-		b, err := newBoard(cfg, c.broker)
-		if err != nil {
-			return err
-		}
-		log.Info("devicefw starting", "version", version, "id", c.id, "broker", c.broker, "led", c.led)
-		logStop(log, b.Run(ctx))
-		return nil
+	opts := update.Options{
+		StateDir: c.stateDir, Key: c.key, Trial: c.updateTrial, Deadline: c.updateDeadline,
+		Version: version, Username: c.username, Password: c.password, Log: log,
 	}
-	boards := make([]*board.Board, c.sim)
-	for i := range boards {
+	if c.sim == 0 {
+		return runBoard(ctx, c, base, opts, argv, log)
+	}
+	sim, err := update.NewSim(update.SimOptions{Options: opts, Name: "devicefw", Fail: c.fail})
+	if err != nil {
+		return 1, fmt.Errorf("%s: %w", c.opt("state-dir"), err)
+	}
+	defer sim.Close()
+	cfgs := make([]board.Config, c.sim)
+	for i := range cfgs {
 		cfg := base
 		cfg.ID, cfg.Model = simID(c.id, i+1), "sim"
-		b, err := newBoard(cfg, c.broker)
+		sess, err := pahosession.New(pahosession.Options{Broker: c.broker})
 		if err != nil {
-			return err
+			return 1, err
 		}
-		boards[i] = b
+		cfg.Session = sess
+		cfgs[i] = cfg
 	}
 	log.Info("devicefw starting simulated boards", "version", version, "n", c.sim,
-		"ids", boards[0].ID()+" ... "+boards[len(boards)-1].ID(), "broker", c.broker)
+		"ids", cfgs[0].ID+" ... "+cfgs[len(cfgs)-1].ID, "broker", c.broker, "update_fail", string(c.fail))
 	var wg sync.WaitGroup
-	for _, b := range boards {
-		wg.Go(func() { logStop(log, b.Run(ctx)) }) // ends when ctx is cancelled
+	for _, cfg := range cfgs {
+		wg.Go(func() { logStop(log, sim.Run(ctx, cfg)) }) // ends when ctx is cancelled
 	}
 	wg.Wait()
-	return nil
+	return 0, nil
 }
 
-func newBoard(cfg board.Config, broker string) (*board.Board, error) {
-	sess, err := pahosession.New(pahosession.Options{Broker: broker})
+// runBoard runs the one board of a Linux host, which updates itself.
+func runBoard(ctx context.Context, c *config, cfg board.Config, opts update.Options, argv []string, log *slog.Logger) (int, error) {
+	cfg.ID, cfg.Model, cfg.IP = c.id, hostModel(), hostIP()
+	if opts.StateDir == "" {
+		opts.StateDir = update.DefaultStateDir
+	}
+	var openLED func() (board.LED, io.Closer, error)
+	if c.gpio != (gpio.Spec{}) {
+		openLED = func() (board.LED, io.Closer, error) {
+			led, err := gpio.Open(c.gpio, c.activeLow, "devicefw")
+			return led, led, err
+		}
+	}
+	sess, err := pahosession.New(pahosession.Options{Broker: c.broker})
 	if err != nil {
-		return nil, err
+		return 1, err
 	}
 	cfg.Session = sess
-	return board.New(cfg)
+	// OpenBinary may exec the current build in place of this process.
+	u, err := update.OpenBinary(update.BinaryOptions{Options: opts, Args: argv, Env: os.Environ(), OpenLED: openLED})
+	switch {
+	case errors.Is(err, update.ErrUnsupported):
+		log.Warn("this board cannot update itself", "err", err)
+		return runPlain(ctx, c, cfg, openLED, log)
+	case err != nil:
+		return 1, fmt.Errorf("%s %s: %w", c.opt("state-dir"), opts.StateDir, err)
+	}
+	defer u.Close()
+	log.Info("devicefw starting", "version", version, "id", c.id, "broker", c.broker, "led", c.led, "state_dir", opts.StateDir)
+	code, err := u.Run(ctx, cfg)
+	if err != nil && code == 0 {
+		logStop(log, err)
+		err = nil
+	}
+	return code, err
+}
+
+// runPlain runs a board that cannot update (no update in its info).
+func runPlain(ctx context.Context, c *config, cfg board.Config, openLED func() (board.LED, io.Closer, error), log *slog.Logger) (int, error) {
+	if openLED != nil {
+		led, closer, err := openLED()
+		if err != nil {
+			return 1, err
+		}
+		defer closer.Close()
+		cfg.LED = led
+	}
+	b, err := board.New(cfg)
+	if err != nil {
+		return 1, err
+	}
+	log.Info("devicefw starting", "version", version, "id", c.id, "broker", c.broker, "led", c.led)
+	logStop(log, b.Run(ctx))
+	return 0, nil
 }
 
 // logStop logs a board's failure to say offline: the exit status stays 0

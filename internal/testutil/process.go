@@ -124,11 +124,18 @@ func (p *Process) Stop(timeout time.Duration) error {
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("SIGTERM to %s: %w", p.name, err)
 	}
+	return p.Wait(timeout)
+}
+
+// Wait waits at most timeout for the command to exit. It returns nil for
+// exit status 0, else the exit error, or an error when the command is
+// still running.
+func (p *Process) Wait(timeout time.Duration) error {
 	select {
 	case <-p.exited:
 		return p.err
 	case <-time.After(timeout):
-		return fmt.Errorf("%s still running %v after SIGTERM", p.name, timeout)
+		return fmt.Errorf("%s still running after %v", p.name, timeout)
 	}
 }
 

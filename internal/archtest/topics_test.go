@@ -117,6 +117,8 @@ func scanTopics(path, rel string) ([]string, error) {
 	var visit func(n ast.Node) bool
 	visit = func(n ast.Node) bool {
 		switch n := n.(type) {
+		case *ast.ImportSpec:
+			return false // an import path ("switchyard/board/update") is no topic
 		case *ast.BasicLit:
 			if v, ok := stringLit(n); ok {
 				for _, s := range suffixes {

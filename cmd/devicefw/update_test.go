@@ -602,7 +602,7 @@ func TestUpdateKilledDuringTrial(t *testing.T) {
 	pid, _ := strconv.Atoi(m[1])
 	p.kill9(t)
 	testutil.WaitFor(t, updWait, func() error { // no event tells when another process's child is gone
-		if gone(pid) {
+		if testutil.Gone(pid) {
 			return nil
 		}
 		return fmt.Errorf("the new build (pid %d) still runs after its supervisor was killed", pid)
@@ -617,18 +617,6 @@ func TestUpdateKilledDuringTrial(t *testing.T) {
 	if err := p.Stop(updWait); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-}
-
-// gone reports whether process pid has ended (a zombie has).
-func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	// pid (comm) state ...: the state follows the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
 }
 
 // TestUpdateThenInstalledByHand: an executable installed by hand over the

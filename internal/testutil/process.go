@@ -167,3 +167,18 @@ func StartControlPlane(t testing.TB, cmd *exec.Cmd, timeout time.Duration) (*Con
 	}
 	return &ControlPlane{Process: p, MQTTAddr: m[1], HTTPAddr: m[2]}, nil
 }
+
+// Gone reports whether process pid has ended: it no longer exists, or it
+// is a zombie (it has exited and waits for its parent to reap it). It is
+// for processes a test did not start itself, such as a child of one it
+// did, whose end no event tells.
+func Gone(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
+}

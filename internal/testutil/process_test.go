@@ -83,3 +83,22 @@ func TestStartControlPlane(t *testing.T) {
 		cp.Kill()
 	}
 }
+
+func TestGone(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := cmd.Process.Pid
+	if Gone(pid) {
+		t.Errorf("pid %d running: Gone says it has ended", pid)
+	}
+	cmd.Process.Kill()
+	// Not yet reaped: a zombie, which has ended. Its state changes when
+	// the kill lands, which no event tells here.
+	WaitFor(t, wait, Until("the killed process to be a zombie", func() bool { return Gone(pid) }))
+	cmd.Wait()
+	if !Gone(pid) {
+		t.Errorf("pid %d reaped: Gone says it runs", pid)
+	}
+}

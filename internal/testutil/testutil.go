@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -101,9 +102,17 @@ func Run(m *testing.M) int {
 // build fails the test with the compiler's output.
 func BuildBinary(t testing.TB, pkg string, flags ...string) string {
 	t.Helper()
+	return BuildBinaryEnv(t, nil, pkg, flags...)
+}
+
+// BuildBinaryEnv is BuildBinary with env added to go build's environment:
+// []string{"GOARCH=arm64", "CGO_ENABLED=0"} builds an executable for
+// another machine. Each env, pkg and flags is built once.
+func BuildBinaryEnv(t testing.TB, env []string, pkg string, flags ...string) string {
+	t.Helper()
 	builds.mu.Lock()
 	dir := builds.dir
-	key := strings.Join(append([]string{pkg}, flags...), " ")
+	key := strings.Join(append(append(slices.Clone(env), pkg), flags...), " ")
 	b := builds.done[key]
 	if b == nil || dir == "" {
 		b = new(build)
@@ -127,8 +136,10 @@ func BuildBinary(t testing.TB, pkg string, flags ...string) string {
 		}
 		b.path = filepath.Join(out, filepath.Base(pkg))
 		args := append(append([]string{"build"}, flags...), "-o", b.path, pkg)
-		if msg, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, msg)
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), env...)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("%s go %s: %v\n%s", strings.Join(env, " "), strings.Join(args, " "), err, msg)
 		}
 	})
 	if b.err != nil {

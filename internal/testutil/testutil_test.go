@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"net"
@@ -36,6 +37,26 @@ func TestBuildBinaryBuildsOnce(t *testing.T) {
 	}
 	if other := BuildBinary(t, pkg, "-ldflags=-s"); other == bin {
 		t.Errorf("build with other flags: got the same path %s", other)
+	}
+}
+
+func TestBuildBinaryEnvForAnotherMachine(t *testing.T) {
+	const pkg = "switchyard/internal/testutil/testdata/hello"
+	goarch, want := "arm64", elf.EM_AARCH64
+	if runtime.GOARCH == "arm64" {
+		goarch, want = "amd64", elf.EM_X86_64
+	}
+	bin := BuildBinaryEnv(t, []string{"GOOS=linux", "GOARCH=" + goarch, "CGO_ENABLED=0"}, pkg)
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Machine != want {
+		t.Errorf("built for GOARCH=%s: ELF machine %v, want %v", goarch, f.Machine, want)
+	}
+	if native := BuildBinary(t, pkg); native == bin {
+		t.Errorf("the native build has the same path %s", bin)
 	}
 }
 

@@ -16,6 +16,7 @@
 #   BENCH_HEALTH   the rollout's health_window [5s]
 #   BENCH_PARALLEL the rollout's parallel [1000]
 #   BENCH_LIVE_SECONDS  the live-path window of run 2 [20]
+#   BENCH_KEEP     1: keep the temporary directory (logs, database) [0]
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +34,7 @@ cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -45,10 +46,10 @@ log "building"
 $GO build -o "$TMP/controlplane" ./cmd/controlplane
 $GO build -o "$TMP/devicefw" ./cmd/devicefw
 $GO build -o "$TMP/loadgen" ./cmd/loadgen
-read -r MQTT HTTP < <("$TMP/loadgen" ports 2 | tr '\n' ' ')
+read -r MQTT HTTP <<<"$("$TMP/loadgen" ports 2 | tr "\n" " ")"
 
 # An admin with an API token (anonymous local clients are operators only).
-read -r TOKEN DIGEST < <("$TMP/controlplane" new-token | tr '\n' ' ')
+read -r TOKEN DIGEST <<<"$("$TMP/controlplane" new-token | tr "\n" " ")"
 cat > "$TMP/config.yaml" <<YAML
 mqtt:
   listen: 127.0.0.1:$MQTT

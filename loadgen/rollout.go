@@ -119,7 +119,12 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 	}
 	res.IdleRSS = idle.rss
 	smp := startSampler(pids)
-	defer smp.finish()
+	sampling := true
+	defer func() {
+		if sampling {
+			smp.finish()
+		}
+	}()
 
 	sha, err := upload(ctx, c, cfg)
 	if err != nil {
@@ -171,7 +176,9 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 			return nil, ctx.Err()
 		case <-time.After(250 * time.Millisecond): // poll: the API has no event to wait for here
 		}
-		if err := c.do(ctx, http.MethodGet, "/api/rollouts/"+url.PathEscape(r.ID), "", nil, http.StatusOK, &r); err != nil {
+		id := r.ID
+		r = rolloutJSON{} // Unmarshal would merge into the old counts map
+		if err := c.do(ctx, http.MethodGet, "/api/rollouts/"+url.PathEscape(id), "", nil, http.StatusOK, &r); err != nil {
 			return nil, err
 		}
 		b, err := c.metric(ctx, cfg.BytesMetric)
@@ -194,6 +201,7 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 		return nil, err
 	}
 	res.CPU = cpu1.cpu - cpu0.cpu
+	sampling = false
 	peak, err := smp.finish()
 	if err != nil {
 		return nil, err

@@ -117,6 +117,9 @@ type Board struct {
 	Since time.Time `json:"-"`
 	// Update is the board's last reported update state for Job.
 	Update string `json:"update"`
+	// resent is when Step last sent Job again (not stored: after a restart
+	// a lost job is sent again at most once more than otherwise).
+	resent time.Time
 }
 
 // Wave is one wave of a rollout: the boards it adds to the earlier ones,

@@ -38,11 +38,12 @@ type sim struct {
 	f      fleet
 	boards map[string]*simBoard
 	sent   map[string][]time.Time // every job send, by board
+	resent map[string][]time.Time // every resend of a job with no answer, by board
 	order  []Send                 // every send, in order
 }
 
 func newSim(t *testing.T, modes map[string]string, now time.Time) *sim {
-	s := &sim{t: t, f: fleet{}, boards: map[string]*simBoard{}, sent: map[string][]time.Time{}}
+	s := &sim{t: t, f: fleet{}, boards: map[string]*simBoard{}, sent: map[string][]time.Time{}, resent: map[string][]time.Time{}}
 	for id, mode := range modes {
 		s.boards[id] = &simBoard{mode: mode}
 		s.f[id] = View{Known: true, Online: true, Firmware: "devicefw 1.1", Since: now.Add(-time.Hour), LastCount: now}
@@ -156,6 +157,7 @@ func (s *sim) step(r *Rollout, now time.Time) []Send {
 	s.advance(now)
 	before := r.Updated
 	sends := r.Step(s.f, now)
+	var jobs []Send // new jobs, not resends
 	for _, snd := range sends {
 		b := s.boards[snd.ID]
 		if b == nil {
@@ -164,11 +166,19 @@ func (s *sim) step(r *Rollout, now time.Time) []Send {
 		if !s.f[snd.ID].Online {
 			s.t.Errorf("%v: sent %v to an offline board", now, snd)
 		}
+		if snd.Job == b.job { // a resend of a job with no answer: the board goes on as it was
+			s.resent[snd.ID] = append(s.resent[snd.ID], now)
+			continue
+		}
 		b.job, b.sent = snd.Job, now
 		s.sent[snd.ID] = append(s.sent[snd.ID], now)
 		s.order = append(s.order, snd)
+		jobs = append(jobs, snd)
 	}
-	s.check(r, now, before, sends)
+	s.check(r, now, before, jobs)
+	if len(sends) > len(jobs) && r.State != Running {
+		s.t.Errorf("%v: a %s rollout resent jobs %v", now, r.State, sends)
+	}
 	return sends
 }
 

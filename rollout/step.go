@@ -15,6 +15,15 @@ import (
 // far beyond what a board takes to say "downloading".
 const AnswerTimeout = 10 * time.Minute
 
+// ResendAfter is how long a board that was sent a job may stay online
+// without any update report for it before the same job is sent again (and
+// again every ResendAfter, until AnswerTimeout). update/set is QoS 1 but
+// not retained: a job published just before the control plane died, or
+// while the board was between sessions, can be lost. A board answers a
+// repeat of its job in progress by ignoring it, and a repeat of a finished
+// one by doing it again (a version it already runs is confirmed at once).
+const ResendAfter = 30 * time.Second
+
 // Step advances r to now, given what the control plane knows of its boards
 // (f), and returns the jobs to send now, in order. They are already
 // recorded in r (the board updating, with Job set), so the caller sends
@@ -34,8 +43,10 @@ const AnswerTimeout = 10 * time.Minute
 //     new version: checking, from now.
 //   - Checking, online on the new version, HealthWindow passed since it
 //     entered checking and its count advanced after that: updated.
-//   - Updating, online, no report for its job AnswerTimeout after it was
-//     sent the job (or came back online, if later): failed, "no answer".
+//   - Updating, online, no report for its job ResendAfter after it was
+//     sent the job (or came back online, if later): the same job is sent
+//     again, every ResendAfter, while the rollout runs (a resend changes
+//     nothing in r); AnswerTimeout after: failed, "no answer".
 //
 // Then, when failures exceed max_failures (a count, or a percentage of the
 // targets, skipped boards not counted, rounded down) a running or paused
@@ -244,6 +255,9 @@ func (s *stepper) follow(b *Board) {
 			s.set(b, BoardChecking, "")
 		case !mine && s.now.Sub(later(v.Since, b.Since)) >= AnswerTimeout:
 			s.set(b, BoardFailed, fmt.Sprintf("no answer: no update report for job %s in %v", b.Job, AnswerTimeout))
+		case !mine && s.r.State == Running && s.now.Sub(later(v.Since, b.Since, b.resent)) >= ResendAfter:
+			b.resent = s.now
+			s.sends = append(s.sends, Send{ID: b.ID, Job: b.Job})
 		}
 		return
 	}
@@ -318,9 +332,12 @@ func (s *stepper) start(b *Board) {
 }
 
 // later returns the later of a and b.
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
+func later(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
 	}
-	return b
+	return l
 }

@@ -395,6 +395,35 @@ func TestStepNoAnswerCountsOnlineTime(t *testing.T) {
 	}
 }
 
+func TestStepResendsAJobWithNoAnswer(t *testing.T) {
+	// A silent board (its job lost) is sent the same job again every
+	// ResendAfter while the rollout runs, from when it came back online.
+	s := newSim(t, map[string]string{"b": modeSilent}, t0)
+	r := Plan("r1", spec(nil, time.Minute, Limit{N: 1}, 50), fw12, updatable([]string{"b"}), t0)
+	s.step(r, t0)
+	s.setAway("b", true, t0.Add(sec(5)))
+	s.setAway("b", false, t0.Add(sec(55)))
+	s.run(r, t0.Add(sec(10)), t0.Add(sec(150)))
+	want := []time.Time{t0.Add(sec(90)), t0.Add(sec(120)), t0.Add(sec(150))}
+	if got := s.resent["b"]; !slices.Equal(got, want) {
+		t.Errorf("resent at %v, want %v", got, want)
+	}
+	if got := s.sent["b"]; len(got) != 1 {
+		t.Errorf("new jobs at %v, want one", got)
+	}
+	if b := board(t, r, "b"); b.State != BoardUpdating || b.Job != "r1/1" || r.Jobs != 1 {
+		t.Errorf("%s job %s, %d jobs; want updating r1/1, 1 job", b.State, b.Job, r.Jobs)
+	}
+	// Paused: no resends.
+	if err := r.Pause(t0.Add(sec(151))); err != nil {
+		t.Fatal(err)
+	}
+	s.run(r, t0.Add(sec(160)), t0.Add(sec(300)))
+	if got := s.resent["b"]; len(got) != len(want) {
+		t.Errorf("paused rollout resent at %v", got[len(want):])
+	}
+}
+
 func TestStepHealthNeedsCount(t *testing.T) {
 	s := newSim(t, map[string]string{"b": modeStuckCount}, t0)
 	r := Plan("r1", spec(nil, time.Minute, Limit{}, 50), fw12, updatable([]string{"b"}), t0)

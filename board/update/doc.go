@@ -12,8 +12,8 @@
 // board back when it fails. What holds each guarantee of the contract is
 // written where it holds, and in docs/devicefw.md.
 //
-// Downloads are shared: every job that wants the same SHA-256 waits for
-// one download, streamed to a file in the state directory and hashed while
-// it is read, so a thousand simulated boards fetching one build hold no
-// copy of it in memory.
+// Binary's downloads are streamed to a file in the state directory and
+// hashed while they are read, resuming with Range; jobs that want the same
+// SHA-256 share one download. Each simulated board downloads for itself,
+// hashing as the bytes come and keeping none of them.
 package update

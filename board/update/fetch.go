@@ -71,12 +71,6 @@ func newFetcher(dir string, client *http.Client, user, pass string, log *slog.Lo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("downloads directory: %w", err)
 	}
-	if client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.ResponseHeaderTimeout = 30 * time.Second
-		t.DisableCompression = true // the bytes as stored: Content-Length is the size
-		client = &http.Client{Transport: t}
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &fetcher{
 		dir: dir, client: client, user: user, pass: pass, log: log, retryWait: firstRetryWait,

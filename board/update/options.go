@@ -51,6 +51,12 @@ func (o *Options) setDefaults() error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if o.HTTPClient == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = 30 * time.Second
+		t.DisableCompression = true // the bytes as stored: Content-Length is the size
+		o.HTTPClient = &http.Client{Transport: t}
+	}
 	return nil
 }
 

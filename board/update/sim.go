@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -46,12 +45,12 @@ type SimOptions struct {
 // Sim updates simulated boards (info "update":"sim", "platform":"sim"):
 // they download and verify for real (size, SHA-256, signature: the bytes
 // can be anything), then restart their MQTT session as the new version, on
-// trial, and confirm after the trial. Every board of a Sim shares its
-// downloads.
+// trial, and confirm after the trial. Each board downloads for itself (its
+// own request, hashed as it comes, nothing kept), so a rollout to simulated
+// boards serves as many bytes as one to real ones.
 type Sim struct {
-	o     SimOptions
-	fetch *fetcher
-	tmp   string // a temporary state directory to remove, or ""
+	o   SimOptions
+	tmp string // a temporary state directory to remove, or ""
 }
 
 // NewSim returns the updater for the simulated boards of one process.
@@ -67,21 +66,12 @@ func NewSim(o SimOptions) (*Sim, error) {
 		}
 		s.o.StateDir, s.tmp = dir, dir
 	}
-	f, err := newFetcher(filepath.Join(s.o.StateDir, "downloads"), o.HTTPClient, o.Username, o.Password, o.Log)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.fetch = f
 	return s, nil
 }
 
 // Close stops the downloads and removes a temporary state directory.
 // Call it once every Run has returned.
 func (s *Sim) Close() {
-	if s.fetch != nil {
-		s.fetch.close()
-	}
 	if s.tmp != "" {
 		_ = os.RemoveAll(s.tmp)
 	}
@@ -237,9 +227,12 @@ func (sb *simBoard) Update(ctx context.Context, job devices.UpdateCommand, repor
 		report(devices.UpdateReport{State: devices.UpdateDownloading})
 		return failed(devices.UpdateErrDownload + ": simulated (--sim-update-fail download)")
 	}
-	if _, _, err := s.fetch.get(ctx, job, func(pct int) {
+	if err := streamSim(ctx, s.o.HTTPClient, s.o.Username, s.o.Password, job, func(pct int) {
 		report(devices.UpdateReport{State: devices.UpdateDownloading, Progress: pct})
 	}); err != nil {
+		if ctx.Err() != nil {
+			return failed(devices.UpdateErrInterrupted)
+		}
 		return failed(wordOf(err, devices.UpdateErrDownload))
 	}
 	report(devices.UpdateReport{State: devices.UpdateVerifying})

@@ -58,8 +58,8 @@ func TestSimUpdate(t *testing.T) {
 	w2.send("s2", job)
 	w2.report("s2", devices.UpdateConfirmed)
 	w2.expectRuns("2.0.0", "OFF")
-	if got := srv.requestLog(); len(got) != 1 {
-		t.Errorf("requests: got %q, want one download shared by both boards", got)
+	if got := srv.requestLog(); len(got) != 2 {
+		t.Errorf("requests: got %q, want one download by each board", got)
 	}
 	var info devices.Info
 	if err := parseInfo(w1.latest[topics.Info("su-1")], &info); err != nil || info.Platform != "sim" || info.Update != "sim" {

@@ -155,6 +155,9 @@ func New(cfg Config) (*Broker, error) {
 	if authHookErr != nil {
 		return nil, fmt.Errorf("mqtt auth hook: %w", authHookErr)
 	}
+	if err := srv.AddHook(&handOverHook{srv: srv}, nil); err != nil {
+		return nil, fmt.Errorf("mqtt hand-over hook: %w", err)
+	}
 	if cfg.StoragePath != "" {
 		store, err := openRetainLog(cfg.StoragePath, topics, log)
 		if err != nil {

@@ -608,7 +608,7 @@ func (u *Binary) supervise(ctx context.Context, h *board.HandOver) outcome {
 			}
 			why := devices.UpdateErrNeverConn + ": not connected to the broker within " + u.o.Deadline.String()
 			if _, err := os.Stat(u.st.path(trialConnFile)); err == nil {
-				why = "not confirmed: connected, but no confirmation within " + u.o.Deadline.String()
+				why = devices.UpdateErrCrashed + ": hung: connected, but no confirmation within " + u.o.Deadline.String()
 			}
 			if out, rolled := u.tryRollback(p, h.LED, why); rolled {
 				_ = c.proc.Kill()
@@ -766,7 +766,7 @@ func (l ledFile) Set(on bool) error {
 
 // connectMark is the Session of a build on trial: it leaves a file once
 // the broker has accepted a connection, so that the supervisor can tell
-// "never connected" from "not confirmed".
+// "never connected" from a hung build ("crashed: hung").
 type connectMark struct {
 	board.Session
 	path string

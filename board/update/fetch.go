@@ -71,6 +71,9 @@ func newFetcher(dir string, client *http.Client, user, pass string, log *slog.Lo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("downloads directory: %w", err)
 	}
+	if client == nil {
+		client = defaultHTTPClient()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &fetcher{
 		dir: dir, client: client, user: user, pass: pass, log: log, retryWait: firstRetryWait,

@@ -52,12 +52,19 @@ func (o *Options) setDefaults() error {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.HTTPClient == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.ResponseHeaderTimeout = 30 * time.Second
-		t.DisableCompression = true // the bytes as stored: Content-Length is the size
-		o.HTTPClient = &http.Client{Transport: t}
+		o.HTTPClient = defaultHTTPClient()
 	}
 	return nil
+}
+
+// defaultHTTPClient is the downloads' client when none is given: connect
+// and header timeouts, no compression (the bytes as stored: Content-Length
+// is the size).
+func defaultHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 30 * time.Second
+	t.DisableCompression = true
+	return &http.Client{Transport: t}
 }
 
 // BinaryOptions configure the Linux binary updater.

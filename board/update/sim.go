@@ -97,7 +97,7 @@ func (s *Sim) Run(ctx context.Context, cfg board.Config) error {
 			if expired, err = s.runTrial(ctx, b, sb); expired {
 				on := led.On()
 				cfg.Report = &devices.UpdateReport{Job: t.Job, State: devices.UpdateRolledBack, Version: cfg.Version,
-					Error: "not confirmed: no confirmation within " + s.o.Deadline.String()}
+					Error: devices.UpdateErrCrashed + ": hung: no confirmation within " + s.o.Deadline.String()}
 				s.o.Log.Warn("rolled back", "id", cfg.ID, "job", t.Job, "error", cfg.Report.Error)
 				cfg.InitialLED, cfg.Trial = &on, nil
 				cfg.Firmware, cfg.Version = s.firmware(sb.version()), sb.version()

@@ -52,11 +52,10 @@ const (
 	roInterval = "500ms"          // devicefw --interval: the count a health window watches
 )
 
-// roNotConfirmed is the error a build that connected but never confirmed
-// is rolled back with (documented in docs/devicefw.md). It is not one of
-// the contract's words, whose rolled_back errors are crashed, never
-// connected and interrupted.
-const roNotConfirmed = "not confirmed"
+// roNotConfirmed is the error word a build that connected but never
+// confirmed (it hung) is rolled back with: the contract's "crashed"
+// ("crashed: hung: …", docs/devicefw.md).
+const roNotConfirmed = devices.UpdateErrCrashed
 
 var roTopics = devices.MustTopics(devices.DefaultPrefix)
 

@@ -111,7 +111,7 @@ func TestSimUpdateFail(t *testing.T) {
 		{"download", devices.UpdateFailed, devices.UpdateErrDownload},
 		{"verify", devices.UpdateFailed, devices.UpdateErrChecksum},
 		{"start", devices.UpdateRolledBack, devices.UpdateErrCrashed},
-		{"confirm", devices.UpdateRolledBack, "not confirmed"},
+		{"confirm", devices.UpdateRolledBack, devices.UpdateErrCrashed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {

@@ -214,6 +214,17 @@ func (s *Service) serveFirmware(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "firmware %s: %v", sha, err)
 		return
 	}
+	waiting, streaming := s.downloads.WithLabelValues("waiting"), s.downloads.WithLabelValues("streaming")
+	waiting.Inc()
+	select { // wait for a turn: see Config.MaxDownloads
+	case s.slots <- struct{}{}:
+		waiting.Dec()
+		streaming.Inc()
+		defer func() { streaming.Dec(); <-s.slots }()
+	case <-r.Context().Done():
+		waiting.Dec()
+		return // the board gave up (or the server is shutting down)
+	}
 	deadline := time.Minute + time.Duration(fi.Size()/minRate)*time.Second
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(deadline)) // not every ResponseWriter has one
 	w.Header().Set("Content-Type", "application/octet-stream")

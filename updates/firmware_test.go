@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/internal/testutil"
 )
 
 func TestFirmwareUploadListDelete(t *testing.T) {
@@ -139,4 +141,48 @@ func TestServeFirmwareRange(t *testing.T) {
 	}
 	e.must(http.StatusNotFound, "GET", "/firmware/"+strings.Repeat("0", 64), nil, nil)
 	e.must(http.StatusNotFound, "GET", "/firmware/..%2fswitchyard.db", nil, nil)
+}
+
+func TestDownloadsTakeTurns(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxDownloads = 1 })
+	data := build(t, 16<<20) // more than the sockets buffer: the first download blocks until it is read
+	fw := e.upload("2.0", "sim", data)
+	url := e.srv.URL + "/firmware/" + fw.SHA256
+
+	first, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := make(chan []byte, 1)
+	go func() { // ends when the second download has been read
+		resp, err := http.Get(url)
+		if err != nil {
+			second <- nil
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		second <- b
+	}()
+	// The second waits its turn while the first streams (no event to wait
+	// for: poll the gauge).
+	testutil.WaitFor(t, wait, testutil.Until("one download streaming and one waiting", func() bool {
+		return e.metric("switchyard_firmware_downloads", "waiting") == 1 && e.metric("switchyard_firmware_downloads", "streaming") == 1
+	}))
+	got, _ := io.ReadAll(first.Body)
+	first.Body.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatalf("first download: %d bytes, want the build", len(got))
+	}
+	select {
+	case b := <-second:
+		if !bytes.Equal(b, data) {
+			t.Fatalf("second download: %d bytes, want the build", len(b))
+		}
+	case <-time.After(wait):
+		t.Fatal("the second download did not get its turn after the first")
+	}
+	testutil.WaitFor(t, wait, testutil.Until("no download left", func() bool {
+		return e.metric("switchyard_firmware_downloads", "waiting") == 0 && e.metric("switchyard_firmware_downloads", "streaming") == 0
+	}))
 }

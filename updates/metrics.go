@@ -28,7 +28,11 @@ func (s *Service) registerMetrics(reg prometheus.Registerer) error {
 		Name: "switchyard_firmware_served_bytes_total",
 		Help: "Firmware bytes sent to boards by GET /firmware/<sha256>.",
 	})
-	for _, c := range []prometheus.Collector{s.served, collector{s}} {
+	s.downloads = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchyard_firmware_downloads",
+		Help: "Firmware downloads now: streaming, or waiting for a turn (updates.Config.MaxDownloads).",
+	}, []string{"state"})
+	for _, c := range []prometheus.Collector{s.served, s.downloads, collector{s}} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -99,6 +99,12 @@ type Config struct {
 	// Tags returns the boards with a tag; nil means tags are not there
 	// yet (issue 13), and a rollout target {"tag":…} is answered 400.
 	Tags func(tag string) []string
+	// MaxDownloads bounds the firmware downloads streamed at once; more
+	// wait their turn (bounded by their own request). 0 means 64. Each
+	// one streaming holds a 32 KiB copy buffer of net/http's for its whole
+	// length, so a thousand boards at once would hold 32 MiB; a few dozen
+	// saturate loopback or a LAN anyway.
+	MaxDownloads int
 	// StepInterval is how often every rollout not finished is stepped
 	// besides the board messages that wake the engine; 0 means 1s.
 	StepInterval time.Duration
@@ -114,6 +120,7 @@ type Config struct {
 // The defaults of Config.
 const (
 	DefaultMaxSize      = 64 << 20
+	DefaultMaxDownloads = 64
 	DefaultStepInterval = time.Second
 )
 
@@ -156,7 +163,9 @@ type Service struct {
 	done      chan struct{} // closed when the engine has returned
 	closeOnce sync.Once
 
-	served prometheus.Counter // firmware bytes served
+	served    prometheus.Counter   // firmware bytes served
+	slots     chan struct{}        // one token per download streaming (MaxDownloads)
+	downloads *prometheus.GaugeVec // downloads streaming and waiting
 }
 
 // entry is one rollout as the service holds it.
@@ -196,6 +205,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxSize <= 0 {
 		cfg.MaxSize = DefaultMaxSize
 	}
+	if cfg.MaxDownloads <= 0 {
+		cfg.MaxDownloads = DefaultMaxDownloads
+	}
 	if cfg.HTTPScheme == "" {
 		cfg.HTTPScheme = "http"
 	}
@@ -217,6 +229,7 @@ func New(cfg Config) (*Service, error) {
 		fleet: newFleetView(cfg.Topics, cfg.Now()),
 		byID:  map[string]*entry{},
 		kick:  make(chan struct{}, 1),
+		slots: make(chan struct{}, cfg.MaxDownloads),
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}

@@ -1,39 +1,22 @@
 package homeassistant
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"switchyard/devices"
+	"switchyard/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatalf("%s: invalid JSON %s", name, got)
-	}
-	pretty.WriteByte('\n')
-	p := filepath.Join("testdata", name)
-	if *update {
-		os.WriteFile(p, pretty.Bytes(), 0o644)
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s:\ngot:\n%s\nwant:\n%s", name, pretty.Bytes(), want)
-	}
+	testutil.GoldenJSON(t, name, got, *update)
 }
 
 func TestConfigsGolden(t *testing.T) {

@@ -4,35 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"switchyard/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	var pretty bytes.Buffer
-	if err := json.Indent(&pretty, got, "", "  "); err != nil {
-		t.Fatalf("%s: invalid JSON %s", name, got)
-	}
-	pretty.WriteByte('\n')
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, pretty.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(pretty.Bytes(), want) {
-		t.Errorf("%s:\ngot:\n%s\nwant:\n%s", name, pretty.Bytes(), want)
-	}
+	testutil.GoldenJSON(t, name, got, *update)
 }
 
 // goldenRollout is a rollout in the middle of its second wave: the canary

@@ -17,6 +17,8 @@
 #   BENCH_PARALLEL the rollout's parallel [1000]
 #   BENCH_LIVE_SECONDS  the live-path window of run 2 [20]
 #   BENCH_KEEP     1: keep the temporary directory (logs, database) [0]
+#   BENCH_RUNS     which runs [1 2 3]
+#   BENCH_TAGS     build tags of the control plane (pprof: SWITCHYARD_PPROF=127.0.0.1:6060 serves profiles) []
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,13 +45,13 @@ ulimit -n 20000 2>/dev/null || true
 
 cd "$ROOT"
 log "building"
-$GO build -o "$TMP/controlplane" ./cmd/controlplane
+$GO build -tags "${BENCH_TAGS:-}" -o "$TMP/controlplane" ./cmd/controlplane
 $GO build -o "$TMP/devicefw" ./cmd/devicefw
 $GO build -o "$TMP/loadgen" ./cmd/loadgen
 read -r MQTT HTTP <<<"$("$TMP/loadgen" ports 2 | tr "\n" " ")"
 
 # An admin with an API token (anonymous local clients are operators only).
-read -r TOKEN DIGEST <<<"$("$TMP/controlplane" new-token | tr "\n" " ")"
+read -r TOKEN DIGEST <<<"$(env -u SWITCHYARD_PPROF "$TMP/controlplane" new-token | tr "\n" " ")"
 cat > "$TMP/config.yaml" <<YAML
 mqtt:
   listen: 127.0.0.1:$MQTT
@@ -65,7 +67,7 @@ auth:
   anonymous: local
   users:
     - name: bench
-      password_hash: "$(echo bench-password | "$TMP/controlplane" hash-password)"
+      password_hash: "$(echo bench-password | env -u SWITCHYARD_PPROF "$TMP/controlplane" hash-password)"
       role: admin
       tokens: ["$DIGEST"]
 YAML
@@ -75,7 +77,7 @@ log "control plane on 127.0.0.1:$MQTT (mqtt) and :$HTTP (http)"
 CP=$!
 PIDS+=("$CP")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
-KEY=$("$TMP/controlplane" update-key --config "$TMP/config.yaml")
+KEY=$(env -u SWITCHYARD_PPROF "$TMP/controlplane" update-key --config "$TMP/config.yaml")
 
 start_fleet() { # start_fleet [extra devicefw flags]
 	"$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
@@ -90,10 +92,14 @@ bench() { "$TMP/loadgen" rollout --http "http://127.0.0.1:$HTTP" --token "$TOKEN
 	--boards "$BOARDS" --ids sim --size "$SIZE" --health-window "$HEALTH" \
 	--parallel "$PARALLEL" --pid "$CP" -v "$@"; }
 
-log "run 1: $BOARDS boards, $SIZE, waves 1/10%/100%, health_window $HEALTH, --update-trial $TRIAL"
+RUNS=" ${BENCH_RUNS:-1 2 3} "
 start_fleet
+if [[ $RUNS == *" 1 "* ]]; then
+log "run 1: $BOARDS boards, $SIZE, waves 1/10%/100%, health_window $HEALTH, --update-trial $TRIAL"
 bench --label "rollout"
+fi
 
+if [[ $RUNS == *" 2 "* ]]; then
 log "run 2: the live path during a rollout, then without one"
 "$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
 	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-during-rollout" &
@@ -102,8 +108,11 @@ bench --label "rollout-with-live-load"
 wait "$LG"
 "$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
 	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-idle"
+fi
 
+if [[ $RUNS == *" 3 "* ]]; then
 log "run 3: every board fails to start the new build (--sim-update-fail start)"
 stop_fleet
 start_fleet --sim-update-fail start
 bench --label "rollout-fail-start"
+fi

@@ -18,6 +18,9 @@
 #   BENCH_LIVE_SECONDS  the live-path window of run 2 [20]
 #   BENCH_KEEP     1: keep the temporary directory (logs, database) [0]
 #   BENCH_RUNS     which runs [1 2 3]
+#   BENCH_FLEET_NICE  niceness of the simulated fleet (19: it yields the cores
+#                  to the control plane and the load generator, as a real
+#                  fleet hashing on its own CPUs would) [0]
 #   BENCH_TAGS     build tags of the control plane (pprof: SWITCHYARD_PPROF=127.0.0.1:6060 serves profiles) []
 set -euo pipefail
 
@@ -80,7 +83,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && 
 KEY=$(env -u SWITCHYARD_PPROF "$TMP/controlplane" update-key --config "$TMP/config.yaml")
 
 start_fleet() { # start_fleet [extra devicefw flags]
-	"$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
+	nice -n "${BENCH_FLEET_NICE:-0}" "$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
 		--update-key "$KEY" --update-trial "$TRIAL" --update-deadline 60s \
 		--state-dir "$TMP/fleet" "$@" 2>"$TMP/devicefw.log" &
 	FLEET=$!

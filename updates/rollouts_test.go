@@ -67,7 +67,7 @@ func TestRolloutInWavesToDone(t *testing.T) {
 	e := newEnv(t)
 	boards := e.boards(6, "1.0", fakeboard.OK)
 	fw := e.upload("2.0", "sim", build(t, 50_000))
-	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"all":true},"waves":[1,"50%","100%"],"health_window":"150ms","parallel":2}`)
+	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"all":true},"waves":[1,"50%","100%"],"health_window":"1s","parallel":2}`)
 	if r.State != "running" || len(r.Waves) != 3 || r.Waves[0].Size != 1 || r.Waves[1].Size != 3 || r.Waves[2].Size != 6 {
 		t.Fatalf("created %+v, want running with waves of 1, 3, 6", r)
 	}
@@ -217,7 +217,7 @@ func TestRolloutPauseResumeAbort(t *testing.T) {
 	e := newEnv(t)
 	boards := e.boards(3, "1.0", fakeboard.OK)
 	fw := e.upload("2.0", "sim", build(t, 1000))
-	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"all":true},"waves":[1,"100%"],"health_window":"100ms"}`)
+	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"all":true},"waves":[1,"100%"],"health_window":"1s"}`)
 	var got rolloutJSON
 	e.must(http.StatusOK, "POST", "/api/rollouts/"+r.ID+"/pause", nil, &got)
 	if got.State != "paused" {

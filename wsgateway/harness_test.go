@@ -147,12 +147,14 @@ func (b *board) online(led string) {
 }
 
 // onlineBoard connects board id, publishes what a board publishes on
-// connect (its led at led) and waits until the gateway shows it online.
+// connect (its led at led) and waits until the gateway has all of it:
+// online, and its led (published last, so the info is in too). A browser
+// that connects then gets it all in its snapshot, nothing of it live.
 func (h *harness) onlineBoard(id, led string) *board {
 	h.t.Helper()
 	b := h.board(id)
 	b.online(led)
-	h.waitDevice(id, func(d apiDevice) bool { return d.Online })
+	h.waitDevice(id, func(d apiDevice) bool { return d.Online && d.LED != nil && len(d.Info) > 0 && string(d.Info) != "null" })
 	return b
 }
 

@@ -104,6 +104,7 @@ func TestParseValues(t *testing.T) {
 		{"0", 0, true}, {"42", 42, true}, {"9223372036854775807", 1<<63 - 1, true},
 		{"-1", 0, false}, {"+1", 0, false}, {"1.5", 0, false}, {"", 0, false},
 		{"abc", 0, false}, {"99999999999999999999", 0, false}, {"0x10", 0, false},
+		{" 7\n", 7, true}, {" ", 0, false}, {"12a", 0, false}, {"9999999999999999999", 0, false},
 	} {
 		got, err := ParseCount([]byte(tc.in))
 		if got != tc.want || (err == nil) != tc.ok {

@@ -62,9 +62,7 @@ func (f *fleetView) apply(topic string, payload []byte, now time.Time) (wake boo
 	if !ok {
 		return false
 	}
-	switch k {
-	case devices.KindStatus, devices.KindLED, devices.KindCount, devices.KindInfo, devices.KindUpdate:
-	default:
+	if !k.FromBoard() {
 		return false // commands
 	}
 	f.mu.Lock()
@@ -93,8 +91,8 @@ func (f *fleetView) apply(topic string, payload []byte, now time.Time) (wake boo
 		b.known = true
 		return false
 	case devices.KindCount:
-		n, ok := parseCount(payload)
-		if !ok {
+		n, err := devices.ParseCount(payload)
+		if err != nil {
 			return false
 		}
 		b.known = true
@@ -131,28 +129,6 @@ func (b *boardView) setOnline(on bool, now time.Time) (changed bool) {
 	}
 	b.online, b.since = on, now
 	return true
-}
-
-// parseCount reads a count payload (a decimal integer, spaces around
-// allowed) without allocating.
-func parseCount(p []byte) (int64, bool) {
-	for len(p) > 0 && (p[0] == ' ' || p[0] == '\t' || p[0] == '\r' || p[0] == '\n') {
-		p = p[1:]
-	}
-	for len(p) > 0 && (p[len(p)-1] == ' ' || p[len(p)-1] == '\t' || p[len(p)-1] == '\r' || p[len(p)-1] == '\n') {
-		p = p[:len(p)-1]
-	}
-	if len(p) == 0 || len(p) > 18 { // 18 digits never overflow an int64
-		return 0, false
-	}
-	var n int64
-	for _, c := range p {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // View is rollout.Fleet's: what is known of board id now.

@@ -8,23 +8,6 @@ import (
 	"switchyard/rollout"
 )
 
-func TestParseCount(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"0", 0, true}, {"42", 42, true}, {" 7\n", 7, true}, {"999999999999999999", 999999999999999999, true},
-		{"", 0, false}, {" ", 0, false}, {"-1", 0, false}, {"+1", 0, false}, {"1.5", 0, false},
-		{"9999999999999999999", 0, false}, {"12a", 0, false},
-	} {
-		got, ok := parseCount([]byte(tc.in))
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseCount(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 // TestFleetView feeds board messages to the view and reads what a rollout
 // sees, in order.
 func TestFleetView(t *testing.T) {

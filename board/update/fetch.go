@@ -277,22 +277,57 @@ func restart(file *os.File, h hash.Hash) (int64, error) {
 	return 0, nil
 }
 
-// try makes one request, from off on, and appends what comes to file and
-// h. It returns the new offset; nil once all d.size bytes are there.
+// try makes one request for d, from off on, into its .part file and h.
 func (f *fetcher) try(ctx context.Context, d *download, file *os.File, h hash.Hash, off int64) (int64, error) {
+	return fetchRange(ctx, f.client, f.user, f.pass, d.url, d.size, sink{file: file, h: h, got: d.setGot}, off)
+}
+
+// sink is where a download's bytes go: a .part file and its hash, or, for
+// a simulated board, the hash alone.
+type sink struct {
+	file *os.File // nil: hashed and dropped
+	h    hash.Hash
+	got  func(int64) // told the bytes there so far
+}
+
+func (s sink) write(p []byte) error {
+	if s.file != nil {
+		if _, err := s.file.Write(p); err != nil {
+			return err
+		}
+	}
+	s.h.Write(p)
+	return nil
+}
+
+// restart empties the sink for a download from the start.
+func (s sink) restart() (int64, error) {
+	s.got(0)
+	if s.file == nil {
+		s.h.Reset()
+		return 0, nil
+	}
+	return restart(s.file, s.h)
+}
+
+// fetchRange makes one request for the size bytes at url, from off on
+// (Range), with HTTP Basic user and pass when set, and appends what comes
+// to s. It returns the new offset; nil once all size bytes are there. An
+// error a retry cannot mend is a permanentError.
+func fetchRange(ctx context.Context, client *http.Client, user, pass, url string, size int64, s sink, off int64) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.url, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return off, permanentError{failure(devices.UpdateErrDownload, "%v", err)}
 	}
-	if f.user != "" || f.pass != "" {
-		req.SetBasicAuth(f.user, f.pass)
+	if user != "" || pass != "" {
+		req.SetBasicAuth(user, pass)
 	}
 	if off > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(off, 10)+"-")
 	}
-	resp, err := f.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return off, failure(devices.UpdateErrDownload, "%v", err)
 	}
@@ -300,30 +335,27 @@ func (f *fetcher) try(ctx context.Context, d *download, file *os.File, h hash.Ha
 	switch code := resp.StatusCode; {
 	case code == http.StatusOK:
 		if off > 0 { // the server ignored Range: take it all again
-			if off, err = restart(file, h); err != nil {
+			if off, err = s.restart(); err != nil {
 				return off, err
 			}
-			d.setGot(0)
 		}
-		if resp.ContentLength >= 0 && resp.ContentLength != d.size {
-			return off, permanentError{failure(devices.UpdateErrSize, "job says %d bytes, the server sends %d", d.size, resp.ContentLength)}
+		if resp.ContentLength >= 0 && resp.ContentLength != size {
+			return off, permanentError{failure(devices.UpdateErrSize, "job says %d bytes, the server sends %d", size, resp.ContentLength)}
 		}
 	case code == http.StatusPartialContent:
 		start, total, ok := contentRange(resp.Header.Get("Content-Range"))
 		switch {
-		case ok && total >= 0 && total != d.size:
-			return off, permanentError{failure(devices.UpdateErrSize, "job says %d bytes, the server has %d", d.size, total)}
+		case ok && total >= 0 && total != size:
+			return off, permanentError{failure(devices.UpdateErrSize, "job says %d bytes, the server has %d", size, total)}
 		case !ok || start != off:
-			_, err := restart(file, h) // an answer for another range: start again
-			d.setGot(0)
+			_, err := s.restart() // an answer for another range: start again
 			if err != nil {
 				return 0, err
 			}
 			return 0, failure(devices.UpdateErrDownload, "unexpected Content-Range %q", resp.Header.Get("Content-Range"))
 		}
 	case code == http.StatusRequestedRangeNotSatisfiable:
-		off, err = restart(file, h) // the .part is no prefix of this file
-		d.setGot(0)
+		off, err = s.restart() // what we have is no prefix of this file
 		if err != nil {
 			return off, err
 		}
@@ -341,19 +373,18 @@ func (f *fetcher) try(ctx context.Context, d *download, file *os.File, h hash.Ha
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			idle.Reset(idleTimeout)
-			if off+int64(n) > d.size {
-				return off, permanentError{failure(devices.UpdateErrSize, "the server sends more than the job's %d bytes", d.size)}
+			if off+int64(n) > size {
+				return off, permanentError{failure(devices.UpdateErrSize, "the server sends more than the job's %d bytes", size)}
 			}
-			if _, err := file.Write(buf[:n]); err != nil {
+			if err := s.write(buf[:n]); err != nil {
 				return off, permanentError{failure(devices.UpdateErrDownload, "write: %v", err)}
 			}
-			h.Write(buf[:n])
 			off += int64(n)
-			d.setGot(off)
+			s.got(off)
 		}
 		if rerr == io.EOF {
-			if off < d.size {
-				return off, failure(devices.UpdateErrDownload, "the connection ended at %d of %d bytes", off, d.size)
+			if off < size {
+				return off, failure(devices.UpdateErrDownload, "the connection ended at %d of %d bytes", off, size)
 			}
 			return off, nil
 		}

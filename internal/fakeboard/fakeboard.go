@@ -23,6 +23,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"switchyard/devices"
+	"switchyard/internal/pahostore"
 )
 
 // The modes of a board: how it answers a job whose build it downloaded
@@ -103,6 +104,7 @@ func (b *Board) connect() error {
 	opts := paho.NewClientOptions().AddBroker(b.cfg.Broker).SetClientID(b.cfg.ID).
 		SetCleanSession(true).SetConnectTimeout(wait).
 		SetAutoReconnect(true).SetConnectRetry(true).
+		SetStore(pahostore.Nop{}). // paho's resume races on reconnect (see pahostore); announce republishes
 		SetConnectRetryInterval(50*time.Millisecond).SetMaxReconnectInterval(200*time.Millisecond).
 		SetUsername(b.cfg.Username).SetPassword(b.cfg.Password).
 		SetWill(b.topics.Status(b.cfg.ID), devices.Offline, 1, true).

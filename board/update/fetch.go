@@ -104,8 +104,9 @@ func (f *fetcher) forget(sha string) {
 // SHA-256 is the job's (a mismatch is a "checksum" error, and so is a
 // wrong size a "size" one); signature and platform are the caller's to
 // check. progress gets the percentage downloaded, 0 first, then at most
-// every 5 % or every second (100 at once when the bytes are there). If ctx ends, get returns at once; the download goes on
-// while another job waits for it.
+// every 5 % or every second (100 at once when the bytes are there). If
+// ctx ends, get returns at once; the download goes on while another job
+// waits for it.
 func (f *fetcher) get(ctx context.Context, job devices.UpdateCommand, progress func(int)) (string, int64, error) {
 	f.mu.Lock()
 	if n, ok := f.complete[job.SHA256]; ok {
@@ -136,7 +137,10 @@ func (f *fetcher) get(ctx context.Context, job devices.UpdateCommand, progress f
 	d.waiters++
 	f.mu.Unlock()
 
-	last, lastAt := -1, time.Time{}
+	// 0 first, whatever the download (which may have started before this
+	// waiter, or be quick) has done by now.
+	progress(0)
+	last, lastAt := 0, time.Now()
 	for {
 		d.pmu.Lock()
 		pct, changed := d.pct, d.changed

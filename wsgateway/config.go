@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/devices"
+	"switchyard/history"
 )
 
 // Config configures a Gateway. Zero values mean the documented defaults.
@@ -90,8 +91,30 @@ type Config struct {
 	// Gatherer, when set, adds other packages' metrics (the update
 	// service's) to /metrics, after the gateway's own.
 	Gatherer prometheus.Gatherer
+	// History, when set, hears every board event the loop applies, in
+	// order, with who caused it (package recorder keeps them); nil keeps
+	// no history.
+	History History
+	// Audit, when set, hears what people do here: logins, logouts,
+	// commands, forget, rename and retag; nil keeps no audit log.
+	Audit Auditor
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
+}
+
+// History keeps the boards' past. Its methods run on the gateway's loop
+// goroutine and must not block.
+type History interface {
+	// Record takes one event of a board's history.
+	Record(e history.Event)
+	// Count takes a count a board sent (sampled, not kept one by one).
+	Count(id string, n int64, at time.Time)
+}
+
+// Auditor keeps the audit log. Audit must not block: it runs on request
+// and loop goroutines.
+type Auditor interface {
+	Audit(e history.Entry)
 }
 
 // Observer hears about the fleet. Its methods run on the gateway's loop

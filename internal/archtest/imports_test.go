@@ -129,15 +129,25 @@ func (m *module) roots() []string {
 	return rs
 }
 
-func TestDevicesImportsOnlyStandardLibrary(t *testing.T) {
+// pure are the domain packages: decisions with time passed in, standard
+// library only (and each other), so any adapter may use them.
+var pure = []string{"devices", "history", "rollout"}
+
+func TestPurePackagesImportOnlyStandardLibrary(t *testing.T) {
 	m := mod(t)
-	devices := m.own("devices")
-	if m.pkgs[devices] == nil {
-		t.Fatalf("go list found no package %s", devices)
+	allowed := map[string]bool{}
+	for _, rel := range pure {
+		allowed[m.own(rel)] = true
 	}
-	nonStd := func(p string) bool { return m.pkgs[p] == nil || !m.pkgs[p].Standard }
-	for _, c := range m.offences(devices, nonStd) {
-		t.Errorf("devices must import only the standard library: %s", c)
+	bad := func(p string) bool { return !allowed[p] && (m.pkgs[p] == nil || !m.pkgs[p].Standard) }
+	for _, rel := range pure {
+		p := m.own(rel)
+		if m.pkgs[p] == nil {
+			t.Fatalf("go list found no package %s", p)
+		}
+		for _, c := range m.offences(p, bad) {
+			t.Errorf("%s must import only the standard library and %v: %s", rel, pure, c)
+		}
 	}
 }
 

@@ -82,6 +82,7 @@ func (s *Service) createRollout(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
+	setAuditTarget(r, ro.ID)
 	s.log.Info("rollout created", "rollout", ro.ID, "firmware", fw.SHA256, "version", fw.Version, "state", ro.State, "boards", len(ids))
 	writeRaw(w, http.StatusCreated, out)
 }

@@ -108,6 +108,9 @@ type Config struct {
 	// StepInterval is how often every rollout not finished is stepped
 	// besides the board messages that wake the engine; 0 means 1s.
 	StepInterval time.Duration
+	// Audit, when set, hears of every firmware upload and delete and every
+	// rollout start, pause, resume and abort.
+	Audit Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the service's logs; nil discards them.

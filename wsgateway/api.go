@@ -11,6 +11,7 @@ import (
 
 	"switchyard/auth"
 	"switchyard/devices"
+	"switchyard/history"
 )
 
 // deviceJSON is a device in the REST API.
@@ -82,7 +83,9 @@ func (g *Gateway) postLED(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	switch c, err := g.command(id, cmd); {
+	c, err := g.command(id, cmd, requestActor(r))
+	g.audit(requestActor(r), history.ActionCommand, id, auditResult(err), r.RemoteAddr)
+	switch {
 	case err == nil:
 		writeJSON(w, http.StatusAccepted, toCommandJSON(&c))
 	case errors.Is(err, errUnknownDevice):
@@ -123,7 +126,11 @@ func decodeAction(w http.ResponseWriter, r *http.Request) (devices.Command, bool
 
 func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	switch err := g.forget(id); {
+	err := g.forget(id, requestActor(r))
+	if !errors.Is(err, errUnknownDevice) {
+		g.audit(requestActor(r), history.ActionForget, id, auditResult(err), r.RemoteAddr)
+	}
+	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, errUnknownDevice):
@@ -175,7 +182,13 @@ func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusAccepted, g.commandGroup(name, cmd))
+	res := g.commandGroup(name, cmd, requestActor(r))
+	result := history.ResultOK
+	if len(res.Commands) == 0 {
+		result = history.ResultFailed
+	}
+	g.audit(requestActor(r), history.ActionCommand, "group:"+name, result, r.RemoteAddr)
+	writeJSON(w, http.StatusAccepted, res)
 }
 
 // meJSON is the caller as GET /api/me answers: the dashboard shows what

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"switchyard/devices"
+	"switchyard/history"
 )
 
 // Errors of a command.
@@ -26,8 +27,9 @@ var (
 
 // command publishes cmd to the board id after checking the board is known
 // and online, and tracks it until the board confirms. A command to an
-// offline board is tracked as offline and not published.
-func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
+// offline board is tracked as offline and not published. by is who sends
+// it (see actor).
+func (g *Gateway) command(id string, cmd devices.Command, by string) (command, error) {
 	g.mu.RLock()
 	d, ok := g.fleet.Get(id)
 	closed := g.closed
@@ -38,11 +40,11 @@ func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
 	case !ok:
 		return command{}, fmt.Errorf("%w %q", errUnknownDevice, id)
 	case !d.Online:
-		return g.cmds.add(id, cmd, stateOffline, time.Now()), fmt.Errorf("%w: %s", errOffline, id)
+		return g.cmds.add(id, cmd, stateOffline, by, time.Now()), fmt.Errorf("%w: %s", errOffline, id)
 	}
 	// Tracked and announced before it is published, so that the board's
 	// confirmation, queued after it, is always seen after "pending".
-	c := g.cmds.add(id, cmd, statePending, time.Now())
+	c := g.cmds.add(id, cmd, statePending, by, time.Now())
 	g.postEvent(c.event())
 	if err := g.bus.Publish(g.topics.LEDSet(id), []byte(cmd.Payload()), false, 1); err != nil {
 		return command{}, fmt.Errorf("command %s to %s: %w", cmd, id, err) // it will time out
@@ -61,10 +63,10 @@ type groupResult struct {
 
 // commandGroup sends cmd to every board of a group; each gets its own
 // led/set and its own tracked command.
-func (g *Gateway) commandGroup(name string, cmd devices.Command) groupResult {
+func (g *Gateway) commandGroup(name string, cmd devices.Command, by string) groupResult {
 	res := groupResult{Group: name, Commands: []commandJSON{}, Skipped: map[string]string{}}
 	for _, id := range g.groupMembers(name) {
-		c, err := g.command(id, cmd)
+		c, err := g.command(id, cmd, by)
 		if err != nil {
 			res.Skipped[id] = err.Error()
 			continue
@@ -113,7 +115,14 @@ func (c *client) handle(data []byte) {
 	case group != "":
 		err = c.groupCommand(group, cmd)
 	default:
-		_, err = c.g.command(id, cmd)
+		_, err = c.g.command(id, cmd, actor(c.id))
+	}
+	if err == nil || !errors.Is(err, devices.ErrBadMessage) {
+		target := id
+		if group != "" {
+			target = "group:" + group
+		}
+		c.g.audit(actor(c.id), history.ActionCommand, target, auditResult(err), c.remote)
 	}
 	if err != nil {
 		c.g.m.refused.Inc()
@@ -132,7 +141,7 @@ func (c *client) groupCommand(group string, cmd devices.Command) error {
 	if _, ok := c.g.cfg.Groups[group]; !ok && group != allGroup {
 		return fmt.Errorf("%w: unknown group %q", devices.ErrBadMessage, group)
 	}
-	res := c.g.commandGroup(group, cmd)
+	res := c.g.commandGroup(group, cmd, actor(c.id))
 	if len(res.Skipped) == 0 {
 		return nil
 	}

@@ -57,6 +57,8 @@ type Gateway struct {
 	ready       readyQueue     // browsers waiting for a pool worker (pool.go)
 	workersWG   sync.WaitGroup // pool workers
 
+	external map[string][]external // MQTT commands waiting for their board's led; the loop's, under mu
+
 	badLog   rateLog
 	sessions *sessions
 	cmds     *tracker
@@ -97,6 +99,10 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		stop:     make(chan struct{}),
 		sessions: sess,
 		cmds:     newTracker(cfg.CommandTimeout),
+		external: map[string][]external{},
+	}
+	if cfg.History != nil {
+		g.cmds.done = g.commandDone
 	}
 	if g.handler, err = g.newHandler(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -66,6 +66,7 @@ type Config struct {
 		URL string `mapstructure:"url"`
 	} `mapstructure:"database"`
 	History struct {
+		Enabled   bool          `mapstructure:"enabled"`
 		Retention time.Duration `mapstructure:"retention"`
 	} `mapstructure:"history"`
 	Firmware struct {

@@ -1,4 +1,5 @@
-// The REST API's handlers: devices, commands and groups as JSON.
+// The REST API's handlers: devices, commands and groups as JSON (names
+// and tags are in meta.go).
 
 package wsgateway
 
@@ -22,10 +23,19 @@ type deviceJSON struct {
 	Count    *int64          `json:"count"`
 	Info     json.RawMessage `json:"info"`
 	LastSeen *string         `json:"last_seen"`
+	Tags     []string        `json:"tags"`     // sorted; [] when none
+	Firmware *string         `json:"firmware"` // info's firmware; null when unknown
 }
 
 func toJSON(d *devices.Device) deviceJSON {
-	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online}
+	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online, Tags: d.Tags}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	if d.Info.Firmware != "" {
+		fw := d.Info.Firmware
+		j.Firmware = &fw
+	}
 	if d.HasLED {
 		s := devices.LEDPayload(d.LEDOn)
 		j.LED = &s
@@ -175,7 +185,9 @@ func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusAccepted, g.commandGroup(name, cmd))
+	res := g.commandGroup(g.groupMembers(name), cmd)
+	res.Group = name
+	writeJSON(w, http.StatusAccepted, res)
 }
 
 // meJSON is the caller as GET /api/me answers: the dashboard shows what

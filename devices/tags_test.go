@@ -132,7 +132,7 @@ func TestFleetMeta(t *testing.T) {
 	if d := get("hall"); strings.Join(d.Tags, ",") != "floor-1,lights" || d.Name() != "Hall" {
 		t.Errorf("declared hall: tags %q name %q", d.Tags, d.Name())
 	}
-	if d := get("plain"); d.Tags != nil && len(d.Tags) != 0 {
+	if d := get("plain"); len(d.Tags) != 0 {
 		t.Errorf("declared plain: tags %q, want none", d.Tags)
 	}
 

@@ -44,17 +44,7 @@ func ValidateTag(t string) error {
 }
 
 // ValidTag is ValidateTag as a boolean.
-func ValidTag(t string) bool {
-	if t == "" || len(t) > MaxTagLen {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if !tagChar(t[i]) {
-			return false
-		}
-	}
-	return true
-}
+func ValidTag(t string) bool { return ValidateTag(t) == nil }
 
 func tagChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-'

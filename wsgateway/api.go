@@ -1,4 +1,5 @@
-// The REST API's handlers: devices, commands and groups as JSON.
+// The REST API's handlers: devices, commands and groups as JSON (names
+// and tags are in meta.go).
 
 package wsgateway
 
@@ -23,10 +24,19 @@ type deviceJSON struct {
 	Count    *int64          `json:"count"`
 	Info     json.RawMessage `json:"info"`
 	LastSeen *string         `json:"last_seen"`
+	Tags     []string        `json:"tags"`     // sorted; [] when none
+	Firmware *string         `json:"firmware"` // info's firmware; null when unknown
 }
 
 func toJSON(d *devices.Device) deviceJSON {
-	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online}
+	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online, Tags: d.Tags}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	if d.Info.Firmware != "" {
+		fw := d.Info.Firmware
+		j.Firmware = &fw
+	}
 	if d.HasLED {
 		s := devices.LEDPayload(d.LEDOn)
 		j.LED = &s
@@ -182,12 +192,9 @@ func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res := g.commandGroup(name, cmd, requestActor(r))
-	result := history.ResultOK
-	if len(res.Commands) == 0 {
-		result = history.ResultFailed
-	}
-	g.audit(requestActor(r), history.ActionCommand, "group:"+name, result, r.RemoteAddr)
+	res := g.commandGroup(g.groupMembers(name), cmd, requestActor(r))
+	res.Group = name
+	g.auditGroup(r, "group:"+name, res)
 	writeJSON(w, http.StatusAccepted, res)
 }
 

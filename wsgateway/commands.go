@@ -1,5 +1,5 @@
-// Commands: led/set for one board or a group, from a browser's message
-// or the API, checked, rate limited and published.
+// Commands: led/set for one board, a group or the boards with a tag, from
+// a browser's message or the API, checked, rate limited and published.
 
 package wsgateway
 
@@ -53,19 +53,21 @@ func (g *Gateway) command(id string, cmd devices.Command, by string) (command, e
 	return c, nil
 }
 
-// groupResult answers a group command: a command per board, and why the
-// others were skipped.
+// groupResult answers a command to several boards (a group or a tag): a
+// command per board, and why the others were skipped.
 type groupResult struct {
-	Group    string            `json:"group"`
+	Group    string            `json:"group,omitempty"`
+	Tag      string            `json:"tag,omitempty"`
 	Commands []commandJSON     `json:"commands"`
 	Skipped  map[string]string `json:"skipped"`
 }
 
-// commandGroup sends cmd to every board of a group; each gets its own
-// led/set and its own tracked command.
-func (g *Gateway) commandGroup(name string, cmd devices.Command, by string) groupResult {
-	res := groupResult{Group: name, Commands: []commandJSON{}, Skipped: map[string]string{}}
-	for _, id := range g.groupMembers(name) {
+// commandGroup sends cmd to every board of ids (a group's members or the
+// boards with a tag) as by; each gets its own led/set and its own tracked
+// command.
+func (g *Gateway) commandGroup(ids []string, cmd devices.Command, by string) groupResult {
+	res := groupResult{Commands: []commandJSON{}, Skipped: map[string]string{}}
+	for _, id := range ids {
 		c, err := g.command(id, cmd, by)
 		if err != nil {
 			res.Skipped[id] = err.Error()
@@ -97,13 +99,13 @@ func (g *Gateway) groupMembers(name string) []string {
 
 // handle answers one browser message: a command, or an error event.
 func (c *client) handle(data []byte) {
-	var id, group string
+	var t devices.Target
 	var cmd devices.Command
 	var err error
 	if c.device == "" {
-		id, group, cmd, err = devices.ParseBrowserMessage(data)
+		t, cmd, err = devices.ParseBrowserMessage(data)
 	} else {
-		id = c.device
+		t.Device = c.device
 		cmd, err = devices.ParseAction(string(data))
 	}
 	switch {
@@ -112,21 +114,24 @@ func (c *client) handle(data []byte) {
 		err = fmt.Errorf("%w: role %s may watch but not command", errForbidden, c.id.Role)
 	case !c.allowCommand(time.Now()):
 		err = fmt.Errorf("%w: at most %g a second", errRateLimited, c.g.cfg.CommandRate)
-	case group != "":
-		err = c.groupCommand(group, cmd)
+	case t.Device == "":
+		err = c.groupCommand(t, cmd)
 	default:
-		_, err = c.g.command(id, cmd, actor(c.id))
+		_, err = c.g.command(t.Device, cmd, actor(c.id))
 	}
 	if err == nil || !errors.Is(err, devices.ErrBadMessage) {
-		target := id
-		if group != "" {
-			target = "group:" + group
+		target := t.Device
+		switch {
+		case t.Group != "":
+			target = "group:" + t.Group
+		case t.Tag != "":
+			target = "tag:" + t.Tag
 		}
 		c.g.audit(actor(c.id), history.ActionCommand, target, auditResult(err), c.remote)
 	}
 	if err != nil {
 		c.g.m.refused.Inc()
-		ev := devices.ErrorEvent(id, err)
+		ev := devices.ErrorEvent(t.Device, err)
 		if c.device != "" {
 			c.enqueue(ev.AppendSingle(nil), 1)
 		} else {
@@ -135,23 +140,33 @@ func (c *client) handle(data []byte) {
 	}
 }
 
-// groupCommand switches a group of boards; boards that cannot be switched
-// are reported in one error event.
-func (c *client) groupCommand(group string, cmd devices.Command) error {
-	if _, ok := c.g.cfg.Groups[group]; !ok && group != allGroup {
-		return fmt.Errorf("%w: unknown group %q", devices.ErrBadMessage, group)
+// groupCommand switches a group of boards, or the boards with a tag;
+// boards that cannot be switched are reported in one error event.
+func (c *client) groupCommand(t devices.Target, cmd devices.Command) error {
+	var ids []string
+	var what string
+	if t.Group != "" {
+		if _, ok := c.g.cfg.Groups[t.Group]; !ok && t.Group != allGroup {
+			return fmt.Errorf("%w: unknown group %q", devices.ErrBadMessage, t.Group)
+		}
+		ids, what = c.g.groupMembers(t.Group), "group "+t.Group
+	} else {
+		if ids = c.g.Tagged(t.Tag); len(ids) == 0 {
+			return fmt.Errorf("%w: no board has tag %q", devices.ErrBadMessage, t.Tag)
+		}
+		what = "tag " + t.Tag
 	}
-	res := c.g.commandGroup(group, cmd, actor(c.id))
+	res := c.g.commandGroup(ids, cmd, actor(c.id))
 	if len(res.Skipped) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(res.Skipped))
+	skipped := make([]string, 0, len(res.Skipped))
 	for id := range res.Skipped {
-		ids = append(ids, id)
+		skipped = append(skipped, id)
 	}
-	slices.Sort(ids)
-	return fmt.Errorf("group %s: %d of %d boards not switched (offline or unknown): %s",
-		group, len(ids), len(ids)+len(res.Commands), strings.Join(ids, ", "))
+	slices.Sort(skipped)
+	return fmt.Errorf("%s: %d of %d boards not switched (offline or unknown): %s",
+		what, len(skipped), len(skipped)+len(res.Commands), strings.Join(skipped, ", "))
 }
 
 // allowCommand reports whether the browser may send one more command at

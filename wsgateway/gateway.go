@@ -62,6 +62,7 @@ type Gateway struct {
 	badLog   rateLog
 	sessions *sessions
 	cmds     *tracker
+	patchMu  sync.Mutex // held by a PATCH of a board's name and tags, from reading them to applying them
 
 	closeOnce sync.Once
 }
@@ -80,6 +81,11 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	fleet, err := devices.NewFleet(cfg.Declared, cfg.MaxDevices)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.Meta != nil {
+		if err := loadMeta(fleet, cfg.Meta, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
 	}
 	static, err := staticHandler()
 	if err != nil {

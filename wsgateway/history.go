@@ -52,6 +52,16 @@ func (g *Gateway) audit(who string, a history.Action, target string, res history
 	}
 }
 
+// auditGroup records a group or tag command of the API: ok when at least
+// one board was commanded.
+func (g *Gateway) auditGroup(r *http.Request, target string, res groupResult) {
+	result := history.ResultOK
+	if len(res.Commands) == 0 {
+		result = history.ResultFailed
+	}
+	g.audit(requestActor(r), history.ActionCommand, target, result, r.RemoteAddr)
+}
+
 // auditResult is the audit result of a command's error.
 func auditResult(err error) history.Result {
 	switch {

@@ -168,6 +168,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		CommandTimeout:  cfg.Commands.Timeout,
 		Topics:          topics,
 		Declared:        cfg.declared(),
+		Meta:            ups.db, // names and tags set at run time win over Declared's
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		Auth:            az,
 		SessionKey:      sessionKey,

@@ -69,6 +69,13 @@ var suite = []struct {
 	{"RolloutsNewestFirst", testRolloutsNewestFirst},
 	{"Concurrent", testConcurrent},
 	{"ConcurrentOpen", testConcurrentOpen},
+	{"HistoryEvents", testHistoryEvents},
+	{"HistoryPoints", testHistoryPoints},
+	{"AuditLog", testAuditLog},
+	{"AppendAtomic", testAppendAtomic},
+	{"HistoryBatches", testHistoryBatches},
+	{"LastOnline", testLastOnline},
+	{"PruneHistory", testPruneHistory},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"switchyard/history"
 )
@@ -24,7 +25,10 @@ const historyBatch = 200
 const pruneBatch = 5000
 
 // AppendHistory writes board events, count points and audit entries in
-// one transaction: all of them or, on error, none. Events and entries keep
+// one transaction: all of them or, on error, none. Text that PostgreSQL
+// would refuse (invalid UTF-8, NUL bytes: a board's firmware string, a
+// name tried at a failed login) is stored mended, as text() says, so that
+// no record makes a batch fail for ever. Events and entries keep
 // their order (the order they are read back in at equal times); a point of
 // a board and step already written replaces it, the last one in points
 // winning.
@@ -40,7 +44,7 @@ func (s *DB) AppendHistory(ctx context.Context, events []history.Event, points [
 	err = insertRows(ctx, tx, s.d, `INSERT INTO history_events (device, at, kind, value, who) VALUES `, "", 5, len(events),
 		func(i int, args []any) []any {
 			e := events[i]
-			return append(args, e.Device, nanos(e.At), string(e.Kind), e.Value, e.By)
+			return append(args, text(e.Device), nanos(e.At), text(string(e.Kind)), text(e.Value), text(e.By))
 		})
 	if err != nil {
 		return fmt.Errorf("append history: events: %w", err)
@@ -50,7 +54,7 @@ func (s *DB) AppendHistory(ctx context.Context, events []history.Event, points [
 		` ON CONFLICT (device, at) DO UPDATE SET count = excluded.count`, 3, len(points),
 		func(i int, args []any) []any {
 			p := points[i]
-			return append(args, p.Device, nanos(p.At), p.Count)
+			return append(args, text(p.Device), nanos(p.At), p.Count)
 		})
 	if err != nil {
 		return fmt.Errorf("append history: points: %w", err)
@@ -58,7 +62,7 @@ func (s *DB) AppendHistory(ctx context.Context, events []history.Event, points [
 	err = insertRows(ctx, tx, s.d, `INSERT INTO audit_log (at, actor, action, target, result, remote) VALUES `, "", 6, len(audit),
 		func(i int, args []any) []any {
 			e := audit[i]
-			return append(args, nanos(e.At), e.Actor, string(e.Action), e.Target, string(e.Result), e.Remote)
+			return append(args, nanos(e.At), text(e.Actor), text(string(e.Action)), text(e.Target), text(string(e.Result)), text(e.Remote))
 		})
 	if err != nil {
 		return fmt.Errorf("append history: audit: %w", err)
@@ -67,6 +71,15 @@ func (s *DB) AppendHistory(ctx context.Context, events []history.Event, points [
 		return fmt.Errorf("append history: %w", err)
 	}
 	return nil
+}
+
+// text is s as stored: invalid UTF-8 replaced by U+FFFD and NUL bytes
+// removed, which PostgreSQL's text refuses.
+func text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
 }
 
 // insertRows inserts n rows of cols values each, historyBatch rows per

@@ -314,3 +314,23 @@ func testPruneHistory(t *testing.T, url string) {
 		t.Error("PruneHistory with a cancelled context: got nil, want an error")
 	}
 }
+
+// testHistoryText stores text PostgreSQL's text type refuses, mended.
+func testHistoryText(t *testing.T, url string) {
+	ctx := context.Background()
+	db := open(t, url)
+	bad := "fw\xff1.2\x00.0"
+	e := ev("b1", 0, history.KindInfo, bad, "")
+	a := entry(0, "mal\xfelory\x00", history.ActionLogin, "", history.ResultDenied)
+	if err := db.AppendHistory(ctx, []history.Event{e}, nil, []history.Entry{a}); err != nil {
+		t.Fatalf("AppendHistory with invalid UTF-8 and NUL: %v", err)
+	}
+	got, err := db.Events(ctx, "b1", history.Query{})
+	if want := "fw\uFFFD1.2.0"; err != nil || len(got) != 1 || got[0].Value != want {
+		t.Errorf("Events: got %+v, %v; want the value %q", got, err, want)
+	}
+	es, err := db.AuditLog(ctx, history.Query{}, "")
+	if want := "mal\uFFFDlory"; err != nil || len(es) != 1 || es[0].Actor != want {
+		t.Errorf("AuditLog: got %+v, %v; want the actor %q", es, err, want)
+	}
+}

@@ -76,6 +76,7 @@ var suite = []struct {
 	{"HistoryBatches", testHistoryBatches},
 	{"LastOnline", testLastOnline},
 	{"PruneHistory", testPruneHistory},
+	{"HistoryText", testHistoryText},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

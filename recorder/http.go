@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -30,8 +31,8 @@ type Handler struct {
 // flush (FlushEvery) is not in their answers yet.
 func (r *Recorder) Handlers() []Handler {
 	return []Handler{
-		{"GET /api/devices/{id}/history", auth.RoleViewer, http.HandlerFunc(r.getHistory)},
-		{"GET /api/devices/{id}/counts", auth.RoleViewer, http.HandlerFunc(r.getCounts)},
+		{"GET /api/devices/{id}/history", auth.RoleViewer, r.forDevice(r.getHistory)},
+		{"GET /api/devices/{id}/counts", auth.RoleViewer, r.forDevice(r.getCounts)},
 		{"GET /api/audit", auth.RoleAdmin, http.HandlerFunc(r.getAudit)},
 	}
 }
@@ -74,15 +75,21 @@ func (p pointJSON) MarshalJSON() ([]byte, error) {
 // stamp is t as the API writes times: RFC 3339 in UTC, to the second.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// forDevice serves a board's route: serve gets the board's id once the
+// board is known or has history (else the answer is 404), the query's
+// parameters, and a context bounded by queryTimeout.
+func (r *Recorder) forDevice(serve func(ctx context.Context, w http.ResponseWriter, id string, v url.Values)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), queryTimeout)
+		defer cancel()
+		if id, ok := r.pathDevice(ctx, w, req); ok {
+			serve(ctx, w, id, req.URL.Query())
+		}
+	})
+}
+
 // getHistory answers GET /api/devices/{id}/history?since=&until=&limit=.
-func (r *Recorder) getHistory(w http.ResponseWriter, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), queryTimeout)
-	defer cancel()
-	id, ok := r.pathDevice(ctx, w, req)
-	if !ok {
-		return
-	}
-	v := req.URL.Query()
+func (r *Recorder) getHistory(ctx context.Context, w http.ResponseWriter, id string, v url.Values) {
 	q, err := history.ParseQuery(v.Get("since"), v.Get("until"), v.Get("limit"))
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "%v", err)
@@ -104,14 +111,7 @@ func (r *Recorder) getHistory(w http.ResponseWriter, req *http.Request) {
 
 // getCounts answers GET /api/devices/{id}/counts?since=&until=&step=:
 // the last count of each step, oldest first, since now − 24 h by default.
-func (r *Recorder) getCounts(w http.ResponseWriter, req *http.Request) {
-	ctx, cancel := context.WithTimeout(req.Context(), queryTimeout)
-	defer cancel()
-	id, ok := r.pathDevice(ctx, w, req)
-	if !ok {
-		return
-	}
-	v := req.URL.Query()
+func (r *Recorder) getCounts(ctx context.Context, w http.ResponseWriter, id string, v url.Values) {
 	q, err := history.ParseQuery(v.Get("since"), v.Get("until"), "")
 	if err != nil {
 		httpError(w, http.StatusBadRequest, "%v", err)

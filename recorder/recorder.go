@@ -228,29 +228,23 @@ func New(cfg Config, st Store) (*Recorder, error) {
 
 // Record queues a board event. It never blocks; once the queue is full,
 // or the recorder closed, the event is dropped and counted.
-func (r *Recorder) Record(e history.Event) {
-	r.mu.Lock()
-	ok := r.admit(1)
-	if ok {
-		r.pending.events = append(r.pending.events, e)
-	}
-	r.mu.Unlock()
-	if !ok {
-		r.m.droppedEvents.Inc()
-	}
-}
+func (r *Recorder) Record(e history.Event) { enqueue(r, &r.pending.events, e, r.m.droppedEvents) }
 
 // Audit queues an audit entry. It never blocks; once the queue is full,
 // or the recorder closed, the entry is dropped and counted.
-func (r *Recorder) Audit(e history.Entry) {
+func (r *Recorder) Audit(e history.Entry) { enqueue(r, &r.pending.audit, e, r.m.droppedAudit) }
+
+// enqueue appends v to q, a slice of r.pending, when the queue has room;
+// otherwise it counts v in dropped.
+func enqueue[T any](r *Recorder, q *[]T, v T, dropped prometheus.Counter) {
 	r.mu.Lock()
-	ok := r.admit(1)
+	ok := r.admit()
 	if ok {
-		r.pending.audit = append(r.pending.audit, e)
+		*q = append(*q, v)
 	}
 	r.mu.Unlock()
 	if !ok {
-		r.m.droppedAudit.Inc()
+		dropped.Inc()
 	}
 }
 
@@ -288,13 +282,13 @@ func (r *Recorder) sample(f func([]history.Point) []history.Point) (dropped int)
 	return dropped
 }
 
-// admit reports whether n more records fit in the queue, and counts them
-// in when they do. mu is held.
-func (r *Recorder) admit(n int) bool {
-	if r.closed || r.queued+n > r.cfg.MaxQueue {
+// admit reports whether one more record fits in the queue, and counts it
+// in when it does. mu is held.
+func (r *Recorder) admit() bool {
+	if r.closed || r.queued >= r.cfg.MaxQueue {
 		return false
 	}
-	r.queued += n
+	r.queued++
 	return true
 }
 

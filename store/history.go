@@ -173,23 +173,15 @@ func limit(q history.Query) int {
 // when 0).
 func (s *DB) Events(ctx context.Context, device string, q history.Query) ([]history.Event, error) {
 	query, args := window(`SELECT at, kind, value, who FROM history_events WHERE device = ?`, []any{device}, q.Since, q.Until)
-	query += ` ORDER BY at DESC, id DESC LIMIT ?`
-	rows, err := s.db.QueryContext(ctx, s.d.q(query), append(args, limit(q))...)
+	list, err := queryRows(ctx, s, query+` ORDER BY at DESC, id DESC LIMIT ?`, append(args, limit(q)),
+		func(r scanner) (history.Event, error) {
+			e := history.Event{Device: device}
+			var at int64
+			err := r.Scan(&at, &e.Kind, &e.Value, &e.By)
+			e.At = fromNanos(at)
+			return e, err
+		})
 	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", device, err)
-	}
-	defer rows.Close()
-	list := []history.Event{}
-	for rows.Next() {
-		e := history.Event{Device: device}
-		var at int64
-		if err := rows.Scan(&at, &e.Kind, &e.Value, &e.By); err != nil {
-			return nil, fmt.Errorf("history of %s: %w", device, err)
-		}
-		e.At = fromNanos(at)
-		list = append(list, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("history of %s: %w", device, err)
 	}
 	return list, nil
@@ -200,22 +192,15 @@ func (s *DB) Events(ctx context.Context, device string, q history.Query) ([]hist
 // them: a month is 43,200 points a board.
 func (s *DB) Points(ctx context.Context, device string, since, until time.Time) ([]history.Point, error) {
 	query, args := window(`SELECT at, count FROM history_points WHERE device = ?`, []any{device}, since, until)
-	rows, err := s.db.QueryContext(ctx, s.d.q(query+` ORDER BY at`), args...)
+	list, err := queryRows(ctx, s, query+` ORDER BY at`, args,
+		func(r scanner) (history.Point, error) {
+			p := history.Point{Device: device}
+			var at int64
+			err := r.Scan(&at, &p.Count)
+			p.At = fromNanos(at)
+			return p, err
+		})
 	if err != nil {
-		return nil, fmt.Errorf("counts of %s: %w", device, err)
-	}
-	defer rows.Close()
-	list := []history.Point{}
-	for rows.Next() {
-		p := history.Point{Device: device}
-		var at int64
-		if err := rows.Scan(&at, &p.Count); err != nil {
-			return nil, fmt.Errorf("counts of %s: %w", device, err)
-		}
-		p.At = fromNanos(at)
-		list = append(list, p)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("counts of %s: %w", device, err)
 	}
 	return list, nil
@@ -231,24 +216,38 @@ func (s *DB) AuditLog(ctx context.Context, q history.Query, actor string) ([]his
 		args = append(args, actor)
 	}
 	query, args = window(query, args, q.Since, q.Until)
-	query += ` ORDER BY at DESC, id DESC LIMIT ?`
-	rows, err := s.db.QueryContext(ctx, s.d.q(query), append(args, limit(q))...)
+	list, err := queryRows(ctx, s, query+` ORDER BY at DESC, id DESC LIMIT ?`, append(args, limit(q)),
+		func(r scanner) (history.Entry, error) {
+			var e history.Entry
+			var at int64
+			err := r.Scan(&at, &e.Actor, &e.Action, &e.Target, &e.Result, &e.Remote)
+			e.At = fromNanos(at)
+			return e, err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
+	return list, nil
+}
+
+// queryRows runs query (with ? placeholders) and returns its rows as scan
+// reads each: an empty list, not nil, when there are none.
+func queryRows[T any](ctx context.Context, s *DB, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	list := []history.Entry{}
+	list := []T{}
 	for rows.Next() {
-		var e history.Entry
-		var at int64
-		if err := rows.Scan(&at, &e.Actor, &e.Action, &e.Target, &e.Result, &e.Remote); err != nil {
-			return nil, fmt.Errorf("audit log: %w", err)
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
 		}
-		e.At = fromNanos(at)
-		list = append(list, e)
+		list = append(list, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
+		return nil, err
 	}
 	return list, nil
 }
@@ -284,31 +283,30 @@ func devicesOf(table string) string {
 // the kind of the newest one (history.KindOnline or history.KindOffline):
 // at start, what the history last said of each board.
 func (s *DB) LastOnline(ctx context.Context) (map[string]history.Kind, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(`WITH RECURSIVE d(device) AS (
+	type last struct {
+		device string
+		kind   sql.NullString // NULL: no online or offline event
+	}
+	list, err := queryRows(ctx, s, `WITH RECURSIVE d(device) AS (
 		SELECT MIN(device) FROM history_events
 		UNION ALL
 		SELECT (SELECT MIN(device) FROM history_events WHERE device > d.device) FROM d WHERE d.device IS NOT NULL
 	)
 	SELECT device, (SELECT kind FROM history_events e WHERE e.device = d.device AND e.kind IN (?, ?)
 		ORDER BY e.at DESC, e.id DESC LIMIT 1)
-	FROM d WHERE device IS NOT NULL`), string(history.KindOnline), string(history.KindOffline))
+	FROM d WHERE device IS NOT NULL`, []any{string(history.KindOnline), string(history.KindOffline)},
+		func(r scanner) (l last, err error) {
+			err = r.Scan(&l.device, &l.kind)
+			return l, err
+		})
 	if err != nil {
 		return nil, fmt.Errorf("last online states: %w", err)
 	}
-	defer rows.Close()
-	m := map[string]history.Kind{}
-	for rows.Next() {
-		var dev string
-		var kind sql.NullString
-		if err := rows.Scan(&dev, &kind); err != nil {
-			return nil, fmt.Errorf("last online states: %w", err)
+	m := make(map[string]history.Kind, len(list))
+	for _, l := range list {
+		if l.kind.Valid {
+			m[l.device] = history.Kind(l.kind.String)
 		}
-		if kind.Valid {
-			m[dev] = history.Kind(kind.String)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("last online states: %w", err)
 	}
 	return m, nil
 }
@@ -353,7 +351,10 @@ func (s *DB) PruneHistory(ctx context.Context, before time.Time) (int64, error) 
 		{"history_points", `DELETE FROM history_points WHERE device = ? AND at IN
 			(SELECT at FROM history_points WHERE device = ? AND at < ? ORDER BY at LIMIT ?)`},
 	} {
-		devs, err := s.strings(ctx, devicesOf(t.table), cut)
+		devs, err := queryRows(ctx, s, devicesOf(t.table), []any{cut}, func(r scanner) (dev string, err error) {
+			err = r.Scan(&dev)
+			return dev, err
+		})
 		if err != nil {
 			return total, fmt.Errorf("prune %s: %w", t.table, err)
 		}
@@ -368,22 +369,4 @@ func (s *DB) PruneHistory(ctx context.Context, before time.Time) (int64, error) 
 		}
 	}
 	return total, nil
-}
-
-// strings runs a query of one text column and returns its rows.
-func (s *DB) strings(ctx context.Context, query string, args ...any) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, s.d.q(query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var list []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		list = append(list, v)
-	}
-	return list, rows.Err()
 }

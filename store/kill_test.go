@@ -77,31 +77,8 @@ func TestKill9(t *testing.T) {
 	for round := range 3 {
 		// The writer's own line says when it has committed 10 more: an
 		// event to wait for, so no sleep. It is killed while it writes on.
-		want := committed + 10
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), writerEnv+"="+url)
-		p, m, err := testutil.Start(t, cmd, regexp.MustCompile(`committed (`+strconv.Itoa(want)+`)$`), 60*time.Second)
-		if err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		p.Kill() // SIGKILL, and waits until it has exited
-		committed, _ = strconv.Atoi(m[1])
-		// Killed, it never checkpointed: Open recovers from the WAL.
-		if info, err := os.Stat(sqlitePath(url) + "-wal"); err != nil || info.Size() == 0 {
-			t.Errorf("round %d: the WAL after kill -9: %v, %v; want it left with the transactions", round, info, err)
-		}
-
-		db, err := Open(context.Background(), url, Options{})
-		if err != nil {
-			t.Fatalf("round %d: Open after kill -9: %v", round, err)
-		}
-		var check string
-		if err := db.db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil {
-			t.Fatal(err)
-		}
-		if check != "ok" {
-			t.Errorf("round %d: PRAGMA integrity_check: got %q, want ok", round, check)
-		}
+		committed = killWriter(t, round, writerEnv, url, "committed", committed+10)
+		db := openIntact(t, round, url)
 		rs, err := db.Rollouts(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -175,27 +152,8 @@ func TestKill9History(t *testing.T) {
 	url := "sqlite:" + filepath.Join(t.TempDir(), "switchyard.db")
 	committed := 0
 	for round := range 3 {
-		want := committed + 20
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), historyWriterEnv+"="+url)
-		p, m, err := testutil.Start(t, cmd, regexp.MustCompile(`batch (`+strconv.Itoa(want)+`)$`), 60*time.Second)
-		if err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		p.Kill() // SIGKILL, and waits until it has exited
-		committed, _ = strconv.Atoi(m[1])
-
-		db, err := Open(context.Background(), url, Options{})
-		if err != nil {
-			t.Fatalf("round %d: Open after kill -9: %v", round, err)
-		}
-		var check string
-		if err := db.db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil {
-			t.Fatal(err)
-		}
-		if check != "ok" {
-			t.Errorf("round %d: PRAGMA integrity_check: got %q, want ok", round, check)
-		}
+		committed = killWriter(t, round, historyWriterEnv, url, "batch", committed+20)
+		db := openIntact(t, round, url)
 		found := checkHistoryBatches(t, db, round)
 		if found < committed {
 			t.Errorf("round %d: %d batches after kill -9, want at least the %d committed", round, found, committed)
@@ -241,4 +199,42 @@ func checkHistoryBatches(t *testing.T, db *DB, round int) int {
 		}
 	}
 	return n
+}
+
+// killWriter starts the test binary as a writer (env set to url), waits
+// for its line "<word> n" with n at least want, kills it with SIGKILL and
+// returns that n: what the writer had committed when killed.
+func killWriter(t *testing.T, round int, env, url, word string, want int) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+url)
+	p, m, err := testutil.Start(t, cmd, regexp.MustCompile(word+` (`+strconv.Itoa(want)+`)$`), 60*time.Second)
+	if err != nil {
+		t.Fatalf("round %d: %v", round, err)
+	}
+	p.Kill() // SIGKILL, and waits until it has exited
+	n, _ := strconv.Atoi(m[1])
+	// Killed, it never checkpointed: Open recovers from the WAL.
+	if info, err := os.Stat(sqlitePath(url) + "-wal"); err != nil || info.Size() == 0 {
+		t.Errorf("round %d: the WAL after kill -9: %v, %v; want it left with the transactions", round, info, err)
+	}
+	return n
+}
+
+// openIntact opens the database a writer was killed on and checks it
+// passes SQLite's integrity check.
+func openIntact(t *testing.T, round int, url string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), url, Options{})
+	if err != nil {
+		t.Fatalf("round %d: Open after kill -9: %v", round, err)
+	}
+	var check string
+	if err := db.db.QueryRow("PRAGMA integrity_check").Scan(&check); err != nil {
+		t.Fatal(err)
+	}
+	if check != "ok" {
+		t.Errorf("round %d: PRAGMA integrity_check: got %q, want ok", round, check)
+	}
+	return db
 }

@@ -490,7 +490,7 @@ func TestFlushTicker(t *testing.T) {
 }
 
 // value is a counter's value, as a registry gathers it.
-func value(t *testing.T, c prometheus.Counter) float64 {
+func value(t testing.TB, c prometheus.Counter) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)

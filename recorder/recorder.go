@@ -59,6 +59,9 @@ type Store interface {
 	AuditLog(ctx context.Context, q history.Query, actor string) ([]history.Entry, error)
 	// HasHistory reports whether a board has any event or point stored.
 	HasHistory(ctx context.Context, device string) (bool, error)
+	// LastOnline returns each board's newest online or offline event's
+	// kind.
+	LastOnline(ctx context.Context) (map[string]history.Kind, error)
 }
 
 // Config is the recorder's settings; the zero value of each field is its
@@ -156,14 +159,15 @@ type Recorder struct {
 	log   *slog.Logger
 	m     metrics
 
-	// mu guards pending, queued, sampler and closed. It is held for
+	// mu guards pending, queued, sampler, status and closed. It is held for
 	// memory work only, never across I/O: Record, Count and Audit, on the
 	// gateway's loop, wait for nothing else.
 	mu      sync.Mutex
 	pending batch
 	queued  int // records in pending and in held (bounded by MaxQueue)
 	sampler *history.Sampler
-	closed  bool // no more records: the last flush has begun
+	status  map[string]history.Kind // each board's last online or offline recorded
+	closed  bool                    // no more records: the last flush has begun
 
 	flushes   chan chan error // Flush's requests to the flusher
 	quit      chan struct{}   // closed by Close: the flusher writes what is left and returns
@@ -216,6 +220,13 @@ func New(cfg Config, st Store) (*Recorder, error) {
 		done:      make(chan struct{}),
 		pruneDone: make(chan struct{}),
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	status, err := st.LastOnline(ctx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("recorder: %w", err)
+	}
+	r.status = status
 	if err := r.m.register(cfg.Registerer, r.queueLen); err != nil {
 		return nil, fmt.Errorf("recorder: metrics: %w", err)
 	}
@@ -227,8 +238,24 @@ func New(cfg Config, st Store) (*Recorder, error) {
 }
 
 // Record queues a board event. It never blocks; once the queue is full,
-// or the recorder closed, the event is dropped and counted.
-func (r *Recorder) Record(e history.Event) { enqueue(r, &r.pending.events, e, r.m.droppedEvents) }
+// or the recorder closed, the event is dropped and counted. An online or
+// offline that repeats the board's last one (or an offline of a board
+// never online) is dropped as saying nothing new: at start the broker
+// marks every board offline, those offline already included; a board that
+// takes its own session over says online again.
+func (r *Recorder) Record(e history.Event) {
+	if e.Kind == history.KindOnline || e.Kind == history.KindOffline {
+		r.mu.Lock()
+		last := r.status[e.Device]
+		same := last == e.Kind || last == "" && e.Kind == history.KindOffline // never online: nothing ended
+		r.status[e.Device] = e.Kind
+		r.mu.Unlock()
+		if same {
+			return
+		}
+	}
+	enqueue(r, &r.pending.events, e, r.m.droppedEvents)
+}
 
 // Audit queues an audit entry. It never blocks; once the queue is full,
 // or the recorder closed, the entry is dropped and counted.

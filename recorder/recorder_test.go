@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -513,5 +514,44 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if _, err := New(Config{}, nil); err == nil {
 		t.Error("New without a store: got nil, want an error")
+	}
+}
+
+// TestOnlineOfflineOnlyWhenChanged: a repeated online or offline says
+// nothing new, across a restart too (the broker marks every board offline
+// at start, those offline already included); an offline of a board never
+// online neither.
+func TestOnlineOfflineOnlyWhenChanged(t *testing.T) {
+	st := openStore(t)
+	ev := func(dev string, k history.Kind, v string, s int) history.Event {
+		return history.Event{At: t0.Add(time.Duration(s) * time.Second), Device: dev, Kind: k, Value: v}
+	}
+	r := newRecorder(t, Config{}, st, newClock(t0))
+	r.Record(ev("a", history.KindOnline, "", 1))
+	r.Record(ev("a", history.KindOnline, "", 2)) // a takeover
+	r.Record(ev("b", history.KindOnline, "", 3))
+	r.Record(ev("b", history.KindOffline, history.OfflineWill, 4))
+	r.Record(ev("c", history.KindOffline, history.OfflineRestart, 5)) // never online
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The control plane restarts: a was online, b was not.
+	r = newRecorder(t, Config{}, st, newClock(t0))
+	r.Record(ev("a", history.KindOffline, history.OfflineRestart, 10))
+	r.Record(ev("b", history.KindOffline, history.OfflineRestart, 10))
+	r.Record(ev("b", history.KindOnline, "", 11))
+	flush(t, r)
+	for dev, want := range map[string][]string{ // newest first
+		"a": {"offline restart", "online "},
+		"b": {"online ", "offline will", "online "},
+		"c": nil,
+	} {
+		var got []string
+		for _, e := range events(t, st, dev) {
+			got = append(got, string(e.Kind)+" "+e.Value)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("board %s, newest first: got %q, want %q", dev, got, want)
+		}
 	}
 }

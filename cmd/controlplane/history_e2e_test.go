@@ -138,7 +138,7 @@ func (r *histRig) waitHistory(t *testing.T, id string, want ...string) []histEve
 func (r *histRig) board(t *testing.T, id string) *testutil.Process {
 	t.Helper()
 	p, _, err := testutil.Start(t, exec.Command(roDevicefw(t, "1.0"), "--broker", "tcp://127.0.0.1:"+r.cp.mqttPort,
-		"--id", id, "--interval", "500ms"), roOnlineLine, wait)
+		"--id", id, "--interval", "500ms", "--state-dir", t.TempDir()), roOnlineLine, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestHistoryOfABoardsLife(t *testing.T) {
 	mqttTool(t, "mosquitto_pub")
 	r := newHistRig(t)
 	b := r.board(t, "life-1")
-	r.waitHistory(t, "life-1", "online( by board)", "led(OFF by board)", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)")
+	r.waitHistory(t, "life-1", "online( by board)", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)", "led(OFF by board)")
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.cp.http, "http")+"/ws?token="+r.token, nil)
 	if err != nil {
@@ -184,10 +184,10 @@ func TestHistoryOfABoardsLife(t *testing.T) {
 	}
 	r.waitHistory(t, "life-1", "offline(will by )")
 	r.board(t, "life-1")
-	r.waitHistory(t, "life-1", "offline(will by )", "online( by board)")
+	r.waitHistory(t, "life-1", "offline(will by )", "online( by board)", "led(OFF by board)") // it boots with its LED off
 
 	gone := r.board(t, "gone-1")
-	r.waitHistory(t, "gone-1", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)")
+	r.waitHistory(t, "gone-1", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)", "led(OFF by board)")
 	gone.Kill()
 	r.waitHistory(t, "gone-1", "offline(will by )")
 

@@ -141,7 +141,7 @@ func (g *Gateway) loop() {
 				continue
 			}
 			var by string
-			if k == devices.KindLED {
+			if k == devices.KindLED && len(m.payload) > 0 { // not a cleared retained led: the board said nothing
 				evs, by = g.cmds.confirm(id, m.at, evs)
 			}
 			if hist {

@@ -237,6 +237,7 @@ func TestAuditLog(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST led: %v %v", resp, err)
 	}
+	r.waitHistory(t, "aud-1", "command(TOGGLE applied by ada)", "led(ON by ada)")
 	if code, body := r.api(t, "DELETE", "/api/devices/aud-1"); code != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", code, body)
 	}

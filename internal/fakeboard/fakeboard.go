@@ -268,11 +268,29 @@ func (b *Board) answer(cmd devices.UpdateCommand) {
 }
 
 // fetch downloads and checks a build; it returns the contract's error
-// word, "" when the build is good.
+// word, "" when the build is good. Like devicefw, it tries a download
+// that breaks again (a control plane restarting under it) for a while
+// before it gives up.
 func (b *Board) fetch(cmd devices.UpdateCommand) string {
+	deadline := time.Now().Add(wait)
+	for {
+		why, retry := b.fetchOnce(cmd)
+		if !retry || time.Now().After(deadline) {
+			return why
+		}
+		select {
+		case <-b.stop:
+			return why
+		case <-time.After(100 * time.Millisecond): // devicefw waits between tries too
+		}
+	}
+}
+
+// fetchOnce is one try of fetch; retry says whether another may work.
+func (b *Board) fetchOnce(cmd devices.UpdateCommand) (why string, retry bool) {
 	req, err := http.NewRequest(http.MethodGet, cmd.URL, nil)
 	if err != nil {
-		return devices.UpdateErrDownload + ": " + err.Error()
+		return devices.UpdateErrDownload + ": " + err.Error(), false
 	}
 	if b.cfg.Username != "" {
 		req.SetBasicAuth(b.cfg.Username, b.cfg.Password)
@@ -280,25 +298,25 @@ func (b *Board) fetch(cmd devices.UpdateCommand) string {
 	client := http.Client{Timeout: wait}
 	resp, err := client.Do(req)
 	if err != nil {
-		return devices.UpdateErrDownload + ": " + err.Error()
+		return devices.UpdateErrDownload + ": " + err.Error(), true
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return devices.UpdateErrDownload + ": " + resp.Status
+		return devices.UpdateErrDownload + ": " + resp.Status, resp.StatusCode >= 500
 	}
 	h := sha256.New()
 	n, err := io.Copy(h, resp.Body)
 	switch {
 	case err != nil:
-		return devices.UpdateErrDownload + ": " + err.Error()
+		return devices.UpdateErrDownload + ": " + err.Error(), true
 	case n != cmd.Size:
-		return devices.UpdateErrSize
+		return devices.UpdateErrSize, false
 	case hex.EncodeToString(h.Sum(nil)) != cmd.SHA256:
-		return devices.UpdateErrChecksum
+		return devices.UpdateErrChecksum, false
 	case !ed25519.Verify(b.cfg.Key, cmd.Digest(), cmd.SignatureBytes()):
-		return devices.UpdateErrSignature
+		return devices.UpdateErrSignature, false
 	}
-	return ""
+	return "", false
 }
 
 // Jobs returns the jobs the board was sent.

@@ -110,6 +110,18 @@ type Identity struct {
 	Anonymous bool
 }
 
+// AnonymousActor is Actor for an identity that needed no credentials.
+const AnonymousActor = "anonymous"
+
+// Actor names the identity in the history and the audit log: the user
+// name, or AnonymousActor.
+func (id Identity) Actor() string {
+	if id.Anonymous || id.Name == "" {
+		return AnonymousActor
+	}
+	return id.Name
+}
+
 // CanWatch reports whether the identity may see the dashboard, /ws and the API.
 func (id Identity) CanWatch() bool { return id.Role >= RoleViewer }
 

@@ -22,6 +22,9 @@
 #   BENCH_IDLE_N     boards and browsers of the idle workload [10000]
 #   BENCH_OUT        results directory (results.csv, latency.svg, report.txt) [bench/results]
 #   BENCH_CACHE      where node-red is installed [~/.cache/switchyard-bench]
+#   BENCH_HISTORY    switchyard's board history and audit log: on, off or both
+#                    (both runs each workload twice, the second labelled
+#                    <workload>-nohistory) [on]
 #   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this tree's
 #                    (an older build, for before/after figures) [built here]
 set -euo pipefail
@@ -35,6 +38,7 @@ SWEEP_RATES=${BENCH_SWEEP_RATES:-1,2,5,10,20,50,100,200}
 REPEAT=${BENCH_REPEAT:-2}
 WORKLOADS=${BENCH_WORKLOADS:-home fleet wall sweep idle}
 TARGETS=${BENCH_TARGETS:-switchyard mosquitto nodered}
+HISTORY=${BENCH_HISTORY:-on}
 IDLE_N=${BENCH_IDLE_N:-10000}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard-bench}
@@ -115,12 +119,18 @@ CONF
 # start TARGET: sets TARGET_ARGS (the loadgen's --mqtt/--http/--ws/--pid).
 start() {
 	case $1 in
-	switchyard)
+	switchyard|switchyard-nohistory)
 		local p; p=($("$LOADGEN" ports 2))
+		local hist=true; [ "$1" = switchyard-nohistory ] && hist=false
+		# The history goes to a database file, as it does for users (the
+		# retained messages stay in memory: they are not measured here).
+		rm -f "$TMP"/switchyard.db*
 		cat >"$TMP/controlplane.yaml" <<CONF
 mqtt: {listen: '127.0.0.1:${p[0]}'}
 http: {listen: '127.0.0.1:${p[1]}'}
 storage: {path: ''}
+database: {url: 'sqlite:$TMP/switchyard.db'}
+history: {enabled: $hist}
 log: {level: warn}
 limits: {max_browsers: 50000, max_mqtt_clients: 50000, max_devices: 50000}
 CONF
@@ -185,14 +195,31 @@ LOADGEN=$TMP/loadgen
 case " $TARGETS " in *" mosquitto "*|*" nodered "*) ensure_mosquitto ;; esac
 case " $TARGETS " in *" nodered "*) ensure_nodered ;; esac
 
+# The switchyard variants BENCH_HISTORY asks for.
+variants() {
+	case $HISTORY in
+	on) echo switchyard ;;
+	off) echo switchyard-nohistory ;;
+	both) echo switchyard switchyard-nohistory ;;
+	*) log "BENCH_HISTORY=$HISTORY: want on, off or both"; exit 2 ;;
+	esac
+}
+
 for w in $WORKLOADS; do
 	workload "$w"
 	for t in $TARGETS; do
-		for rep in $(seq "$REPEAT"); do
-			log "$w on $t (run $rep of $REPEAT)"
-			start "$t"
-			"$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" --label "$w" --csv "$CSV" | sed 's/^/   /' || log "$w on $t failed"
-			stop_targets
+		vs=$t; [ "$t" = switchyard ] && vs=$(variants)
+		for v in $vs; do
+			label=$w; [ "$v" = switchyard-nohistory ] && label=$w-nohistory
+			for rep in $(seq "$REPEAT"); do
+				log "$w on $v (run $rep of $REPEAT)"
+				start "$v"
+				"$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" --label "$label" --csv "$CSV" | sed 's/^/   /' || log "$w on $v failed"
+				stop_targets
+				if [ "$v" = switchyard ] && [ -f "$TMP/switchyard.db" ]; then
+					log "$w on $v: database $(du -cb "$TMP"/switchyard.db* | awk 'END {print $1}') bytes (with -wal and -shm)"
+				fi
+			done
 		done
 	done
 done

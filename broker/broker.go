@@ -71,6 +71,16 @@ type Message struct {
 	Payload []byte // valid only during the handler call: copy to keep
 	Retain  bool
 	Created time.Time // when the broker received it (second precision)
+	// Client is the id of the client that published it; empty for the
+	// control plane's own messages and for stored ones restored at Start.
+	Client string
+	// User is the name Client logged in with; empty when anonymous.
+	User string
+	// Will is set when the message is Client's Last Will.
+	Will bool
+	// Restored is set for a stored retained message delivered by Start:
+	// the state before the restart, not news.
+	Restored bool
 }
 
 // Broker is an embedded MQTT broker.
@@ -81,6 +91,8 @@ type Broker struct {
 	accept []*mqttnet.TCP // the TCP and TLS listeners, for Healthy
 	ws     *wsListener    // nil when off
 	store  *retainLog     // nil when memory only
+	auth   *authHook      // nil when everybody is let in
+	wills  *willHook
 	log    *slog.Logger
 
 	nextSubID atomic.Int64 // distinct inline subscription id per filter
@@ -150,13 +162,18 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Auth == nil {
 		authHookErr = srv.AddHook(new(allowall.AllowHook), nil)
 	} else {
-		authHookErr = srv.AddHook(&authHook{az: cfg.Auth, srv: srv}, nil)
+		b.auth = &authHook{az: cfg.Auth, srv: srv}
+		authHookErr = srv.AddHook(b.auth, nil)
 	}
 	if authHookErr != nil {
 		return nil, fmt.Errorf("mqtt auth hook: %w", authHookErr)
 	}
 	if err := srv.AddHook(&handOverHook{srv: srv}, nil); err != nil {
 		return nil, fmt.Errorf("mqtt hand-over hook: %w", err)
+	}
+	b.wills = new(willHook)
+	if err := srv.AddHook(b.wills, nil); err != nil {
+		return nil, fmt.Errorf("mqtt will hook: %w", err)
 	}
 	if cfg.StoragePath != "" {
 		store, err := openRetainLog(cfg.StoragePath, topics, log)
@@ -250,7 +267,7 @@ func (b *Broker) Start() error {
 		for _, sub := range subs {
 			for _, m := range b.store.restore {
 				if devices.MatchFilter(sub.filter, m.TopicName) {
-					sub.fn(Message{Topic: m.TopicName, Payload: m.Payload, Retain: true, Created: time.Unix(m.Created, 0)})
+					sub.fn(Message{Topic: m.TopicName, Payload: m.Payload, Retain: true, Created: time.Unix(m.Created, 0), Restored: true})
 				}
 			}
 		}
@@ -316,12 +333,14 @@ func (b *Broker) Subscribe(filter string, fn func(Message)) error {
 	}
 	id := int(b.nextSubID.Add(1))
 	err := b.srv.Subscribe(filter, id, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
-		fn(Message{
+		m := Message{
 			Topic:   pk.TopicName,
 			Payload: pk.Payload,
 			Retain:  pk.FixedHeader.Retain,
 			Created: time.Unix(pk.Created, 0),
-		})
+		}
+		b.origin(&m, &pk)
+		fn(m)
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)

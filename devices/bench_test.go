@@ -53,7 +53,7 @@ func BenchmarkParseBrowserMessage(b *testing.B) {
 	msg := []byte(`{"device":"kitchen","action":"toggle"}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, _, err := ParseBrowserMessage(msg); err != nil {
+		if _, _, err := ParseBrowserMessage(msg); err != nil {
 			b.Fatal(err)
 		}
 	}

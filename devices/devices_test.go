@@ -159,6 +159,7 @@ func TestEventJSON(t *testing.T) {
 		{Event{Device: "b1", Label: LabelInfo, Info: []byte(`{"id":"b1"}`)}, `{"device":"b1","label":"info","value":{"id":"b1"}}`, ``},
 		{Event{Device: "b1", Label: LabelRemoved, On: true}, `{"device":"b1","label":"removed","value":true}`, ``},
 		{Event{Device: "b1", Label: LabelCommand, CommandID: "c1", Command: CmdToggle, Message: "pending"}, `{"device":"b1","label":"command","value":{"id":"c1","command":"TOGGLE","state":"pending"}}`, ``},
+		{Event{Device: "b1", Label: LabelMeta, Info: []byte(`{"name":"Hall","tags":["a"]}`)}, `{"device":"b1","label":"meta","value":{"name":"Hall","tags":["a"]}}`, ``},
 		{Event{Label: LabelError, Message: `bad "x"`}, `{"label":"error","value":"bad \"x\""}`, `{"label":"error","value":"bad \"x\""}`},
 	} {
 		if got := string(tc.ev.AppendJSON(nil)); got != tc.multi {
@@ -183,25 +184,33 @@ func TestEventJSON(t *testing.T) {
 func TestParseBrowserMessage(t *testing.T) {
 	for _, tc := range []struct {
 		in      string
-		id      string
+		target  Target
 		cmd     Command
 		errPart string
 	}{
-		{`{"device":"b1","action":"toggle"}`, "b1", CmdToggle, ""},
-		{`{"action":"ON","device":"b1"}`, "b1", CmdOn, ""},
-		{`{"device":"b1","action":"Off","extra":[1]}`, "b1", CmdOff, ""},
-		{`not json`, "", CmdNone, "not a JSON object"},
-		{`{"device":"b1","action":"toggle"`, "", CmdNone, "invalid JSON"},
-		{`{"action":"toggle"}`, "", CmdNone, `missing "device"`},
-		{`{"device":"b/1","action":"toggle"}`, "", CmdNone, "invalid device id"},
-		{`{"device":"b1"}`, "b1", CmdNone, `missing "action"`},
-		{`{"device":"b1","action":"explode"}`, "b1", CmdNone, `unknown action "explode"`},
-		{`{"device":1,"action":"toggle"}`, "", CmdNone, `missing "device"`},
-		{`{"group":"","action":"on"}`, "", CmdNone, `"group" must be`},
+		{`{"device":"b1","action":"toggle"}`, Target{Device: "b1"}, CmdToggle, ""},
+		{`{"action":"ON","device":"b1"}`, Target{Device: "b1"}, CmdOn, ""},
+		{`{"device":"b1","action":"Off","extra":[1]}`, Target{Device: "b1"}, CmdOff, ""},
+		{`not json`, Target{}, CmdNone, "not a JSON object"},
+		{`{"device":"b1","action":"toggle"`, Target{}, CmdNone, "invalid JSON"},
+		{`{"action":"toggle"}`, Target{}, CmdNone, `missing "device"`},
+		{`{"device":"b/1","action":"toggle"}`, Target{}, CmdNone, "invalid device id"},
+		{`{"device":"b1"}`, Target{Device: "b1"}, CmdNone, `missing "action"`},
+		{`{"device":"b1","action":"explode"}`, Target{Device: "b1"}, CmdNone, `unknown action "explode"`},
+		{`{"device":1,"action":"toggle"}`, Target{}, CmdNone, `missing "device"`},
+		{`{"group":"kitchen","action":"OFF"}`, Target{Group: "kitchen"}, CmdOff, ""},
+		{`{"group":"","action":"on"}`, Target{}, CmdNone, `"group" must be`},
+		{`{"tag":"floor-2","action":"toggle"}`, Target{Tag: "floor-2"}, CmdToggle, ""},
+		{`{"tag":"Floor","action":"on"}`, Target{}, CmdNone, `"tag": invalid tag "Floor"`},
+		{`{"tag":"","action":"on"}`, Target{}, CmdNone, `"tag": invalid tag: empty`},
+		{`{"tag":"attic"}`, Target{Tag: "attic"}, CmdNone, `missing "action"`},
+		{`{"device":"b1","group":"g","action":"on"}`, Target{}, CmdNone, `name one of "device", "group" and "tag"`},
+		{`{"group":"g","tag":"t","action":"on"}`, Target{}, CmdNone, `name one of`},
+		{`{"device":"b1","tag":"t","action":"on"}`, Target{}, CmdNone, `name one of`},
 	} {
-		id, _, cmd, err := ParseBrowserMessage([]byte(tc.in))
-		if id != tc.id || cmd != tc.cmd {
-			t.Errorf("ParseBrowserMessage(%s) = %q, %v; want %q, %v", tc.in, id, cmd, tc.id, tc.cmd)
+		target, cmd, err := ParseBrowserMessage([]byte(tc.in))
+		if target != tc.target || cmd != tc.cmd {
+			t.Errorf("ParseBrowserMessage(%s) = %+v, %v; want %+v, %v", tc.in, target, cmd, tc.target, tc.cmd)
 		}
 		if tc.errPart == "" && err != nil {
 			t.Errorf("ParseBrowserMessage(%s) error %v", tc.in, err)
@@ -209,16 +218,9 @@ func TestParseBrowserMessage(t *testing.T) {
 		if tc.errPart != "" && (err == nil || !strings.Contains(err.Error(), tc.errPart)) {
 			t.Errorf("ParseBrowserMessage(%s) error %v, want it to contain %q", tc.in, err, tc.errPart)
 		}
-	}
-}
-
-func TestParseGroupMessage(t *testing.T) {
-	id, group, cmd, err := ParseBrowserMessage([]byte(`{"group":"kitchen","action":"OFF"}`))
-	if err != nil || id != "" || group != "kitchen" || cmd != CmdOff {
-		t.Errorf("group message = %q %q %v %v", id, group, cmd, err)
-	}
-	if _, group, _, _ := ParseBrowserMessage([]byte(`{"device":"b1","group":"g","action":"on"}`)); group != "" {
-		t.Error("a message naming a device was taken as a group command")
+		if err != nil && !errors.Is(err, ErrBadMessage) {
+			t.Errorf("ParseBrowserMessage(%s) error %v does not wrap ErrBadMessage", tc.in, err)
+		}
 	}
 }
 
@@ -304,6 +306,7 @@ func TestFleet(t *testing.T) {
 		`{"device":"b1","label":"ledStatus","value":"LED ON"}`,
 		`{"device":"b1","label":"count","value":7}`,
 		`{"device":"zeta","label":"online","value":false}`,
+		`{"device":"zeta","label":"meta","value":{"name":"Zeta board","tags":[]}}`, // a config name
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("snapshot events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -19,6 +19,7 @@ const (
 	LabelError                    // "error", value a message; to one browser only
 	LabelCommand                  // "command", value {"id","command","state"}: a tracked command changed state
 	LabelUpdate                   // "update", value the board's update report (v2)
+	LabelMeta                     // "meta", value {"name","tags"}: the name to show and the tags (v2)
 )
 
 // String returns the label as it appears on the wire.
@@ -40,14 +41,16 @@ func (l Label) String() string {
 		return "command"
 	case LabelUpdate:
 		return "update"
+	case LabelMeta:
+		return "meta"
 	}
 	return "unknown"
 }
 
 // Event is one WebSocket event. Which value field is used depends on Label:
-// On for LabelLED and LabelOnline, Count for LabelCount, Info for LabelInfo
-// and LabelUpdate (a valid JSON object), Message for LabelError, CommandID, Command and
-// Message (the state) for LabelCommand.
+// On for LabelLED and LabelOnline, Count for LabelCount, Info for LabelInfo,
+// LabelUpdate and LabelMeta (a valid JSON object), Message for LabelError,
+// CommandID, Command and Message (the state) for LabelCommand.
 type Event struct {
 	Device    string // empty only for an error not about a device
 	Label     Label
@@ -99,7 +102,7 @@ func (e Event) appendLabelValue(b []byte) []byte {
 		b = strconv.AppendInt(b, e.Count, 10)
 	case LabelOnline:
 		b = strconv.AppendBool(b, e.On)
-	case LabelInfo, LabelUpdate:
+	case LabelInfo, LabelUpdate, LabelMeta:
 		if len(e.Info) == 0 {
 			b = append(b, "{}"...)
 		} else {
@@ -133,41 +136,66 @@ var ErrBadMessage = errors.New("bad message")
 // larger one closes the connection with code 1009.
 const MaxBrowserMessage = 4096
 
+// Target is what a browser command is for: one board (Device), a group of
+// boards (Group, "all" being every one) or the boards with a tag (Tag).
+// Exactly one is set.
+type Target struct {
+	Device, Group, Tag string
+}
+
 // ParseBrowserMessage parses a /ws browser message,
-// {"device":"<id>","action":"toggle"|"on"|"off"} (action in any case), or
-// {"group":"<name>","action":…} for a group of boards ("all": every one),
-// and returns the device id or group name and the command. On error, id
-// is the device named in the message if there was a valid one, so the
-// answer can carry it.
-func ParseBrowserMessage(b []byte) (id, group string, cmd Command, err error) {
+// {"device":"<id>","action":"toggle"|"on"|"off"} (action in any case),
+// {"group":"<name>","action":…} for a group of boards ("all": every one)
+// or {"tag":"<tag>","action":…} for the boards with a tag, and returns the
+// target and the command. A message names exactly one of device, group
+// and tag. On error, the target's Device is the device named in the
+// message if there was a valid one, so the answer can carry it.
+func ParseBrowserMessage(b []byte) (Target, Command, error) {
 	fields, err := scanObject(b)
 	if err != nil {
-		return "", "", CmdNone, fmt.Errorf("%w: %v; want {\"device\":\"<id>\",\"action\":\"toggle\"}", ErrBadMessage, err)
+		return Target{}, CmdNone, fmt.Errorf("%w: %v; want {\"device\":\"<id>\",\"action\":\"toggle\"}", ErrBadMessage, err)
 	}
 	dev, hasDev := fields["device"]
 	group, hasGroup := fields["group"]
+	tag, hasTag := fields["tag"]
 	action, hasAction := fields["action"]
-	switch {
-	case hasGroup && !hasDev:
+	var t Target
+	switch n := btoi(hasDev) + btoi(hasGroup) + btoi(hasTag); {
+	case n == 0:
+		return Target{}, CmdNone, fmt.Errorf(`%w: missing "device" (a string)`, ErrBadMessage)
+	case n > 1:
+		return Target{}, CmdNone, fmt.Errorf(`%w: name one of "device", "group" and "tag", not several`, ErrBadMessage)
+	case hasGroup:
 		if group == "" || len(group) > MaxIDLen {
-			return "", "", CmdNone, fmt.Errorf(`%w: "group" must be 1 to %d characters`, ErrBadMessage, MaxIDLen)
+			return Target{}, CmdNone, fmt.Errorf(`%w: "group" must be 1 to %d characters`, ErrBadMessage, MaxIDLen)
 		}
-	case !hasDev:
-		return "", "", CmdNone, fmt.Errorf(`%w: missing "device" (a string)`, ErrBadMessage)
+		t.Group = group
+	case hasTag:
+		if err := ValidateTag(tag); err != nil {
+			return Target{}, CmdNone, fmt.Errorf(`%w: "tag": %w`, ErrBadMessage, err)
+		}
+		t.Tag = tag
 	default:
-		group = ""
 		if err := ValidateID(dev); err != nil {
-			return "", "", CmdNone, fmt.Errorf("%w: %w", ErrBadMessage, err)
+			return Target{}, CmdNone, fmt.Errorf("%w: %w", ErrBadMessage, err)
 		}
+		t.Device = dev
 	}
 	if !hasAction {
-		return dev, "", CmdNone, fmt.Errorf(`%w: missing "action" (toggle, on or off)`, ErrBadMessage)
+		return t, CmdNone, fmt.Errorf(`%w: missing "action" (toggle, on or off)`, ErrBadMessage)
 	}
-	cmd, err = ParseAction(action)
+	cmd, err := ParseAction(action)
 	if err != nil {
-		return dev, "", CmdNone, err
+		return t, CmdNone, err
 	}
-	return dev, group, cmd, nil
+	return t, cmd, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // ParseAction parses a browser action or /ws/<id> text: toggle, on or off

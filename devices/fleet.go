@@ -9,7 +9,9 @@ import (
 // Device is what the control plane knows of one board.
 type Device struct {
 	ID         string
-	ConfigName string // name declared in config, may be empty
+	ConfigName string   // name declared in config, may be empty
+	Renamed    string   // name given at run time (PATCH), may be empty; wins over ConfigName
+	Tags       []string // sorted, each once: given at run time, else declared in config; shared, never modify
 	Online     bool
 	HasStatus  bool // a status message set Online (else Online is inferred, see Fleet.Apply)
 	HasLED     bool // LEDOn is known
@@ -22,9 +24,12 @@ type Device struct {
 	LastSeen   time.Time    // last message from the board; zero if none yet
 }
 
-// Name is the name to show: from config, else from info, else the id.
+// Name is the name to show: given at run time, else from config, else from
+// info, else the id.
 func (d *Device) Name() string {
 	switch {
+	case d.Renamed != "":
+		return d.Renamed
 	case d.ConfigName != "":
 		return d.ConfigName
 	case d.Info.Name != "":
@@ -35,7 +40,8 @@ func (d *Device) Name() string {
 
 // AppendEvents appends the events that describe d's current state, as sent
 // to a browser right after it connects: online, then ledStatus, count and
-// info where known.
+// info where known, update where known, and meta when the board has tags
+// or a name given in config or at run time.
 func (d *Device) AppendEvents(evs []Event) []Event {
 	evs = append(evs, Event{Device: d.ID, Label: LabelOnline, On: d.Online})
 	if d.HasLED {
@@ -50,6 +56,9 @@ func (d *Device) AppendEvents(evs []Event) []Event {
 	if d.HasUpdate {
 		evs = append(evs, Event{Device: d.ID, Label: LabelUpdate, Info: d.Update.AppendJSON(nil)})
 	}
+	if len(d.Tags) > 0 || d.Renamed != "" || d.ConfigName != "" {
+		evs = append(evs, d.MetaEvent())
+	}
 	return evs
 }
 
@@ -57,6 +66,7 @@ func (d *Device) AppendEvents(evs []Event) []Event {
 type Declared struct {
 	ID   string
 	Name string
+	Tags []string // valid tags (see NormalizeTags)
 }
 
 // Fleet is the state of every known device. It is not safe for concurrent
@@ -64,7 +74,7 @@ type Declared struct {
 type Fleet struct {
 	devices map[string]*Device
 	ids     []string          // sorted ids of devices
-	names   map[string]string // config names by id; outlive Forget
+	given   map[string]*given // names and tags from config and people by id; outlive Forget
 	online  int               // devices with Online set
 	max     int               // 0: unlimited
 }
@@ -72,25 +82,32 @@ type Fleet struct {
 // ErrFleetFull is returned by Apply when a new device would exceed the limit.
 var ErrFleetFull = fmt.Errorf("too many known devices")
 
-// NewFleet returns a fleet that knows the declared devices (invalid ids are
-// an error) and holds at most max devices (0: unlimited).
+// NewFleet returns a fleet that knows the declared devices (invalid ids and
+// tags are an error) and holds at most max devices (0: unlimited).
 func NewFleet(declared []Declared, max int) (*Fleet, error) {
-	f := &Fleet{devices: map[string]*Device{}, names: map[string]string{}, max: max}
+	f := &Fleet{devices: map[string]*Device{}, given: map[string]*given{}, max: max}
 	for i, d := range declared {
 		if err := ValidateID(d.ID); err != nil {
 			return nil, fmt.Errorf("devices[%d]: %w", i, err)
 		}
-		if _, dup := f.names[d.ID]; dup {
+		if _, dup := f.given[d.ID]; dup {
 			return nil, fmt.Errorf("devices[%d]: duplicate id %q", i, d.ID)
 		}
-		f.names[d.ID] = d.Name
+		tags, err := NormalizeTags(d.Tags)
+		if err != nil {
+			return nil, fmt.Errorf("devices[%d]: %w", i, err)
+		}
+		f.given[d.ID] = &given{configName: d.Name, configTags: tags}
 		f.add(d.ID)
 	}
 	return f, nil
 }
 
 func (f *Fleet) add(id string) *Device {
-	d := &Device{ID: id, ConfigName: f.names[id]}
+	d := &Device{ID: id}
+	if g := f.given[id]; g != nil {
+		g.apply(d)
+	}
 	f.devices[id] = d
 	i := sort.SearchStrings(f.ids, id)
 	f.ids = append(f.ids, "")
@@ -204,8 +221,8 @@ func (f *Fleet) setOnline(d *Device, on bool) {
 }
 
 // Forget removes a device and returns the removed event to broadcast; ok is
-// false if the device was not known. A config name is kept for when the
-// device comes back.
+// false if the device was not known. Its names and tags (from config and
+// people) are kept for when the device comes back.
 func (f *Fleet) Forget(id string) (ev Event, ok bool) {
 	d, ok := f.devices[id]
 	if !ok {

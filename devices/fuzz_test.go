@@ -91,13 +91,20 @@ func FuzzScanObject(f *testing.F) {
 }
 
 func FuzzParseBrowserMessage(f *testing.F) {
-	for _, s := range []string{`{"device":"b1","action":"toggle"}`, `{"device":"b 1","action":"on"}`, `{}`, `x`, `{"device":"b1","action":7}`} {
+	for _, s := range []string{`{"device":"b1","action":"toggle"}`, `{"device":"b 1","action":"on"}`, `{}`, `x`, `{"device":"b1","action":7}`,
+		`{"tag":"kitchen","action":"on"}`, `{"group":"g","tag":"t","action":"on"}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, group, cmd, err := ParseBrowserMessage(b)
-		if err == nil && ((group == "" && !ValidID(id)) || cmd == CmdNone) {
-			t.Fatalf("ParseBrowserMessage(%q) = %q, %v, nil", b, id, cmd)
+		tg, cmd, err := ParseBrowserMessage(b)
+		named := 0
+		for _, s := range []string{tg.Device, tg.Group, tg.Tag} {
+			if s != "" {
+				named++
+			}
+		}
+		if err == nil && (named != 1 || tg.Device != "" && !ValidID(tg.Device) || tg.Tag != "" && !ValidTag(tg.Tag) || cmd == CmdNone) {
+			t.Fatalf("ParseBrowserMessage(%q) = %+v, %v, nil", b, tg, cmd)
 		}
 		if err != nil && cmd != CmdNone {
 			t.Fatalf("ParseBrowserMessage(%q) returned a command with error %v", b, err)

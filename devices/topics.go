@@ -177,6 +177,9 @@ func (t Topics) LEDSet(id string) string { return t.Topic(id, KindLEDSet) }
 // commands.
 func (t Topics) BoardFilter() string { return t.root + "+/+" }
 
+// CommandFilter is the MQTT filter P/+/led/set: every board's commands.
+func (t Topics) CommandFilter() string { return t.root + "+/" + KindLEDSet.String() }
+
 // DeviceOf returns the first level under P of topic, the device id a topic
 // of any shape belongs to (not validated), for limits and access checks.
 func (t Topics) DeviceOf(topic string) (id string, ok bool) {

@@ -193,6 +193,9 @@ func TestTopicsBuildAndParse(t *testing.T) {
 	if got, want := tp.BoardFilter(), "devices/+/+"; got != want {
 		t.Errorf("BoardFilter = %q, want %q", got, want)
 	}
+	if got, want := tp.CommandFilter(), "devices/+/led/set"; got != want {
+		t.Errorf("CommandFilter = %q, want %q", got, want)
+	}
 	if got, want := tp.DeviceFilter("x"), "devices/x/#"; got != want {
 		t.Errorf("DeviceFilter = %q, want %q", got, want)
 	}

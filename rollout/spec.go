@@ -19,7 +19,6 @@ const (
 	MaxHealthWindow     = 24 * time.Hour
 	DefaultParallel     = 50
 	MaxParallel         = 10000
-	maxTagLen           = 32
 )
 
 // defaultWaves is a spec's waves when the body leaves them out: everyone at once.
@@ -233,8 +232,8 @@ func parseTarget(raw json.RawMessage) (Target, error) {
 		return Target{Group: g}, nil
 	case !absent(w.Tag):
 		t, ok := jsonString(w.Tag)
-		if !ok || !validTag(t) {
-			return Target{}, fmt.Errorf("target: tag %s is not 1 to %d of a-z 0-9 _ -", w.Tag, maxTagLen)
+		if !ok || !devices.ValidTag(t) {
+			return Target{}, fmt.Errorf("target: tag %s is not 1 to %d of a-z 0-9 _ -", w.Tag, devices.MaxTagLen)
 		}
 		return Target{Tag: t}, nil
 	}
@@ -256,19 +255,6 @@ func parseTarget(raw json.RawMessage) (Target, error) {
 		seen[id] = i
 	}
 	return Target{IDs: ids}, nil
-}
-
-// validTag reports whether t is a tag of the contract: [a-z0-9_-]{1,32}.
-func validTag(t string) bool {
-	if t == "" || len(t) > maxTagLen {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
 }
 
 // parseWaves reads the waves: counts >= 1 or "N%" (1-100), cumulative,

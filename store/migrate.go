@@ -59,6 +59,19 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		name: "device names and tags (issue 13)",
+		steps: []string{
+			// What people set on a board at run time: name "" for none;
+			// tags a JSON array of strings, NULL when never set (the
+			// config file's apply then).
+			`CREATE TABLE device_meta (
+				id   TEXT PRIMARY KEY,
+				name TEXT NOT NULL,
+				tags TEXT
+			)`,
+		},
+	},
 }
 
 // SchemaError is Open's answer for a database migrated by a newer binary:

@@ -69,6 +69,8 @@ var suite = []struct {
 	{"RolloutsNewestFirst", testRolloutsNewestFirst},
 	{"Concurrent", testConcurrent},
 	{"ConcurrentOpen", testConcurrentOpen},
+	{"DeviceMeta", testDeviceMeta},
+	{"DeviceMetaMigratedFromIssue12", testDeviceMetaMigrated},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

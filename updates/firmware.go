@@ -125,6 +125,7 @@ func (s *Service) uploadFirmware(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
+	setAuditTarget(r, sha)
 	s.log.Info("firmware uploaded", "sha256", sha, "version", version, "platform", platform, "size", size)
 	writeJSON(w, http.StatusCreated, fw)
 }

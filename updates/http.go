@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"switchyard/auth"
+	"switchyard/history"
 )
 
 // Handler is one HTTP route of the service, for the gateway to serve
@@ -29,15 +30,15 @@ func (s *Service) Handlers() []Handler {
 		return Handler{Pattern: pattern, Role: role, Handler: fn}
 	}
 	return []Handler{
-		h("POST /api/firmware", auth.RoleAdmin, s.uploadFirmware),
+		h("POST /api/firmware", auth.RoleAdmin, s.audited(always(history.ActionFirmwareUpload), s.uploadFirmware)),
 		h("GET /api/firmware", auth.RoleViewer, s.listFirmware),
-		h("DELETE /api/firmware/{sha}", auth.RoleAdmin, s.deleteFirmware),
+		h("DELETE /api/firmware/{sha}", auth.RoleAdmin, s.audited(always(history.ActionFirmwareDelete), s.deleteFirmware)),
 		h("GET /firmware/{sha}", auth.RoleDevice, s.serveFirmware),
 		h("GET /api/update-key", auth.RoleViewer, s.updateKey),
-		h("POST /api/rollouts", auth.RoleAdmin, s.createRollout),
+		h("POST /api/rollouts", auth.RoleAdmin, s.audited(always(history.ActionRolloutStart), s.createRollout)),
 		h("GET /api/rollouts", auth.RoleViewer, s.listRollouts),
 		h("GET /api/rollouts/{id}", auth.RoleViewer, s.getRollout),
-		h("POST /api/rollouts/{id}/{action}", auth.RoleAdmin, s.actRollout),
+		h("POST /api/rollouts/{id}/{action}", auth.RoleAdmin, s.audited(rolloutAction, s.actRollout)),
 	}
 }
 

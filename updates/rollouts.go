@@ -21,8 +21,8 @@ import (
 // 10,000 boards.
 const maxSpecBody = 1 << 20
 
-// errTags is the answer to a tag target until tags exist.
-var errTags = errors.New("target: tags arrive with issue 13; target all boards, a group or ids")
+// errTags is the answer to a tag target when Config.Tags is nil.
+var errTags = errors.New("target: tags are not available here; target all boards, a group or ids")
 
 func (s *Service) createRollout(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxSpecBody+1))
@@ -82,6 +82,7 @@ func (s *Service) createRollout(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
+	setAuditTarget(r, ro.ID)
 	s.log.Info("rollout created", "rollout", ro.ID, "firmware", fw.SHA256, "version", fw.Version, "state", ro.State, "boards", len(ids))
 	writeRaw(w, http.StatusCreated, out)
 }
@@ -106,7 +107,9 @@ func (s *Service) targets(t rollout.Target) ([]string, error) {
 		if s.cfg.Tags == nil {
 			return nil, errTags
 		}
-		ids = s.cfg.Tags(t.Tag)
+		if ids = slices.Clone(s.cfg.Tags(t.Tag)); len(ids) == 0 {
+			return nil, fmt.Errorf("target: no board has tag %q", t.Tag)
+		}
 	default:
 		ids = slices.Clone(t.IDs)
 	}

@@ -185,7 +185,7 @@ func TestRolloutCreateRules(t *testing.T) {
 		{"not json", `{`, 400, "JSON"},
 		{"unknown firmware", `{"firmware":"` + strings.Repeat("a", 64) + `","target":{"all":true}}`, 400, "firmware"},
 		{"unknown group", `{"firmware":"` + onSim.SHA256 + `","target":{"group":"garage"}}`, 400, "garage"},
-		{"tag", `{"firmware":"` + onSim.SHA256 + `","target":{"tag":"attic"}}`, 400, "issue 13"},
+		{"no tags here", `{"firmware":"` + onSim.SHA256 + `","target":{"tag":"attic"}}`, 400, "tags are not available"},
 		{"bad waves", `{"firmware":"` + onSim.SHA256 + `","target":{"all":true},"waves":["10%"]}`, 400, "waves"},
 	} {
 		code, body := e.do("POST", "/api/rollouts", []byte(tc.body))
@@ -201,6 +201,38 @@ func TestRolloutCreateRules(t *testing.T) {
 	e.must(http.StatusOK, "GET", "/api/rollouts", nil, &list)
 	if len(list) != 4 || list[len(list)-1].State != "done" {
 		t.Errorf("list: %d rollouts, want 4, oldest (done) last: %+v", len(list), list)
+	}
+}
+
+// A tag rollout targets exactly the boards with the tag.
+func TestRolloutByTag(t *testing.T) {
+	tagged := map[string][]string{"attic": {"b-4", "b-2"}}
+	e := newEnv(t, func(c *Config) { c.Tags = func(tag string) []string { return tagged[tag] } })
+	boards := e.boards(4, "1.0", fakeboard.OK)
+	fw := e.upload("2.0", "sim", build(t, 100))
+	r := e.start(`{"firmware":"` + fw.SHA256 + `","target":{"tag":"attic"},"health_window":"1s"}`)
+	var ids []string
+	for _, w := range r.Waves {
+		for _, b := range w.Boards {
+			ids = append(ids, b.ID)
+		}
+	}
+	slices.Sort(ids)
+	if got := strings.Join(ids, ","); got != "b-2,b-4" {
+		t.Errorf("tag rollout targets %s, want b-2,b-4", got)
+	}
+	done := e.waitRollout(r.ID, inOrder, stateIs("done"))
+	if done.Counts["updated"] != 2 {
+		t.Errorf("done with %v, want 2 updated", done.Counts)
+	}
+	for _, id := range []string{"b-1", "b-3"} {
+		if n := len(boards[id].Jobs()); n != 0 {
+			t.Errorf("board %s (not tagged) was sent %d jobs", id, n)
+		}
+	}
+	code, body := e.do("POST", "/api/rollouts", []byte(`{"firmware":"`+fw.SHA256+`","target":{"tag":"nobody"}}`))
+	if code != http.StatusBadRequest || !strings.Contains(string(body), `no board has tag \"nobody\"`) {
+		t.Errorf("a tag no board has: %d %s, want 400 saying so", code, body)
 	}
 }
 

@@ -96,8 +96,9 @@ type Config struct {
 	// Groups are the configured groups of boards; "all" is every board
 	// the service has heard of.
 	Groups map[string][]string
-	// Tags returns the boards with a tag; nil means tags are not there
-	// yet (issue 13), and a rollout target {"tag":…} is answered 400.
+	// Tags returns the known boards with a tag (the caller may keep the
+	// slice); nil means there are no tags here, and a rollout target
+	// {"tag":…} is answered 400.
 	Tags func(tag string) []string
 	// MaxDownloads bounds the firmware downloads streamed at once; more
 	// wait their turn (bounded by their own request). 0 means 64. Each
@@ -108,6 +109,9 @@ type Config struct {
 	// StepInterval is how often every rollout not finished is stepped
 	// besides the board messages that wake the engine; 0 means 1s.
 	StepInterval time.Duration
+	// Audit, when set, hears of every firmware upload and delete and every
+	// rollout start, pause, resume and abort.
+	Audit Auditor
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the service's logs; nil discards them.

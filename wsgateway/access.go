@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"switchyard/auth"
+	"switchyard/history"
 	"switchyard/internal/origin"
 )
 
@@ -171,6 +172,11 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		code, msg = http.StatusForbidden, fmt.Sprintf("The %s role has no access to the dashboard.", id.Role)
 	}
 	if err != nil {
+		res := history.ResultFailed
+		if code == http.StatusForbidden {
+			res = history.ResultDenied
+		}
+		g.audit(name, history.ActionLogin, "", res, r.RemoteAddr)
 		g.log.Info("login refused", "name", name, "remote", r.RemoteAddr, "err", err)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -187,6 +193,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 		Secure:   g.cfg.SecureCookies,
 		SameSite: http.SameSiteStrictMode,
 	})
+	g.audit(name, history.ActionLogin, "", history.ResultOK, r.RemoteAddr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
@@ -198,6 +205,9 @@ func (g *Gateway) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
+		if name, _, ok := g.sessions.verify(c.Value, time.Now()); ok {
+			g.audit(name, history.ActionLogout, "", history.ResultOK, r.RemoteAddr)
+		}
 		sid, err := g.sessions.revoke(c.Value, time.Now())
 		if err != nil {
 			// Ended here; only a restart could bring it back.

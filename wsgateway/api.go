@@ -1,4 +1,5 @@
-// The REST API's handlers: devices, commands and groups as JSON.
+// The REST API's handlers: devices, commands and groups as JSON (names
+// and tags are in meta.go).
 
 package wsgateway
 
@@ -11,6 +12,7 @@ import (
 
 	"switchyard/auth"
 	"switchyard/devices"
+	"switchyard/history"
 )
 
 // deviceJSON is a device in the REST API.
@@ -22,10 +24,19 @@ type deviceJSON struct {
 	Count    *int64          `json:"count"`
 	Info     json.RawMessage `json:"info"`
 	LastSeen *string         `json:"last_seen"`
+	Tags     []string        `json:"tags"`     // sorted; [] when none
+	Firmware *string         `json:"firmware"` // info's firmware; null when unknown
 }
 
 func toJSON(d *devices.Device) deviceJSON {
-	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online}
+	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online, Tags: d.Tags}
+	if j.Tags == nil {
+		j.Tags = []string{}
+	}
+	if d.Info.Firmware != "" {
+		fw := d.Info.Firmware
+		j.Firmware = &fw
+	}
 	if d.HasLED {
 		s := devices.LEDPayload(d.LEDOn)
 		j.LED = &s
@@ -82,7 +93,9 @@ func (g *Gateway) postLED(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	switch c, err := g.command(id, cmd); {
+	c, err := g.command(id, cmd, requestActor(r))
+	g.audit(requestActor(r), history.ActionCommand, id, auditResult(err), r.RemoteAddr)
+	switch {
 	case err == nil:
 		writeJSON(w, http.StatusAccepted, toCommandJSON(&c))
 	case errors.Is(err, errUnknownDevice):
@@ -123,7 +136,11 @@ func decodeAction(w http.ResponseWriter, r *http.Request) (devices.Command, bool
 
 func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	switch err := g.forget(id); {
+	err := g.forget(id, requestActor(r))
+	if !errors.Is(err, errUnknownDevice) {
+		g.audit(requestActor(r), history.ActionForget, id, auditResult(err), r.RemoteAddr)
+	}
+	switch {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, errUnknownDevice):
@@ -175,7 +192,10 @@ func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusAccepted, g.commandGroup(name, cmd))
+	res := g.commandGroup(g.groupMembers(name), cmd, requestActor(r))
+	res.Group = name
+	g.auditGroup(r, "group:"+name, res)
+	writeJSON(w, http.StatusAccepted, res)
 }
 
 // meJSON is the caller as GET /api/me answers: the dashboard shows what

@@ -1,5 +1,5 @@
-// Commands: led/set for one board or a group, from a browser's message
-// or the API, checked, rate limited and published.
+// Commands: led/set for one board, a group or the boards with a tag, from
+// a browser's message or the API, checked, rate limited and published.
 
 package wsgateway
 
@@ -13,6 +13,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"switchyard/devices"
+	"switchyard/history"
 )
 
 // Errors of a command.
@@ -26,8 +27,9 @@ var (
 
 // command publishes cmd to the board id after checking the board is known
 // and online, and tracks it until the board confirms. A command to an
-// offline board is tracked as offline and not published.
-func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
+// offline board is tracked as offline and not published. by is who sends
+// it (see actor).
+func (g *Gateway) command(id string, cmd devices.Command, by string) (command, error) {
 	g.mu.RLock()
 	d, ok := g.fleet.Get(id)
 	closed := g.closed
@@ -38,11 +40,11 @@ func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
 	case !ok:
 		return command{}, fmt.Errorf("%w %q", errUnknownDevice, id)
 	case !d.Online:
-		return g.cmds.add(id, cmd, stateOffline, time.Now()), fmt.Errorf("%w: %s", errOffline, id)
+		return g.cmds.add(id, cmd, stateOffline, by, time.Now()), fmt.Errorf("%w: %s", errOffline, id)
 	}
 	// Tracked and announced before it is published, so that the board's
 	// confirmation, queued after it, is always seen after "pending".
-	c := g.cmds.add(id, cmd, statePending, time.Now())
+	c := g.cmds.add(id, cmd, statePending, by, time.Now())
 	g.postEvent(c.event())
 	if err := g.bus.Publish(g.topics.LEDSet(id), []byte(cmd.Payload()), false, 1); err != nil {
 		return command{}, fmt.Errorf("command %s to %s: %w", cmd, id, err) // it will time out
@@ -51,20 +53,22 @@ func (g *Gateway) command(id string, cmd devices.Command) (command, error) {
 	return c, nil
 }
 
-// groupResult answers a group command: a command per board, and why the
-// others were skipped.
+// groupResult answers a command to several boards (a group or a tag): a
+// command per board, and why the others were skipped.
 type groupResult struct {
-	Group    string            `json:"group"`
+	Group    string            `json:"group,omitempty"`
+	Tag      string            `json:"tag,omitempty"`
 	Commands []commandJSON     `json:"commands"`
 	Skipped  map[string]string `json:"skipped"`
 }
 
-// commandGroup sends cmd to every board of a group; each gets its own
-// led/set and its own tracked command.
-func (g *Gateway) commandGroup(name string, cmd devices.Command) groupResult {
-	res := groupResult{Group: name, Commands: []commandJSON{}, Skipped: map[string]string{}}
-	for _, id := range g.groupMembers(name) {
-		c, err := g.command(id, cmd)
+// commandGroup sends cmd to every board of ids (a group's members or the
+// boards with a tag) as by; each gets its own led/set and its own tracked
+// command.
+func (g *Gateway) commandGroup(ids []string, cmd devices.Command, by string) groupResult {
+	res := groupResult{Commands: []commandJSON{}, Skipped: map[string]string{}}
+	for _, id := range ids {
+		c, err := g.command(id, cmd, by)
 		if err != nil {
 			res.Skipped[id] = err.Error()
 			continue
@@ -95,13 +99,13 @@ func (g *Gateway) groupMembers(name string) []string {
 
 // handle answers one browser message: a command, or an error event.
 func (c *client) handle(data []byte) {
-	var id, group string
+	var t devices.Target
 	var cmd devices.Command
 	var err error
 	if c.device == "" {
-		id, group, cmd, err = devices.ParseBrowserMessage(data)
+		t, cmd, err = devices.ParseBrowserMessage(data)
 	} else {
-		id = c.device
+		t.Device = c.device
 		cmd, err = devices.ParseAction(string(data))
 	}
 	switch {
@@ -110,14 +114,24 @@ func (c *client) handle(data []byte) {
 		err = fmt.Errorf("%w: role %s may watch but not command", errForbidden, c.id.Role)
 	case !c.allowCommand(time.Now()):
 		err = fmt.Errorf("%w: at most %g a second", errRateLimited, c.g.cfg.CommandRate)
-	case group != "":
-		err = c.groupCommand(group, cmd)
+	case t.Device == "":
+		err = c.groupCommand(t, cmd)
 	default:
-		_, err = c.g.command(id, cmd)
+		_, err = c.g.command(t.Device, cmd, actor(c.id))
+	}
+	if err == nil || !errors.Is(err, devices.ErrBadMessage) {
+		target := t.Device
+		switch {
+		case t.Group != "":
+			target = "group:" + t.Group
+		case t.Tag != "":
+			target = "tag:" + t.Tag
+		}
+		c.g.audit(actor(c.id), history.ActionCommand, target, auditResult(err), c.remote)
 	}
 	if err != nil {
 		c.g.m.refused.Inc()
-		ev := devices.ErrorEvent(id, err)
+		ev := devices.ErrorEvent(t.Device, err)
 		if c.device != "" {
 			c.enqueue(ev.AppendSingle(nil), 1)
 		} else {
@@ -126,23 +140,33 @@ func (c *client) handle(data []byte) {
 	}
 }
 
-// groupCommand switches a group of boards; boards that cannot be switched
-// are reported in one error event.
-func (c *client) groupCommand(group string, cmd devices.Command) error {
-	if _, ok := c.g.cfg.Groups[group]; !ok && group != allGroup {
-		return fmt.Errorf("%w: unknown group %q", devices.ErrBadMessage, group)
+// groupCommand switches a group of boards, or the boards with a tag;
+// boards that cannot be switched are reported in one error event.
+func (c *client) groupCommand(t devices.Target, cmd devices.Command) error {
+	var ids []string
+	var what string
+	if t.Group != "" {
+		if _, ok := c.g.cfg.Groups[t.Group]; !ok && t.Group != allGroup {
+			return fmt.Errorf("%w: unknown group %q", devices.ErrBadMessage, t.Group)
+		}
+		ids, what = c.g.groupMembers(t.Group), "group "+t.Group
+	} else {
+		if ids = c.g.Tagged(t.Tag); len(ids) == 0 {
+			return fmt.Errorf("%w: no board has tag %q", devices.ErrBadMessage, t.Tag)
+		}
+		what = "tag " + t.Tag
 	}
-	res := c.g.commandGroup(group, cmd)
+	res := c.g.commandGroup(ids, cmd, actor(c.id))
 	if len(res.Skipped) == 0 {
 		return nil
 	}
-	ids := make([]string, 0, len(res.Skipped))
+	skipped := make([]string, 0, len(res.Skipped))
 	for id := range res.Skipped {
-		ids = append(ids, id)
+		skipped = append(skipped, id)
 	}
-	slices.Sort(ids)
-	return fmt.Errorf("group %s: %d of %d boards not switched (offline or unknown): %s",
-		group, len(ids), len(ids)+len(res.Commands), strings.Join(ids, ", "))
+	slices.Sort(skipped)
+	return fmt.Errorf("%s: %d of %d boards not switched (offline or unknown): %s",
+		what, len(skipped), len(skipped)+len(res.Commands), strings.Join(skipped, ", "))
 }
 
 // allowCommand reports whether the browser may send one more command at

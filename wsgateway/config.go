@@ -3,6 +3,7 @@
 package wsgateway
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -64,7 +65,8 @@ type Config struct {
 	// every known board and needs no entry).
 	Groups map[string][]string
 	// Observer, when set, hears when a board becomes known, changes its
-	// info, or is forgotten (Home Assistant discovery uses it).
+	// info, name or tags, or is forgotten (Home Assistant discovery uses
+	// it).
 	Observer Observer
 	// Health reports whether the MQTT side is serving; nil means it is.
 	Health func() error
@@ -98,6 +100,10 @@ type Config struct {
 	// Audit, when set, hears what people do here: logins, logouts,
 	// commands, forget, rename and retag; nil keeps no audit log.
 	Audit Auditor
+	// Meta, when set, keeps the names and tags people give boards
+	// (PATCH /api/devices/<id>) across restarts: New loads them, and they
+	// win over Declared's. nil keeps them in memory only.
+	Meta MetaStore
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -115,6 +121,14 @@ type History interface {
 // and loop goroutines.
 type Auditor interface {
 	Audit(e history.Entry)
+}
+
+// MetaStore keeps the names and tags people give boards at run time.
+type MetaStore interface {
+	// DeviceMeta returns every board's saved meta.
+	DeviceMeta(ctx context.Context) ([]devices.Meta, error)
+	// SaveDeviceMeta saves one board's meta, replacing what was saved.
+	SaveDeviceMeta(ctx context.Context, m devices.Meta) error
 }
 
 // Observer hears about the fleet. Its methods run on the gateway's loop

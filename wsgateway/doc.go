@@ -80,7 +80,9 @@
 //
 // # Lock order
 //
-// Gateway.mu, then client.mu, then readyQueue.mu. tracker.mu,
-// sessions.mu and rateLog.mu are taken under Gateway.mu or alone, and
-// nothing under them; Gateway.inMu is taken alone.
+// Gateway.patchMu, then Gateway.mu, then client.mu, then readyQueue.mu.
+// A PATCH holds patchMu while it waits for the loop (meta.go); the loop
+// never takes it. tracker.mu, sessions.mu and rateLog.mu are taken under
+// Gateway.mu or alone, and nothing under them; Gateway.inMu is taken
+// alone.
 package wsgateway

@@ -57,9 +57,12 @@ type Gateway struct {
 	ready       readyQueue     // browsers waiting for a pool worker (pool.go)
 	workersWG   sync.WaitGroup // pool workers
 
+	external map[string][]external // MQTT commands waiting for their board's led; the loop's, under mu
+
 	badLog   rateLog
 	sessions *sessions
 	cmds     *tracker
+	patchMu  sync.Mutex // held by a PATCH of a board's name and tags, from reading them to applying them
 
 	closeOnce sync.Once
 }
@@ -79,6 +82,11 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if cfg.Meta != nil {
+		if err := loadMeta(fleet, cfg.Meta, cfg.Logger); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	static, err := staticHandler()
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -97,6 +105,10 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		stop:     make(chan struct{}),
 		sessions: sess,
 		cmds:     newTracker(cfg.CommandTimeout),
+		external: map[string][]external{},
+	}
+	if cfg.History != nil {
+		g.cmds.done = g.commandDone
 	}
 	if g.handler, err = g.newHandler(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

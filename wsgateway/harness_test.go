@@ -309,12 +309,22 @@ func (b *browser) send(msg string) {
 	}
 }
 
-// get fetches path and decodes a JSON answer into v (when not nil).
+// do sends a request with no credentials and decodes a JSON answer into
+// v (when not nil).
 func (h *harness) do(method, path, body string, v any) int {
+	h.t.Helper()
+	return h.doWith(method, path, body, nil, v)
+}
+
+// doWith is do with the headers of hdr (credentials, say).
+func (h *harness) doWith(method, path, body string, hdr http.Header, v any) int {
 	h.t.Helper()
 	req, err := http.NewRequest(method, h.http.URL+path, strings.NewReader(body))
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -339,6 +349,8 @@ type apiDevice struct {
 	Count    *int64          `json:"count"`
 	Info     json.RawMessage `json:"info"`
 	LastSeen *string         `json:"last_seen"`
+	Tags     []string        `json:"tags"`
+	Firmware *string         `json:"firmware"`
 }
 
 // waitFor polls cond (there is no event for it) until it holds.

@@ -20,16 +20,24 @@ type inMsg struct {
 	kind    devices.Kind // parsed from topic by Ingest
 	payload []byte
 	at      time.Time
+	from    Origin
 	op      func()         // when set, run under mu in order with the messages
 	ev      *devices.Event // when set, an event to broadcast in order with the messages' (see postEvent)
 	raw     []byte         // when set, an encoded event for every /ws browser (see Broadcast)
 	bad     error          // when set, a board topic with an invalid id: logged and counted, nothing else
 }
 
-// Ingest queues a message a board published. It copies payload, never
-// blocks and is safe for concurrent use: call it from the broker's inline
-// subscription.
+// Ingest queues a message a board published, from an unknown origin (see
+// IngestFrom).
 func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
+	g.IngestFrom(topic, payload, at, Origin{})
+}
+
+// IngestFrom queues a message published on a board's topic, with who
+// published it: a board's own topics, and, for the history, the led/set
+// commands of other MQTT clients. It copies payload, never blocks and is
+// safe for concurrent use: call it from the broker's inline subscription.
+func (g *Gateway) IngestFrom(topic string, payload []byte, at time.Time, from Origin) {
 	id, k, ok := g.topics.Parse(topic)
 	var bad error
 	if !ok {
@@ -38,6 +46,9 @@ func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
 		if bad = g.topics.CheckID(topic); bad == nil {
 			return // not a board topic of this prefix: nothing to apply
 		}
+	}
+	if k == devices.KindLEDSet && (g.cfg.History == nil || from.Client == "") {
+		return // only the history wants other clients' commands
 	}
 	droppable := k == devices.KindCount || bad != nil // the next count supersedes it; no hurry
 	g.inMu.Lock()
@@ -49,9 +60,9 @@ func (g *Gateway) Ingest(topic string, payload []byte, at time.Time) {
 	if bad != nil {
 		g.inQ = append(g.inQ, inMsg{topic: topic, bad: bad})
 	} else {
-		g.inQ = append(g.inQ, inMsg{topic: topic, id: id, kind: k, payload: append([]byte(nil), payload...), at: at})
+		g.inQ = append(g.inQ, inMsg{topic: topic, id: id, kind: k, payload: append([]byte(nil), payload...), at: at, from: from})
 	}
-	if !droppable {
+	if !droppable && k != devices.KindLEDSet { // a command waits for its board's answer: no hurry either
 		g.inUrgent = true
 	}
 	g.inMu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"switchyard/devices"
+	"switchyard/history"
 )
 
 // Coalescing of counts. Every fan-out costs one frame write (a system
@@ -62,9 +63,11 @@ func (g *Gateway) loop() {
 		case <-g.inKick:
 		case <-hold.C:
 		case now := <-tick.C:
-			if evs = g.cmds.expire(now, evs[:0]); len(evs) > 0 {
+			evs = g.cmds.expire(now, evs[:0])
+			if len(evs) > 0 || len(g.external) > 0 {
 				g.mu.Lock()
 				g.fanOut(evs)
+				g.expireCommands(now)
 				g.mu.Unlock()
 			}
 			continue
@@ -118,7 +121,18 @@ func (g *Gateway) loop() {
 				continue
 			}
 			id, k := m.id, m.kind
-			wasKnown := g.fleet.Known(id)
+			if k == devices.KindLEDSet { // another client's command (only with a history)
+				g.recordCommand(m)
+				continue
+			}
+			hist := g.cfg.History != nil && k != devices.KindCount
+			var before devices.Device
+			var wasKnown bool
+			if hist {
+				before, wasKnown = g.fleet.Get(id)
+			} else {
+				wasKnown = g.fleet.Known(id)
+			}
 			var err error
 			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
 			if err != nil {
@@ -126,8 +140,16 @@ func (g *Gateway) loop() {
 				g.badLog.log(g.log, "ignored a board message", "topic", m.topic, "err", err)
 				continue
 			}
+			var by string
 			if k == devices.KindLED {
-				evs = g.cmds.confirm(id, m.at, evs)
+				evs, by = g.cmds.confirm(id, m.at, evs)
+			}
+			if hist {
+				g.record(m, before, wasKnown, by)
+			} else if k == devices.KindCount && g.cfg.History != nil {
+				if n, err := devices.ParseCount(m.payload); err == nil {
+					g.cfg.History.Count(id, n, m.at)
+				}
 			}
 			if obs := g.cfg.Observer; obs != nil && (!wasKnown || k == devices.KindInfo) {
 				if d, ok := g.fleet.Get(id); ok {
@@ -143,8 +165,8 @@ func (g *Gateway) loop() {
 }
 
 // forget clears a board's retained topics and removes it from the fleet and
-// every browser.
-func (g *Gateway) forget(id string) error {
+// every browser; by is who asked (see actor).
+func (g *Gateway) forget(id, by string) error {
 	if _, ok := g.device(id); !ok {
 		return fmt.Errorf("%w %q", errUnknownDevice, id)
 	}
@@ -155,6 +177,10 @@ func (g *Gateway) forget(id string) error {
 	return g.runOnLoop(func() {
 		if ev, ok := g.fleet.Forget(id); ok {
 			g.fanOut([]devices.Event{ev})
+			delete(g.external, id)
+			if g.cfg.History != nil {
+				g.cfg.History.Record(history.Event{At: time.Now(), Device: id, Kind: history.KindForgotten, By: by})
+			}
 		}
 	})
 }

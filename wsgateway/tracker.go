@@ -33,6 +33,7 @@ type command struct {
 	State   string
 	Created time.Time
 	Updated time.Time
+	By      string // who sent it (see actor)
 }
 
 func (c *command) event() devices.Event {
@@ -43,6 +44,9 @@ func (c *command) event() devices.Event {
 // safe for concurrent use; they return the events to broadcast.
 type tracker struct {
 	timeout time.Duration
+	// done, when set, hears of each command that reached its final state
+	// (applied, timeout or offline), under mu: it must not block.
+	done func(c *command)
 
 	mu      sync.Mutex            // guards the rest
 	byID    map[string]*command   // every remembered command
@@ -61,8 +65,8 @@ func newCommandID() string {
 }
 
 // add records a command in state (pending or offline).
-func (t *tracker) add(device string, cmd devices.Command, state string, now time.Time) command {
-	c := &command{ID: newCommandID(), Device: device, Command: cmd, State: state, Created: now, Updated: now}
+func (t *tracker) add(device string, cmd devices.Command, state, by string, now time.Time) command {
+	c := &command{ID: newCommandID(), Device: device, Command: cmd, State: state, Created: now, Updated: now, By: by}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.byID[c.ID] = c
@@ -74,21 +78,28 @@ func (t *tracker) add(device string, cmd devices.Command, state string, now time
 	}
 	if state == statePending {
 		t.pending[device] = append(t.pending[device], c)
+	} else if t.done != nil {
+		t.done(c)
 	}
 	return *c
 }
 
 // confirm marks every pending command of device applied: its led state
-// arrived after them.
-func (t *tracker) confirm(device string, now time.Time, evs []devices.Event) []devices.Event {
+// arrived after them. by is who sent the last of them ("" if none was
+// pending): who caused the state.
+func (t *tracker) confirm(device string, now time.Time, evs []devices.Event) (_ []devices.Event, by string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, c := range t.pending[device] {
 		c.State, c.Updated = stateApplied, now
 		evs = append(evs, c.event())
+		by = c.By
+		if t.done != nil {
+			t.done(c)
+		}
 	}
 	delete(t.pending, device)
-	return evs
+	return evs, by
 }
 
 // expire times out pending commands older than the timeout.
@@ -101,6 +112,9 @@ func (t *tracker) expire(now time.Time, evs []devices.Event) []devices.Event {
 			if now.Sub(c.Created) >= t.timeout {
 				c.State, c.Updated = stateTimeout, now
 				evs = append(evs, c.event())
+				if t.done != nil {
+					t.done(c)
+				}
 			} else {
 				keep = append(keep, c)
 			}

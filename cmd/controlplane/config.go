@@ -66,6 +66,7 @@ type Config struct {
 		URL string `mapstructure:"url"`
 	} `mapstructure:"database"`
 	History struct {
+		Enabled   bool          `mapstructure:"enabled"`
 		Retention time.Duration `mapstructure:"retention"`
 	} `mapstructure:"history"`
 	Firmware struct {
@@ -99,10 +100,12 @@ type UserConfig struct {
 	Tokens       []string `mapstructure:"tokens"`
 }
 
-// DeviceConfig declares a device shown before it first connects.
+// DeviceConfig declares a device shown before it first connects, with its
+// name and tags.
 type DeviceConfig struct {
-	ID   string `mapstructure:"id"`
-	Name string `mapstructure:"name"`
+	ID   string   `mapstructure:"id"`
+	Name string   `mapstructure:"name"`
+	Tags []string `mapstructure:"tags"`
 }
 
 // loadConfig reads path (a missing file is an error only when explicit),
@@ -268,6 +271,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("devices[%d].id: duplicate id %q", i, d.ID)
 		}
 		seen[d.ID] = true
+		tags, err := devices.NormalizeTags(d.Tags)
+		if err != nil {
+			return fmt.Errorf("devices[%d].tags: %w", i, err)
+		}
+		c.Devices[i].Tags = tags
 	}
 	return nil
 }
@@ -289,7 +297,7 @@ func checkAddr(key, addr string, optional bool) error {
 func (c *Config) declared() []devices.Declared {
 	out := make([]devices.Declared, len(c.Devices))
 	for i, d := range c.Devices {
-		out[i] = devices.Declared{ID: d.ID, Name: d.Name}
+		out[i] = devices.Declared{ID: d.ID, Name: d.Name, Tags: d.Tags}
 	}
 	return out
 }

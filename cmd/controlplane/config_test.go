@@ -39,7 +39,7 @@ http: {listen: ":9000", allowed_origins: ["http://a.example", "http://b.example"
 topics: {prefix: home/boards}
 storage: {path: data/x.log}
 devices:
-  - {id: kitchen, name: Kitchen light}
+  - {id: kitchen, name: Kitchen light, tags: [lights, floor-1, lights]}
   - {id: hall}
 log: {level: debug}
 groups: {kitchen: [kitchen, hall]}
@@ -81,8 +81,9 @@ groups: {kitchen: [kitchen, hall]}
 	if got := cfg.Groups["kitchen"]; len(got) != 2 || cfg.Commands.Timeout.Seconds() != 5 {
 		t.Errorf("groups %v, commands.timeout %v", cfg.Groups, cfg.Commands.Timeout)
 	}
-	if got := cfg.declared(); len(got) != 2 || got[0].ID != "kitchen" || got[0].Name != "Kitchen light" || got[1].ID != "hall" {
-		t.Errorf("devices = %+v", got)
+	if got := cfg.declared(); len(got) != 2 || got[0].ID != "kitchen" || got[0].Name != "Kitchen light" || got[1].ID != "hall" ||
+		strings.Join(got[0].Tags, ",") != "floor-1,lights" || len(got[1].Tags) != 0 {
+		t.Errorf("devices = %+v (tags sorted, each once)", got)
 	}
 }
 
@@ -102,6 +103,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad ws listen", "mqtt: {ws_listen: '9001'}", nil, "mqtt.ws_listen"},
 		{"bad device id", "devices: [{id: 'a b'}]", nil, "devices[0].id"},
 		{"duplicate device", "devices: [{id: a}, {id: a}]", nil, "devices[1].id"},
+		{"bad tag", "devices: [{id: a}, {id: b}, {id: c, tags: [ok, Kitchen]}]", nil, `devices[2].tags: invalid tag "Kitchen"`},
+		{"empty tag", "devices: [{id: a, tags: ['']}]", nil, "devices[0].tags: invalid tag: empty"},
+		{"too many tags", "devices: [{id: a, tags: [a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q]}]", nil, "devices[0].tags: invalid tag: 17 tags, at most 16"},
+		{"unknown device key", "devices: [{id: a, tagz: [x]}]", nil, "tagz"},
 		{"wrong type", "http: {listen: [1, 2]}", nil, "listen"},
 		{"not yaml", "mqtt: [", nil, "config"},
 		{"bad anonymous", "auth: {anonymous: sometimes}", nil, "auth.anonymous"},

@@ -55,6 +55,7 @@ var configKeys = []configKey{
 	{Name: "topics.prefix", Default: devices.DefaultPrefix},
 	{Name: "storage.path", Default: ""},
 	{Name: "database.url", Default: ""},
+	{Name: "history.enabled", Default: true},
 	{Name: "history.retention", Default: "720h"},
 	{Name: "firmware.max_size", Default: "64MiB"},
 	{Name: "homeassistant.enabled", Default: false},

@@ -168,6 +168,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		CommandTimeout:  cfg.Commands.Timeout,
 		Topics:          topics,
 		Declared:        cfg.declared(),
+		Meta:            ups.db, // names and tags set at run time win over Declared's
 		AllowedOrigins:  cfg.HTTP.AllowedOrigins,
 		Auth:            az,
 		SessionKey:      sessionKey,
@@ -189,8 +190,8 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	defer gw.Close()
 	ups.events.gw.Store(gw)
 
-	err = mq.start(func(topic string, payload []byte, at time.Time) {
-		gw.Ingest(topic, payload, at)
+	err = mq.start(func(topic string, payload []byte, at time.Time, from wsgateway.Origin) {
+		gw.IngestFrom(topic, payload, at, from)
 		ups.svc.Ingest(topic, payload)
 	})
 	if err != nil {

@@ -18,8 +18,9 @@ type mqttSide interface {
 	wsgateway.Bus
 	Healthy() error
 	Close() error
-	// start begins serving and feeds every board message to ingest.
-	start(ingest func(topic string, payload []byte, at time.Time)) error
+	// start begins serving and feeds every board message, and the led/set
+	// commands where their sender is known, to ingest.
+	start(ingest ingestFunc) error
 	// subscribe delivers messages on filter to fn (which must not block).
 	subscribe(filter string, fn func(topic string, payload []byte)) error
 	// clientCount is the MQTT clients metric, nil when not known.
@@ -30,6 +31,10 @@ type mqttSide interface {
 	// attrs describe it in the "serving" log line.
 	attrs() []any
 }
+
+// ingestFunc takes a message on a board's topic: when it arrived (or, for
+// a stored one, when it first did) and who published it, where known.
+type ingestFunc func(topic string, payload []byte, at time.Time, from wsgateway.Origin)
 
 func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tls.Config, log *slog.Logger) (mqttSide, error) {
 	if cfg.MQTT.Mode == "external" {
@@ -70,13 +75,21 @@ type embedded struct {
 	topics devices.Topics
 }
 
-func (e embedded) start(ingest func(string, []byte, time.Time)) error {
+func (e embedded) start(ingest ingestFunc) error {
+	fn := func(m broker.Message) {
+		at := time.Now() // Created has second precision: history orders by at
+		if m.Restored {
+			at = m.Created
+		}
+		ingest(m.Topic, m.Payload, at, wsgateway.Origin{Client: m.Client, User: m.User, Will: m.Will, Restored: m.Restored})
+	}
 	// Subscribed before Start: the stored retained messages reach the
 	// gateway before any board can connect and publish fresher ones.
-	err := e.Subscribe(e.topics.BoardFilter(), func(m broker.Message) {
-		ingest(m.Topic, m.Payload, m.Created)
-	})
-	if err != nil {
+	if err := e.Subscribe(e.topics.BoardFilter(), fn); err != nil {
+		return err
+	}
+	// Commands, for the history to say who switched a board.
+	if err := e.Subscribe(e.topics.CommandFilter(), fn); err != nil {
 		return err
 	}
 	return e.Start()
@@ -117,9 +130,11 @@ type external struct {
 	url    string
 }
 
-func (x external) start(ingest func(string, []byte, time.Time)) error {
+func (x external) start(ingest ingestFunc) error {
+	// An external broker does not say who published: no commands (the
+	// control plane's own would look like anybody's), no Will marks.
 	err := x.Subscribe(x.topics.BoardFilter(), func(m extbroker.Message) {
-		ingest(m.Topic, m.Payload, time.Now())
+		ingest(m.Topic, m.Payload, time.Now(), wsgateway.Origin{})
 	})
 	x.Start()
 	return err

@@ -28,8 +28,9 @@ type updateSide struct {
 	// reg holds the service's metrics, served on /metrics by the gateway.
 	reg *prometheus.Registry
 	// events forwards the service's rollout events to the gateway, which
-	// is made after the service (it serves the service's routes).
-	events lateBroadcaster
+	// is made after the service (it serves the service's routes), and
+	// asks it for the boards with a tag.
+	events lateGateway
 }
 
 // openUpdates opens the database (database.url) and the firmware files
@@ -78,6 +79,7 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 		HTTPScheme:  scheme,
 		HTTPPort:    httpPort,
 		Groups:      cfg.Groups,
+		Tags:        u.events.tagged,
 		Logger:      log.With("component", "updates"),
 		Registerer:  u.reg,
 	})
@@ -101,16 +103,24 @@ func (u *updateSide) Close() {
 	}
 }
 
-// lateBroadcaster passes events to the gateway once it is set; events
-// before that have no browser to go to.
-type lateBroadcaster struct {
+// lateGateway passes events to the gateway once it is set (events before
+// that have no browser to go to), and asks it for the boards with a tag
+// (none before: no rollout starts before the gateway serves).
+type lateGateway struct {
 	gw atomic.Pointer[wsgateway.Gateway]
 }
 
-func (l *lateBroadcaster) Broadcast(event []byte) {
+func (l *lateGateway) Broadcast(event []byte) {
 	if gw := l.gw.Load(); gw != nil {
 		gw.Broadcast(event)
 	}
+}
+
+func (l *lateGateway) tagged(tag string) []string {
+	if gw := l.gw.Load(); gw != nil {
+		return gw.Tagged(tag)
+	}
+	return nil
 }
 
 // routes serves the update service's handlers behind the gateway's access

@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -283,4 +285,75 @@ func TestTableView(t *testing.T) {
 		p.reload()
 		p.waitFor("cards after the reload", `__e2e.cards().length === 3`, wait)
 	})
+}
+
+// patchDevice sends PATCH /api/devices/<id> with body (as an anonymous
+// local client: an operator) and fails t unless it answers 200.
+func patchDevice(t *testing.T, cp *controlPlane, id, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPatch, cp.url("/api/devices/"+id), strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH /api/devices/%s %s = %d %s, want 200", id, body, resp.StatusCode, b)
+	}
+}
+
+// TestTagFilter: the tag picker offers the tags of config.yaml's devices;
+// picking one shows its boards (with the state filter too), is kept in the
+// URL across a reload, and follows a retag (PATCH) live; the text filter
+// finds tags; the table shows them.
+func TestTagFilter(t *testing.T) {
+	needChromium(t)
+	cp := startControlPlane(t, cpOptions{extra: `devices:
+  - {id: t-1, tags: [kitchen]}
+  - {id: t-2, name: Fridge, tags: [kitchen, cold]}
+  - {id: t-10, tags: [porch]}
+  - {id: t-3}
+`})
+	boards := map[string]*board{}
+	for _, id := range []string{"t-1", "t-2", "t-10", "t-3"} {
+		boards[id] = startBoard(t, cp.mqttAddr, boardOptions{id: id})
+	}
+	p := newPage(t, newBrowser(t), "A", pageOptions{})
+	p.open(cp.url("/"))
+	p.waitFor("four boards online", `__e2e.cards().length === 4 && __e2e.cards().every(c => __e2e.online(c))`, wait)
+	p.waitFor("the tags offered", `Array.from(document.querySelectorAll("#tag-filter option"), o => o.value).join(" ") === " cold kitchen porch"`, wait)
+	p.waitFor("t-2's card shows its tags", `/cold kitchen/.test(document.querySelector('[data-device="t-2"] [data-field="tags"]').textContent)`, wait)
+
+	p.pick("#tag-filter", "kitchen")
+	p.waitFor("the kitchen boards", jsShownAre("t-1", "t-2"), wait)
+	if got := p.query().Get("tag"); got != "kitchen" {
+		t.Errorf("URL tag=%q, want kitchen", got)
+	}
+
+	boards["t-2"].kill()
+	p.pick("#state-filter", "offline")
+	p.waitFor("the offline kitchen board", jsShownAre("t-2"), wait)
+	p.pick("#state-filter", "")
+
+	p.reload()
+	p.waitFor("the kitchen boards after a reload", jsShownAre("t-1", "t-2")+` && document.getElementById("tag-filter").value === "kitchen"`, wait)
+
+	patchDevice(t, cp, "t-3", `{"tags":["kitchen"]}`)
+	p.waitFor("t-3 joins the kitchen boards live", jsShownAre("t-1", "t-2", "t-3"), wait)
+	patchDevice(t, cp, "t-1", `{"tags":[]}`)
+	p.waitFor("t-1 leaves them", jsShownAre("t-2", "t-3"), wait)
+
+	p.pick("#tag-filter", "")
+	p.waitFor("every board", jsShownAre("t-1", "t-2", "t-3", "t-10"), wait)
+	p.do(chromedp.SendKeys(chromedp.CSS("#filter"), "porch"))
+	p.waitFor("the text filter finds a tag", jsShownAre("t-10"), wait)
+	p.waitFor("the text filter kept in the URL", `new URLSearchParams(location.search).get("q") === "porch"`, wait)
+
+	p.do(chromedp.Click(chromedp.CSS(`[data-layout="table"]`)))
+	p.waitFor("the table shows t-10's tags", `(r => r && r.tags === "porch")(`+jsRow("t-10")+`)`, wait)
 }

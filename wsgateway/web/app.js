@@ -599,6 +599,7 @@
 
   // The board page's live summary: a view of one board outside the list.
   let detail = null; // {id, v}
+  let tagsChanged = false; // a board's tags changed: the tag picker is redrawn in the next batch
 
   function flush() {
     cancelAnimationFrame(rafHandle);
@@ -637,6 +638,10 @@
       }
     }
     dirty.clear();
+    if (tagsChanged) {
+      tagsChanged = false;
+      renderTagOptions();
+    }
     renderSummary();
   }
 
@@ -1008,12 +1013,12 @@
       const info = item.info && typeof item.info === "object" ? item.info : null;
       const name = typeof item.name === "string" ? item.name : "";
       const infoName = info && typeof info.name === "string" ? info.name : "";
-      d.configName = name && name !== id && name !== infoName ? name : null;
+      if (!fromWS("meta")) d.configName = name && name !== id && name !== infoName ? name : null;
       if (!fromWS("info")) d.info = info;
       if (!fromWS("online")) d.online = item.online === true;
       if (!fromWS("ledStatus")) d.led = normLed(item.led);
       if (!fromWS("count")) d.count = normCount(item.count);
-      d.tags = normTags(item.tags);
+      if (!fromWS("meta")) d.tags = normTags(item.tags);
       d.firmware = typeof item.firmware === "string" ? item.firmware : null;
 
       const t = typeof item.last_seen === "string" ? Date.parse(item.last_seen) : NaN;
@@ -1072,6 +1077,11 @@
       return;
     }
 
+    if (label === "meta") {
+      onMeta(id, e.value);
+      return;
+    }
+
     if (label === "command") {
       onCommand(id, e.value);
       if (board) board.onEvent(id, label);
@@ -1119,6 +1129,28 @@
     }
     markDirty(id);
     if (board && !snapshot) board.onEvent(id, label);
+  }
+
+  // meta: the board's name or tags changed (PATCH /api/devices/<id>), or
+  // the snapshot gives those set in config or by PATCH. It says nothing of
+  // the board itself: no last seen, no staleness.
+  function onMeta(id, v) {
+    if (!v || typeof v !== "object" || Array.isArray(v)) return;
+    const d = devices.get(id) || newDevice(id);
+    conn.removed.delete(id);
+    conn.touched.add(id);
+    let labels = conn.seen.get(id);
+    if (!labels) conn.seen.set(id, (labels = new Set()));
+    labels.add("meta");
+    if (Array.isArray(v.tags)) {
+      d.tags = normTags(v.tags);
+      tagsChanged = true;
+    }
+    if (typeof v.name === "string") {
+      const infoName = d.info && typeof d.info.name === "string" ? d.info.name : "";
+      d.configName = v.name && v.name !== id && v.name !== infoName ? v.name : null;
+    }
+    markDirty(id);
   }
 
   // --------------------------------------------------------------- toggle

@@ -652,6 +652,12 @@
     if (ui.boardTitle.textContent !== title) ui.boardTitle.textContent = title;
     const doc = title + " · Switchyard";
     if (document.title !== doc) document.title = doc;
+    // The page's name and tags form follows the board's.
+    const meta = d ? [d.configName || "", name, d.tags.join(" ")].join("\n") : "";
+    if (meta !== detail.meta) {
+      detail.meta = meta;
+      if (board) board.metaChanged(detail.id);
+    }
   }
 
   let lastSummary = "";
@@ -1302,6 +1308,7 @@
       .then((me) => {
         role = me && typeof me.role === "string" ? me.role : "";
         applyView();
+        if (board) board.roleKnown();
       })
       .catch(() => {}); // an older control plane: no admin views
   }
@@ -1399,7 +1406,15 @@
 
   window.addEventListener("hashchange", applyView);
 
-  const board = S.boardView ? S.boardView({ api: apiCall, toast }) : null;
+  const board = S.boardView ? S.boardView({
+    api: apiCall,
+    toast,
+    meta: (id) => {
+      const d = devices.get(id);
+      return d ? { name: d.configName || "", shown: displayName(d), tags: d.tags } : null;
+    },
+    canEdit: () => role === "operator" || role === "admin",
+  }) : null;
   const audit = S.auditView ? S.auditView({ api: apiCall, toast, setHash }) : null;
 
   const updates = S.updatesView ? S.updatesView({

@@ -61,7 +61,7 @@
   const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 
   const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  const hourFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+  const hourFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
   const dateFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 
   // when writes a time of the last days: the clock time today, else with
@@ -102,11 +102,17 @@
     };
   }
 
+  // splitTags reads "kitchen, floor-1 porch" as ["kitchen", "floor-1", "porch"].
+  const splitTags = (s) => s.split(/[\s,]+/).filter((t) => t !== "");
+
   /**
    * boardView runs a board's page. app gives it:
-   *   api(method, path) → Promise of the JSON answer (rejected with
-   *     Error(message), .status set, for an error answer);
-   *   toast(message).
+   *   api(method, path, body, contentType) → Promise of the JSON answer
+   *     (rejected with Error(message), .status set, for an error answer);
+   *   toast(message);
+   *   meta(id) → {name, shown, tags}: the name given the board (config or
+   *     PATCH; "" for none), the name shown, its tags; null when unknown;
+   *   canEdit() → whether the caller may rename and retag (operator, admin).
    */
   S.boardView = (app) => {
     const $ = (id) => document.getElementById(id);
@@ -119,6 +125,11 @@
       led: $("board-led"),
       commands: $("board-commands"),
       firmware: $("board-firmware"),
+      edit: $("board-edit"),
+      editForm: $("board-edit-form"),
+      name: $("board-name"),
+      tags: $("board-tags"),
+      editStatus: $("board-edit-status"),
     };
 
     let id = null; // the board shown; null when hidden
@@ -424,6 +435,56 @@
         loaded ? "No firmware changes or updates in the last 24 h." : "Loading…", now));
     }
 
+    // ------------------------------------------------------- name and tags
+
+    // The form shows what the board has; a field is sent only when changed,
+    // so saving tags does not pin a name that came from the config file.
+    let filled = { name: "", tags: "" };
+
+    function fillEdit() {
+      const m = id === null ? null : app.meta(id);
+      filled = { name: m ? m.name : "", tags: m ? m.tags.join(" ") : "" };
+      ui.name.value = filled.name;
+      ui.name.placeholder = m && !m.name ? m.shown : "";
+      ui.tags.value = filled.tags;
+    }
+
+    function editStatus(text, kind) {
+      ui.editStatus.textContent = text;
+      if (kind) ui.editStatus.dataset.status = kind;
+      else delete ui.editStatus.dataset.status;
+    }
+
+    ui.editForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      if (id === null) return;
+      const body = {};
+      const name = ui.name.value.trim();
+      if (name !== filled.name) body.name = name;
+      const tags = splitTags(ui.tags.value.toLowerCase());
+      if (tags.join(" ") !== filled.tags) body.tags = tags;
+      if (Object.keys(body).length === 0) {
+        editStatus("Nothing changed.", "");
+        return;
+      }
+      const g = gen;
+      const button = ui.editForm.querySelector('[data-action="save-board"]');
+      button.disabled = true;
+      editStatus("Saving…", "busy");
+      app.api("PATCH", "api/devices/" + encodeURIComponent(id), JSON.stringify(body), "application/json")
+        .then((d) => {
+          if (g !== gen) return;
+          filled = { name: body.name !== undefined ? body.name : filled.name, tags: Array.isArray(d && d.tags) ? d.tags.join(" ") : tags.join(" ") };
+          ui.name.value = filled.name;
+          ui.tags.value = filled.tags;
+          editStatus("Saved.", "ok");
+        })
+        .catch((err) => {
+          if (g === gen) editStatus("Not saved: " + err.message, "error");
+        })
+        .finally(() => { button.disabled = false; });
+    });
+
     // ------------------------------------------------------------- timers
 
     function startTimers() {
@@ -465,6 +526,9 @@
         reset();
         id = newID;
         status("", "");
+        editStatus("", "");
+        ui.edit.hidden = !app.canEdit();
+        fillEdit();
         draw();
         drawCounts(Date.now(), "Loading…");
         loadHistory(false);
@@ -486,6 +550,16 @@
           liveTimer = 0;
           loadHistory(true);
         }, afterLive);
+      },
+      // roleKnown runs when the caller's role is known (or changed).
+      roleKnown() {
+        if (id !== null) ui.edit.hidden = !app.canEdit();
+      },
+      // metaChanged runs when the board's name or tags changed elsewhere;
+      // the form follows unless it is being edited.
+      metaChanged(dev) {
+        if (dev !== id || ui.editForm.contains(document.activeElement)) return;
+        fillEdit();
       },
       // connected runs on every (re)connect of /ws: read it all again.
       connected() {

@@ -3,6 +3,7 @@
 // (Switchyard.boardView) for its past, read from the API (see CONTRACT
 // "History, audit log, tags"):
 //   GET api/devices/<id>/history?since=<24 h ago>&limit=1000   events, newest first
+//   GET api/devices/<id>/history?until=<24 h ago>&limit=100    the state the window starts in
 //   GET api/devices/<id>/counts?since=<24 h ago>&step=5m       [[at, count]…], oldest first
 //
 // What it draws, and how: everything is plain DOM and hand-written SVG made
@@ -137,6 +138,10 @@
     let events = []; // newest first, as the API gives them
     let covered = 0; // ms: events are complete from here (the window's start, unless the limit cut it)
     let loaded = false; // the first history answer arrived
+    // prior is the board's state when the window starts, from its last
+    // online or offline event before: {state, why, by}; "none" when it has
+    // no event before the window (no record), null while unknown.
+    let prior = null;
     let points = [];
     let pollTimer = 0;
     let countsTimer = 0;
@@ -229,10 +234,45 @@
       }
       if (fresh.length === 0) return;
       events = fresh.concat(events);
-      // Drop what fell out of the window, keeping the page's size bounded.
+      // Drop what fell out of the window, keeping the page's size bounded;
+      // the state it leaves is the window's first.
       const start = Date.now() - day;
-      while (events.length > limit || (events.length && events[events.length - 1].t < start)) events.pop();
+      while (events.length > limit || (events.length && events[events.length - 1].t < start)) {
+        const e = events.pop();
+        if (e.kind === "online" || e.kind === "offline" || e.kind === "forgotten") prior = mark(e);
+      }
       covered = Math.max(covered, events.length >= limit ? events[events.length - 1].t : covered);
+    }
+
+    // loadPrior reads the last events before the window for the state it
+    // starts in.
+    function loadPrior() {
+      if (id === null) return;
+      const g = gen;
+      const until = iso(Date.now() - day);
+      app.api("GET", `api/devices/${encodeURIComponent(id)}/history?until=${encodeURIComponent(until)}&limit=100`)
+        .then((answer) => {
+          if (g !== gen) return;
+          const list = (answer && Array.isArray(answer.events) ? answer.events : []).map(norm).filter((e) => e);
+          const last = list.find((e) => e.kind === "online" || e.kind === "offline" || e.kind === "forgotten");
+          if (last) prior = mark(last);
+          else prior = list.length < 100 ? "none" : null; // 100 events and none of them: unknown
+          if (loaded) drawTimeline(Date.now());
+        })
+        .catch((err) => {
+          if (g !== gen) return;
+          prior = err.status === 404 ? "none" : null;
+          if (loaded) drawTimeline(Date.now());
+        });
+    }
+
+    // mark is the state an online, offline or forgotten event leaves.
+    function mark(e) {
+      return {
+        state: e.kind === "online" ? "online" : e.kind === "offline" ? "offline" : "unknown",
+        why: e.kind === "offline" ? e.value : "",
+        by: e.by,
+      };
     }
 
     function loadCounts() {
@@ -268,12 +308,12 @@
       drawLists(now);
     }
 
-    // segments cuts the last 24 h into stretches online, offline or unknown
-    // from the online and offline events. Before the first event the board
-    // was in the other state (an online event ends an offline stretch), and
-    // with no event at all in the window in the state of its last one: with
-    // none loaded, unknown. Before `covered` (the 1000 events did not reach
-    // back 24 h) it is unknown.
+    // segments cuts the last 24 h into stretches online, offline or
+    // unknown (no record) from the online and offline events. The window
+    // starts in the state of the last such event before it (prior); while
+    // that is not known, in the other state than its first event's (an
+    // online event ends an offline stretch), or unknown. Before `covered`
+    // (the 1000 events did not reach back 24 h) it is unknown.
     function segments(now) {
       const start = now - day;
       const marks = [];
@@ -281,7 +321,6 @@
         const e = events[i];
         if (e.kind === "online" || e.kind === "offline" || e.kind === "forgotten") marks.push(e);
       }
-      const stateOf = (e) => (e.kind === "online" ? "online" : e.kind === "offline" ? "offline" : "unknown");
       const segs = [];
       const add = (state, from, to, why, by) => {
         from = Math.max(from, start);
@@ -292,26 +331,23 @@
         else segs.push({ state, from, to, why, by });
       };
       let t = start;
+      let cur = { state: "unknown", why: "", by: "" };
       if (covered > start) {
         add("unknown", start, covered, "", "");
         t = covered;
-      }
-      let state = "unknown";
-      let why = "";
-      let by = "";
-      if (marks.length > 0) {
-        const first = marks[0];
-        state = first.kind === "online" ? "offline" : first.kind === "offline" ? "online" : "unknown";
+        if (marks.length > 0) cur = { state: marks[0].kind === "online" ? "offline" : marks[0].kind === "offline" ? "online" : "unknown", why: "", by: "" };
+      } else if (prior && prior !== "none") {
+        cur = prior;
+      } else if (prior === null && marks.length > 0) {
+        cur = { state: marks[0].kind === "online" ? "offline" : marks[0].kind === "offline" ? "online" : "unknown", why: "", by: "" };
       }
       for (const m of marks) {
         const at = Math.max(m.t, t);
-        add(state, t, at, why, by);
+        add(cur.state, t, at, cur.why, cur.by);
         t = at;
-        state = stateOf(m);
-        why = m.kind === "offline" ? m.value : "";
-        by = m.by;
+        cur = mark(m);
       }
-      add(state, t, now, why, by);
+      add(cur.state, t, now, cur.why, cur.by);
       return segs;
     }
 
@@ -325,7 +361,7 @@
       for (const s of segs) {
         const x = ((s.from - start) / day) * 1000;
         const w = Math.max(((s.to - s.from) / day) * 1000, 0.5); // a short outage stays visible
-        const what = s.state === "offline" && s.why ? `offline (${offlineWhy[s.why] || s.why})` : s.state;
+        const what = s.state === "offline" && s.why ? `offline (${offlineWhy[s.why] || s.why})` : s.state === "unknown" ? "no record" : s.state;
         const title = `${what} ${when(s.from, now)} – ${s.to >= now - 1000 ? "now" : when(s.to, now)} (${span(s.to - s.from)})`;
         bar.append(svg("rect", {
           class: "seg seg-" + s.state, x: x.toFixed(2), y: 0, width: w.toFixed(2), height: 24,
@@ -345,13 +381,18 @@
         ticks.append(h("span", { style: `left: ${i * 25}%` }, i === 4 ? "now" : hourFmt.format(new Date(t))));
       }
 
+      const legend = h("p", { class: "legend", "aria-hidden": "true" },
+        h("span", { class: "key key-online" }, "online"), " ",
+        h("span", { class: "key key-offline" }, "offline"), " ",
+        h("span", { class: "key key-unknown" }, "no record"));
+
       const list = h("ul", { class: "outages" });
       for (const s of outages.slice(-8).reverse()) {
         const why = s.why ? " · " + (offlineWhy[s.why] || s.why) : "";
         list.append(h("li", { "data-state": "offline", "data-why": s.why || null },
           `offline ${when(s.from, now)} – ${s.to >= now - 1000 ? "now" : when(s.to, now)} (${span(s.to - s.from)})${why}`));
       }
-      ui.timeline.replaceChildren(bar, ticks);
+      ui.timeline.replaceChildren(bar, ticks, legend);
       if (outages.length) ui.timeline.append(list);
 
       let note = label;
@@ -516,6 +557,7 @@
       points = [];
       covered = 0;
       loaded = false;
+      prior = null;
       busy = false;
       again = "";
     }
@@ -532,6 +574,7 @@
         draw();
         drawCounts(Date.now(), "Loading…");
         loadHistory(false);
+        loadPrior();
         loadCounts();
         startTimers();
       },
@@ -565,6 +608,7 @@
       connected() {
         if (id === null) return;
         loadHistory(events.length > 0);
+        if (prior === null) loadPrior();
         loadCounts();
       },
     };

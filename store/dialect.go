@@ -8,7 +8,8 @@ import (
 // dialect is what differs between SQLite and PostgreSQL in the SQL this
 // package writes. Queries are written once, with ? placeholders, and pass
 // through q; schema steps name their types as {int64}, {blob} and
-// {serial}, which schema replaces.
+// {serial}, which schema replaces, and end a table that needs no rowid of
+// SQLite's with {without rowid}.
 type dialect struct {
 	name   string // "sqlite" or "postgres"
 	dollar bool   // placeholders are $1, $2…
@@ -22,6 +23,7 @@ var (
 			"{int64}", "INTEGER", // SQLite's integers are 64-bit
 			"{blob}", "BLOB",
 			"{serial}", "INTEGER PRIMARY KEY", // the rowid: assigned when inserted as NULL
+			"{without rowid}", " WITHOUT ROWID", // the table is its primary key's b-tree
 		),
 	}
 	postgresDialect = dialect{
@@ -31,6 +33,7 @@ var (
 			"{int64}", "BIGINT",
 			"{blob}", "BYTEA",
 			"{serial}", "BIGSERIAL PRIMARY KEY",
+			"{without rowid}", "",
 		),
 	}
 )

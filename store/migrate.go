@@ -72,6 +72,43 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		name: "history and audit log (issue 13)",
+		steps: []string{
+			// A board's events, read newest first by device and time;
+			// id keeps the order of events recorded in the same
+			// nanosecond (the order the gateway applied them).
+			`CREATE TABLE history_events (
+				id     {serial},
+				device TEXT NOT NULL,
+				at     {int64} NOT NULL,
+				kind   TEXT NOT NULL,
+				value  TEXT NOT NULL,
+				who    TEXT NOT NULL
+			)`,
+			`CREATE INDEX history_events_device_at ON history_events (device, at, id)`,
+			// A board's count, one row a minute: the key is the only
+			// index (on SQLite the table itself, WITHOUT ROWID), which
+			// keeps a board-day of points small.
+			`CREATE TABLE history_points (
+				device TEXT NOT NULL,
+				at     {int64} NOT NULL,
+				count  {int64} NOT NULL,
+				PRIMARY KEY (device, at)
+			){without rowid}`,
+			`CREATE TABLE audit_log (
+				id     {serial},
+				at     {int64} NOT NULL,
+				actor  TEXT NOT NULL,
+				action TEXT NOT NULL,
+				target TEXT NOT NULL,
+				result TEXT NOT NULL,
+				remote TEXT NOT NULL
+			)`,
+			`CREATE INDEX audit_log_at ON audit_log (at, id)`,
+			`CREATE INDEX audit_log_actor_at ON audit_log (actor, at, id)`,
+		},
+	},
 }
 
 // SchemaError is Open's answer for a database migrated by a newer binary:

@@ -1,7 +1,8 @@
 // Package store is the control plane's SQL database: one store for
 // everything the control plane keeps beyond retained MQTT messages
-// (firmware, rollouts and, later, history, audit, users, boards and tags),
-// plus the content-addressed firmware files beside it (Files).
+// (firmware, rollouts, the boards' history and the audit log and, later,
+// users, boards and tags), plus the content-addressed firmware files
+// beside it (Files).
 //
 // Open takes the contract's database.url: "sqlite:PATH" (embedded, the
 // default on one machine; "sqlite::memory:" or an empty path is a database
@@ -28,10 +29,10 @@
 // the operating system still writes what was handed to it, and a power cut
 // loses at most the last transactions, those not yet checkpointed to disk.
 //
-// The store's consumers (the update service, later the history) declare
-// the small interface of the methods they call, so that their tests can
-// use a fake and this package stays an adapter with no logic of its own
-// beyond storing and loading.
+// The store's consumers (the update service, the history's recorder)
+// declare the small interface of the methods they call, so that their
+// tests can use a fake and this package stays an adapter with no logic of
+// its own beyond storing and loading.
 package store
 
 import (

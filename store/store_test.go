@@ -71,6 +71,14 @@ var suite = []struct {
 	{"ConcurrentOpen", testConcurrentOpen},
 	{"DeviceMeta", testDeviceMeta},
 	{"DeviceMetaMigratedFromIssue12", testDeviceMetaMigrated},
+	{"HistoryEvents", testHistoryEvents},
+	{"HistoryPoints", testHistoryPoints},
+	{"AuditLog", testAuditLog},
+	{"AppendAtomic", testAppendAtomic},
+	{"HistoryBatches", testHistoryBatches},
+	{"LastOnline", testLastOnline},
+	{"PruneHistory", testPruneHistory},
+	{"HistoryText", testHistoryText},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

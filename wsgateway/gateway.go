@@ -129,6 +129,13 @@ func (g *Gateway) device(id string) (devices.Device, bool) {
 	return g.fleet.Get(id)
 }
 
+// Known reports whether board id is known.
+func (g *Gateway) Known(id string) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.fleet.Known(id)
+}
+
 // Devices returns a copy of every known device, sorted by id.
 func (g *Gateway) Devices() []devices.Device {
 	g.mu.RLock()

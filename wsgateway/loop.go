@@ -177,10 +177,12 @@ func (g *Gateway) forget(id, by string) error {
 	return g.runOnLoop(func() {
 		if ev, ok := g.fleet.Forget(id); ok {
 			g.fanOut([]devices.Event{ev})
-			delete(g.external, id)
-			if g.cfg.History != nil {
-				g.cfg.History.Record(history.Event{At: time.Now(), Device: id, Kind: history.KindForgotten, By: by})
-			}
+		}
+		// Recorded whether the fleet forgot it here or already when the
+		// cleared status came through (Fleet.Apply).
+		delete(g.external, id)
+		if g.cfg.History != nil {
+			g.cfg.History.Record(history.Event{At: time.Now(), Device: id, Kind: history.KindForgotten, By: by})
 		}
 	})
 }

@@ -138,7 +138,7 @@ func (r *histRig) waitHistory(t *testing.T, id string, want ...string) []histEve
 func (r *histRig) board(t *testing.T, id string) *testutil.Process {
 	t.Helper()
 	p, _, err := testutil.Start(t, exec.Command(roDevicefw(t, "1.0"), "--broker", "tcp://127.0.0.1:"+r.cp.mqttPort,
-		"--id", id, "--interval", "500ms"), roOnlineLine, wait)
+		"--id", id, "--interval", "500ms", "--state-dir", t.TempDir()), roOnlineLine, wait)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestHistoryOfABoardsLife(t *testing.T) {
 	mqttTool(t, "mosquitto_pub")
 	r := newHistRig(t)
 	b := r.board(t, "life-1")
-	r.waitHistory(t, "life-1", "online( by board)", "led(OFF by board)", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)")
+	r.waitHistory(t, "life-1", "online( by board)", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)", "led(OFF by board)")
 
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(r.cp.http, "http")+"/ws?token="+r.token, nil)
 	if err != nil {
@@ -184,10 +184,10 @@ func TestHistoryOfABoardsLife(t *testing.T) {
 	}
 	r.waitHistory(t, "life-1", "offline(will by )")
 	r.board(t, "life-1")
-	r.waitHistory(t, "life-1", "offline(will by )", "online( by board)")
+	r.waitHistory(t, "life-1", "offline(will by )", "online( by board)", "led(OFF by board)") // it boots with its LED off
 
 	gone := r.board(t, "gone-1")
-	r.waitHistory(t, "gone-1", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)")
+	r.waitHistory(t, "gone-1", "info(firmware devicefw 1.0, platform "+roPlatform+" by board)", "led(OFF by board)")
 	gone.Kill()
 	r.waitHistory(t, "gone-1", "offline(will by )")
 
@@ -201,5 +201,89 @@ func TestHistoryOfABoardsLife(t *testing.T) {
 	}
 	if h := r.history(t, "gone-1"); h[len(h)-1].String() != "offline(will by )" {
 		t.Errorf("gone-1, offline before the restart: history ends %v, want offline(will by ) (no second offline)", h[len(h)-3:])
+	}
+}
+
+// TestAuditLog: a failed and a good login, a command and a forget are in
+// /api/audit, newest first, with who, what, the result and the address;
+// a viewer may not read it.
+func TestAuditLog(t *testing.T) {
+	r := newHistRig(t)
+	r.board(t, "aud-1")
+	login := func(name, pw string) int {
+		t.Helper()
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		req, err := http.NewRequest("POST", r.cp.http+"/login", strings.NewReader("name="+name+"&password="+pw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", r.cp.http)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := login("otto", "wrong"); code != http.StatusUnauthorized {
+		t.Fatalf("login with a wrong password: %d, want 401", code)
+	}
+	if code := login("otto", "otto-pw"); code != http.StatusSeeOther {
+		t.Fatalf("login: %d, want 303", code)
+	}
+	req, _ := http.NewRequest("POST", r.cp.http+"/api/devices/aud-1/led", strings.NewReader(`{"action":"toggle"}`))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST led: %v %v", resp, err)
+	}
+	if code, body := r.api(t, "DELETE", "/api/devices/aud-1"); code != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+
+	type entry struct {
+		Actor, Action, Target, Result, Remote string
+	}
+	want := []entry{ // newest first
+		{"ada", "forget", "aud-1", "ok", ""},
+		{"ada", "command", "aud-1", "ok", ""},
+		{"otto", "login", "", "ok", ""},
+		{"otto", "login", "", "failed", ""},
+	}
+	testutil.WaitFor(t, wait, func() error {
+		code, body := r.api(t, "GET", "/api/audit?limit=10")
+		var a struct {
+			Entries []entry `json:"entries"`
+		}
+		if code != http.StatusOK || json.Unmarshal(body, &a) != nil {
+			return fmt.Errorf("GET /api/audit: %d %s", code, body)
+		}
+		if len(a.Entries) != len(want) {
+			return fmt.Errorf("audit log %+v, want %+v", a.Entries, want)
+		}
+		for i, e := range a.Entries {
+			if !strings.HasPrefix(e.Remote, "127.0.0.1:") {
+				return fmt.Errorf("entry %d remote %q, want 127.0.0.1:port", i, e.Remote)
+			}
+			e.Remote = ""
+			if e != want[i] {
+				return fmt.Errorf("audit log %+v, want %+v", a.Entries, want)
+			}
+		}
+		return nil
+	})
+	req, _ = http.NewRequest("GET", r.cp.http+"/api/audit", nil)
+	req.SetBasicAuth("otto", "otto-pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("GET /api/audit as an operator: %d, want 403", resp.StatusCode)
+	}
+	// The forgotten board's history stays, with its forget.
+	if h := r.history(t, "aud-1"); len(h) == 0 || h[len(h)-1].String() != "forgotten( by ada)" {
+		t.Errorf("history of the forgotten board ends %v, want forgotten( by ada)", h)
 	}
 }

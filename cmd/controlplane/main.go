@@ -159,8 +159,11 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		observer = disc
 	}
 
+	hist, audit := ups.history()
 	gw, err := wsgateway.New(wsgateway.Config{
-		Routes:          routes(ups.svc.Handlers()),
+		Routes:          ups.routes(),
+		History:         hist,
+		Audit:           audit,
 		Snapshot:        ups.svc.Snapshot,
 		Gatherer:        ups.reg,
 		Observer:        observer,

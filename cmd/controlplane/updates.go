@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/devices"
+	"switchyard/recorder"
 	"switchyard/store"
 	"switchyard/updates"
 	"switchyard/wsgateway"
@@ -24,6 +25,8 @@ import (
 type updateSide struct {
 	svc *updates.Service
 	db  *store.DB
+	rec *recorder.Recorder // the history and audit log; nil when history.enabled is false
+	log *slog.Logger
 	tmp string // the firmware directory made for a run without storage; removed by Close
 	// reg holds the service's metrics, served on /metrics by the gateway.
 	reg *prometheus.Registry
@@ -37,7 +40,7 @@ type updateSide struct {
 // (firmware/ beside the storage file, a temporary directory when storage
 // is off), and starts the update service.
 func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string, httpPort int, log *slog.Logger) (_ *updateSide, err error) {
-	u := &updateSide{reg: prometheus.NewRegistry()}
+	u := &updateSide{reg: prometheus.NewRegistry(), log: log}
 	defer func() {
 		if err != nil {
 			u.Close()
@@ -66,7 +69,21 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 	if err != nil {
 		return nil, err
 	}
+	var audit updates.Auditor
+	if cfg.History.Enabled {
+		u.rec, err = recorder.New(recorder.Config{
+			Retention:  cfg.History.Retention,
+			Known:      u.events.known,
+			Logger:     log.With("component", "history"),
+			Registerer: u.reg,
+		}, u.db)
+		if err != nil {
+			return nil, err
+		}
+		audit = u.rec
+	}
 	u.svc, err = updates.New(updates.Config{
+		Audit:       audit,
 		Store:       u.db,
 		Files:       files,
 		Publisher:   mq,
@@ -89,11 +106,16 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 	return u, nil
 }
 
-// Close stops the service, then closes the database; it may be called
-// again.
+// Close stops the service and writes the last of the history, then
+// closes the database; it may be called again.
 func (u *updateSide) Close() {
 	if u.svc != nil {
 		u.svc.Close()
+	}
+	if u.rec != nil {
+		if err := u.rec.Close(); err != nil {
+			u.log.Error("history: the last records were not written", "err", err)
+		}
 	}
 	if u.db != nil {
 		u.db.Close()
@@ -116,6 +138,14 @@ func (l *lateGateway) Broadcast(event []byte) {
 	}
 }
 
+// known reports whether the gateway knows board id (none before it is set).
+func (l *lateGateway) known(id string) bool {
+	if gw := l.gw.Load(); gw != nil {
+		return gw.Known(id)
+	}
+	return false
+}
+
 func (l *lateGateway) tagged(tag string) []string {
 	if gw := l.gw.Load(); gw != nil {
 		return gw.Tagged(tag)
@@ -123,12 +153,26 @@ func (l *lateGateway) tagged(tag string) []string {
 	return nil
 }
 
-// routes serves the update service's handlers behind the gateway's access
-// rules.
-func routes(hs []updates.Handler) []wsgateway.Route {
-	out := make([]wsgateway.Route, len(hs))
-	for i, h := range hs {
-		out[i] = wsgateway.Route{Pattern: h.Pattern, Role: h.Role, Handler: h.Handler}
+// routes serves the update service's handlers, and the history's when it
+// is on, behind the gateway's access rules.
+func (u *updateSide) routes() []wsgateway.Route {
+	var out []wsgateway.Route
+	for _, h := range u.svc.Handlers() {
+		out = append(out, wsgateway.Route{Pattern: h.Pattern, Role: h.Role, Handler: h.Handler})
+	}
+	if u.rec != nil {
+		for _, h := range u.rec.Handlers() {
+			out = append(out, wsgateway.Route{Pattern: h.Pattern, Role: h.Role, Handler: h.Handler})
+		}
 	}
 	return out
+}
+
+// history returns the recorder as the gateway's History and Auditor, or
+// nils when history is off (never an interface holding a nil pointer).
+func (u *updateSide) history() (wsgateway.History, wsgateway.Auditor) {
+	if u.rec == nil {
+		return nil, nil
+	}
+	return u.rec, u.rec
 }

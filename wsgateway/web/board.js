@@ -359,8 +359,9 @@
       let known = 0;
       const outages = [];
       for (const s of segs) {
-        const x = ((s.from - start) / day) * 1000;
-        const w = Math.max(((s.to - s.from) / day) * 1000, 0.5); // a short outage stays visible
+        // A stretch of seconds stays visible (a pixel or two).
+        const w = Math.max(((s.to - s.from) / day) * 1000, s.state === "unknown" ? 0 : 3);
+        const x = Math.min(((s.from - start) / day) * 1000, 1000 - w);
         const what = s.state === "offline" && s.why ? `offline (${offlineWhy[s.why] || s.why})` : s.state === "unknown" ? "no record" : s.state;
         const title = `${what} ${when(s.from, now)} – ${s.to >= now - 1000 ? "now" : when(s.to, now)} (${span(s.to - s.from)})`;
         bar.append(svg("rect", {
@@ -372,7 +373,11 @@
         if (s.state === "offline") outages.push(s);
       }
       const pct = known > 0 ? (100 * online) / known : null;
-      const label = pct === null ? "Online state unknown for the last 24 h" : `Online ${fmtPct(pct)} of the last 24 h`;
+      // Measured against the time on record: a board seen first an hour
+      // ago was not offline for the 23 before.
+      const label = pct === null ? "Nothing on record for the last 24 h"
+        : known >= day - 60000 ? `Online ${fmtPct(pct)} of the last 24 h`
+        : `Online ${fmtPct(pct)} of the ${span(known)} on record in the last 24 h`;
       bar.setAttribute("aria-label", label);
 
       const ticks = h("div", { class: "ticks", "aria-hidden": "true" });
@@ -397,7 +402,7 @@
 
       let note = label;
       if (pct !== null) {
-        note += ` · ${outages.length} ${outages.length === 1 ? "time" : "times"} offline`;
+        note += outages.length === 0 ? " · never offline" : ` · ${outages.length} ${outages.length === 1 ? "time" : "times"} offline`;
         const n = {};
         for (const s of outages) if (s.why) n[s.why] = (n[s.why] || 0) + 1;
         const whys = Object.keys(n).map((w) => `${n[w]} ${offlineWhy[w] || w}`);

@@ -100,7 +100,8 @@
         })
         .catch((err) => {
           if (g !== gen) return;
-          status("Could not load the audit log: " + err.message, "error");
+          if (err.status === 404) status("This control plane keeps no audit log (history.enabled: false).", "error");
+          else status("Could not load the audit log: " + err.message, "error");
         });
     }
 

@@ -193,7 +193,7 @@
           if (err.status === 404 && !loaded) {
             events = [];
             loaded = true;
-            status("No history for this board: the control plane has recorded nothing of it.", "");
+            status("No history for this board: the control plane never saw it, or keeps no history (history.enabled: false).", "");
             draw();
             return;
           }

@@ -81,7 +81,7 @@ soak:
 	SOAK_DURATION=$(SOAK_DURATION) SOAK_BOARDS=$${SOAK_BOARDS:-1000} SOAK_BROWSERS=$${SOAK_BROWSERS:-100} \
 		$(GO) test -count=1 -v -run TestSoak -timeout 30m ./soak
 
-# Re-take docs/dashboard.png and docs/dashboard-phone.png from a real render.
+# Re-take the docs' pictures (docs/dashboard*.png, docs/board.png, docs/updates.png) from a real render.
 screenshots:
 	E2E_SCREENSHOTS=1 $(GO) test -count=1 -run TestScreenshots ./e2e
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -13,14 +14,23 @@ import (
 
 // TestScreenshots renders the dashboard with six boards (one offline) in
 // Chromium and takes the README's pictures: docs/dashboard.png (1200x700,
-// light) and docs/dashboard-phone.png (390x844 at 2x, dark). It writes them
+// light), docs/dashboard-phone.png (390x844 at 2x, dark), the table view
+// docs/dashboard-table.png (1200x500, light) and a board's page
+// docs/board.png (1200x1000, light). It writes them
 // into docs/ only with E2E_SCREENSHOTS=1 (make screenshots), elsewhere into
 // a temporary directory, so that make test leaves the tree alone but still
 // checks that the pictures can be taken.
 func TestScreenshots(t *testing.T) {
 	needChromium(t)
 	dir := screenshotDir(t)
-	cp := startControlPlane(t, cpOptions{})
+	cp := startControlPlane(t, cpOptions{extra: `devices:
+  - {id: garage, tags: [outside]}
+  - {id: greenhouse, tags: [outside, pumps]}
+  - {id: hallway, tags: [indoor, lights]}
+  - {id: kitchen, tags: [indoor, lights]}
+  - {id: porch, tags: [lights, outside]}
+  - {id: workshop, tags: [indoor]}
+`})
 	boards := map[string]*board{}
 	for _, o := range []boardOptions{
 		{id: "garage", name: "Garage door", count: 5120, hardware: "esp32", firmware: "devicefw 0.3", ip: "192.168.1.31"},
@@ -58,6 +68,30 @@ func TestScreenshots(t *testing.T) {
 			p.screenshot(filepath.Join(dir, tc.file), int(tc.opt.width*scale))
 		})
 	}
+
+	t.Run("dashboard-table.png", func(t *testing.T) {
+		const width, height = 1200, 500
+		p := newPage(t, browser, "dashboard-table.png", pageOptions{width: width, height: height, scheme: "light"})
+		p.open(cp.url("/"))
+		p.do(chromedp.Click(chromedp.CSS(`[data-layout="table"]`)))
+		p.waitFor("six rows, the porch offline, counts shown",
+			`Array.from(document.querySelectorAll("#rows tr[data-device]")).filter(r => r.querySelector('[data-field="online"]').textContent === (r.dataset.device === "porch" ? "offline" : "online") && !r.hasAttribute("data-stale") && (r.dataset.device === "porch" || r.querySelector('[data-field="count"]').textContent !== "–")).length === 6`, wait)
+		p.screenshot(filepath.Join(dir, "dashboard-table.png"), width)
+	})
+
+	t.Run("board.png", func(t *testing.T) {
+		const width, height = 1200, 1000
+		p := newPage(t, browser, "board.png", pageOptions{width: width, height: height, scheme: "light"})
+		p.open(cp.url("/#board=kitchen"))
+		live := `#board-live [data-device="kitchen"]`
+		p.waitFor("the kitchen's page", jsShown(`#board-view`)+fmt.Sprintf(` && !document.querySelector(%q).disabled`, live+` [data-action="toggle"]`), wait)
+		for _, want := range []string{"OFF", "ON"} { // the kitchen's light switched off and on again
+			p.do(chromedp.Click(chromedp.CSS(live + ` [data-action="toggle"]`)))
+			p.waitFor("LED "+want+" in its LED changes", jsHasEvent("led", "^"+want+"$", "anonymous"), wait)
+		}
+		p.waitFor("its timeline and commands", `!!document.querySelector('#board-timeline rect[data-state="online"]') && document.querySelectorAll("#board-commands tbody tr").length === 2`, wait)
+		p.screenshot(filepath.Join(dir, "board.png"), width)
+	})
 }
 
 // screenshotDir is where the screenshot tests write their pictures: docs/

@@ -1,20 +1,36 @@
-// Switchyard dashboard: one card per board, live over the /ws WebSocket.
+// Switchyard dashboard: every board as a card or as a row of a dense table,
+// live over the /ws WebSocket; a board's own page (board.js), the Updates
+// view (updates.js) and the audit log (audit.js) for admins.
 //
 // Model: `devices` (id -> plain object) is the truth; the DOM is a view of it.
 // Every change marks an id dirty; one requestAnimationFrame batch then
-// creates, updates (only the text nodes that changed) or removes cards.
+// creates, updates (only the text nodes that changed) or removes cards or
+// rows. A count event rewrites one text node: never the whole list.
+//
+// Where the page keeps its state:
+//   the query string  the list's filter and sort (?q=kitchen&state=offline&tag=porch&sort=-count),
+//                     so a filtered view can be bookmarked; kept on the board page too
+//   the hash          the view: #updates, #audit (&actor=NAME), #board=<id>; none for the list
+//   localStorage      the layout, cards or table (switchyard.layout): a choice of this browser
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const ui = {
+    main: document.querySelector("main"),
     cards: $("cards"),
+    tableWrap: $("table-wrap"),
+    table: $("table"),
+    rows: $("rows"),
     empty: $("empty"),
     conn: $("conn"),
     connText: $("conn-text"),
     retry: $("retry"),
     login: $("login"),
     filter: $("filter"),
+    stateFilter: $("state-filter"),
+    tagFilter: $("tag-filter"),
+    tagPick: $("tag-pick"),
     summaryText: $("summary-text"),
     summaryShown: $("summary-shown"),
     toast: $("toast"),
@@ -23,11 +39,16 @@
     sort: $("sort"),
     views: $("views"),
     boardsView: $("boards-view"),
+    boardView: $("board-view"),
+    boardLive: $("board-live"),
+    boardTitle: $("board-title"),
+    boardBack: $("board-back"),
   };
 
   // Cards and the Updates view share these words (updates.js).
   const S = window.Switchyard || {};
   const updateText = S.updateText || (() => "");
+  const updateFinal = S.updateFinal || (() => true);
   // A confirmed update is news for this long after it arrives; then the
   // card's update field goes quiet (see cardUpdate).
   const confirmedFor = 60000;
@@ -35,19 +56,46 @@
   // A page opened as /?token=... passes the API token on (see CONTRACT "Access").
   const token = new URLSearchParams(location.search).get("token");
 
-  // Go's sort.Strings order (byte-wise for ASCII ids), not localeCompare.
+  // Sort keys are strings compared by code unit (Go's sort.Strings order for
+  // ASCII), not by localeCompare: natKey makes that order natural.
   const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+
+  // natKey encodes s so that comparing keys by code unit orders s naturally:
+  // bench-2 before bench-10. Each run of digits becomes "0" (so it still
+  // sorts where a digit does against other characters), its length without
+  // leading zeros as one character, then the digits: a longer number is a
+  // bigger one, and equal lengths compare digit by digit. Two keys that are
+  // equal up to a digit run are at the same place in both encodings, so a
+  // length character is only ever compared with another length character.
+  function natKey(s) {
+    return s.replace(/\d+/g, (m) => {
+      const t = m.replace(/^0+(?=\d)/, "");
+      return "0" + String.fromCharCode(0x21 + t.length) + t;
+    });
+  }
+
+  // numKey encodes a number (or null: last) so that keys compare as numbers.
+  function numKey(n) {
+    if (n === null || !Number.isFinite(n)) return "\uffff";
+    let s = String(Math.trunc(Math.abs(n)));
+    if (s.includes("e")) s = "9".repeat(22); // above 1e21: all alike
+    if (n >= 0) return "1" + String.fromCharCode(0x21 + s.length) + s;
+    return "0" + String.fromCharCode(0x7e - s.length) + s.replace(/\d/g, (c) => String(9 - Number(c)));
+  }
 
   // ---------------------------------------------------------------- model
 
   /** @type {Map<string, object>} */
   const devices = new Map();
 
-  function newDevice(id) {
-    const d = {
+  // blankDevice is a board the page knows nothing of yet.
+  function blankDevice(id) {
+    return {
       id,
       configName: null, // name given by /api/devices that did not come from info
       info: null,
+      firmware: null, // /api/devices' "firmware", when info has none
+      tags: [], // sorted, from /api/devices (absent before tags existed)
       online: false,
       led: null, // "ON" | "OFF" | null (unknown)
       count: null,
@@ -62,6 +110,10 @@
       updateAt: 0, // ms since epoch when update arrived live (0: from a connect snapshot)
       updateTimer: 0,
     };
+  }
+
+  function newDevice(id) {
+    const d = blankDevice(id);
     devices.set(id, d);
     return d;
   }
@@ -71,6 +123,16 @@
     const n = d.info && typeof d.info.name === "string" ? d.info.name.trim() : "";
     return n || d.id;
   }
+
+  function firmwareOf(d) {
+    if (d.info && typeof d.info.firmware === "string") return d.info.firmware;
+    return typeof d.firmware === "string" ? d.firmware : "";
+  }
+
+  // An update job runs (updating) or the last one failed (failed), from the
+  // board's own update report, as its card shows it.
+  const updating = (d) => !!d.update && typeof d.update.state === "string" && !updateFinal(d.update);
+  const updateFailed = (d) => !!d.update && (d.update.state === "failed" || d.update.state === "rolled_back");
 
   function normLed(v) {
     if (typeof v !== "string") return null;
@@ -88,6 +150,11 @@
     if (v === "online") return true;
     if (v === "offline") return false;
     return null;
+  }
+
+  function normTags(v) {
+    if (!Array.isArray(v)) return [];
+    return v.filter((t) => typeof t === "string" && t !== "").sort((a, b) => cmp(natKey(a), natKey(b)));
   }
 
   function removeDevice(id) {
@@ -114,6 +181,7 @@
   function markAllDirty() {
     for (const id of devices.keys()) dirty.add(id);
     for (const id of views.keys()) dirty.add(id);
+    if (detail) dirty.add(detail.id);
     queueFlush();
   }
 
@@ -125,56 +193,127 @@
     fallbackHandle = setTimeout(flush, 500);
   }
 
-  // ------------------------------------------------------------------ view
+  // ------------------------------------------------------ the list's state
 
-  /** @type {Map<string, object>} id -> view (card element and cached texts) */
-  const views = new Map();
-  /** ids that have a card, sorted by their views' sortKey; mirrors DOM order */
-  const sortedIds = [];
-  let filterText = "";
-  let sortMode = "id"; // "id" or "name"
+  // The filter and sort of the list, read from and written to the query
+  // string (history.replaceState: no history entry per keystroke).
+  const list = {
+    text: "", // lower case, trimmed
+    state: "", // "", "online", "offline", "updating", "failed"
+    tag: "",
+    sort: "id", // a column of sortCols
+    dir: 1, // 1 ascending, -1 descending
+  };
+  const states = ["online", "offline", "updating", "failed"];
+  const sortCols = ["id", "name", "state", "led", "count", "seen", "firmware", "tags"];
 
-  // sortKey orders cards: by id (Go's byte order), or by name then id.
-  function sortKey(d) {
-    return sortMode === "name" ? displayName(d).toLowerCase() + "\u0000" + d.id : d.id;
+  function readListURL() {
+    const q = new URLSearchParams(location.search);
+    list.text = (q.get("q") || "").trim().toLowerCase();
+    const st = q.get("state") || "";
+    list.state = states.includes(st) ? st : "";
+    list.tag = (q.get("tag") || "").trim();
+    const s = q.get("sort") || "";
+    const col = s.replace(/^-/, "");
+    list.sort = sortCols.includes(col) ? col : "id";
+    list.dir = s.startsWith("-") && list.sort === col ? -1 : 1;
   }
 
-  function lowerBound(key) {
+  let urlTimer = 0;
+  function writeListURL() {
+    clearTimeout(urlTimer);
+    urlTimer = 0;
+    const q = new URLSearchParams(location.search);
+    const set = (k, v) => (v ? q.set(k, v) : q.delete(k));
+    set("q", ui.filter.value.trim());
+    set("state", list.state);
+    set("tag", list.tag);
+    set("sort", list.sort === "id" && list.dir === 1 ? "" : (list.dir < 0 ? "-" : "") + list.sort);
+    const search = q.toString();
+    const url = location.pathname + (search ? "?" + search : "") + location.hash;
+    if (url !== location.pathname + location.search + location.hash) history.replaceState(history.state, "", url);
+  }
+
+  // ------------------------------------------------------------------ view
+
+  /** @type {Map<string, object>} id -> view (card or row element and cached texts) */
+  const views = new Map();
+  /** ids that have a view, in view order (see cmpViews); mirrors DOM order */
+  const sortedIds = [];
+  // "cards" or "table", kept per browser.
+  let layout = "cards";
+  const layoutKey = "switchyard.layout";
+
+  // A view's sort keys: k1 by the sort column (asc or desc), then k2, the
+  // id in natural order, always ascending (unique, so the order is total).
+  function idKey(id) {
+    return natKey(id) + "\u0000" + id;
+  }
+
+  function primaryKey(v, d) {
+    switch (list.sort) {
+      case "name": return natKey(displayName(d).toLowerCase());
+      case "state": return (d.online ? "0" : "1") + (updateFailed(d) ? "2" : updating(d) ? "1" : "0");
+      case "led": return d.led === "ON" ? "0" : d.led === "OFF" ? "1" : "2";
+      case "count": return numKey(d.count);
+      case "seen": return numKey(d.lastSeen);
+      case "firmware": {
+        const f = firmwareOf(d);
+        return f ? natKey(f.toLowerCase()) : "\uffff";
+      }
+      case "tags": return d.tags.length ? natKey(d.tags.join(" ")) : "\uffff";
+      default: return v.k2;
+    }
+  }
+
+  function cmpViews(a, b) {
+    return list.dir * cmp(a.k1, b.k1) || cmp(a.k2, b.k2);
+  }
+
+  // lowerBound is where v belongs in sortedIds (v's own entry, if there).
+  function lowerBound(v) {
     let lo = 0;
     let hi = sortedIds.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (cmp(views.get(sortedIds[mid]).sortKey, key) < 0) lo = mid + 1;
+      if (cmpViews(views.get(sortedIds[mid]), v) < 0) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
-  // place puts v's card where its sortKey belongs (it is not in sortedIds).
-  function place(v, id) {
-    const i = lowerBound(v.sortKey);
-    sortedIds.splice(i, 0, id);
-    const next = i + 1 < sortedIds.length ? views.get(sortedIds[i + 1]).root : null;
-    if (v.root.nextSibling !== next || v.root.parentNode !== ui.cards) ui.cards.insertBefore(v.root, next);
+  function container() {
+    return layout === "table" ? ui.rows : ui.cards;
   }
 
-  function unplace(id) {
-    const i = sortedIds.indexOf(id);
+  // place puts v's element where its keys belong (it is not in sortedIds).
+  function place(v, id) {
+    const i = lowerBound(v);
+    sortedIds.splice(i, 0, id);
+    const box = container();
+    const next = i + 1 < sortedIds.length ? views.get(sortedIds[i + 1]).root : null;
+    if (v.root.nextSibling !== next || v.root.parentNode !== box) box.insertBefore(v.root, next);
+  }
+
+  // unplace takes v out of sortedIds; its keys are those it was placed with.
+  function unplace(v, id) {
+    let i = lowerBound(v);
+    if (sortedIds[i] !== id) i = sortedIds.indexOf(id);
     if (i >= 0) sortedIds.splice(i, 1);
   }
 
   function resort() {
     for (const id of sortedIds) {
       const d = devices.get(id);
-      if (d) views.get(id).sortKey = sortKey(d);
+      const v = views.get(id);
+      if (d) v.k1 = primaryKey(v, d);
     }
-    sortedIds.sort((a, b) => cmp(views.get(a).sortKey, views.get(b).sortKey));
+    sortedIds.sort((a, b) => cmpViews(views.get(a), views.get(b)));
     const frag = document.createDocumentFragment();
     for (const id of sortedIds) frag.append(views.get(id).root);
-    ui.cards.append(frag);
+    container().append(frag);
+    renderSortControls();
   }
-
-  const cardProto = buildCardPrototype();
 
   // box makes an element with class cls (none when null) and attrs set.
   function box(tag, cls, attrs) {
@@ -194,7 +333,7 @@
   // <article class="card" data-device="ID" data-online="false" data-led="unknown">
   //   <header class="card-head">
   //     <h2 class="card-title">
-  //       <span class="card-name" data-field="name">NAME</span>
+  //       <a class="open" href="#board=ID"><span class="card-name" data-field="name">NAME</span></a>
   //       <span class="card-id" data-field="id">ID</span>      (hidden when NAME = ID)
   //     </h2>
   //     <span class="badge" data-field="online">offline</span>
@@ -208,18 +347,22 @@
   //     <span class="fw" data-field="firmware">devicefw 1.2</span>
   //     <span class="update" data-field="update">downloading 40%</span>   (see cardUpdate)
   //   </p>
+  //   <p class="tags" data-field="tags">kitchen porch</p>  (hidden when there are none)
+  //   <p class="note" data-field="command" role="status"></p>
   //   <footer class="card-foot">
   //     <p class="seen">Last seen <time data-field="last-seen">never</time></p>
   //     <button type="button" class="toggle" data-action="toggle" aria-label="Toggle LED of NAME">Toggle LED</button>
   //   </footer>
   // </article>
-  function buildCardPrototype() {
-    const card = box("article", "card");
+  // The board page's live summary is the same, in a <div class="card detail">.
+  function buildCardPrototype(tag) {
+    const card = box(tag, tag === "article" ? "card" : "card detail");
 
     const head = box("header", "card-head");
     const title = box("h2", "card-title");
-    title.append(el("span", "card-name", { "data-field": "name" }), " ",
-      el("span", "card-id", { "data-field": "id" }));
+    const open = box("a", "open");
+    open.append(el("span", "card-name", { "data-field": "name" }));
+    title.append(open, " ", el("span", "card-id", { "data-field": "id" }));
     head.append(title, el("span", "badge", { "data-field": "online" }));
 
     const body = box("div", "card-body");
@@ -232,6 +375,7 @@
     const meta = el("p", "meta", { "data-field": "info" });
     const fwLine = box("p", "fw-line");
     fwLine.append(el("span", "fw", { "data-field": "firmware" }), " ", el("span", "update", { "data-field": "update" }));
+    const tags = el("p", "tags", { "data-field": "tags" });
     const note = el("p", "note", { "data-field": "command", role: "status" });
 
     const foot = box("footer", "card-foot");
@@ -241,48 +385,111 @@
     btn.textContent = "Toggle LED";
     foot.append(seen, btn);
 
-    card.append(head, body, meta, fwLine, note, foot);
+    card.append(head, body, meta, fwLine, tags, note, foot);
     return card;
   }
 
-  function createView(id) {
-    const root = cardProto.cloneNode(true);
+  // <tr class="row" role="row" data-device="ID" data-online="true" data-led="on">
+  //   <td class="c-name"><a class="open" href="#board=ID"><span data-field="name">NAME</span></a>
+  //     <span class="card-id" data-field="id">ID</span></td>
+  //   <td class="c-state"><span class="badge" data-field="online">online</span>
+  //     <span class="update" data-field="update">downloading 40%</span></td>
+  //   <td class="c-led"><span class="led" data-field="led">ON</span> <span class="note" data-field="command"></span></td>
+  //   <td class="c-count" data-field="count">42</td>
+  //   <td class="c-seen"><time data-field="last-seen">just now</time></td>
+  //   <td class="c-fw" data-field="firmware">devicefw 1.2</td>
+  //   <td class="c-tags" data-field="tags">kitchen porch</td>
+  //   <td class="c-toggle"><button class="toggle" data-action="toggle" aria-label="Toggle LED of NAME">Toggle</button></td>
+  // </tr>
+  // Every cell is one line of a fixed height (see style.css): a row's
+  // layout never depends on another's.
+  function buildRowPrototype() {
+    const row = box("tr", "row", { role: "row" });
+    const cell = (cls) => box("td", cls, { role: "cell" });
+
+    const name = cell("c-name");
+    const open = box("a", "open");
+    open.append(el("span", "card-name", { "data-field": "name" }));
+    name.append(open, " ", el("span", "card-id", { "data-field": "id" }));
+
+    const state = cell("c-state");
+    state.append(el("span", "badge", { "data-field": "online" }), " ", el("span", "update", { "data-field": "update" }));
+
+    const led = cell("c-led");
+    led.append(el("span", "led", { "data-field": "led" }), " ", el("span", "note", { "data-field": "command", role: "status" }));
+
+    const count = el("td", "c-count", { role: "cell", "data-field": "count" });
+    const seen = cell("c-seen");
+    seen.append(el("time", null, { "data-field": "last-seen" }));
+    const fw = el("td", "c-fw", { role: "cell", "data-field": "firmware" });
+    const tags = el("td", "c-tags", { role: "cell", "data-field": "tags" });
+    const toggle = cell("c-toggle");
+    const btn = box("button", "toggle", { type: "button", "data-action": "toggle" });
+    btn.textContent = "Toggle";
+    toggle.append(btn);
+
+    row.append(name, state, led, count, seen, fw, tags, toggle);
+    return row;
+  }
+
+  const protos = {
+    card: buildCardPrototype("article"),
+    row: buildRowPrototype(),
+    detail: buildCardPrototype("div"),
+  };
+
+  // createView makes a card, a row or the board page's summary for id.
+  function createView(id, kind) {
+    const root = protos[kind].cloneNode(true);
     root.setAttribute("data-device", id);
     const f = (name) => root.querySelector(`[data-field="${name}"]`);
     const v = {
       root,
+      kind,
       name: f("name"),
       id: f("id"),
       online: f("online"),
       led: f("led"),
       count: f("count"),
-      info: f("info"),
+      info: f("info"), // cards only
       firmware: f("firmware"),
       update: f("update"),
-      fwLine: root.querySelector(".fw-line"),
+      fwLine: root.querySelector(".fw-line"), // cards only
+      tags: f("tags"),
       note: f("command"),
       seen: f("last-seen"),
       button: root.querySelector('[data-action="toggle"]'),
       c: Object.create(null), // cache of what the DOM currently shows
       searchKey: "",
       shown: true,
+      k1: "",
+      k2: idKey(id),
     };
     v.id.firstChild.data = id;
+    // A card's or row's name opens the board's page (the page's own is text).
+    if (kind !== "detail") root.querySelector("a.open").setAttribute("href", "#board=" + encodeURIComponent(id));
     return v;
   }
 
+  // setText writes text into v's field key when it changed (a field the
+  // view does not have is only cached), and reports whether it changed.
   function setText(v, key, text) {
     if (v.c[key] === text) return false;
     v.c[key] = text;
-    v[key].firstChild.data = text;
+    const node = v[key];
+    if (node) node.firstChild.data = text;
     return true;
   }
 
   function setAttr(v, key, node, attr, value) {
-    if (v.c[key] === value) return;
+    if (v.c[key] === value || !node) return;
     v.c[key] = value;
     if (value === null || value === false) node.removeAttribute(attr);
     else node.setAttribute(attr, value === true ? "" : value);
+  }
+
+  function setHidden(node, hidden) {
+    if (node && node.hidden !== hidden) node.hidden = hidden;
   }
 
   function infoText(info) {
@@ -306,12 +513,23 @@
     return Math.floor(s / 86400) + " d ago";
   }
 
-  function matches(v) {
-    return filterText === "" || v.searchKey.includes(filterText);
+  // filtered reports whether a filter (text, state or tag) is on.
+  const filtered = () => list.text !== "" || list.state !== "" || list.tag !== "";
+
+  function matches(v, d) {
+    if (list.text !== "" && !v.searchKey.includes(list.text)) return false;
+    switch (list.state) {
+      case "online": if (!d.online) return false; break;
+      case "offline": if (d.online) return false; break;
+      case "updating": if (!updating(d)) return false; break;
+      case "failed": if (!updateFailed(d)) return false; break;
+    }
+    return list.tag === "" || d.tags.includes(list.tag);
   }
 
-  function applyFilter(v) {
-    const show = matches(v);
+  function applyFilter(v, d) {
+    if (v.kind === "detail") return;
+    const show = matches(v, d);
     if (show === v.shown) return;
     v.shown = show;
     v.root.hidden = !show;
@@ -319,27 +537,33 @@
 
   function render(v, d, now) {
     const name = displayName(d);
+    const tagText = d.tags.join(" ");
     if (setText(v, "name", name)) {
       v.id.hidden = name === d.id;
       v.button.setAttribute("aria-label", "Toggle LED of " + name);
-      v.searchKey = (d.id + "\n" + name).toLowerCase();
-      applyFilter(v);
+    }
+    if (v.c.keyName !== name || v.c.keyTags !== tagText) {
+      v.c.keyName = name;
+      v.c.keyTags = tagText;
+      v.searchKey = (d.id + "\n" + name + "\n" + tagText).toLowerCase();
     }
     setText(v, "online", d.online ? "online" : "offline");
     setAttr(v, "a-online", v.root, "data-online", d.online ? "true" : "false");
-    setText(v, "led", d.led ? "LED " + d.led : "LED ?");
+    const led = d.led || "?";
+    setText(v, "led", v.kind === "row" ? led : "LED " + led);
     setAttr(v, "a-led", v.root, "data-led", d.led ? d.led.toLowerCase() : "unknown");
     setText(v, "count", d.count === null ? "–" : String(d.count));
     const meta = infoText(d.info);
-    if (setText(v, "info", meta)) v.info.hidden = meta === "";
-    const fw = d.info && typeof d.info.firmware === "string" ? d.info.firmware : "";
-    if (setText(v, "firmware", fw)) v.firmware.hidden = fw === "";
+    if (setText(v, "info", meta)) setHidden(v.info, meta === "");
+    const fw = firmwareOf(d);
+    if (setText(v, "firmware", fw) && v.kind !== "row") setHidden(v.firmware, fw === "");
     const up = cardUpdate(d, now);
-    if (setText(v, "update", up)) v.update.hidden = up === "";
+    if (setText(v, "update", up)) setHidden(v.update, up === "");
     setAttr(v, "a-update", v.root, "data-update", up ? d.update.state : null);
     setAttr(v, "a-update-title", v.update, "title",
       up && typeof d.update.version === "string" && d.update.version ? "update to " + d.update.version : null);
     setAttr(v, "a-fw-line", v.fwLine, "hidden", fw === "" && up === "");
+    if (setText(v, "tags", tagText) && v.kind !== "row") setHidden(v.tags, tagText === "");
     setText(v, "seen", relTime(d.lastSeen, now));
     setAttr(v, "a-seen", v.seen, "datetime",
       d.lastSeen === null ? null : new Date(d.lastSeen).toISOString());
@@ -347,7 +571,9 @@
     setAttr(v, "a-disabled", v.button, "disabled", !(conn.open && d.online));
     setAttr(v, "a-busy", v.button, "aria-busy", d.pending ? "true" : null);
     setAttr(v, "a-pending", v.root, "data-pending", d.pending ? "true" : null);
-    if (setText(v, "note", d.note)) v.note.hidden = d.note === "";
+    if (setText(v, "note", d.note)) setHidden(v.note, d.note === "");
+    if (v.note && v.kind === "row") setAttr(v, "a-note-title", v.note, "title", d.note || null);
+    applyFilter(v, d);
   }
 
   // cardUpdate is what a card says of its board's update: the state while
@@ -371,38 +597,67 @@
     if (updates) updates.onDeviceUpdate(u);
   }
 
+  // The board page's live summary: a view of one board outside the list.
+  let detail = null; // {id, v}
+  let tagsChanged = false; // a board's tags changed: the tag picker is redrawn in the next batch
+
   function flush() {
     cancelAnimationFrame(rafHandle);
     clearTimeout(fallbackHandle);
     flushQueued = false;
     const now = Date.now();
+    const kind = layout === "table" ? "row" : "card";
     for (const id of dirty) {
       const d = devices.get(id);
+      if (detail && detail.id === id) renderDetail(d, now);
       let v = views.get(id);
       if (!d) {
         if (v) {
           v.root.remove();
-          unplace(id);
+          unplace(v, id);
           views.delete(id);
         }
         continue;
       }
       if (!v) {
-        v = createView(id);
+        v = createView(id, kind);
         views.set(id, v);
-        v.sortKey = sortKey(d);
+        render(v, d, now);
+        v.k1 = primaryKey(v, d);
         place(v, id);
+        continue;
       }
       render(v, d, now);
-      const key = sortKey(d);
-      if (key !== v.sortKey) { // a name changed while sorted by name
-        unplace(id);
-        v.sortKey = key;
-        place(v, id);
+      if (list.sort !== "id") {
+        const k1 = primaryKey(v, d);
+        if (k1 !== v.k1) { // what the list is sorted by changed
+          unplace(v, id);
+          v.k1 = k1;
+          place(v, id);
+        }
       }
     }
     dirty.clear();
+    if (tagsChanged) {
+      tagsChanged = false;
+      renderTagOptions();
+    }
     renderSummary();
+  }
+
+  function renderDetail(d, now) {
+    render(detail.v, d || blankDevice(detail.id), now);
+    const name = d ? displayName(d) : detail.id;
+    const title = name === detail.id ? name : `${name} (${detail.id})`;
+    if (ui.boardTitle.textContent !== title) ui.boardTitle.textContent = title;
+    const doc = title + " · Switchyard";
+    if (document.title !== doc) document.title = doc;
+    // The page's name and tags form follows the board's.
+    const meta = d ? [d.configName || "", name, d.tags.join(" ")].join("\n") : "";
+    if (meta !== detail.meta) {
+      detail.meta = meta;
+      if (board) board.metaChanged(detail.id);
+    }
   }
 
   let lastSummary = "";
@@ -413,7 +668,7 @@
     for (const v of views.values()) if (v.shown) shown++;
     const n = devices.size;
     const text = `${n} ${n === 1 ? "board" : "boards"}, ${online} online`;
-    const shownText = filterText && shown !== n ? ` · ${shown} shown` : "";
+    const shownText = filtered() && shown !== n ? ` · ${shown} shown` : "";
     const emptyText = n === 0
       ? "No boards yet. A board appears here as soon as it connects."
       : shown === 0 ? "No boards match the filter." : "";
@@ -424,6 +679,7 @@
     ui.summaryShown.textContent = shownText;
     ui.empty.textContent = emptyText;
     ui.empty.hidden = emptyText === "";
+    setHidden(ui.tableWrap, layout !== "table" || shown === 0);
   }
 
   // "Last seen" ticks every second; only texts that change are written.
@@ -435,17 +691,134 @@
       const d = devices.get(id);
       if (d) setText(v, "seen", relTime(d.lastSeen, now));
     }
+    if (detail) {
+      const d = devices.get(detail.id);
+      if (d) setText(detail.v, "seen", relTime(d.lastSeen, now));
+    }
   }, 1000);
 
-  ui.filter.addEventListener("input", () => {
-    filterText = ui.filter.value.trim().toLowerCase();
+  function refilter() {
     const now = Date.now();
     for (const [id, v] of views) {
-      applyFilter(v);
       const d = devices.get(id);
-      if (v.shown && d) setText(v, "seen", relTime(d.lastSeen, now));
+      if (!d) continue;
+      applyFilter(v, d);
+      if (v.shown) setText(v, "seen", relTime(d.lastSeen, now));
     }
     renderSummary();
+  }
+
+  ui.filter.addEventListener("input", () => {
+    list.text = ui.filter.value.trim().toLowerCase();
+    refilter();
+    // The URL follows the typing once it pauses.
+    clearTimeout(urlTimer);
+    urlTimer = setTimeout(writeListURL, 300);
+  });
+
+  ui.stateFilter.addEventListener("change", () => {
+    list.state = states.includes(ui.stateFilter.value) ? ui.stateFilter.value : "";
+    refilter();
+    writeListURL();
+  });
+
+  ui.tagFilter.addEventListener("change", () => {
+    list.tag = ui.tagFilter.value;
+    refilter();
+    writeListURL();
+    renderTagOptions();
+  });
+
+  // The tags to filter by: every tag of a known board, and the one the URL
+  // asks for even while no board has it (yet).
+  let tagOptionsKey = null;
+  function renderTagOptions() {
+    const all = new Set();
+    for (const d of devices.values()) for (const t of d.tags) all.add(t);
+    if (list.tag) all.add(list.tag);
+    const tags = Array.from(all).sort((a, b) => cmp(natKey(a), natKey(b)));
+    const key = tags.join("\n") + "|" + list.tag;
+    if (key === tagOptionsKey) return;
+    tagOptionsKey = key;
+    ui.tagFilter.replaceChildren(new Option("Any tag", ""), ...tags.map((t) => new Option("Tag " + t, t)));
+    ui.tagFilter.value = list.tag;
+    setHidden(ui.tagPick, tags.length === 0);
+  }
+
+  // ------------------------------------------------------ sort and layout
+
+  function setSort(col, dir) {
+    if (!sortCols.includes(col)) col = "id";
+    if (col === list.sort && dir === list.dir) return;
+    list.sort = col;
+    list.dir = dir;
+    resort();
+    writeListURL();
+  }
+
+  // renderSortControls shows the sort in the select and the table's headers.
+  function renderSortControls() {
+    if (ui.sort.value !== list.sort) ui.sort.value = list.sort;
+    for (const th of ui.table.querySelectorAll("th")) {
+      const btn = th.querySelector(`[data-sort="${list.sort}"]`);
+      if (btn) th.setAttribute("aria-sort", list.dir > 0 ? "ascending" : "descending");
+      else th.removeAttribute("aria-sort");
+    }
+    for (const b of ui.table.querySelectorAll("[data-sort]")) {
+      const on = b.dataset.sort === list.sort;
+      if (on) b.dataset.dir = list.dir > 0 ? "asc" : "desc";
+      else delete b.dataset.dir;
+    }
+  }
+
+  ui.sort.addEventListener("change", () => setSort(ui.sort.value, 1));
+
+  // A column's header sorts by it; again, the other way round.
+  ui.table.querySelector("thead").addEventListener("click", (ev) => {
+    const btn = ev.target instanceof Element ? ev.target.closest("[data-sort]") : null;
+    if (!btn) return;
+    const col = btn.dataset.sort;
+    setSort(col, col === list.sort ? -list.dir : 1);
+  });
+
+  function readLayout() {
+    try {
+      return localStorage.getItem(layoutKey) === "table" ? "table" : "cards";
+    } catch {
+      return "cards"; // storage refused (a private window's policy): cards
+    }
+  }
+
+  // setLayout draws every board as a card or as a row: the views of the
+  // other layout are dropped and made anew in the next batch.
+  function setLayout(mode, keep) {
+    mode = mode === "table" ? "table" : "cards";
+    if (keep) {
+      try {
+        localStorage.setItem(layoutKey, mode);
+      } catch {
+        // not kept: this page still switches
+      }
+    }
+    for (const b of document.querySelectorAll("[data-layout]")) b.setAttribute("aria-pressed", String(b.dataset.layout === mode));
+    if (mode === layout && views.size > 0) return;
+    layout = mode;
+    for (const v of views.values()) v.root.remove();
+    views.clear();
+    sortedIds.length = 0;
+    ui.cards.hidden = mode !== "cards";
+    lastSummary = "";
+    markAllDirty();
+    flush();
+  }
+
+  for (const b of document.querySelectorAll("[data-layout]")) {
+    b.addEventListener("click", () => setLayout(b.dataset.layout, true));
+  }
+
+  // Another tab of this browser chose the other layout: follow it.
+  window.addEventListener("storage", (ev) => {
+    if (ev.key === layoutKey) setLayout(readLayout(), false);
   });
 
   // ------------------------------------------------------------ toast
@@ -587,6 +960,8 @@
     loadGroups();
     loadMe();
     if (updates) updates.connected();
+    if (board) board.connected();
+    if (audit) audit.connected();
     conn.gen++;
     conn.seen = new Map();
     conn.touched = new Set();
@@ -644,11 +1019,13 @@
       const info = item.info && typeof item.info === "object" ? item.info : null;
       const name = typeof item.name === "string" ? item.name : "";
       const infoName = info && typeof info.name === "string" ? info.name : "";
-      d.configName = name && name !== id && name !== infoName ? name : null;
+      if (!fromWS("meta")) d.configName = name && name !== id && name !== infoName ? name : null;
       if (!fromWS("info")) d.info = info;
       if (!fromWS("online")) d.online = item.online === true;
       if (!fromWS("ledStatus")) d.led = normLed(item.led);
       if (!fromWS("count")) d.count = normCount(item.count);
+      if (!fromWS("meta")) d.tags = normTags(item.tags);
+      d.firmware = typeof item.firmware === "string" ? item.firmware : null;
 
       const t = typeof item.last_seen === "string" ? Date.parse(item.last_seen) : NaN;
       const apiSeen = Number.isFinite(t) ? t : null;
@@ -664,6 +1041,7 @@
     for (const id of Array.from(devices.keys())) {
       if (!ids.has(id) && !conn.touched.has(id)) removeDevice(id);
     }
+    renderTagOptions();
   }
 
   // --------------------------------------------------------------- events
@@ -705,8 +1083,14 @@
       return;
     }
 
+    if (label === "meta") {
+      onMeta(id, e.value);
+      return;
+    }
+
     if (label === "command") {
       onCommand(id, e.value);
+      if (board) board.onEvent(id, label);
       return;
     }
 
@@ -748,6 +1132,29 @@
       case "online": d.online = value; break;
       case "info": d.info = value; break;
       case "update": setUpdate(d, value, !snapshot); break;
+    }
+    markDirty(id);
+    if (board && !snapshot) board.onEvent(id, label);
+  }
+
+  // meta: the board's name or tags changed (PATCH /api/devices/<id>), or
+  // the snapshot gives those set in config or by PATCH. It says nothing of
+  // the board itself: no last seen, no staleness.
+  function onMeta(id, v) {
+    if (!v || typeof v !== "object" || Array.isArray(v)) return;
+    const d = devices.get(id) || newDevice(id);
+    conn.removed.delete(id);
+    conn.touched.add(id);
+    let labels = conn.seen.get(id);
+    if (!labels) conn.seen.set(id, (labels = new Set()));
+    labels.add("meta");
+    if (Array.isArray(v.tags)) {
+      d.tags = normTags(v.tags);
+      tagsChanged = true;
+    }
+    if (typeof v.name === "string") {
+      const infoName = d.info && typeof d.info.name === "string" ? d.info.name : "";
+      d.configName = v.name && v.name !== id && v.name !== infoName ? v.name : null;
     }
     markDirty(id);
   }
@@ -799,11 +1206,6 @@
     conn.ws.send(JSON.stringify({ group, action }));
   }
 
-  ui.sort.addEventListener("change", () => {
-    sortMode = ui.sort.value === "name" ? "name" : "id";
-    resort();
-  });
-
   ui.groups.addEventListener("click", (ev) => {
     const btn = ev.target instanceof Element ? ev.target.closest("[data-group-action]") : null;
     if (!btn) return;
@@ -825,7 +1227,8 @@
       .catch(() => {}); // the group bar still works for "all"
   }
 
-  ui.cards.addEventListener("click", (ev) => {
+  // Every toggle (cards, rows, the board page) sends its board's toggle.
+  ui.main.addEventListener("click", (ev) => {
     const btn = ev.target instanceof Element ? ev.target.closest('[data-action="toggle"]') : null;
     if (!btn || btn.disabled) return;
     const card = btn.closest("[data-device]");
@@ -897,7 +1300,7 @@
   // ----------------------------------------------------------------- views
 
   // The caller's role (GET /api/me) decides what the page offers: the
-  // Updates view (#updates) is for admins.
+  // Updates view (#updates) and the audit log (#audit) are for admins.
   let role = "";
 
   function loadMe() {
@@ -905,26 +1308,114 @@
       .then((me) => {
         role = me && typeof me.role === "string" ? me.role : "";
         applyView();
+        if (board) board.roleKnown();
       })
-      .catch(() => {}); // an older control plane: no Updates view
+      .catch(() => {}); // an older control plane: no admin views
   }
+
+  const validID = (id) => /^[A-Za-z0-9_-]{1,64}$/.test(id);
+
+  // route reads the hash: "" (the list), "updates", "audit&actor=NAME",
+  // "board=ID".
+  function route() {
+    const h = location.hash.replace(/^#/, "");
+    const p = new URLSearchParams(h);
+    if (p.has("board")) return { view: "board", id: p.get("board") || "" };
+    if (p.has("updates")) return { view: "updates" };
+    if (p.has("audit")) return { view: "audit", actor: p.get("actor") || "" };
+    return { view: "boards" };
+  }
+
+  // setHash replaces the hash without a history entry (the audit view's
+  // actor filter), keeping the list's query string.
+  function setHash(hash) {
+    const url = location.pathname + location.search + (hash ? "#" + hash : "");
+    if (url !== location.pathname + location.search + location.hash) history.replaceState(history.state, "", url);
+  }
+
+  let current = ""; // the view shown
+  let listScroll = 0; // where the list was scrolled when the page left it
+  let backToList = false; // the board page was opened from the list: Back returns there
 
   function applyView() {
-    const admin = role === "admin" && updates !== null;
+    const admin = role === "admin";
+    const r = route();
+    let view = r.view;
+    if (view === "updates" && !(admin && updates)) view = "boards";
+    if (view === "audit" && !(admin && audit)) view = "boards";
+    if (view === "board" && !validID(r.id)) view = "boards";
     ui.views.hidden = !admin;
-    const view = admin && location.hash === "#updates" ? "updates" : "boards";
-    document.body.dataset.view = view;
-    ui.boardsView.hidden = view !== "boards";
     for (const a of ui.views.querySelectorAll("[data-nav]")) {
-      if (a.dataset.nav === view) a.setAttribute("aria-current", "page");
+      a.hidden = (a.dataset.nav === "updates" && !updates) || (a.dataset.nav === "audit" && !audit);
+      const on = a.dataset.nav === view || (a.dataset.nav === "boards" && view === "board");
+      if (on) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
-    if (!updates) return;
-    if (view === "updates") updates.show();
-    else updates.hide();
+    const previous = current;
+    if (previous === "boards" && view !== "boards") listScroll = window.scrollY;
+    if (view === "board") backToList = previous === "boards" || (previous === "board" && backToList);
+    current = view;
+    document.body.dataset.view = view;
+    ui.boardsView.hidden = view !== "boards";
+    ui.boardView.hidden = view !== "board";
+
+    if (view === "board") showDetail(r.id);
+    else hideDetail();
+    if (updates) {
+      if (view === "updates") updates.show();
+      else updates.hide();
+    }
+    if (audit) {
+      if (view === "audit") audit.show(r.actor);
+      else audit.hide();
+    }
+    if (view !== "board") document.title = "Switchyard";
+    if (previous && previous !== view) {
+      if (view === "boards") {
+        flush();
+        window.scrollTo(0, listScroll);
+      } else {
+        window.scrollTo(0, 0);
+      }
+    }
   }
 
+  function showDetail(id) {
+    if (detail && detail.id === id) return;
+    hideDetail();
+    detail = { id, v: createView(id, "detail") };
+    ui.boardLive.replaceChildren(detail.v.root);
+    renderDetail(devices.get(id), Date.now());
+    if (board) board.show(id);
+  }
+
+  function hideDetail() {
+    if (!detail) return;
+    detail.v.root.remove();
+    detail = null;
+    if (board) board.hide();
+  }
+
+  // Back from a board page opened from the list goes back in history, so
+  // the list comes back as it was (filter, sort, scroll).
+  ui.boardBack.addEventListener("click", (ev) => {
+    if (!backToList) return; // opened from a bookmark: the link opens the list
+    ev.preventDefault();
+    history.back();
+  });
+
   window.addEventListener("hashchange", applyView);
+
+  const board = S.boardView ? S.boardView({
+    api: apiCall,
+    toast,
+    meta: (id) => {
+      const d = devices.get(id);
+      return d ? { name: d.configName || "", shown: displayName(d), tags: d.tags } : null;
+    },
+    canEdit: () => role === "operator" || role === "admin",
+  }) : null;
+  const audit = S.auditView ? S.auditView({ api: apiCall, toast, setHash }) : null;
 
   const updates = S.updatesView ? S.updatesView({
     api: apiCall,
@@ -936,6 +1427,12 @@
     },
   }) : null;
 
+  readListURL();
+  ui.filter.value = new URLSearchParams(location.search).get("q") || "";
+  ui.stateFilter.value = list.state;
+  renderTagOptions();
+  setLayout(readLayout(), false);
+  renderSortControls();
   applyView();
   renderSummary();
   connect();

@@ -168,7 +168,7 @@ func New(cfg Config) (*Broker, error) {
 	if authHookErr != nil {
 		return nil, fmt.Errorf("mqtt auth hook: %w", authHookErr)
 	}
-	if err := srv.AddHook(&handOverHook{srv: srv}, nil); err != nil {
+	if err := srv.AddHook(mqttnet.NewHandOver(srv), nil); err != nil {
 		return nil, fmt.Errorf("mqtt hand-over hook: %w", err)
 	}
 	b.wills = new(willHook)

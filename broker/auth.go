@@ -11,7 +11,8 @@ import (
 
 // Authorizer is what the broker needs to know of users and rights.
 type Authorizer interface {
-	Login(name, password string) (auth.Identity, error)
+	// Login's remote is the client's address, for throttling.
+	Login(name, password, remote string) (auth.Identity, error)
 	Anonymous(remoteAddr string) (auth.Identity, error)
 	CanUseClientID(id auth.Identity, clientID string) bool
 	CanPublish(id auth.Identity, topic string) bool
@@ -120,7 +121,7 @@ func (h *authHook) admit(cl *mqtt.Client, pk packets.Packet) packets.Code {
 	var id auth.Identity
 	var err error
 	if pk.Connect.UsernameFlag && len(pk.Connect.Username) > 0 {
-		id, err = h.az.Login(string(pk.Connect.Username), string(pk.Connect.Password))
+		id, err = h.az.Login(string(pk.Connect.Username), string(pk.Connect.Password), cl.Net.Remote)
 		if err != nil {
 			return packets.ErrBadUsernameOrPassword
 		}

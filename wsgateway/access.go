@@ -17,7 +17,8 @@ import (
 
 // Authenticator is what the gateway needs of the user list.
 type Authenticator interface {
-	Login(name, password string) (auth.Identity, error)
+	// Login's remote is the client's address, for throttling.
+	Login(name, password, remote string) (auth.Identity, error)
 	Token(token string) (auth.Identity, error)
 	User(name string) (auth.Identity, bool)
 	Anonymous(remoteAddr string) (auth.Identity, error)
@@ -50,7 +51,7 @@ func (g *Gateway) identifySession(r *http.Request, tokenInQuery bool) (auth.Iden
 			return id, "", err
 		}
 		if name, pw, ok := r.BasicAuth(); ok {
-			id, err := a.Login(name, pw)
+			id, err := a.Login(name, pw, r.RemoteAddr)
 			return id, "", err
 		}
 		return auth.Identity{}, "", auth.ErrBadCredentials
@@ -163,7 +164,7 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	var id auth.Identity
 	err := errNoCredentials
 	if g.cfg.Auth != nil {
-		id, err = g.cfg.Auth.Login(name, pw)
+		id, err = g.cfg.Auth.Login(name, pw, r.RemoteAddr)
 	}
 	code, msg := http.StatusUnauthorized, "Wrong name or password."
 	if err == nil && !id.CanWatch() {

@@ -1,0 +1,317 @@
+// Package accounts onboards boards and manages users and their API tokens
+// at run time: the HTTP API of the contract's "Onboarding" section
+// (POST /api/boards, /api/users…), served behind the gateway's access
+// rules.
+//
+// Everything lives in the database (Store). After every change the
+// service reloads the whole list into the user list's database layer
+// (Authority.SetAccounts), so a change takes effect at once, and
+// disconnects the users whose access it revoked (Kicker: their MQTT
+// clients and their browsers), so that a deleted or disabled user is gone
+// within a second, not at its next login. Users from config.yaml are
+// listed but read-only.
+//
+// A board created here (POST /api/boards) is a device user named by its
+// id, with a generated secret stored only as its SHA-256 digest, and a
+// row in the store's boards; the gateway knows it at once, offline
+// (Fleet.Declare). A board that connects without being declared in
+// config, created or adopted here, or being a device user's, is "new"
+// (Adopted answers false) until an admin adopts it (POST /api/boards with
+// its id) or forgets it. Forgetting a board created here deletes its
+// device user too (Forgetting, run by the gateway's DELETE
+// /api/devices/<id>).
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"switchyard/auth"
+	"switchyard/history"
+	"switchyard/store"
+)
+
+// Store keeps the accounts and onboarded boards (package store's DB).
+type Store interface {
+	Accounts(ctx context.Context) ([]store.Account, error)
+	CreateAccount(ctx context.Context, a store.Account) error
+	UpdateAccount(ctx context.Context, a store.Account) error
+	DeleteAccount(ctx context.Context, name string) error
+	AddToken(ctx context.Context, name string, t store.Token) error
+	DeleteToken(ctx context.Context, name, id string) error
+	Boards(ctx context.Context) ([]store.Board, error)
+	CreateBoard(ctx context.Context, b store.Board, user *store.Account) error
+	DeleteBoard(ctx context.Context, id string) (userDeleted bool, err error)
+}
+
+// Authority is the user list (package auth's Authority): config users,
+// read-only, and the database layer this service sets.
+type Authority interface {
+	// SetAccounts replaces the database layer and returns the names whose
+	// access it revoked.
+	SetAccounts(accts []auth.Account) (revoked []string)
+	FromConfig(name string) bool
+	Taken(name string) bool
+	Users() []auth.UserView
+	EnabledAdmins() int
+}
+
+// Kicker disconnects a user's clients at once: its MQTT clients
+// (DisconnectUser, the embedded broker's) and its browsers (CloseUser,
+// the gateway's).
+type Kicker interface {
+	DisconnectUser(name string) int
+	CloseUser(name string)
+}
+
+// Auditor keeps the audit log; Audit must not block.
+type Auditor interface {
+	Audit(e history.Entry)
+}
+
+// Fleet is the gateway's view of the boards.
+type Fleet interface {
+	// Declare makes a board known (offline until it connects), setting
+	// its name and tags when name is not "" or tags not nil.
+	Declare(id, name string, tags []string) error
+}
+
+// Config configures a Service. Store and Auth are required; the zero
+// value of every other field is a documented default.
+type Config struct {
+	Store Store
+	Auth  Authority
+	// Kicker disconnects the users whose access a change revoked; nil
+	// disconnects nobody (their next login is refused all the same).
+	Kicker Kicker
+	// Audit, when set, hears every change, ok, denied or failed.
+	Audit Auditor
+	// ConfigDevices are the board ids of config.yaml's device users, each
+	// to its user's name: never new, and taken.
+	ConfigDevices map[string]string
+	// Broker is how POST /api/boards names the MQTT broker to boards
+	// (see BrokerConfig).
+	Broker BrokerConfig
+	// UpdateKey is the control plane's update public key in base64, as
+	// devicefw --update-key takes it; "" leaves it out of the command.
+	UpdateKey string
+	// Prefix is the topic prefix; "" means devices (and is left out of
+	// the command, devicefw's default).
+	Prefix string
+	// PasswordCost is the bcrypt cost of the passwords set here; 0 means
+	// bcrypt.DefaultCost, as `controlplane hash-password` uses.
+	PasswordCost int
+	// Logger receives the service's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// loadTimeout bounds loading the accounts from the store at start.
+const loadTimeout = 30 * time.Second
+
+// Service is the onboarding and user API. Create it with New, then
+// Attach the gateway.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu is held across every change, from reading the store to
+	// kicking the revoked users, so that changes apply in order and the
+	// checks (the last admin) see what the previous change left.
+	mu    sync.Mutex
+	fleet Fleet // set by Attach; nil before
+
+	knownMu sync.RWMutex      // guards known and owner, each replaced whole by reload
+	known   map[string]bool   // board ids that are not new: onboarded, a device user's, config's
+	owner   map[string]string // board id → the device user that has it among its ids
+}
+
+// New loads the accounts from cfg.Store into cfg.Auth (call it before
+// the broker accepts clients, so that boards created here can log in)
+// and returns the service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Auth == nil {
+		return nil, errors.New("accounts: Store and Auth are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.PasswordCost == 0 {
+		cfg.PasswordCost = bcrypt.DefaultCost
+	}
+	s := &Service{cfg: cfg, log: cfg.Logger}
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.reload(ctx); err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	return s, nil
+}
+
+// Attach hands the service the gateway's fleet and declares there every
+// board onboarded here, so that one that has not connected since the
+// last start shows, offline.
+func (s *Service) Attach(fleet Fleet) error {
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fleet = fleet
+	boards, err := s.cfg.Store.Boards(ctx)
+	if err != nil {
+		return fmt.Errorf("accounts: %w", err)
+	}
+	for _, b := range boards {
+		if err := fleet.Declare(b.ID, "", nil); err != nil {
+			s.log.Warn("an onboarded board is not shown", "device", b.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Adopted reports whether board id is one people know of: onboarded here
+// (created or adopted), one of a device user's ids, or a config device
+// user's. A board the gateway knows and this answers false for is "new".
+// It is safe for concurrent use and does not block.
+func (s *Service) Adopted(id string) bool {
+	s.knownMu.RLock()
+	defer s.knownMu.RUnlock()
+	return s.known[id]
+}
+
+// reload loads every account and board from the store, hands the
+// accounts to the user list and rebuilds the known boards; it returns
+// the names whose access the new list revoked. The caller holds s.mu.
+func (s *Service) reload(ctx context.Context) (revoked []string, err error) {
+	stored, err := s.cfg.Store.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	boards, err := s.cfg.Store.Boards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known, owner := map[string]bool{}, map[string]string{}
+	for id, name := range s.cfg.ConfigDevices {
+		known[id], owner[id] = true, name
+	}
+	for _, b := range boards {
+		known[b.ID] = true
+	}
+	accts := make([]auth.Account, 0, len(stored))
+	for _, a := range stored {
+		acct, err := toAuth(a)
+		if err != nil {
+			// Edited by hand, say: logged and left out (it logs in
+			// nowhere) rather than stopping the control plane.
+			s.log.Warn("a stored user is ignored", "user", a.Name, "err", err)
+			continue
+		}
+		if acct.Role == auth.RoleDevice && !s.cfg.Auth.FromConfig(acct.Name) {
+			for _, id := range acct.IDs {
+				known[id] = true
+				if owner[id] == "" {
+					owner[id] = acct.Name
+				}
+			}
+		}
+		accts = append(accts, acct)
+	}
+	revoked = s.cfg.Auth.SetAccounts(accts)
+	s.knownMu.Lock()
+	s.known, s.owner = known, owner
+	s.knownMu.Unlock()
+	return revoked, nil
+}
+
+// toAuth converts a stored account for the user list.
+func toAuth(a store.Account) (auth.Account, error) {
+	role, err := auth.ParseRole(a.Role)
+	if err != nil {
+		return auth.Account{}, err
+	}
+	acct := auth.Account{Name: a.Name, Role: role, IDs: a.IDs, PasswordHash: a.PasswordHash,
+		SecretDigest: a.SecretDigest, Disabled: a.Disabled}
+	if role == auth.RoleDevice && len(acct.IDs) == 0 {
+		acct.IDs = []string{a.Name}
+	}
+	for _, t := range a.Tokens {
+		acct.Tokens = append(acct.Tokens, auth.TokenRecord{ID: t.ID, Digest: t.Digest, Created: t.Created})
+	}
+	if err := acct.Check(); err != nil {
+		return auth.Account{}, err
+	}
+	return acct, nil
+}
+
+// apply reloads the user list after a change and disconnects the users
+// it revoked, and those in also (whose rights changed: a role). It runs
+// to the end even when the request that made the change has gone: the
+// change is in the store. An error means the change is saved but not in
+// effect (until the next one, or a restart). The caller holds s.mu.
+func (s *Service) apply(ctx context.Context, also ...string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
+	defer cancel()
+	revoked, err := s.reload(ctx)
+	if err != nil {
+		s.log.Error("the user list was not reloaded after a change", "err", err)
+		return err
+	}
+	for _, name := range also {
+		if !slices.Contains(revoked, name) {
+			revoked = append(revoked, name)
+		}
+	}
+	s.kick(revoked)
+	return nil
+}
+
+// kick disconnects every client of the named users.
+func (s *Service) kick(names []string) {
+	k := s.cfg.Kicker
+	if k == nil {
+		return
+	}
+	for _, name := range names {
+		n := k.DisconnectUser(name)
+		k.CloseUser(name)
+		s.log.Info("user's clients disconnected", "user", name, "mqtt_clients", n)
+	}
+}
+
+// Forgetting runs when the gateway is about to forget board id (DELETE
+// /api/devices/<id>): a board onboarded here is no longer, and its device
+// user is deleted and disconnected, so that it cannot come back. A board
+// not onboarded here is left to the gateway.
+func (s *Service) Forgetting(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	userDeleted, err := s.cfg.Store.DeleteBoard(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !userDeleted {
+		return s.apply(ctx)
+	}
+	who, _ := auth.FromContext(ctx)
+	s.audit(who.Actor(), history.ActionUserDelete, id, history.ResultOK, "")
+	return s.apply(ctx, id)
+}
+
+// audit records an entry when there is an audit log.
+func (s *Service) audit(actor string, a history.Action, target string, res history.Result, remote string) {
+	if s.cfg.Audit != nil {
+		s.cfg.Audit.Audit(history.Entry{At: time.Now(), Actor: actor, Action: a, Target: target, Result: res, Remote: remote})
+	}
+}

@@ -409,9 +409,18 @@ func TestForgetting(t *testing.T) {
 	}
 	r.audit.take(t)
 	r.kicks.take(t)
+	// The board is online; once kicked, its Will comes a moment later:
+	// Forgetting returns only once the fleet shows it offline.
+	r.fleet.setOnline("kitchen", true)
+	r.fleet.mu.Lock()
+	r.fleet.onAsk = func() { r.fleet.setOnline("kitchen", false) }
+	r.fleet.mu.Unlock()
 	ctx := auth.NewContext(context.Background(), auth.Identity{Name: "root", Role: auth.RoleAdmin})
 	if err := r.svc.Forgetting(ctx, "kitchen"); err != nil {
 		t.Fatal(err)
+	}
+	if r.fleet.Online("kitchen") {
+		t.Error("Forgetting returned before the kicked board's Will was applied")
 	}
 	if r.login("kitchen", b.Password) {
 		t.Error("a forgotten board's user still logs in")

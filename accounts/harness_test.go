@@ -91,10 +91,33 @@ func (a *audits) take(t *testing.T) []string {
 	return out
 }
 
-// fleet records what the service declares.
+// fleet records what the service declares, and plays boards online.
 type fleet struct {
 	mu       sync.Mutex
-	declared []string // "id name tags"
+	declared []string        // "id name tags"
+	online   map[string]bool // by id
+	// onAsk, when set, runs (once, on its own goroutine) when Online is
+	// first asked: a Will the broker publishes a moment later.
+	onAsk func()
+}
+
+func (f *fleet) Online(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.onAsk != nil {
+		go f.onAsk() // ends when the fake Will is applied
+		f.onAsk = nil
+	}
+	return f.online[id]
+}
+
+func (f *fleet) setOnline(id string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.online == nil {
+		f.online = map[string]bool{}
+	}
+	f.online[id] = on
 }
 
 func (f *fleet) Declare(id, name string, tags []string) error {

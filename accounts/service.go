@@ -81,6 +81,8 @@ type Fleet interface {
 	// Declare makes a board known (offline until it connects), setting
 	// its name and tags when name is not "" or tags not nil.
 	Declare(id, name string, tags []string) error
+	// Online reports whether a known board is online.
+	Online(id string) bool
 }
 
 // Config configures a Service. Store and Auth are required; the zero
@@ -258,39 +260,56 @@ func toAuth(a store.Account) (auth.Account, error) {
 // change is in the store. An error means the change is saved but not in
 // effect (until the next one, or a restart). The caller holds s.mu.
 func (s *Service) apply(ctx context.Context, also ...string) error {
+	_, err := s.applyKicked(ctx, also...)
+	return err
+}
+
+// applyKicked is apply, also returning how many MQTT clients of each
+// revoked user it disconnected.
+func (s *Service) applyKicked(ctx context.Context, also ...string) (map[string]int, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 	defer cancel()
 	revoked, err := s.reload(ctx)
 	if err != nil {
 		s.log.Error("the user list was not reloaded after a change", "err", err)
-		return err
+		return nil, err
 	}
 	for _, name := range also {
 		if !slices.Contains(revoked, name) {
 			revoked = append(revoked, name)
 		}
 	}
-	s.kick(revoked)
-	return nil
+	return s.kick(revoked), nil
 }
 
-// kick disconnects every client of the named users.
-func (s *Service) kick(names []string) {
+// kick disconnects every client of the named users and returns how many
+// MQTT clients of each it disconnected.
+func (s *Service) kick(names []string) map[string]int {
 	k := s.cfg.Kicker
 	if k == nil {
-		return
+		return nil
 	}
+	out := make(map[string]int, len(names))
 	for _, name := range names {
 		n := k.DisconnectUser(name)
 		k.CloseUser(name)
+		out[name] = n
 		s.log.Info("user's clients disconnected", "user", name, "mqtt_clients", n)
 	}
+	return out
 }
 
 // Forgetting runs when the gateway is about to forget board id (DELETE
 // /api/devices/<id>): a board onboarded here is no longer, and its device
 // user is deleted and disconnected, so that it cannot come back. A board
 // not onboarded here is left to the gateway.
+//
+// A disconnected board's Last Will (its retained status "offline") is
+// published by the broker after the connection has closed, a moment after
+// the kick: Forgetting waits (up to willWait) for the gateway to see the
+// board offline, so that the Will lands before the gateway clears the
+// board's retained topics, not after, where it would make the board known
+// again.
 func (s *Service) Forgetting(ctx context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -306,7 +325,37 @@ func (s *Service) Forgetting(ctx context.Context, id string) error {
 	}
 	who, _ := auth.FromContext(ctx)
 	s.audit(who.Actor(), history.ActionUserDelete, id, history.ResultOK, "")
-	return s.apply(ctx, id)
+	kicked, err := s.applyKicked(ctx, id)
+	if err != nil {
+		return err
+	}
+	if kicked[id] > 0 && s.fleet != nil {
+		s.waitOffline(ctx, id)
+	}
+	return nil
+}
+
+// willWait bounds how long Forgetting waits for a kicked board's Will.
+const willWait = 2 * time.Second
+
+// waitOffline polls (the gateway has no event for it) until board id is
+// offline, for up to willWait; a board without a Will stays online, and
+// is then forgotten all the same.
+func (s *Service) waitOffline(ctx context.Context, id string) {
+	deadline := time.NewTimer(willWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for s.fleet.Online(id) {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			s.log.Warn("a deleted board still shows online: forgotten all the same", "device", id)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // audit records an entry when there is an audit log.

@@ -84,6 +84,12 @@ func (g *Gateway) Declare(id, name string, tags []string) error {
 	return nil
 }
 
+// Online reports whether board id is known and online.
+func (g *Gateway) Online(id string) bool {
+	d, ok := g.device(id)
+	return ok && d.Online
+}
+
 // isNew reports whether known board d is "new": it connected, but is
 // neither declared in config nor adopted (Config.Adopted).
 func (g *Gateway) isNew(d *devices.Device) bool {

@@ -51,6 +51,10 @@ func TestDeclare(t *testing.T) {
 	if code := h.do("GET", "/api/devices/b1", "", &d); code != http.StatusOK || !d.Online {
 		t.Errorf("b1 declared again = %d %+v, want online", code, d)
 	}
+	if !h.gw.Online("b1") || h.gw.Online("kitchen") || h.gw.Online("nobody") {
+		t.Errorf("Online: b1 %v, kitchen %v, nobody %v; want true, false, false",
+			h.gw.Online("b1"), h.gw.Online("kitchen"), h.gw.Online("nobody"))
+	}
 
 	// Refused: bad id, name or tag, a full fleet; none changes anything.
 	for _, c := range []struct {

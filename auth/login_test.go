@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"switchyard/internal/testutil"
 )
 
 // fakeClock is a clock tests move by hand.
@@ -40,18 +42,10 @@ func countBcrypt(a *Authority) *atomic.Int64 {
 	return n
 }
 
-// waitFor polls cond (where no event exists to wait for) until it holds,
-// failing the test after a deadline.
+// waitFor waits for cond, which no event announces.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, testutil.Until(what, cond))
 }
 
 func TestBoardSecretNeedsNoBcrypt(t *testing.T) {

@@ -72,6 +72,11 @@ type Config struct {
 	Health func() error
 	// MQTTClients, when set, is exported as a metric.
 	MQTTClients func() int64
+	// MQTTThrottled, when set, is exported as
+	// switchyard_auth_throttled_total{via="mqtt"}: the MQTT CONNECTs
+	// refused because their address failed too often (the broker's
+	// Throttled).
+	MQTTThrottled func() uint64
 	// CoalescePerBrowser and CoalesceMax bound how long counts may wait to
 	// share a frame: CoalescePerBrowser per connected browser, at most
 	// CoalesceMax, after the last fan-out (see countGap); 0 means 20µs and

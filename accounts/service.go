@@ -294,7 +294,11 @@ func (s *Service) kick(names []string) map[string]int {
 		n := k.DisconnectUser(name)
 		k.CloseUser(name)
 		out[name] = n
-		s.log.Info("user's clients disconnected", "user", name, "mqtt_clients", n)
+		level := slog.LevelDebug // a disabled user is revoked again at every change
+		if n > 0 {
+			level = slog.LevelInfo
+		}
+		s.log.Log(context.Background(), level, "user's clients disconnected", "user", name, "mqtt_clients", n)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"switchyard/accounts"
 	"switchyard/auth"
+	"switchyard/internal/testutil"
 	"switchyard/store"
 )
 
@@ -445,6 +446,21 @@ func TestForgetting(t *testing.T) {
 	if code := r.do(root, "POST", "/api/boards", `{"id":"kitchen"}`, nil); code != http.StatusCreated {
 		t.Errorf("POST kitchen again = %d", code)
 	}
+
+	// Deleting its user instead: the board is no longer onboarded either,
+	// and can be adopted again.
+	if code := r.do(root, "DELETE", "/api/users/kitchen", nil, nil); code != http.StatusNoContent {
+		t.Errorf("DELETE /api/users/kitchen = %d", code)
+	}
+	if r.svc.Adopted("kitchen") {
+		t.Error("a board whose user was deleted is still adopted")
+	}
+	if boards, err := r.db.Boards(ctx); err != nil || len(boards) != 0 {
+		t.Errorf("boards = %+v, %v; want none", boards, err)
+	}
+	if code := r.do(root, "POST", "/api/boards", `{"id":"kitchen"}`, nil); code != http.StatusCreated {
+		t.Errorf("POST kitchen once more = %d", code)
+	}
 }
 
 // At start the stored users log in, and the onboarded boards are
@@ -466,4 +482,38 @@ func TestNewLoads(t *testing.T) {
 	if got := r2.fleet.take(); !slices.Equal(got, []string{`kitchen "" nil`}) {
 		t.Errorf("declared at start %q, want kitchen (its name is the gateway's to keep)", got)
 	}
+}
+
+// Two control planes sharing a database: what one changes, the other
+// applies at its next refresh.
+func TestRefresh(t *testing.T) {
+	db := "sqlite:" + t.TempDir() + "/s.db"
+	a := newRig(t, rigOptions{db: db})
+	b := newRig(t, rigOptions{db: db, refresh: 10 * time.Millisecond})
+	if code := a.do(root, "POST", "/api/users", `{"name":"otto","role":"operator","password":"otto-secret"}`, nil); code != http.StatusCreated {
+		t.Fatal(code)
+	}
+	testutil.WaitFor(t, 5*time.Second, testutil.Until("otto logs in on b", func() bool { return b.login("otto", "otto-secret") }))
+	if code := a.do(root, "POST", "/api/boards", `{"id":"kitchen"}`, nil); code != http.StatusCreated {
+		t.Fatal(code)
+	}
+	testutil.WaitFor(t, 5*time.Second, testutil.Until("b declares kitchen", func() bool {
+		return slices.Contains(b.fleet.take(), `kitchen "" nil`)
+	}))
+	if !b.svc.Adopted("kitchen") {
+		t.Error("b: kitchen not adopted")
+	}
+	if code := a.do(root, "DELETE", "/api/users/otto", nil, nil); code != http.StatusNoContent {
+		t.Fatal(code)
+	}
+	var kicked []string
+	testutil.WaitFor(t, 5*time.Second, testutil.Until("b kicks otto", func() bool {
+		kicked = append(kicked, b.kicks.take(t)...)
+		return slices.Contains(kicked, "otto")
+	}))
+	if b.login("otto", "otto-secret") {
+		t.Error("b: a user deleted on a still logs in")
+	}
+	b.svc.Close()
+	b.svc.Close() // idempotent
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -155,10 +156,11 @@ type rig struct {
 }
 
 type rigOptions struct {
-	users  []auth.User // config users; nil: root (admin) and cfgboard (device, ids cfg-1 and cfg-2)
-	broker accounts.BrokerConfig
-	prefix string
-	db     string // the database URL; "": a new SQLite file
+	users   []auth.User // config users; nil: root (admin) and cfgboard (device, ids cfg-1 and cfg-2)
+	broker  accounts.BrokerConfig
+	prefix  string
+	db      string // the database URL; "": a new SQLite file
+	refresh time.Duration
 }
 
 func hash(t testing.TB, pw string) string {
@@ -201,11 +203,12 @@ func newRig(t *testing.T, o rigOptions) *rig {
 	r := &rig{t: t, db: db, az: az, kicks: &kicks{}, audit: &audits{}, fleet: &fleet{}}
 	r.svc, err = accounts.New(accounts.Config{
 		Store: db, Auth: az, Kicker: r.kicks, Audit: r.audit, ConfigDevices: cfgDevices,
-		Broker: o.broker, UpdateKey: "S0VZ+/=", Prefix: o.prefix, PasswordCost: bcrypt.MinCost,
+		Broker: o.broker, UpdateKey: "S0VZ+/=", Prefix: o.prefix, PasswordCost: bcrypt.MinCost, Refresh: o.refresh,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(r.svc.Close)
 	if err := r.svc.Attach(r.fleet); err != nil {
 		t.Fatal(err)
 	}

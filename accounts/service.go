@@ -107,6 +107,12 @@ type Config struct {
 	// Prefix is the topic prefix; "" means devices (and is left out of
 	// the command, devicefw's default).
 	Prefix string
+	// Refresh is how often the service reloads the store by itself, so
+	// that what another control plane sharing the database (PostgreSQL)
+	// changed takes effect here too: its users, tokens and boards, its
+	// revoked users disconnected. 0 means never: on a database of its
+	// own, every change is this service's.
+	Refresh time.Duration
 	// PasswordCost is the bcrypt cost of the passwords set here; 0 means
 	// bcrypt.DefaultCost, as `controlplane hash-password` uses.
 	PasswordCost int
@@ -129,6 +135,12 @@ type Service struct {
 	mu    sync.Mutex
 	fleet Fleet // set by Attach; nil before
 
+	boards map[string]bool // the onboarded boards as of the last reload; s.mu's
+
+	stop      chan struct{} // closed by Close: ends the refresher
+	done      chan struct{} // closed when the refresher has ended
+	closeOnce sync.Once
+
 	knownMu sync.RWMutex      // guards known and owner, each replaced whole by reload
 	known   map[string]bool   // board ids that are not new: onboarded, a device user's, config's
 	owner   map[string]string // board id → the device user that has it among its ids
@@ -147,15 +159,57 @@ func New(cfg Config) (*Service, error) {
 	if cfg.PasswordCost == 0 {
 		cfg.PasswordCost = bcrypt.DefaultCost
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger}
+	s := &Service{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
 	defer cancel()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.reload(ctx); err != nil {
+	_, err := s.reload(ctx)
+	s.mu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
+	if cfg.Refresh > 0 {
+		go s.refresher() // ends when Close closes s.stop
+	} else {
+		close(s.done)
+	}
 	return s, nil
+}
+
+// Close stops reloading the store (Config.Refresh); calling it again
+// does nothing.
+func (s *Service) Close() {
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+	})
+}
+
+// refresher reloads the store every Config.Refresh, applying what other
+// control planes changed, and declares the boards they created.
+func (s *Service) refresher() {
+	defer close(s.done)
+	tick := time.NewTicker(s.cfg.Refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-s.stop:
+			return
+		}
+		s.mu.Lock()
+		before := s.boards
+		if err := s.apply(context.Background()); err == nil && s.fleet != nil {
+			for id := range s.boards {
+				if !before[id] {
+					if err := s.fleet.Declare(id, "", nil); err != nil {
+						s.log.Warn("an onboarded board is not shown", "device", id, "err", err)
+					}
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Attach hands the service the gateway's fleet and declares there every
@@ -201,12 +255,12 @@ func (s *Service) reload(ctx context.Context) (revoked []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	known, owner := map[string]bool{}, map[string]string{}
+	known, owner, onboarded := map[string]bool{}, map[string]string{}, map[string]bool{}
 	for id, name := range s.cfg.ConfigDevices {
 		known[id], owner[id] = true, name
 	}
 	for _, b := range boards {
-		known[b.ID] = true
+		known[b.ID], onboarded[b.ID] = true, true
 	}
 	accts := make([]auth.Account, 0, len(stored))
 	for _, a := range stored {
@@ -228,6 +282,7 @@ func (s *Service) reload(ctx context.Context) (revoked []string, err error) {
 		accts = append(accts, acct)
 	}
 	revoked = s.cfg.Auth.SetAccounts(accts)
+	s.boards = onboarded
 	s.knownMu.Lock()
 	s.known, s.owner = known, owner
 	s.knownMu.Unlock()

@@ -289,7 +289,9 @@ func (s *Service) changeUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteUser is DELETE /api/users/<name>: 204; 409 for a config user or
-// the last enabled admin; 404 unknown.
+// the last enabled admin; 404 unknown. Deleting the device user of a
+// board created here forgets that it was (the board is new again if it
+// connects anonymously).
 func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	c := s.newCall(w, r, history.ActionUserDelete, name)
@@ -303,7 +305,16 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 		c.fail(http.StatusConflict, "user %q is the last enabled admin", name)
 		return
 	}
-	if err := s.cfg.Store.DeleteAccount(r.Context(), name); err != nil {
+	// A board's device user takes the board with it: no longer
+	// onboarded, it can be adopted again.
+	userDeleted, err := s.cfg.Store.DeleteBoard(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		err = nil
+	}
+	if err == nil && !userDeleted {
+		err = s.cfg.Store.DeleteAccount(r.Context(), name)
+	}
+	if err != nil {
 		code := http.StatusInternalServerError
 		if errors.Is(err, store.ErrNotFound) {
 			code = http.StatusNotFound

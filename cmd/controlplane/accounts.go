@@ -2,6 +2,8 @@ package main
 
 import (
 	"net"
+	"strings"
+	"time"
 
 	"switchyard/accounts"
 	"switchyard/auth"
@@ -12,6 +14,10 @@ import (
 // The onboarding and user API's wiring: the users and boards created at
 // run time, loaded into the user list before the broker takes clients,
 // their routes on the gateway, and the kicks of revoked users.
+
+// sharedRefresh is how often a control plane on PostgreSQL reloads the
+// users and boards other control planes may have changed.
+const sharedRefresh = 5 * time.Second
 
 // openAccounts loads the users created at run time from the database into
 // the user list and returns the service; call it before the broker
@@ -34,6 +40,10 @@ func openAccounts(cfg *Config, topics devices.Topics, mq mqttSide, ups *updateSi
 	if ups.rec != nil {
 		audit = ups.rec
 	}
+	var refresh time.Duration
+	if strings.HasPrefix(cfg.databaseURL(), "postgres") {
+		refresh = sharedRefresh // other control planes may share it
+	}
 	return accounts.New(accounts.Config{
 		Store:         ups.db,
 		Auth:          cfg.az,
@@ -43,6 +53,7 @@ func openAccounts(cfg *Config, topics devices.Topics, mq mqttSide, ups *updateSi
 		Broker:        boardBroker(cfg, mq),
 		UpdateKey:     ups.svc.PublicKey(),
 		Prefix:        topics.Prefix(),
+		Refresh:       refresh,
 		Logger:        ups.log.With("component", "accounts"),
 	})
 }

@@ -154,6 +154,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	defer acc.Close()
 
 	var disc *homeassistant.Discovery
 	var observer wsgateway.Observer
@@ -262,6 +263,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	defer cancel()
 	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
 	gw.Close()
+	acc.Close() // before the database closes
 	ups.Close() // before the broker: its last jobs go out
 	if disc != nil {
 		disc.Close()

@@ -35,37 +35,82 @@ const rememberFor = 10 * time.Minute
 // without checking anything. Any other failure is ErrBadCredentials.
 func (a *Authority) Login(name, password, remote string) (Identity, error) {
 	host := addressKey(remote)
-	slot, err := a.throttle.admit(host)
-	if err != nil {
-		return Identity{}, err
+	mac := a.creds.mac(password)
+	woken := false // by a bcrypt check of host that ended: pass it on unless taking a slot
+	for {
+		if err := a.throttle.refused(host); err != nil {
+			return Identity{}, err
+		}
+		e, v := a.quick(name, password, mac)
+		if v != needBcrypt {
+			if woken {
+				a.throttle.passOn(host)
+			}
+			if v == accepted {
+				if id, ok := a.confirm(e); ok {
+					return id, nil
+				}
+			}
+			a.throttle.failed(host)
+			return Identity{}, ErrBadCredentials
+		}
+		slot, wait, err := a.throttle.acquire(host)
+		if err != nil {
+			return Identity{}, err
+		}
+		if wait != nil {
+			<-wait // a check of host ended: try again (it may be remembered now)
+			woken = true
+			continue
+		}
+		id, ok := a.slow(e, name, password, mac)
+		a.throttle.release(host, slot, !ok)
+		if !ok {
+			return Identity{}, ErrBadCredentials
+		}
+		return id, nil
 	}
-	id, ok := a.check(name, password)
-	a.throttle.done(host, slot, !ok)
-	if !ok {
-		return Identity{}, ErrBadCredentials
-	}
-	return id, nil
 }
 
-func (a *Authority) check(name, password string) (Identity, bool) {
+// verdict is what quick makes of a login.
+type verdict uint8
+
+const (
+	needBcrypt verdict = iota // a person's password, not remembered; or an unknown name (a dummy check)
+	accepted                  // a board's secret, or a remembered password
+	rejected                  // a wrong board secret
+)
+
+// quick checks what costs microseconds: a board's secret, a remembered
+// password. e is name's entry (nil: none).
+func (a *Authority) quick(name, password string, mac [32]byte) (*entry, verdict) {
 	e := a.snap.Load().users[name]
 	switch {
-	case e == nil || e.disabled:
-		a.creds.dummyCheck(password)
-		return Identity{}, false
+	case e == nil || e.disabled || (!e.hasSec && e.hash == ""):
+		return e, needBcrypt // the dummy check
 	case e.hasSec:
 		sum := sha256.Sum256([]byte(password))
 		if subtle.ConstantTimeCompare(sum[:], e.secret[:]) == 1 {
-			return a.confirm(e)
+			return e, accepted
 		}
 		if e.hash == "" {
-			return Identity{}, false
+			return e, rejected
 		}
-	case e.hash == "":
-		a.creds.dummyCheck(password) // tokens only
+	}
+	if a.creds.remembered(e.name, e.hash, mac, a.now()) {
+		return e, accepted
+	}
+	return e, needBcrypt
+}
+
+// slow runs the bcrypt check quick left: e's password, or, for a name
+// with none (e nil, disabled, or tokens only), the dummy.
+func (a *Authority) slow(e *entry, name, password string, mac [32]byte) (Identity, bool) {
+	if e == nil || e.disabled || e.hash == "" {
+		a.creds.dummyCheck(password)
 		return Identity{}, false
 	}
-	if !a.creds.verify(e.name, e.hash, password, a.now()) {
+	if !a.creds.verify(name, e.hash, password, mac, a.now()) {
 		return Identity{}, false
 	}
 	return a.confirm(e)
@@ -143,17 +188,24 @@ func (c *credentials) bcrypt(hash, pw string) bool {
 	return c.compare([]byte(hash), []byte(pw)) == nil
 }
 
-// verify reports whether pw matches name's bcrypt hash: remembered, or
-// checked (joining a check of the same password already running).
-func (c *credentials) verify(name, hash, pw string, now time.Time) bool {
-	mac := c.mac(pw)
+// remembered reports whether bcrypt accepted the password of digest mac
+// for name's hash less than rememberFor ago.
+func (c *credentials) remembered(name, hash string, mac [32]byte, now time.Time) bool {
 	c.mu.Lock()
-	if v, ok := c.verified[name]; ok && v.hash == hash && !now.Before(v.at) && now.Sub(v.at) < rememberFor &&
-		hmac.Equal(v.mac[:], mac[:]) {
-		c.mu.Unlock()
+	defer c.mu.Unlock()
+	v, ok := c.verified[name]
+	return ok && v.hash == hash && !now.Before(v.at) && now.Sub(v.at) < rememberFor && hmac.Equal(v.mac[:], mac[:])
+}
+
+// verify reports whether pw (of digest mac) matches name's bcrypt hash:
+// remembered, or checked, joining a check of the same password already
+// running.
+func (c *credentials) verify(name, hash, pw string, mac [32]byte, now time.Time) bool {
+	if c.remembered(name, hash, mac, now) {
 		return true
 	}
 	key := name + "\x00" + hash + "\x00" + string(mac[:])
+	c.mu.Lock()
 	f, joined := c.flights[key]
 	if joined {
 		f.waiters++

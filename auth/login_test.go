@@ -256,3 +256,48 @@ func TestLoginThrottled(t *testing.T) {
 		t.Errorf("Login(ada) from the guesser after a minute = %v", err)
 	}
 }
+
+// TestFleetBehindOneAddress: boards sharing one bcrypt user behind one
+// address (a NAT, or loopback) connecting at once: five are let into the
+// check (the slots of the address), the rest wait, and all get in with
+// one bcrypt check.
+func TestFleetBehindOneAddress(t *testing.T) {
+	a, _ := layered(t)
+	a.SetAccounts([]Account{{Name: "fleet", Role: RoleDevice, IDs: []string{"b1"}, PasswordHash: hash(t, "shared")}})
+	var runs atomic.Int64
+	gate := make(chan struct{})
+	a.creds.compare = func(h, pw []byte) error {
+		runs.Add(1)
+		<-gate
+		return bcrypt.CompareHashAndPassword(h, pw)
+	}
+	const logins, nat = 30, "203.0.113.9"
+	errs := make(chan error, logins)
+	for i := range logins {
+		go func() { // ends when its Login returns
+			_, err := a.Login("fleet", "shared", fmt.Sprintf("%s:%d", nat, 1000+i))
+			errs <- err
+		}()
+	}
+	waitFor(t, "five logins in the check and the rest waiting", func() bool {
+		a.throttle.mu.Lock()
+		defer a.throttle.mu.Unlock()
+		st := a.throttle.addrs[nat]
+		return st != nil && st.pending == maxFailures && len(st.waiters) == logins-maxFailures
+	})
+	close(gate)
+	for range logins {
+		if err := testutil.Recv(t, errs, 10*time.Second, "a login"); err != nil {
+			t.Errorf("Login(fleet) = %v", err)
+		}
+	}
+	if got := runs.Load(); got != 1 {
+		t.Errorf("%d bcrypt checks, want 1", got)
+	}
+	a.throttle.mu.Lock()
+	left := len(a.throttle.addrs)
+	a.throttle.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d addresses remembered after logins that all succeeded, want 0", left)
+	}
+}

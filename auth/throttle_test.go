@@ -124,13 +124,18 @@ func TestThrottleScripts(t *testing.T) {
 			th := newThrottle(clk.now)
 			for i, at := range tc.attempts {
 				clk.t = start.Add(at.at)
-				slot, err := th.admit(at.host)
+				err := th.refused(at.host)
+				var slot *address
+				var wait <-chan struct{}
+				if err == nil {
+					slot, wait, err = th.acquire(at.host)
+				}
 				var te *ThrottledError
 				switch {
-				case at.want == 0 && err != nil:
-					t.Fatalf("attempt %d (%v from %s): %v, want it checked", i, at.at, at.host, err)
+				case at.want == 0 && (err != nil || wait != nil):
+					t.Fatalf("attempt %d (%v from %s): %v (wait %v), want it checked", i, at.at, at.host, err, wait != nil)
 				case at.want == 0:
-					th.done(at.host, slot, at.fail)
+					th.release(at.host, slot, at.fail)
 				case !errors.As(err, &te):
 					t.Fatalf("attempt %d (%v from %s): %v, want refused for %v", i, at.at, at.host, err, at.want)
 				case te.RetryAfter != at.want || te.First != at.first:
@@ -142,41 +147,49 @@ func TestThrottleScripts(t *testing.T) {
 	}
 }
 
-// TestThrottleChecksInFlight: an address never has more checks running
-// than failures left, so a burst of attempts gets five checks, not more.
+// TestThrottleChecksInFlight: an address never has more bcrypt checks
+// running than failures left, so a burst of attempts gets five checks, not
+// more; the others wait, and are refused when the five fail.
 func TestThrottleChecksInFlight(t *testing.T) {
 	clk := &fakeClock{t: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
 	th := newThrottle(clk.now)
 	var slots []*address
 	for range 5 {
-		slot, err := th.admit(a1)
-		if err != nil {
-			t.Fatal(err)
+		slot, wait, err := th.acquire(a1)
+		if err != nil || wait != nil {
+			t.Fatalf("acquire = %v (wait %v), want a slot", err, wait != nil)
 		}
 		slots = append(slots, slot)
 	}
-	sixth := make(chan error)
-	go func() { // ends when admit returns: once the five checks below end
-		slot, err := th.admit(a1)
-		if err == nil {
-			th.done(a1, slot, false)
-		}
-		sixth <- err
-	}()
-	waitFor(t, "the sixth attempt to wait", func() bool {
-		th.mu.Lock()
-		defer th.mu.Unlock()
-		return th.addrs[a1].wake != nil
-	})
-	if _, err := th.admit(a2); err != nil { // another address is not held up
-		t.Fatalf("admit(a2) = %v", err)
+	_, sixth, err := th.acquire(a1)
+	if err != nil || sixth == nil {
+		t.Fatalf("the sixth acquire = %v (wait %v), want to wait", err, sixth != nil)
 	}
-	for _, slot := range slots {
-		th.done(a1, slot, true)
+	if _, wait, err := th.acquire(a2); err != nil || wait != nil { // another address is not held up
+		t.Fatalf("acquire(a2) = %v (wait %v)", err, wait != nil)
+	}
+	th.release(a1, slots[0], false) // a success frees a slot: the waiter's turn
+	select {
+	case <-sixth:
+	default:
+		t.Fatal("a slot freed, and the waiter not woken")
+	}
+	slot, wait, err := th.acquire(a1)
+	if err != nil || wait != nil {
+		t.Fatalf("the woken waiter's acquire = %v (wait %v), want a slot", err, wait != nil)
+	}
+	_, seventh, _ := th.acquire(a1)
+	for _, s := range append(slots[1:], slot) {
+		th.release(a1, s, true)
+	}
+	select {
+	case <-seventh:
+	default:
+		t.Fatal("a refusal began, and the waiter not woken")
 	}
 	var te *ThrottledError
-	if err := <-sixth; !errors.As(err, &te) || te.RetryAfter != time.Minute {
-		t.Errorf("the sixth attempt = %v, want refused for a minute", err)
+	if err := th.refused(a1); !errors.As(err, &te) || te.RetryAfter != time.Minute {
+		t.Errorf("after five failures: %v, want refused for a minute", err)
 	}
 }
 
@@ -192,11 +205,7 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	for i := range 5 {
 		host := fmt.Sprintf("192.0.2.%d", i)
 		clk.advance(time.Second)
-		slot, err := th.admit(host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		th.done(host, slot, true)
+		th.failed(host)
 		if got := size(); got > th.max {
 			t.Fatalf("%d addresses remembered, want at most %d", got, th.max)
 		}
@@ -210,11 +219,11 @@ func TestThrottleMemoryBounded(t *testing.T) {
 	}
 	// Successes leave nothing; idle addresses are forgotten.
 	clk.advance(forgetIdle)
-	slot, err := th.admit("198.51.100.1")
+	slot, _, err := th.acquire("198.51.100.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	th.done("198.51.100.1", slot, false)
+	th.release("198.51.100.1", slot, false)
 	if got := size(); got != 0 {
 		t.Errorf("%d addresses remembered after %v idle, want 0", got, forgetIdle)
 	}

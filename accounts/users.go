@@ -69,9 +69,9 @@ func (s *Service) listUsers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// ValidateName checks a user name: 1 to 64 of A-Z a-z 0-9 _ - . @; a
+// validateName checks a user name: 1 to 64 of A-Z a-z 0-9 _ - . @; a
 // device user's name must also be a board id (its default id).
-func ValidateName(name string, role auth.Role) error {
+func validateName(name string, role auth.Role) error {
 	if role == auth.RoleDevice {
 		if err := devices.ValidateID(name); err != nil {
 			return fmt.Errorf("a device user's name is its board id: %w", err)
@@ -128,7 +128,7 @@ func (s *Service) createUser(w http.ResponseWriter, r *http.Request) {
 		c.fail(http.StatusBadRequest, "%v", err)
 		return
 	}
-	if err := ValidateName(body.Name, role); err != nil {
+	if err := validateName(body.Name, role); err != nil {
 		c.fail(http.StatusBadRequest, "%v", err)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"switchyard/auth"
 	"switchyard/history"
+	"switchyard/store"
 )
 
 // Handler is one HTTP route of the service, for the gateway to serve
@@ -90,6 +91,16 @@ func (c *call) applied(err error) bool {
 		return false
 	}
 	return true
+}
+
+// storeFailed answers a store's error: 404 for store.ErrNotFound (the
+// user or token went meanwhile), else 500.
+func (c *call) storeFailed(err error) {
+	code := http.StatusInternalServerError
+	if errors.Is(err, store.ErrNotFound) {
+		code = http.StatusNotFound
+	}
+	c.fail(code, "%v", err)
 }
 
 // decode reads the request's body, one JSON object with only the fields

@@ -270,11 +270,7 @@ func (s *Service) changeUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.cfg.Store.UpdateAccount(r.Context(), a); err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, store.ErrNotFound) {
-			code = http.StatusNotFound
-		}
-		c.fail(code, "%v", err)
+		c.storeFailed(err)
 		return
 	}
 	var also []string
@@ -315,11 +311,7 @@ func (s *Service) deleteUser(w http.ResponseWriter, r *http.Request) {
 		err = s.cfg.Store.DeleteAccount(r.Context(), name)
 	}
 	if err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, store.ErrNotFound) {
-			code = http.StatusNotFound
-		}
-		c.fail(code, "%v", err)
+		c.storeFailed(err)
 		return
 	}
 	if !c.applied(s.apply(r.Context(), name)) {
@@ -389,11 +381,7 @@ func (s *Service) deleteToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.cfg.Store.DeleteToken(r.Context(), name, id); err != nil {
-		code := http.StatusInternalServerError
-		if errors.Is(err, store.ErrNotFound) {
-			code = http.StatusNotFound
-		}
-		c.fail(code, "%v", err)
+		c.storeFailed(err)
 		return
 	}
 	if !c.applied(s.apply(r.Context())) {

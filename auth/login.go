@@ -159,9 +159,14 @@ type flight struct {
 	waiters int // logins waiting for it besides the one running it (tests)
 }
 
-func newCredentials() *credentials {
+// newCredentials runs at most slots bcrypt checks at once; 0 means one per
+// core.
+func newCredentials(slots int) *credentials {
+	if slots <= 0 {
+		slots = runtime.NumCPU()
+	}
 	c := &credentials{
-		sem:      make(chan struct{}, runtime.NumCPU()),
+		sem:      make(chan struct{}, slots),
 		compare:  bcrypt.CompareHashAndPassword,
 		gen:      bcrypt.GenerateFromPassword,
 		verified: map[string]verified{},

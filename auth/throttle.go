@@ -222,8 +222,11 @@ func (t *throttle) passOn(host string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	if a := t.addrs[host]; a != nil && a.slotFree(now) {
-		a.wake(false)
+	if a := t.addrs[host]; a != nil {
+		if a.slotFree(now) {
+			a.wake(false)
+		}
+		t.drop(host, a)
 	}
 }
 

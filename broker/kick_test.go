@@ -3,9 +3,7 @@ package broker
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -15,25 +13,10 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"golang.org/x/crypto/bcrypt"
 
 	"switchyard/auth"
 	"switchyard/internal/testutil"
 )
-
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
-func bcryptHash(t *testing.T, pw string) string {
-	t.Helper()
-	b, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // dialWatched is dial from the local address from (empty: any), telling
 // lost the client id when the broker drops the connection.

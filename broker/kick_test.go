@@ -213,3 +213,42 @@ func TestConnectThrottled(t *testing.T) {
 	default:
 	}
 }
+
+// TestDisconnectUserRevokesKeptSession: a session kept for a board while it
+// is away gets nothing more once its user is kicked (a message for it is
+// not queued), until the board logs in again; without the kick it is.
+func TestDisconnectUserRevokesKeptSession(t *testing.T) {
+	az := testAuthority(t, auth.AnonOff)
+	az.SetAccounts([]auth.Account{{Name: "board-9", Role: auth.RoleDevice, SecretDigest: sha256Hex("s9")}})
+	b := startBroker(t, Config{Auth: az})
+	tg := as(b, watch(t, b), "board-9", "s9")
+	const cmds = "devices/board-9/led/set"
+	for _, kick := range []bool{false, true} {
+		c := tg.connect(t, "board-9", false)
+		c.subscribe(t, cmds, 1)
+		tg.leave(t, c)
+		if kick {
+			if n := b.DisconnectUser("board-9"); n != 0 {
+				t.Errorf("DisconnectUser = %d with the board away, want 0", n)
+			}
+		}
+		if err := b.Publish(cmds, []byte("ON"), false, 1); err != nil {
+			t.Fatal(err)
+		}
+		back := tg.connect(t, "board-9", false)
+		if !back.present {
+			t.Fatalf("kick %v: the session was not kept", kick)
+		}
+		if err := b.Publish(cmds, []byte("marker"), false, 1); err != nil {
+			t.Fatal(err)
+		}
+		want := "ON" // queued while away
+		if kick {
+			want = "marker"
+		}
+		if m := back.next(t, "the first message after coming back"); string(m.Payload()) != want {
+			t.Errorf("kick %v: first message %q, want %q", kick, m.Payload(), want)
+		}
+		tg.leave(t, back)
+	}
+}

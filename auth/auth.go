@@ -103,6 +103,10 @@ type Config struct {
 	// Now is the clock of remembered logins and throttling; nil means
 	// time.Now.
 	Now func() time.Time
+	// MaxBcrypt bounds the bcrypt checks running at once; 0 means one per
+	// core (runtime.NumCPU). On a small machine, fewer leave a core to the
+	// live path while guessers are checked (see bench/README.md).
+	MaxBcrypt int
 }
 
 // Identity is who a client is, once authenticated (or let in anonymously).
@@ -176,7 +180,7 @@ func New(cfg Config) (*Authority, error) {
 		topics:   cfg.Topics,
 		now:      now,
 		config:   &layer{users: map[string]*entry{}, tokens: map[string]*entry{}},
-		creds:    newCredentials(),
+		creds:    newCredentials(cfg.MaxBcrypt),
 		throttle: newThrottle(now),
 	}
 	for _, p := range cfg.ExtraPrefixes {

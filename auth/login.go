@@ -35,13 +35,13 @@ const rememberFor = 10 * time.Minute
 // without checking anything. Any other failure is ErrBadCredentials.
 func (a *Authority) Login(name, password, remote string) (Identity, error) {
 	host := addressKey(remote)
-	mac := a.creds.mac(password)
-	woken := false // by a bcrypt check of host that ended: pass it on unless taking a slot
+	var mac [32]byte // of password, once a remembered password is looked up (quick)
+	woken := false   // by a bcrypt check of host that ended: pass it on unless taking a slot
 	for {
 		if err := a.throttle.refused(host); err != nil {
 			return Identity{}, err
 		}
-		e, v := a.quick(name, password, mac)
+		e, v := a.quick(name, password, &mac)
 		if v != needBcrypt {
 			if woken {
 				a.throttle.passOn(host)
@@ -82,8 +82,9 @@ const (
 )
 
 // quick checks what costs microseconds: a board's secret, a remembered
-// password. e is name's entry (nil: none).
-func (a *Authority) quick(name, password string, mac [32]byte) (*entry, verdict) {
+// password. e is name's entry (nil: none). mac is password's digest for
+// the remembered passwords, computed here when zero.
+func (a *Authority) quick(name, password string, mac *[32]byte) (*entry, verdict) {
 	e := a.snap.Load().users[name]
 	switch {
 	case e == nil || e.disabled || (!e.hasSec && e.hash == ""):
@@ -97,7 +98,10 @@ func (a *Authority) quick(name, password string, mac [32]byte) (*entry, verdict)
 			return e, rejected
 		}
 	}
-	if a.creds.remembered(e.name, e.hash, mac, a.now()) {
+	if *mac == ([32]byte{}) {
+		*mac = a.creds.mac(password)
+	}
+	if a.creds.remembered(e.name, e.hash, *mac, a.now()) {
 		return e, accepted
 	}
 	return e, needBcrypt
@@ -159,9 +163,14 @@ type flight struct {
 	waiters int // logins waiting for it besides the one running it (tests)
 }
 
-func newCredentials() *credentials {
+// newCredentials runs at most slots bcrypt checks at once; 0 means one per
+// core.
+func newCredentials(slots int) *credentials {
+	if slots <= 0 {
+		slots = runtime.NumCPU()
+	}
 	c := &credentials{
-		sem:      make(chan struct{}, runtime.NumCPU()),
+		sem:      make(chan struct{}, slots),
 		compare:  bcrypt.CompareHashAndPassword,
 		gen:      bcrypt.GenerateFromPassword,
 		verified: map[string]verified{},

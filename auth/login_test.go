@@ -149,12 +149,14 @@ func TestRememberedKeyedByHash(t *testing.T) {
 
 // TestBcryptOnePerCore: bcrypt checks beyond one per core wait for a core.
 func TestBcryptOnePerCore(t *testing.T) {
-	if got, want := cap(newCredentials().sem), runtime.NumCPU(); got != want {
+	if got, want := cap(newCredentials(0).sem), runtime.NumCPU(); got != want {
 		t.Errorf("bcrypt slots = %d, want one per core (%d)", got, want)
 	}
-	a, _ := layered(t)
 	const slots, logins = 2, 7
-	a.creds.sem = make(chan struct{}, slots)
+	a, err := New(Config{MaxBcrypt: slots, Users: []User{{Name: "ada", PasswordHash: hash(t, "pwa"), Role: RoleAdmin}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var inside, most atomic.Int64
 	gate := make(chan struct{})
 	a.creds.compare = func(h, pw []byte) error {
@@ -182,18 +184,24 @@ func TestBcryptOnePerCore(t *testing.T) {
 	}
 }
 
-// TestConcurrentLoginsCoalesce: boards sharing one bcrypt user, connecting
-// at once, cost one check.
-func TestConcurrentLoginsCoalesce(t *testing.T) {
-	a, _ := layered(t)
+// gatedFleet is an Authority with a device user "fleet" of password
+// "shared" whose bcrypt checks, counted in runs, wait for gate to close.
+func gatedFleet(t *testing.T) (a *Authority, runs *atomic.Int64, gate chan struct{}) {
+	a, _ = layered(t)
 	a.SetAccounts([]Account{{Name: "fleet", Role: RoleDevice, IDs: []string{"b1"}, PasswordHash: hash(t, "shared")}})
-	var runs atomic.Int64
-	gate := make(chan struct{})
+	runs, gate = new(atomic.Int64), make(chan struct{})
 	a.creds.compare = func(h, pw []byte) error {
 		runs.Add(1)
 		<-gate
 		return bcrypt.CompareHashAndPassword(h, pw)
 	}
+	return a, runs, gate
+}
+
+// TestConcurrentLoginsCoalesce: boards sharing one bcrypt user, connecting
+// at once, cost one check.
+func TestConcurrentLoginsCoalesce(t *testing.T) {
+	a, runs, gate := gatedFleet(t)
 	const logins = 20
 	errs := make(chan error, logins)
 	for i := range logins {
@@ -262,15 +270,7 @@ func TestLoginThrottled(t *testing.T) {
 // check (the slots of the address), the rest wait, and all get in with
 // one bcrypt check.
 func TestFleetBehindOneAddress(t *testing.T) {
-	a, _ := layered(t)
-	a.SetAccounts([]Account{{Name: "fleet", Role: RoleDevice, IDs: []string{"b1"}, PasswordHash: hash(t, "shared")}})
-	var runs atomic.Int64
-	gate := make(chan struct{})
-	a.creds.compare = func(h, pw []byte) error {
-		runs.Add(1)
-		<-gate
-		return bcrypt.CompareHashAndPassword(h, pw)
-	}
+	a, runs, gate := gatedFleet(t)
 	const logins, nat = 30, "203.0.113.9"
 	errs := make(chan error, logins)
 	for i := range logins {

@@ -12,8 +12,8 @@ import (
 
 // The throttling of the contract ("Credentials at scale").
 const (
-	maxFailures   = 5                // failures within failureWindow that start a refusal
-	failureWindow = time.Minute      //
+	maxFailures   = 5                // failures of an address that start a refusal…
+	failureWindow = time.Minute      // …when they fall within this
 	firstRefusal  = time.Minute      // the first refusal of an address; each next one doubles
 	maxRefusal    = 15 * time.Minute // up to this
 	forgetIdle    = 15 * time.Minute // an address quiet this long (after its refusal) starts afresh
@@ -222,8 +222,11 @@ func (t *throttle) passOn(host string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	if a := t.addrs[host]; a != nil && a.slotFree(now) {
-		a.wake(false)
+	if a := t.addrs[host]; a != nil {
+		if a.slotFree(now) {
+			a.wake(false)
+		}
+		t.drop(host, a)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"golang.org/x/crypto/bcrypt"
 
 	"switchyard/auth"
 	"switchyard/internal/testutil"
@@ -29,13 +28,7 @@ func authBroker(t *testing.T, anon auth.Anonymous, extra Config) *Broker {
 // testAuthority knows two boards, a viewer, an operator and an admin.
 func testAuthority(t *testing.T, anon auth.Anonymous) *auth.Authority {
 	t.Helper()
-	h := func(pw string) string {
-		b, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	h := func(pw string) string { return bcryptHash(t, pw) }
 	az, err := auth.New(auth.Config{Anonymous: anon, Users: []auth.User{
 		{Name: "board-7", PasswordHash: h("pw7"), Role: auth.RoleDevice},
 		{Name: "board-8", PasswordHash: h("pw8"), Role: auth.RoleDevice},

@@ -3,9 +3,7 @@ package broker
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -15,25 +13,10 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
-	"golang.org/x/crypto/bcrypt"
 
 	"switchyard/auth"
 	"switchyard/internal/testutil"
 )
-
-func sha256Hex(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
-func bcryptHash(t *testing.T, pw string) string {
-	t.Helper()
-	b, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // dialWatched is dial from the local address from (empty: any), telling
 // lost the client id when the broker drops the connection.
@@ -228,5 +211,44 @@ func TestConnectThrottled(t *testing.T) {
 	case got := <-reported:
 		t.Errorf("OnThrottled heard %q again in the same interval", got)
 	default:
+	}
+}
+
+// TestDisconnectUserRevokesKeptSession: a session kept for a board while it
+// is away gets nothing more once its user is kicked (a message for it is
+// not queued), until the board logs in again; without the kick it is.
+func TestDisconnectUserRevokesKeptSession(t *testing.T) {
+	az := testAuthority(t, auth.AnonOff)
+	az.SetAccounts([]auth.Account{{Name: "board-9", Role: auth.RoleDevice, SecretDigest: sha256Hex("s9")}})
+	b := startBroker(t, Config{Auth: az})
+	tg := as(b, watch(t, b), "board-9", "s9")
+	const cmds = "devices/board-9/led/set"
+	for _, kick := range []bool{false, true} {
+		c := tg.connect(t, "board-9", false)
+		c.subscribe(t, cmds, 1)
+		tg.leave(t, c)
+		if kick {
+			if n := b.DisconnectUser("board-9"); n != 0 {
+				t.Errorf("DisconnectUser = %d with the board away, want 0", n)
+			}
+		}
+		if err := b.Publish(cmds, []byte("ON"), false, 1); err != nil {
+			t.Fatal(err)
+		}
+		back := tg.connect(t, "board-9", false)
+		if !back.present {
+			t.Fatalf("kick %v: the session was not kept", kick)
+		}
+		if err := b.Publish(cmds, []byte("marker"), false, 1); err != nil {
+			t.Fatal(err)
+		}
+		want := "ON" // queued while away
+		if kick {
+			want = "marker"
+		}
+		if m := back.next(t, "the first message after coming back"); string(m.Payload()) != want {
+			t.Errorf("kick %v: first message %q, want %q", kick, m.Payload(), want)
+		}
+		tg.leave(t, back)
 	}
 }

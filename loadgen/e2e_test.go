@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"switchyard/internal/testutil"
 	"switchyard/loadgen"
 )
@@ -103,5 +105,53 @@ func TestRunAgainstControlPlane(t *testing.T) {
 	t.Logf("idle figures:\n%s", table.String())
 	if idle.Dropped != 0 {
 		t.Errorf("idle: %d browsers dropped", idle.Dropped)
+	}
+}
+
+// TestGuessersAgainstControlPlane: the guessers of the credentials
+// benchmark reach the real binary, each from its own address, and are
+// throttled after their first wrong passwords (429 over HTTP, not
+// authorized over MQTT) while the fleet runs.
+func TestGuessersAgainstControlPlane(t *testing.T) {
+	h, err := bcrypt.GenerateFromPassword([]byte("right"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	body := "mqtt: {listen: '127.0.0.1:0'}\nhttp: {listen: '127.0.0.1:0'}\nstorage: {path: ''}\nlog: {level: info}\n" +
+		"auth:\n  anonymous: local\n  users:\n    - {name: admin, role: admin, password_hash: '" + string(h) + "'}\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := testutil.StartControlPlane(t, exec.Command(testutil.BuildBinary(t, "switchyard/cmd/controlplane"), "--config", cfg), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := loadgen.Run(ctx, loadgen.Config{
+		Label: "guessers", MQTT: "tcp://" + cp.MQTTAddr, WS: "ws://" + cp.HTTPAddr + "/ws",
+		Boards: 2, Browsers: 1, Rate: 5, Warmup: 300 * time.Millisecond, Duration: 1500 * time.Millisecond, ToggleEvery: -1,
+		Guess: loadgen.Guess{N: 2, User: "admin", HTTP: "http://" + cp.HTTPAddr, MQTT: "tcp://" + cp.MQTTAddr, From: "127.0.0.10"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Guess == nil {
+		t.Fatal("no guesser figures")
+	}
+	t.Logf("guessers (printed, not asserted): %v", res.Guess)
+	for answer := range res.Guess.Answers {
+		switch answer {
+		case "http 401", "http 429", "mqtt bad credentials", "mqtt not authorized":
+		default:
+			t.Errorf("a guesser got %q", answer)
+		}
+	}
+	if res.Guess.Answers["http 429"] == 0 || res.Guess.Answers["mqtt not authorized"] == 0 {
+		t.Errorf("answers %v: want the guessers throttled over HTTP and MQTT", res.Guess.Answers)
+	}
+	if res.Lost != 0 || res.Dropped != 0 {
+		t.Errorf("lost %d, dropped %d: the fleet should not notice", res.Lost, res.Dropped)
 	}
 }

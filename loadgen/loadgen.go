@@ -89,6 +89,9 @@ type Config struct {
 	IDPrefix string
 	// Parallel bounds concurrent connection attempts; 0 means 64.
 	Parallel int
+	// Guess, when its N is set, hammers the logins with wrong passwords
+	// from the start of the warm-up to the end of the window.
+	Guess Guess
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -152,6 +155,8 @@ type Result struct {
 
 	IdleBoardBytes   float64 // RSS delta per idle board connection
 	IdleBrowserBytes float64 // RSS delta per idle browser
+
+	Guess *GuessResult // what the guessers got; nil: none ran
 }
 
 // run is the shared state of one Run.
@@ -304,6 +309,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.winEnd.Store(we.UnixNano())
 	runCtx, cancel := context.WithDeadline(ctx, we)
 	defer cancel()
+	var gs *guessers
+	if cfg.Guess.N > 0 {
+		if gs, err = startGuessers(runCtx, cfg.Guess, ws, we); err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
+	}
 	var pubs sync.WaitGroup
 	for _, b := range r.boards {
 		pubs.Add(1)
@@ -332,6 +343,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	pubs.Wait()
 	tg.Wait()
+	if gs != nil {
+		g := gs.wait()
+		res.Guess = &g
+	}
 	cpuEnd, err := smp.sample()
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: sample processes: %w", err)

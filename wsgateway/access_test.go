@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"golang.org/x/crypto/bcrypt"
 
 	"switchyard/auth"
 	"switchyard/wsgateway"
@@ -23,10 +22,7 @@ const operatorToken = "op-token-123"
 
 func newAuthHarness(t *testing.T, cfg wsgateway.Config) *harness {
 	t.Helper()
-	h := func(pw string) string {
-		b, _ := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		return string(b)
-	}
+	h := func(pw string) string { return hashPW(t, pw) }
 	sum := sha256.Sum256([]byte(operatorToken))
 	az, err := auth.New(auth.Config{Anonymous: auth.AnonOff, Users: []auth.User{
 		{Name: "board-7", PasswordHash: h("pw7"), Role: auth.RoleDevice},

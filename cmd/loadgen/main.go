@@ -8,6 +8,7 @@
 //	loadgen report --csv out.csv --svg chart.svg
 //	loadgen ports 3
 //	loadgen rollout --boards 1000 --ids sim --token T --pid 1234
+//	loadgen --boards 1000 --browsers 100 --guessers 50 --guess-user admin
 package main
 
 import (
@@ -68,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	toggleTrace := fl.String("toggle-trace", "", "write every toggle (its legs, the last browser and what it waited behind) as CSV to this file")
 	prefix := fl.String("prefix", "devices", "topic prefix")
 	idPrefix := fl.String("id-prefix", "lg", "board ids are <id-prefix>-<n>")
+	guessers := fl.Int("guessers", 0, "password guessers hammering the logins during the run: even ones POST /login, odd ones MQTT CONNECT, with wrong passwords")
+	guessUser := fl.String("guess-user", "admin", "the user name the guessers try")
+	guessFrom := fl.String("guess-from", "127.0.0.10", "local address of guesser 0; guesser i uses the next i-th (each its own address); empty: all from the system's choice")
 	verbose := fl.Bool("v", false, "log progress")
 	cpuProfile := fl.String("cpuprofile", "", "write the load generator's own CPU profile to this file (is it the bottleneck?)")
 	traceFile := fl.String("trace", "", "write the load generator's own execution trace to this file (go tool trace)")
@@ -136,7 +140,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	cfg := loadgen.Config{Label: *label, Target: tg, MQTT: *mqttURL, WS: ws, Prefix: *prefix,
 		Boards: *boards, Browsers: *browsers, Rate: *rate, Warmup: *warmup, Duration: *duration,
-		Drain: *drain, ToggleEvery: *toggleEvery, Idle: *idle, PIDs: pidList, IDPrefix: *idPrefix, Logger: log}
+		Drain: *drain, ToggleEvery: *toggleEvery, Idle: *idle, PIDs: pidList, IDPrefix: *idPrefix, Logger: log,
+		Guess: loadgen.Guess{N: *guessers, User: *guessUser, HTTP: *httpURL, MQTT: *mqttURL, From: *guessFrom}}
 	rates := []float64{*rate}
 	if *sweep != "" {
 		rates = rates[:0]
@@ -160,6 +165,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if err := loadgen.WriteTable(stdout, res); err != nil {
 			return fail(err)
+		}
+		if res.Guess != nil {
+			fmt.Fprintln(stdout, res.Guess)
 		}
 		if *csvPath != "" {
 			if err := loadgen.AppendCSV(*csvPath, res.Row()); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -320,7 +321,12 @@ func (c *Config) authority(topics devices.Topics) (*auth.Authority, error) {
 	if c.HomeAssistant.Enabled {
 		extra = append(extra, c.HomeAssistant.Prefix)
 	}
-	return auth.New(auth.Config{Anonymous: anon, Users: users, Topics: topics, ExtraPrefixes: extra})
+	// Password guessers may keep half the cores busy with bcrypt, not all:
+	// with one check per core, 50 guessers took the fleet's p99 from 12 to
+	// 309–369 ms for their first minute on 2 cores, with one at a time
+	// 24–33 ms (bench/README.md, "Credentials at scale").
+	maxBcrypt := max(1, runtime.NumCPU()/2)
+	return auth.New(auth.Config{Anonymous: anon, Users: users, Topics: topics, ExtraPrefixes: extra, MaxBcrypt: maxBcrypt})
 }
 
 // environ is os.Environ, a variable for tests.

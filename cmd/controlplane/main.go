@@ -126,7 +126,8 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		revoked = f // a nil *revokedFile would be a non-nil interface
 	}
 
-	mq, err := openMQTT(cfg, topics, az, tlsCfg, log)
+	var brokerAudit lateAudit // the broker is made before the database it audits to
+	mq, err := openMQTT(cfg, topics, az, tlsCfg, brokerAudit.audit, log)
 	if err != nil {
 		return err
 	}
@@ -150,6 +151,9 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		return err
 	}
 	defer ups.Close()
+	if ups.rec != nil {
+		brokerAudit.rec.Store(ups.rec)
+	}
 	acc, err := openAccounts(cfg, topics, mq, ups) // before the broker starts: created users log in at once
 	if err != nil {
 		return err
@@ -192,6 +196,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		CommandBurst:    cfg.Limits.BrowserCommandBurst,
 		Health:          mq.Healthy,
 		MQTTClients:     mq.clientCount(),
+		MQTTThrottled:   mq.throttled(),
 		Logger:          log.With("component", "gateway"),
 	}, mq)
 	if err != nil {

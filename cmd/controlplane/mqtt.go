@@ -9,6 +9,7 @@ import (
 	"switchyard/broker"
 	"switchyard/devices"
 	"switchyard/extbroker"
+	"switchyard/history"
 	"switchyard/wsgateway"
 )
 
@@ -25,6 +26,9 @@ type mqttSide interface {
 	subscribe(filter string, fn func(topic string, payload []byte)) error
 	// clientCount is the MQTT clients metric, nil when not known.
 	clientCount() func() int64
+	// throttled counts the CONNECTs refused for too many failed logins
+	// from their address, nil when not known (external mode).
+	throttled() func() uint64
 	// boardAddr returns the local address of a board's MQTT connection
 	// (for its download URLs), nil when not known (external mode).
 	boardAddr() func(id string) (string, bool)
@@ -36,7 +40,9 @@ type mqttSide interface {
 // a stored one, when it first did) and who published it, where known.
 type ingestFunc func(topic string, payload []byte, at time.Time, from wsgateway.Origin)
 
-func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tls.Config, log *slog.Logger) (mqttSide, error) {
+// openMQTT opens the MQTT side; audit takes the audit entry of the first
+// CONNECT refused in each interval an address is throttled for.
+func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tls.Config, audit func(history.Entry), log *slog.Logger) (mqttSide, error) {
 	if cfg.MQTT.Mode == "external" {
 		x, err := extbroker.New(extbroker.Config{
 			URL:      cfg.MQTT.URL,
@@ -61,7 +67,11 @@ func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tl
 		MaxPacketSize:  uint32(cfg.MQTT.MaxPacketSize),
 		MaxClients:     int64(cfg.Limits.MaxMQTTClients),
 		MaxDevices:     cfg.Limits.MaxDevices,
-		Logger:         log.With("component", "broker"),
+		OnThrottled: func(remote, name string) { // inside a Mochi hook: audit does not block
+			audit(history.Entry{At: time.Now(), Actor: name, Action: history.ActionLogin,
+				Target: wsgateway.AuditThrottled, Result: history.ResultDenied, Remote: remote})
+		},
+		Logger: log.With("component", "broker"),
 	})
 	if err != nil {
 		return nil, err
@@ -96,6 +106,8 @@ func (e embedded) start(ingest ingestFunc) error {
 }
 
 func (e embedded) clientCount() func() int64 { return e.Clients }
+
+func (e embedded) throttled() func() uint64 { return e.Throttled }
 
 func (e embedded) boardAddr() func(string) (string, bool) {
 	return func(id string) (string, bool) {
@@ -141,6 +153,8 @@ func (x external) start(ingest ingestFunc) error {
 }
 
 func (x external) clientCount() func() int64 { return nil }
+
+func (x external) throttled() func() uint64 { return nil }
 
 func (x external) boardAddr() func(string) (string, bool) { return nil }
 

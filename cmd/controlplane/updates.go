@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"switchyard/devices"
+	"switchyard/history"
 	"switchyard/recorder"
 	"switchyard/store"
 	"switchyard/updates"
@@ -135,6 +136,19 @@ type lateGateway struct {
 func (l *lateGateway) Broadcast(event []byte) {
 	if gw := l.gw.Load(); gw != nil {
 		gw.Broadcast(event)
+	}
+}
+
+// lateAudit passes audit entries to the recorder once it is set (the
+// broker, which audits refused CONNECTs, is made before the database; it
+// takes no client before the recorder is set).
+type lateAudit struct {
+	rec atomic.Pointer[recorder.Recorder]
+}
+
+func (l *lateAudit) audit(e history.Entry) {
+	if r := l.rec.Load(); r != nil {
+		r.Audit(e)
 	}
 }
 

@@ -128,7 +128,7 @@
     //   <div class="user-head"> name, "you", role (a select for a database user), source, disabled </div>
     //   <p class="user-note">  (config users: why there are no controls; board accounts) </p>
     //   <div class="user-actions"> reset password, disable|enable, new token, delete </div>
-    //   <form class="user-password"> new password, Save, Cancel </form>      (after Reset password)
+    //   <form class="user-password"> new password, Save, Cancel </form>      (made by Reset password)
     //   <div class="token-new"> the new token, shown once, Copy, Done </div>  (after New token)
     //   <ul class="tokens"> <li data-token="ID"> id, created, Revoke </li> </ul>
     //   <p class="form-status" data-field="user-status" role="status"></p>
@@ -142,41 +142,51 @@
         head: h("div", { class: "user-head" }),
         note: h("p", { class: "user-note", hidden: true }),
         actions: h("div", { class: "user-actions" }),
-        password: h("form", { class: "user-password", hidden: true, novalidate: true }),
+        password: null, // the form of Reset password, made when first asked for
         token: h("div", { class: "token-new", hidden: true }),
         tokens: h("ul", { class: "tokens", "aria-label": "Tokens of " + name }),
         status: h("p", { class: "form-status", "data-field": "user-status", role: "status" }),
       };
-      const input = h("input", { type: "password", minlength: String(minPassword), required: true, autocomplete: "new-password", "data-field": "new-password" });
-      row.password.append(
-        h("label", { class: "field" }, "New password for " + name, input),
-        h("button", { type: "submit", class: "primary", "data-action": "save-password" }, "Save"),
-        h("button", { type: "button", class: "action", "data-action": "cancel-password" }, "Cancel"),
-      );
-      row.password.addEventListener("submit", (ev) => {
-        ev.preventDefault();
-        const pw = input.value;
-        if (pw.length < minPassword) {
-          setStatus(row.status, `Not changed: a password has at least ${minPassword} characters.`, "error");
-          input.focus();
-          return;
-        }
-        act(row, "PATCH", "", { password: pw }, `Password of ${name} changed.`).then((ok) => {
-          if (!ok) return;
-          input.value = "";
-          row.password.hidden = true;
-        });
-      });
-      row.password.querySelector('[data-action="cancel-password"]').addEventListener("click", () => {
-        input.value = "";
-        row.password.hidden = true;
-      });
-      row.root.append(row.head, row.note, row.actions, row.password, row.token, row.tokens, row.status);
+      row.root.append(row.head, row.note, row.actions, row.token, row.tokens, row.status);
       row.root.addEventListener("click", (ev) => onClick(row, ev));
       row.root.addEventListener("change", (ev) => {
         if (ev.target instanceof HTMLSelectElement && ev.target.dataset.action === "role") changeRole(row, ev.target);
       });
       return row;
+    }
+
+    // passwordForm shows the form of Reset password on row, made the first
+    // time.
+    function passwordForm(row) {
+      if (!row.password) {
+        const input = h("input", { type: "password", minlength: String(minPassword), required: true, autocomplete: "new-password", "data-field": "new-password" });
+        const form = h("form", { class: "user-password", novalidate: true },
+          h("label", { class: "field" }, "New password for " + row.name, input),
+          h("button", { type: "submit", class: "primary", "data-action": "save-password" }, "Save"),
+          h("button", { type: "button", class: "action", "data-action": "cancel-password" }, "Cancel"));
+        form.addEventListener("submit", (ev) => {
+          ev.preventDefault();
+          const pw = input.value;
+          if (pw.length < minPassword) {
+            setStatus(row.status, `Not changed: a password has at least ${minPassword} characters.`, "error");
+            input.focus();
+            return;
+          }
+          act(row, "PATCH", "", { password: pw }, `Password of ${row.name} changed.`).then((ok) => {
+            if (!ok) return;
+            input.value = "";
+            form.hidden = true;
+          });
+        });
+        form.querySelector('[data-action="cancel-password"]').addEventListener("click", () => {
+          input.value = "";
+          form.hidden = true;
+        });
+        row.actions.after(form);
+        row.password = form;
+      }
+      row.password.hidden = false;
+      row.password.querySelector("input").focus();
     }
 
     function pill(cls, text, attrs) {
@@ -220,7 +230,7 @@
         button("delete-user", "Delete", "Delete " + u.name),
       ].filter((b) => b) : []));
       row.actions.hidden = !editable;
-      if (!editable) row.password.hidden = true;
+      if (!editable && row.password) row.password.hidden = true;
 
       row.tokens.replaceChildren(...u.tokens.map((t) => h("li", { class: "token", "data-token": t.id },
         h("span", null, "Token ", h("code", { "data-field": "token-id" }, t.id)),
@@ -276,8 +286,7 @@
       const name = row.name;
       switch (b.dataset.action) {
         case "reset-password":
-          row.password.hidden = false;
-          row.password.querySelector("input").focus();
+          passwordForm(row);
           break;
         case "disable":
           act(row, "PATCH", "", { disabled: true }, `${name} disabled: logged out, its tokens refused.`);

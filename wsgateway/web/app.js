@@ -448,7 +448,7 @@
     const state = cell("c-state");
     const wait = box("span", "wait-tag", { "data-field": "waiting", title: "Waiting for first connection", hidden: "" });
     wait.textContent = "waiting";
-    const tag = box("span", "new-tag", { "data-field": "new", hidden: "" });
+    const tag = box("span", "new-tag", { "data-field": "new", title: "Connected without an account; an admin can adopt it", hidden: "" });
     tag.textContent = "new";
     const adopt = box("button", "new-tag", { type: "button", "data-action": "adopt", hidden: "" });
     adopt.textContent = "new · adopt";
@@ -643,7 +643,11 @@
     setHidden(v.newLine, !d.isNew);
     setHidden(v.adopt, !admin);
     setHidden(v.forget, !admin);
-    v.newText.firstChild.data = admin ? "Connected without an account." : "Connected without an account: an admin can adopt it.";
+    // Everyone else sees the tag alone: where anonymous access is on, every
+    // board may be new, and a sentence on each card would be noise.
+    v.newText.firstChild.data = admin ? "Connected without an account." : "";
+    if (admin) v.newTag.removeAttribute("title");
+    else v.newTag.title = "Connected without an account; an admin can adopt it";
   }
 
   // cardUpdate is what a card says of its board's update: the state while

@@ -3,21 +3,21 @@
 // subscribe, use a client id) and over HTTP (watch, command).
 //
 // It is shared by the broker (a Mochi hook) and the gateway (login,
-// sessions, tokens), so one list of users serves both. Passwords are bcrypt
-// hashes; API tokens are stored as SHA-256 digests.
+// sessions, tokens), so one list of users serves both. People's passwords
+// are bcrypt hashes; generated board secrets and API tokens are stored as
+// SHA-256 digests. Failed logins are throttled per client address.
 package auth
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
-
-	"golang.org/x/crypto/bcrypt"
+	"sync/atomic"
+	"time"
 
 	"switchyard/devices"
 )
@@ -100,6 +100,9 @@ type Config struct {
 	// ExtraPrefixes are other topic trees anonymous clients may use (the
 	// Home Assistant discovery prefix when it is on).
 	ExtraPrefixes []string
+	// Now is the clock of remembered logins and throttling; nil means
+	// time.Now.
+	Now func() time.Time
 }
 
 // Identity is who a client is, once authenticated (or let in anonymously).
@@ -132,21 +135,31 @@ func (id Identity) CanCommand() bool { return id.Role >= RoleOperator }
 var (
 	ErrBadCredentials  = errors.New("bad user name or password")
 	ErrNeedCredentials = errors.New("credentials required")
+	// ErrThrottled is wrapped in a *ThrottledError.
+	ErrThrottled = errors.New("too many failed logins")
 )
 
 // Authority authenticates clients and checks their rights. It is safe for
 // concurrent use.
+//
+// Its users come in two layers: the config layer (auth.users, fixed at New,
+// read-only) and the database layer (SetAccounts, replaced whole at any
+// time). A config user wins over a database account of the same name. Both
+// are read through one immutable snapshot behind an atomic pointer, so a
+// login sees the old list or the new one, never a mix, and takes no lock
+// to read it.
 type Authority struct {
 	anon   Anonymous
 	topics devices.Topics
 	extra  []string
-	users  map[string]*User
-	tokens map[string]*User // token digest → user
+	now    func() time.Time
 
-	dummy []byte // a hash at the users' bcrypt cost of a string nobody can type, compared on a miss
+	config *layer                   // auth.users: fixed at New
+	snap   atomic.Pointer[snapshot] // config + database; replaced by SetAccounts
+	setMu  sync.Mutex               // serialises SetAccounts
 
-	mu       sync.Mutex          // guards verified
-	verified map[string][32]byte // name → SHA-256 of the password last verified by bcrypt
+	creds    *credentials // bcrypt: bounded, remembered, coalesced (login.go)
+	throttle *throttle    // failed logins per address (throttle.go)
 }
 
 // New checks cfg and returns an Authority. Every error names the user.
@@ -154,12 +167,17 @@ func New(cfg Config) (*Authority, error) {
 	if cfg.Topics.Prefix() == "" {
 		cfg.Topics = devices.MustTopics(devices.DefaultPrefix)
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	a := &Authority{
 		anon:     cfg.Anonymous,
 		topics:   cfg.Topics,
-		users:    map[string]*User{},
-		tokens:   map[string]*User{},
-		verified: map[string][32]byte{},
+		now:      now,
+		config:   &layer{users: map[string]*entry{}, tokens: map[string]*entry{}},
+		creds:    newCredentials(),
+		throttle: newThrottle(now),
 	}
 	for _, p := range cfg.ExtraPrefixes {
 		if p != "" {
@@ -172,102 +190,55 @@ func New(cfg Config) (*Authority, error) {
 		if u.Name == "" {
 			return nil, fmt.Errorf("auth.users[%d]: name is empty", i)
 		}
-		if _, dup := a.users[u.Name]; dup {
+		if _, dup := a.config.users[u.Name]; dup {
 			return nil, fmt.Errorf("%s: duplicate name", where)
 		}
-		if u.Role == RoleNone {
-			return nil, fmt.Errorf("%s: role is required (device, viewer, operator or admin)", where)
+		e, err := newEntry(u.Name, u.Role, u.IDs, u.PasswordHash, "", false)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		if u.PasswordHash != "" {
-			if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
-				return nil, fmt.Errorf("%s: password_hash is not a bcrypt hash (make one with `controlplane hash-password`): %w", where, err)
-			}
-		}
-		if u.Role == RoleDevice {
-			if len(u.IDs) == 0 {
-				u.IDs = []string{u.Name}
-			}
-			for _, id := range u.IDs {
-				if err := devices.ValidateID(id); err != nil {
-					return nil, fmt.Errorf("%s: ids: %w", where, err)
-				}
-			}
-		} else if len(u.IDs) > 0 {
-			return nil, fmt.Errorf("%s: ids are for the device role only", where)
-		}
+		e.config = true
 		for _, t := range u.Tokens {
 			t = strings.ToLower(t)
 			if b, err := hex.DecodeString(t); err != nil || len(b) != sha256.Size {
 				return nil, fmt.Errorf("%s: tokens: %q is not a SHA-256 hex digest (make one with `controlplane new-token`)", where, t)
 			}
-			if _, dup := a.tokens[t]; dup {
+			if _, dup := a.config.tokens[t]; dup {
 				return nil, fmt.Errorf("%s: tokens: digest used twice", where)
 			}
-			a.tokens[t] = &u
+			a.config.tokens[t] = e
+			e.tokens = append(e.tokens, TokenView{ID: t[:8]})
 		}
-		a.users[u.Name] = &u
+		a.config.users[u.Name] = e
 	}
 	// Unknown names must take as long as known ones: compare against a hash
-	// of the same cost as the configured ones (none: nothing to protect).
-	for _, u := range a.users {
-		if cost, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil {
-			if a.dummy, err = bcrypt.GenerateFromPassword([]byte("\x00no such user\x00"), cost); err != nil {
-				return nil, fmt.Errorf("auth: %w", err)
-			}
-			break
+	// of the same cost as the configured ones (none: see SetAccounts).
+	for _, u := range cfg.Users {
+		if err := a.creds.setDummy(u.PasswordHash); err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
 		}
 	}
+	a.snap.Store(a.config.snapshot())
 	return a, nil
-}
-
-func identity(u *User) Identity {
-	return Identity{Name: u.Name, Role: u.Role, IDs: u.IDs}
-}
-
-// Login checks a user name and password. A password verified once is
-// remembered (as a SHA-256 digest) so that a fleet reconnecting does not
-// cost one bcrypt run per board.
-func (a *Authority) Login(name, password string) (Identity, error) {
-	u, ok := a.users[name]
-	if !ok || u.PasswordHash == "" {
-		// Spend the same time as a real check, so names cannot be probed.
-		if a.dummy != nil {
-			_ = bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
-		}
-		return Identity{}, ErrBadCredentials
-	}
-	sum := sha256.Sum256([]byte(password))
-	a.mu.Lock()
-	known, cached := a.verified[name]
-	a.mu.Unlock()
-	if cached && subtle.ConstantTimeCompare(known[:], sum[:]) == 1 {
-		return identity(u), nil
-	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
-		return Identity{}, ErrBadCredentials
-	}
-	a.mu.Lock()
-	a.verified[name] = sum
-	a.mu.Unlock()
-	return identity(u), nil
 }
 
 // Token checks an API token (the secret, not its digest).
 func (a *Authority) Token(token string) (Identity, error) {
 	sum := sha256.Sum256([]byte(token))
-	if u, ok := a.tokens[hex.EncodeToString(sum[:])]; ok && token != "" {
-		return identity(u), nil
+	if e, ok := a.snap.Load().tokens[hex.EncodeToString(sum[:])]; ok && token != "" && !e.disabled {
+		return e.identity(), nil
 	}
 	return Identity{}, ErrBadCredentials
 }
 
-// User returns the identity of a configured user, for sessions.
+// User returns the identity of a user, for sessions: false when there is
+// no such user any more, or it is disabled.
 func (a *Authority) User(name string) (Identity, bool) {
-	u, ok := a.users[name]
-	if !ok {
+	e, ok := a.snap.Load().users[name]
+	if !ok || e.disabled {
 		return Identity{}, false
 	}
-	return identity(u), true
+	return e.identity(), true
 }
 
 // Anonymous returns the identity of a client without credentials from

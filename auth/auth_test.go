@@ -48,13 +48,13 @@ func testAuthority(t *testing.T, anon Anonymous) *Authority {
 func TestLoginAndTokens(t *testing.T) {
 	a := testAuthority(t, AnonOff)
 	for range 2 { // the second time from the verified cache
-		id, err := a.Login("otto", "pwo")
+		id, err := a.Login("otto", "pwo", "192.0.2.1:1000")
 		if err != nil || id.Role != RoleOperator || id.Name != "otto" || id.Anonymous {
 			t.Fatalf("Login(otto) = %+v, %v", id, err)
 		}
 	}
 	for _, tc := range []struct{ name, pw string }{{"otto", "wrong"}, {"otto", ""}, {"nobody", "pwo"}, {"", ""}} {
-		if _, err := a.Login(tc.name, tc.pw); !errors.Is(err, ErrBadCredentials) {
+		if _, err := a.Login(tc.name, tc.pw, "192.0.2.2:1000"); !errors.Is(err, ErrBadCredentials) {
 			t.Errorf("Login(%q, %q) = %v, want ErrBadCredentials", tc.name, tc.pw, err)
 		}
 	}
@@ -64,7 +64,7 @@ func TestLoginAndTokens(t *testing.T) {
 	if _, err := a.Token(digest("secret-token")); err == nil {
 		t.Error("the digest itself was accepted as a token")
 	}
-	if id, err := a.Login("board-7", "pw7"); err != nil || len(id.IDs) != 1 || id.IDs[0] != "board-7" {
+	if id, err := a.Login("board-7", "pw7", "192.0.2.1:1001"); err != nil || len(id.IDs) != 1 || id.IDs[0] != "board-7" {
 		t.Errorf("device ids default to the name: %+v, %v", id, err)
 	}
 }

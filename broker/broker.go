@@ -51,6 +51,12 @@ type Config struct {
 	// Auth decides who may connect and what they may do; nil allows
 	// everything (tests and trusted setups only).
 	Auth Authorizer
+	// OnThrottled, when set, hears of the first CONNECT refused in each
+	// interval an address is throttled for (too many failed logins, see
+	// auth.ThrottledError): its remote address and the user name tried.
+	// It runs inside a Mochi hook and must not block (the audit log's
+	// Audit does not). Every refusal is counted in Throttled.
+	OnThrottled func(remote, name string)
 	// MaxPacketSize bounds an MQTT packet in bytes; 0 means 64 KiB.
 	MaxPacketSize uint32
 	// MaxClients bounds connected MQTT clients; 0 means unlimited.
@@ -162,13 +168,13 @@ func New(cfg Config) (*Broker, error) {
 	if cfg.Auth == nil {
 		authHookErr = srv.AddHook(new(allowall.AllowHook), nil)
 	} else {
-		b.auth = &authHook{az: cfg.Auth, srv: srv}
+		b.auth = &authHook{az: cfg.Auth, srv: srv, log: log, onThrottled: cfg.OnThrottled}
 		authHookErr = srv.AddHook(b.auth, nil)
 	}
 	if authHookErr != nil {
 		return nil, fmt.Errorf("mqtt auth hook: %w", authHookErr)
 	}
-	if err := srv.AddHook(&handOverHook{srv: srv}, nil); err != nil {
+	if err := srv.AddHook(mqttnet.NewHandOver(srv), nil); err != nil {
 		return nil, fmt.Errorf("mqtt hand-over hook: %w", err)
 	}
 	b.wills = new(willHook)

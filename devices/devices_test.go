@@ -405,3 +405,47 @@ func TestFleetLimit(t *testing.T) {
 		t.Error("invalid declared id accepted")
 	}
 }
+
+func TestFleetDeclare(t *testing.T) {
+	f, _ := NewFleet([]Declared{{ID: "a"}}, 3)
+	if _, err := f.SetMeta(Meta{ID: "b", Name: "Bee", Tags: []string{"x"}, HasTags: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply("a", KindStatus, []byte("online"), time.Unix(1, 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id        string
+		wantAdded bool
+		wantEvs   string // labels
+		wantErr   error
+	}{
+		{"b", true, "online meta", nil}, // its run-time name and tags with it
+		{"b", false, "", nil},           // known already: left as it is
+		{"a", false, "", nil},           // online: stays online
+		{"c", true, "online", nil},
+		{"d", false, "", ErrFleetFull},
+	}
+	labels := func(evs []Event) string {
+		var s []string
+		for _, ev := range evs {
+			s = append(s, ev.Label.String())
+		}
+		return strings.Join(s, " ")
+	}
+	for _, tc := range tests {
+		evs, added, err := f.Declare(tc.id, nil)
+		if added != tc.wantAdded || labels(evs) != tc.wantEvs || !errors.Is(err, tc.wantErr) {
+			t.Errorf("Declare(%s) = %s, %v, %v; want %s, %v, %v", tc.id, labels(evs), added, err, tc.wantEvs, tc.wantAdded, tc.wantErr)
+		}
+	}
+	if d, _ := f.Get("b"); d.Online || d.Name() != "Bee" || !d.HasTag("x") || !d.LastSeen.IsZero() {
+		t.Errorf("declared b = %+v, want offline, named Bee, tagged x, never seen", d)
+	}
+	if d, _ := f.Get("a"); !d.Online || f.OnlineCount() != 1 {
+		t.Errorf("a declared again: online %v (count %d), want still online", d.Online, f.OnlineCount())
+	}
+	if _, _, err := f.Declare("bad id", nil); err == nil {
+		t.Error("Declare(bad id) accepted")
+	}
+}

@@ -116,6 +116,25 @@ func (f *Fleet) add(id string) *Device {
 	return d
 }
 
+// Declare makes board id known at run time, as NewFleet does the declared
+// ones: offline, nothing known of it yet, with the names and tags given it
+// (SetMeta). It appends the events a browser needs to show it (see
+// Device.AppendEvents) and reports added true; a board already known is
+// left as it is (added false). A bad id, or a full fleet (ErrFleetFull),
+// is an error.
+func (f *Fleet) Declare(id string, evs []Event) (_ []Event, added bool, err error) {
+	if err := ValidateID(id); err != nil {
+		return evs, false, err
+	}
+	if _, ok := f.devices[id]; ok {
+		return evs, false, nil
+	}
+	if f.max > 0 && len(f.devices) >= f.max {
+		return evs, false, fmt.Errorf("device %s: %w (limit %d)", id, ErrFleetFull, f.max)
+	}
+	return f.add(id).AppendEvents(evs), true, nil
+}
+
 // Apply updates the fleet with a message a board published on topic kind k
 // at time at, and appends the events to broadcast. An empty payload (a
 // cleared retained message) never makes a board known; an empty status

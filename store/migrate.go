@@ -109,6 +109,42 @@ var migrations = []migration{
 			`CREATE INDEX audit_log_actor_at ON audit_log (actor, at, id)`,
 		},
 	},
+	{
+		name: "users, tokens and boards (issue 14)",
+		steps: []string{
+			// The users created at run time (config.yaml's are not
+			// here): ids a JSON array of board ids (device role, else
+			// []); password_hash bcrypt for people, secret_digest the
+			// SHA-256 hex of a board's generated secret, "" when none;
+			// disabled 0 or 1.
+			`CREATE TABLE users (
+				name          TEXT PRIMARY KEY,
+				role          TEXT NOT NULL,
+				ids           TEXT NOT NULL,
+				password_hash TEXT NOT NULL,
+				secret_digest TEXT NOT NULL,
+				disabled      {int64} NOT NULL,
+				created       {int64} NOT NULL
+			)`,
+			// A user's API tokens, by a short public id; digest the
+			// SHA-256 hex of the token.
+			`CREATE TABLE user_tokens (
+				id        TEXT PRIMARY KEY,
+				user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+				digest    TEXT NOT NULL UNIQUE,
+				created   {int64} NOT NULL
+			)`,
+			`CREATE INDEX user_tokens_user_name ON user_tokens (user_name)`,
+			// The boards onboarded at run time (created or adopted by
+			// an admin); a board's device user, when it has one, is the
+			// user named by its id.
+			`CREATE TABLE boards (
+				id         TEXT PRIMARY KEY,
+				created    {int64} NOT NULL,
+				created_by TEXT NOT NULL
+			)`,
+		},
+	},
 }
 
 // SchemaError is Open's answer for a database migrated by a newer binary:

@@ -1,8 +1,8 @@
 // Package store is the control plane's SQL database: one store for
 // everything the control plane keeps beyond retained MQTT messages
-// (firmware, rollouts, the boards' history and the audit log and, later,
-// users, boards and tags), plus the content-addressed firmware files
-// beside it (Files).
+// (firmware, rollouts, the boards' history and the audit log, the names
+// and tags people give boards, the users and boards created at run time),
+// plus the content-addressed firmware files beside it (Files).
 //
 // Open takes the contract's database.url: "sqlite:PATH" (embedded, the
 // default on one machine; "sqlite::memory:" or an empty path is a database

@@ -79,6 +79,9 @@ var suite = []struct {
 	{"LastOnline", testLastOnline},
 	{"PruneHistory", testPruneHistory},
 	{"HistoryText", testHistoryText},
+	{"Accounts", testAccounts},
+	{"Boards", testBoards},
+	{"AccountsMigratedFromIssue13", testAccountsMigrated},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

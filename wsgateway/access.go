@@ -4,9 +4,11 @@
 package wsgateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +19,8 @@ import (
 
 // Authenticator is what the gateway needs of the user list.
 type Authenticator interface {
-	Login(name, password string) (auth.Identity, error)
+	// Login's remote is the client's address, for throttling.
+	Login(name, password, remote string) (auth.Identity, error)
 	Token(token string) (auth.Identity, error)
 	User(name string) (auth.Identity, bool)
 	Anonymous(remoteAddr string) (auth.Identity, error)
@@ -50,7 +53,7 @@ func (g *Gateway) identifySession(r *http.Request, tokenInQuery bool) (auth.Iden
 			return id, "", err
 		}
 		if name, pw, ok := r.BasicAuth(); ok {
-			id, err := a.Login(name, pw)
+			id, err := g.loginBasic(r, name, pw)
 			return id, "", err
 		}
 		return auth.Identity{}, "", auth.ErrBadCredentials
@@ -82,6 +85,74 @@ func (g *Gateway) identifySession(r *http.Request, tokenInQuery bool) (auth.Iden
 	return id, "", nil
 }
 
+// basicMemo is the outcome of a request's HTTP Basic credentials, checked
+// once however many handlers identify the request (refuseDevices, then
+// the route's guard): checked twice, a wrong password would count as two
+// failed logins, and a throttled one as two refusals.
+type basicMemo struct {
+	done bool
+	id   auth.Identity
+	err  error
+}
+
+type basicMemoKey struct{}
+
+// withBasicMemo gives r a basicMemo when it carries HTTP Basic
+// credentials.
+func withBasicMemo(r *http.Request) *http.Request {
+	if _, _, ok := r.BasicAuth(); !ok {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), basicMemoKey{}, new(basicMemo)))
+}
+
+// loginBasic checks r's HTTP Basic credentials (once per request, see
+// basicMemo).
+func (g *Gateway) loginBasic(r *http.Request, name, pw string) (auth.Identity, error) {
+	m, _ := r.Context().Value(basicMemoKey{}).(*basicMemo)
+	if m != nil && m.done {
+		return m.id, m.err
+	}
+	id, err := g.cfg.Auth.Login(name, pw, r.RemoteAddr)
+	g.noteThrottled(r, name, err)
+	if m != nil {
+		*m = basicMemo{done: true, id: id, err: err}
+	}
+	return id, err
+}
+
+// noteThrottled counts a login refused by throttling (err a
+// *auth.ThrottledError; any other err is ignored), and writes the first of
+// its interval to the audit log and the log.
+func (g *Gateway) noteThrottled(r *http.Request, name string, err error) {
+	var te *auth.ThrottledError
+	if !errors.As(err, &te) {
+		return
+	}
+	g.m.throttled.Inc()
+	if te.First {
+		g.audit(name, history.ActionLogin, AuditThrottled, history.ResultDenied, r.RemoteAddr)
+		g.log.Warn("logins refused: too many failures from this address", "remote", r.RemoteAddr, "name", name, "retry_after", te.RetryAfter)
+	}
+}
+
+// AuditThrottled is the target of the audit entry of a login refused
+// because its address failed too often (once per refusal interval).
+const AuditThrottled = "throttled"
+
+// refuseIdentity answers a request whose identification failed with err:
+// 429 with Retry-After when its address is throttled, else 401 (see
+// unauthorized).
+func refuseIdentity(w http.ResponseWriter, err error) {
+	var te *auth.ThrottledError
+	if errors.As(err, &te) {
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+		httpError(w, http.StatusTooManyRequests, "too many failed logins from your address: try again in %d s", te.RetryAfterSeconds())
+		return
+	}
+	unauthorized(w, err)
+}
+
 // sameOrigin refuses a state-changing request sent by a page of another
 // origin (a browser always sends Origin on POST and DELETE; curl sends
 // none).
@@ -100,7 +171,7 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 		id, err := g.identify(r, false)
 		switch {
 		case err != nil:
-			unauthorized(w, err)
+			refuseIdentity(w, err)
 			return
 		case !id.CanWatch():
 			httpError(w, http.StatusForbidden, "role %s may not use the API", id.Role)
@@ -132,6 +203,7 @@ func unauthorized(w http.ResponseWriter, err error) {
 // are otherwise public.
 func (g *Gateway) refuseDevices(mux *http.ServeMux, open map[string]bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withBasicMemo(r)
 		if g.cfg.Auth != nil && r.URL.Path != "/healthz" && hasCredentials(r) {
 			_, pattern := mux.Handler(r)
 			if !open[pattern] { // a route open to boards checks the role itself
@@ -163,21 +235,28 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	var id auth.Identity
 	err := errNoCredentials
 	if g.cfg.Auth != nil {
-		id, err = g.cfg.Auth.Login(name, pw)
+		id, err = g.cfg.Auth.Login(name, pw, r.RemoteAddr)
+		g.noteThrottled(r, name, err)
 	}
 	code, msg := http.StatusUnauthorized, "Wrong name or password."
-	if err == nil && !id.CanWatch() {
+	var te *auth.ThrottledError
+	if errors.As(err, &te) {
+		code, msg = http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins from your address. Try again in %s.", waitText(te.RetryAfterSeconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
+	} else if err == nil && !id.CanWatch() {
 		// Right credentials, but of a role with no HTTP access (device).
 		err = fmt.Errorf("role %s has no dashboard", id.Role)
 		code, msg = http.StatusForbidden, fmt.Sprintf("The %s role has no access to the dashboard.", id.Role)
 	}
 	if err != nil {
-		res := history.ResultFailed
-		if code == http.StatusForbidden {
-			res = history.ResultDenied
+		if code != http.StatusTooManyRequests { // audited once per interval by noteThrottled
+			res := history.ResultFailed
+			if code == http.StatusForbidden {
+				res = history.ResultDenied
+			}
+			g.audit(name, history.ActionLogin, "", res, r.RemoteAddr)
+			g.log.Info("login refused", "name", name, "remote", r.RemoteAddr, "err", err)
 		}
-		g.audit(name, history.ActionLogin, "", res, r.RemoteAddr)
-		g.log.Info("login refused", "name", name, "remote", r.RemoteAddr, "err", err)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(code)
@@ -195,6 +274,19 @@ func (g *Gateway) login(w http.ResponseWriter, r *http.Request) {
 	})
 	g.audit(name, history.ActionLogin, "", history.ResultOK, r.RemoteAddr)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// waitText says n seconds the way a person reads it: "45 seconds", "2 minutes".
+func waitText(n int) string {
+	switch {
+	case n == 1:
+		return "1 second"
+	case n < 60:
+		return fmt.Sprintf("%d seconds", n)
+	case n < 120:
+		return "1 minute"
+	}
+	return fmt.Sprintf("%d minutes", (n+59)/60)
 }
 
 // logout ends the request's session: its cookie no longer identifies

@@ -26,10 +26,12 @@ type deviceJSON struct {
 	LastSeen *string         `json:"last_seen"`
 	Tags     []string        `json:"tags"`     // sorted; [] when none
 	Firmware *string         `json:"firmware"` // info's firmware; null when unknown
+	New      bool            `json:"new"`      // connected, but neither declared nor adopted (Config.Adopted)
 }
 
-func toJSON(d *devices.Device) deviceJSON {
-	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online, Tags: d.Tags}
+// toJSON is d in the API.
+func (g *Gateway) toJSON(d *devices.Device) deviceJSON {
+	j := deviceJSON{ID: d.ID, Name: d.Name(), Online: d.Online, Tags: d.Tags, New: g.isNew(d)}
 	if j.Tags == nil {
 		j.Tags = []string{}
 	}
@@ -61,7 +63,7 @@ func (g *Gateway) listDevices(w http.ResponseWriter, _ *http.Request) {
 	g.mu.RUnlock()
 	out := make([]deviceJSON, len(snap))
 	for i := range snap {
-		out[i] = toJSON(&snap[i])
+		out[i] = g.toJSON(&snap[i])
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -79,7 +81,7 @@ func (g *Gateway) pathDevice(w http.ResponseWriter, r *http.Request) (devices.De
 
 func (g *Gateway) getDevice(w http.ResponseWriter, r *http.Request) {
 	if d, ok := g.pathDevice(w, r); ok {
-		writeJSON(w, http.StatusOK, toJSON(&d))
+		writeJSON(w, http.StatusOK, g.toJSON(&d))
 	}
 }
 
@@ -136,6 +138,13 @@ func decodeAction(w http.ResponseWriter, r *http.Request) (devices.Command, bool
 
 func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if hook := g.cfg.Forgetting; hook != nil && g.Known(id) {
+		if err := hook(r.Context(), id); err != nil {
+			g.audit(requestActor(r), history.ActionForget, id, history.ResultFailed, r.RemoteAddr)
+			httpError(w, http.StatusInternalServerError, "forget %s: %v", id, err)
+			return
+		}
+	}
 	err := g.forget(id, requestActor(r))
 	if !errors.Is(err, errUnknownDevice) {
 		g.audit(requestActor(r), history.ActionForget, id, auditResult(err), r.RemoteAddr)

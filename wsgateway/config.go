@@ -72,6 +72,11 @@ type Config struct {
 	Health func() error
 	// MQTTClients, when set, is exported as a metric.
 	MQTTClients func() int64
+	// MQTTThrottled, when set, is exported as
+	// switchyard_auth_throttled_total{via="mqtt"}: the MQTT CONNECTs
+	// refused because their address failed too often (the broker's
+	// Throttled).
+	MQTTThrottled func() uint64
 	// CoalescePerBrowser and CoalesceMax bound how long counts may wait to
 	// share a frame: CoalescePerBrowser per connected browser, at most
 	// CoalesceMax, after the last fan-out (see countGap); 0 means 20µs and
@@ -104,6 +109,18 @@ type Config struct {
 	// (PATCH /api/devices/<id>) across restarts: New loads them, and they
 	// win over Declared's. nil keeps them in memory only.
 	Meta MetaStore
+	// Adopted, when set, tells the boards people know of (created or
+	// adopted by an admin, or a device user's) from boards that merely
+	// connected: a known board it answers false for, and that is not in
+	// Declared, is "new" in the API. nil: no board is new. It is called
+	// while the gateway reads its fleet and must not block.
+	Adopted func(id string) bool
+	// Forgetting, when set, runs when DELETE /api/devices/<id> is about
+	// to forget a known board, with the request's context: package
+	// accounts deletes the device user of a board it created there, and
+	// disconnects it, so that the board cannot come back. An error
+	// answers 500 and forgets nothing.
+	Forgetting func(ctx context.Context, id string) error
 	// Logger receives the gateway's logs; nil discards them.
 	Logger *slog.Logger
 }

@@ -36,6 +36,8 @@ type Gateway struct {
 	handler http.Handler        // what Handler returns
 	upg     *websocket.Upgrader // built once: shares the write buffer pool
 
+	declared map[string]bool // the ids of Config.Declared: never "new"; read only
+
 	mu      sync.RWMutex // guards fleet, clients, single, closed, snap*
 	fleet   *devices.Fleet
 	snap    []byte                          // the /ws connect snapshot, encoded once while the fleet is unchanged
@@ -106,6 +108,10 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 		sessions: sess,
 		cmds:     newTracker(cfg.CommandTimeout),
 		external: map[string][]external{},
+		declared: map[string]bool{},
+	}
+	for _, d := range cfg.Declared {
+		g.declared[d.ID] = true
 	}
 	if cfg.History != nil {
 		g.cmds.done = g.commandDone

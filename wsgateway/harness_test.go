@@ -351,6 +351,7 @@ type apiDevice struct {
 	LastSeen *string         `json:"last_seen"`
 	Tags     []string        `json:"tags"`
 	Firmware *string         `json:"firmware"`
+	New      bool            `json:"new"`
 }
 
 // waitFor polls cond (there is no event for it) until it holds.

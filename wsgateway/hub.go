@@ -4,12 +4,14 @@
 package wsgateway
 
 import (
+	"errors"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"switchyard/auth"
 	"switchyard/devices"
 	"switchyard/internal/origin"
 )
@@ -31,6 +33,10 @@ func newUpgrader(allowed []string) *websocket.Upgrader {
 // serveWS handles /ws (device == "") and /ws/<id>.
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string) {
 	id, sid, err := g.identifySession(r, true)
+	if errors.Is(err, auth.ErrThrottled) {
+		refuseIdentity(w, err)
+		return
+	}
 	if err != nil {
 		httpError(w, http.StatusUnauthorized, "%v: log in, or pass ?token=", err)
 		return
@@ -99,6 +105,10 @@ func (g *Gateway) register(c *client) (closeCode int, reason string) {
 	// under mu, so a browser is either closed there or refused here.
 	if c.session != "" && g.sessions.isRevoked(c.session) {
 		return websocketPolicy, "logged out"
+	}
+	// Likewise CloseUser: its caller changed the user list first.
+	if !g.stillValid(c.id) {
+		return websocketPolicy, accessRevoked
 	}
 	var snap []byte
 	n := 0
@@ -194,6 +204,39 @@ func (g *Gateway) closeSession(sid string) {
 			c.close(websocketPolicy, "logged out")
 		}
 	})
+}
+
+// accessRevoked is the close reason of a browser whose user was disabled,
+// removed or changed (CloseUser).
+const accessRevoked = "access revoked"
+
+// CloseUser closes every browser (/ws and /ws/<id>) that logged in as the
+// user name (1008, "access revoked"), however it authenticated: session,
+// token or HTTP Basic. The caller has changed the user list first
+// (auth.Authority.SetAccounts): a disabled or removed user's session
+// cookie is refused from then on (its User is false), and a handshake
+// under way while CloseUser runs is refused when it registers.
+func (g *Gateway) CloseUser(name string) {
+	if name == "" {
+		return
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	g.eachBrowser(func(c *client) {
+		if !c.id.Anonymous && c.id.Name == name {
+			c.close(websocketPolicy, accessRevoked)
+		}
+	})
+}
+
+// stillValid reports whether the user id logged in as is still there with
+// the same role (anonymous identities always are). Caller holds mu.
+func (g *Gateway) stillValid(id auth.Identity) bool {
+	if g.cfg.Auth == nil || id.Anonymous || id.Name == "" {
+		return true
+	}
+	cur, ok := g.cfg.Auth.User(id.Name)
+	return ok && cur.Role == id.Role
 }
 
 // pinger pings every browser each PingInterval, from one ticker for all

@@ -148,7 +148,7 @@ func (g *Gateway) patchDevice(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "unknown device %q", id)
 	default:
 		g.auditEach(r, id, history.ResultOK, audits...)
-		writeJSON(w, http.StatusOK, toJSON(&d))
+		writeJSON(w, http.StatusOK, g.toJSON(&d))
 	}
 }
 

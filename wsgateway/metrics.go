@@ -3,6 +3,7 @@
 package wsgateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"switchyard/auth"
 )
 
 // metrics are the gateway's Prometheus metrics, in a registry of its own so
@@ -26,6 +29,7 @@ type metrics struct {
 	ignored       prometheus.Counter
 	ingestDropped prometheus.Counter
 	waited        prometheus.Counter
+	throttled     prometheus.Counter // logins refused over HTTP because their address failed too often
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -52,6 +56,12 @@ func newMetrics(g *Gateway) *metrics {
 		waited: counter("switchyard_browser_writes_waited_total",
 			"Rounds of frames a browser's socket could not take at once (that browser is written by a goroutine of its own, waiting, until it has caught up)."),
 	}
+	m.throttled = f.NewCounter(prometheus.CounterOpts{Name: throttledMetric, Help: throttledHelp,
+		ConstLabels: prometheus.Labels{"via": "http"}})
+	if mt := g.cfg.MQTTThrottled; mt != nil {
+		f.NewCounterFunc(prometheus.CounterOpts{Name: throttledMetric, Help: throttledHelp,
+			ConstLabels: prometheus.Labels{"via": "mqtt"}}, func() float64 { return float64(mt()) })
+	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if mc := g.cfg.MQTTClients; mc != nil {
 		f.NewGaugeFunc(prometheus.GaugeOpts{
@@ -60,6 +70,11 @@ func newMetrics(g *Gateway) *metrics {
 	}
 	return m
 }
+
+const (
+	throttledMetric = "switchyard_auth_throttled_total"
+	throttledHelp   = "Logins refused without a password check because their address failed too often (HTTP Basic and /login: via http; MQTT CONNECT: via mqtt)."
+)
 
 func (m *metrics) setFleet(known, online int) {
 	m.known.Set(float64(known))
@@ -79,7 +94,12 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	case MetricsAuth:
-		if id, err := g.identify(r, false); err != nil || !id.CanWatch() {
+		id, err := g.identify(r, false)
+		if errors.Is(err, auth.ErrThrottled) {
+			refuseIdentity(w, err)
+			return
+		}
+		if err != nil || !id.CanWatch() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
 			httpError(w, http.StatusUnauthorized, "metrics need credentials")
 			return

@@ -4,9 +4,12 @@ package wsgateway
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
+
+	"switchyard/auth"
 )
 
 // web holds the dashboard: every asset is in the binary, no CDN.
@@ -31,6 +34,10 @@ func staticHandler() (http.Handler, error) {
 func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/" {
 		id, err := g.identify(r, true)
+		if errors.Is(err, auth.ErrThrottled) {
+			refuseIdentity(w, err)
+			return
+		}
 		if err != nil {
 			http.Redirect(w, r, "/login", http.StatusSeeOther)
 			return

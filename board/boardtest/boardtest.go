@@ -65,6 +65,11 @@ func StartAt(t testing.TB, addr string) *Broker {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatalf("add hook: %v", err)
 	}
+	// As the control plane's broker: a board that reconnects at once (on
+	// every update) keeps its new session.
+	if err := srv.AddHook(mqttnet.NewHandOver(srv), nil); err != nil {
+		t.Fatalf("add hook: %v", err)
+	}
 	if err := srv.AddListener(listeners.NewNet("t", ln)); err != nil {
 		t.Fatalf("add listener: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -70,21 +69,7 @@ auth:
 // api makes a request as ada and returns the status and body.
 func (r *histRig) api(t *testing.T, method, path string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, r.cp.http+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := (&http.Client{Timeout: wait}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return bearerRequest(t, r.cp.http, r.token, method, path, nil)
 }
 
 // histEvent is an event of /api/devices/<id>/history.

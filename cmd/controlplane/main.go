@@ -150,6 +150,11 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		return err
 	}
 	defer ups.Close()
+	acc, err := openAccounts(cfg, topics, mq, ups) // before the broker starts: created users log in at once
+	if err != nil {
+		return err
+	}
+	defer acc.Close()
 
 	var disc *homeassistant.Discovery
 	var observer wsgateway.Observer
@@ -161,7 +166,9 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 
 	hist, audit := ups.history()
 	gw, err := wsgateway.New(wsgateway.Config{
-		Routes:          ups.routes(),
+		Routes:          append(ups.routes(), accountRoutes(acc)...),
+		Adopted:         acc.Adopted,
+		Forgetting:      acc.Forgetting,
 		History:         hist,
 		Audit:           audit,
 		Snapshot:        ups.svc.Snapshot,
@@ -192,6 +199,9 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	}
 	defer gw.Close()
 	ups.events.gw.Store(gw)
+	if err := acc.Attach(gw); err != nil {
+		return err
+	}
 
 	err = mq.start(func(topic string, payload []byte, at time.Time, from wsgateway.Origin) {
 		gw.IngestFrom(topic, payload, at, from)
@@ -253,6 +263,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	defer cancel()
 	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
 	gw.Close()
+	acc.Close() // before the database closes
 	ups.Close() // before the broker: its last jobs go out
 	if disc != nil {
 		disc.Close()

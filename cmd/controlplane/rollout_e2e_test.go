@@ -168,11 +168,18 @@ func (r *roRig) brokerURL() string { return "tcp://127.0.0.1:" + r.cp.mqttPort }
 // api makes a request as ada and returns the status and body.
 func (r *roRig) api(t *testing.T, method, path string, body []byte) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, r.cp.http+path, bytes.NewReader(body))
+	return bearerRequest(t, r.cp.http, r.token, method, path, body)
+}
+
+// bearerRequest makes a request to base+path with a bearer token and
+// returns the status and body.
+func bearerRequest(t *testing.T, base, token, method, path string, body []byte) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := (&http.Client{Timeout: roWait}).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

@@ -1,4 +1,4 @@
-package broker
+package mqttnet
 
 import (
 	"bytes"
@@ -8,8 +8,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// handOverHook orders a clean session's end before the next session of
-// the same client id begins.
+// HandOver is a Mochi hook that orders a clean session's end before the
+// next session of the same client id begins. The control plane's broker
+// and the test broker of package boardtest both add it (NewHandOver).
 //
 // Mochi ends a clean session on its client's goroutine after the
 // connection has closed: it unsubscribes the client's filters and deletes
@@ -23,18 +24,21 @@ import (
 // teardown takes (microseconds; at most handOverWait), before it is
 // registered. TestQuickReconnectKeepsTheNewSession shows the failure
 // without it.
-type handOverHook struct {
+type HandOver struct {
 	mqtt.HookBase
 	srv *mqtt.Server
 }
+
+// NewHandOver returns the hook for srv; add it with srv.AddHook.
+func NewHandOver(srv *mqtt.Server) *HandOver { return &HandOver{srv: srv} }
 
 // handOverWait bounds how long a new session waits for the old one's
 // teardown.
 const handOverWait = time.Second
 
-func (h *handOverHook) ID() string { return "switchyard-handover" }
+func (h *HandOver) ID() string { return "switchyard-handover" }
 
-func (h *handOverHook) Provides(b byte) bool {
+func (h *HandOver) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnSessionEstablish}, []byte{b})
 }
 
@@ -44,7 +48,7 @@ func (h *handOverHook) Provides(b byte) bool {
 // sent DISCONNECT, session taken over, and its Will goes out), and its
 // teardown is waited for; a persistent one is left to Mochi's takeover,
 // which inherits it and deletes nothing.
-func (h *handOverHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+func (h *HandOver) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	old, ok := h.srv.Clients.Get(cl.ID)
 	if !ok || old == cl || old.IsTakenOver() || !endsWithConnection(old) {
 		return

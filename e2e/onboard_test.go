@@ -170,15 +170,24 @@ func jsDialogError(re string) string {
 	return `document.getElementById("bd-status").dataset.status === "error" && ` + jsRegexp(re) + `.test(` + jsTextOf("#bd-status") + `)`
 }
 
+// fill sets the value of the input sel (chromedp.SetValue cannot set an
+// empty one).
+func (p *page) fill(sel, value string) {
+	p.t.Helper()
+	q, _ := json.Marshal(sel)
+	v, _ := json.Marshal(value)
+	if !evalJS[bool](p, fmt.Sprintf(`(e => !!e && (e.value = %s, true))(document.querySelector(%s))`, v, q)) {
+		p.t.Fatalf("page %s: no %s to fill", p.name, sel)
+	}
+}
+
 // addBoard fills the open dialog and submits it.
 func (p *page) addBoard(id, name, tags string) {
 	p.t.Helper()
-	p.do(
-		chromedp.SetValue(chromedp.CSS(`#bd-id`), id),
-		chromedp.SetValue(chromedp.CSS(`#bd-name`), name),
-		chromedp.SetValue(chromedp.CSS(`#bd-tags`), tags),
-		chromedp.Click(chromedp.CSS(`#bd-form [data-action="create-board"]`)),
-	)
+	p.fill(`#bd-id`, id)
+	p.fill(`#bd-name`, name)
+	p.fill(`#bd-tags`, tags)
+	p.do(chromedp.Click(chromedp.CSS(`#bd-form [data-action="create-board"]`)))
 }
 
 // checkCredentials checks that the dialog shows answer a: its username,
@@ -277,8 +286,9 @@ func TestAddBoardDialog(t *testing.T) {
 		evalJS[bool](p, `(Object.defineProperty(navigator, "clipboard", { configurable: true, value: undefined }), true)`)
 		p.do(chromedp.Click(chromedp.CSS(`#bd-result [data-copy="env"]`)))
 		p.waitFor("the file selected", `(n => n && !!n.dataset.outcome)(document.querySelector('#bd-result [data-copy="env"] + .copy-note'))`, wait)
-		if got := evalJS[string](p, `String(window.getSelection())`); got != answer.Body.Env {
-			t.Errorf("selected %q, want the API's environment file %q", got, answer.Body.Env)
+		// A selection's text ends without the file's final newline.
+		if got, want := evalJS[string](p, `String(window.getSelection())`), strings.TrimSuffix(answer.Body.Env, "\n"); got != want {
+			t.Errorf("selected %q, want the API's environment file %q", got, want)
 		}
 		if evalJS[string](p, `document.querySelector('#bd-result [data-copy="env"] + .copy-note').dataset.outcome`) == "copied" {
 			if got := p.clipboard(); got != answer.Body.Env {

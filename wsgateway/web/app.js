@@ -1021,9 +1021,13 @@
     if (!document.hidden && conn.retryAt - Date.now() > 2000) reconnectNow();
   });
 
+  // probeAuth asks the dashboard's own address whether this page may still
+  // have it: without credentials it answers with a redirect to /login.
+  // Not the API, whose 401 asks for HTTP Basic credentials: a browser
+  // answers that with its own login prompt, and the fetch waits for it.
   function probeAuth() {
-    fetch("api/me", { headers: apiHeaders(), cache: "no-store", credentials: "same-origin" })
-      .then((r) => { if (r.status === 401) loggedOut(); })
+    fetch("./" + location.search, { method: "HEAD", cache: "no-store", credentials: "same-origin", redirect: "manual" })
+      .then((r) => { if (r.type === "opaqueredirect") loggedOut(); })
       .catch(() => {});
   }
 
@@ -1236,7 +1240,10 @@
     // /api/devices supplies last_seen for those. Everything else is live.
     const snapshot = !labels.has(label) && !(conn.apiIds && !conn.apiIds.has(id));
     labels.add(label);
-    if (!snapshot) {
+    // A board declared (Add board) is announced offline: that is not the
+    // board speaking, and one never seen stays never seen.
+    const declared = label === "online" && value === false && d.lastSeen === null;
+    if (!snapshot && !declared) {
       d.lastSeen = Date.now();
       d.liveGen = conn.gen;
     }

@@ -59,16 +59,26 @@
   // "selected" when it could only select it in node (which shows text):
   // the async clipboard exists only in a secure context (https, or
   // localhost), and the dashboard is often served over plain http on a
-  // LAN, where the older execCommand("copy") may still work, or not.
+  // LAN, where the older execCommand("copy") may still work, or not. That
+  // copies text from a textarea made for the purpose, not node's
+  // selection, which would lose a final newline.
   function copy(text, node) {
     const fallback = () => {
-      selectAll(node);
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.setAttribute("readonly", "");
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      (node.closest("dialog") || document.body).append(area); // inside a modal dialog, or it cannot be focused
+      area.select();
       let ok = false;
       try {
         ok = document.execCommand("copy");
       } catch {
         ok = false;
       }
+      area.remove();
+      selectAll(node);
       return ok ? "copied" : "selected";
     };
     if (window.isSecureContext && navigator.clipboard && typeof navigator.clipboard.writeText === "function") {

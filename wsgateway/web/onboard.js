@@ -208,7 +208,7 @@
           " (devicefw.service reads it), then ", h("code", null, "systemctl restart devicefw"), ":"),
         ...block(env, "env", "File"),
         c.broker ? h("p", { class: "creds-note" }, "The board connects to ", h("code", null, str(c.broker)),
-          ". Not reachable from the board? Set ", h("code", null, "http.public_url"), " to the address boards use.") : null,
+          ": the host of ", h("code", null, "http.public_url"), " when it is set, else the one this page was opened at.") : null,
         h("div", { class: "form-foot" }, done),
       );
       ui.form.hidden = true;

@@ -1,12 +1,14 @@
-// Switchyard dashboard: small DOM helpers shared by the Add board dialog
-// (onboard.js) and the Users page (users.js), as Switchyard.kit.
+// Switchyard dashboard: small DOM helpers the views share (updates.js,
+// board.js, audit.js, onboard.js, users.js), as Switchyard.kit. Loaded
+// first.
 "use strict";
 
 (() => {
   const S = (window.Switchyard = window.Switchyard || {});
 
   // h builds an element: h("p", {class: "x", "data-a": "b"}, "text", child…);
-  // an attribute whose value is null, undefined or false is left out.
+  // an attribute whose value is null, undefined or false is left out, and
+  // so is a child that is null or undefined.
   function h(tag, attrs, ...children) {
     const e = document.createElement(tag);
     if (attrs) {
@@ -16,7 +18,7 @@
         e.setAttribute(k, v === true ? "" : String(v));
       }
     }
-    for (const c of children) if (c !== null && c !== undefined && c !== false) e.append(c);
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
     return e;
   }
 

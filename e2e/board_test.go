@@ -55,6 +55,8 @@ type boardOptions struct {
 	firmware string        // info.firmware; empty: "e2e-sim"
 	ip       string        // info.ip; empty: none
 	deaf     bool          // ignores every command (a broken board)
+	username string        // MQTT credentials; empty: anonymous
+	password string
 }
 
 // startBoard connects a board to the broker at addr and waits until its
@@ -109,6 +111,9 @@ func newBoard(addr string, opt boardOptions) *board {
 		SetOrderMatters(false).
 		SetCustomOpenConnectionFn(b.dial).
 		SetOnConnectHandler(b.onConnect)
+	if opt.username != "" {
+		o.SetUsername(opt.username).SetPassword(opt.password)
+	}
 	b.client = mqtt.NewClient(o)
 	b.client.Connect() // retries in the background (ConnectRetry)
 	if b.interval > 0 {

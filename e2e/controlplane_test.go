@@ -29,8 +29,9 @@ type controlPlane struct {
 
 // cpOptions configures a control plane.
 type cpOptions struct {
-	origins []string // http.allowed_origins
-	extra   string   // more config lines (YAML)
+	origins   []string // http.allowed_origins
+	publicURL string   // http.public_url; "" for none
+	extra     string   // more config lines (YAML)
 }
 
 // startControlPlane starts a control plane on two free loopback ports with
@@ -71,6 +72,9 @@ func (cp *controlPlane) writeConfig(opt cpOptions, storage string) {
 		fmt.Fprintf(&b, "%q", o)
 	}
 	b.WriteString("]\n")
+	if opt.publicURL != "" {
+		fmt.Fprintf(&b, "  public_url: %q\n", opt.publicURL)
+	}
 	fmt.Fprintf(&b, "storage:\n  path: %q\nlog:\n  level: info\n", storage)
 	b.WriteString(opt.extra)
 	if err := os.WriteFile(cp.cfgPath, []byte(b.String()), 0o644); err != nil {

@@ -12,7 +12,7 @@
 // A missing chromium skips the tests, except under CI (CI set), where it is
 // a failure. E2E_SCALE_DURATION (default 15s, e.g. 5m) sets how long the
 // 500-board run measures the page; E2E_SCREENSHOTS=1 makes TestScreenshots
-// rewrite docs/dashboard.png and docs/dashboard-phone.png, and
-// TestScreenshotsUpdates docs/updates.png. The package has no code outside
-// its tests.
+// rewrite docs/dashboard.png and docs/dashboard-phone.png,
+// TestScreenshotsUpdates docs/updates.png and TestScreenshotsAddBoard
+// docs/add-board.png. The package has no code outside its tests.
 package e2e

@@ -125,3 +125,48 @@ func (p *page) screenshot(path string, width int) {
 	}
 	p.t.Logf("wrote %s (%dx%d)", path, img.Bounds().Dx(), img.Bounds().Dy())
 }
+
+// TestScreenshotsAddBoard takes the README's picture of the Add board
+// dialog showing what the API answered for a new board (its password,
+// command and environment file), over a dashboard of four boards:
+// docs/add-board.png (1200x900, light). The control plane names its
+// broker by http.public_url, as on a LAN. See TestScreenshots for where it
+// writes.
+func TestScreenshotsAddBoard(t *testing.T) {
+	needChromium(t)
+	dir := screenshotDir(t)
+	extra, _ := onboardConfig(t, "local")
+	cp := startControlPlane(t, cpOptions{publicURL: "http://192.168.1.10:8080", extra: extra + `devices:
+  - {id: garage, tags: [outside]}
+  - {id: hallway, tags: [indoor, lights]}
+  - {id: kitchen, tags: [indoor, lights]}
+  - {id: workshop, tags: [indoor]}
+`})
+	for _, o := range []boardOptions{
+		{id: "garage", name: "Garage door", count: 5120, hardware: "esp32", firmware: "devicefw 0.3", ip: "192.168.1.31"},
+		{id: "hallway", name: "Hallway", count: 407, hardware: "rpi-zero-2w", firmware: "devicefw 0.3", ip: "192.168.1.40"},
+		{id: "kitchen", name: "Kitchen light", count: 12873, led: true, hardware: "esp32", firmware: "devicefw 0.3", ip: "192.168.1.33"},
+		{id: "workshop", name: "Workshop bench", count: 30118, hardware: "rpi-4", firmware: "devicefw 0.3", ip: "192.168.1.41"},
+	} {
+		startBoard(t, cp.mqttAddr, o).tick()
+	}
+
+	const width, height = 1200, 900
+	browser := newBrowser(t)
+	p := newPage(t, browser, "add-board.png", pageOptions{width: width, height: height, scheme: "light"})
+	p.login(cp, "ada", "pw-ada")
+	p.grantClipboard(cp)
+	p.recordBoardAnswers()
+	p.waitFor("four boards online, counts shown", `__e2e.cards().length === 4 && __e2e.cards().every(c => __e2e.online(c) && c.count !== "–" && !c.stale)`, wait)
+	p.do(chromedp.Click(chromedp.CSS(`#add-board`)))
+	p.addBoard("greenhouse", "Greenhouse pump", "outside pumps")
+	a := p.boardAnswers(1)[0]
+	if a.Status != 201 {
+		t.Fatalf("POST /api/boards = %d %+v, want 201", a.Status, a.Body)
+	}
+	checkCredentials(t, p, a)
+	p.waitFor("the greenhouse waiting behind the dialog", `!!document.querySelector('article.card[data-device="greenhouse"][data-waiting]')`, wait)
+	p.do(chromedp.Click(chromedp.CSS(`#bd-result [data-copy="command"]`)))
+	p.waitFor("the command copied", `document.querySelector('#bd-result [data-copy="command"] + .copy-note').dataset.outcome === "copied"`, wait)
+	p.screenshot(filepath.Join(dir, "add-board.png"), width)
+}

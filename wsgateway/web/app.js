@@ -1,6 +1,8 @@
 // Switchyard dashboard: every board as a card or as a row of a dense table,
-// live over the /ws WebSocket; a board's own page (board.js), the Updates
-// view (updates.js) and the audit log (audit.js) for admins.
+// live over the /ws WebSocket; a board's own page (board.js), and for
+// admins the Updates view (updates.js), the audit log (audit.js), the Add
+// board dialog with the adoption of new boards (onboard.js) and the Users
+// page (users.js).
 //
 // Model: `devices` (id -> plain object) is the truth; the DOM is a view of it.
 // Every change marks an id dirty; one requestAnimationFrame batch then
@@ -10,7 +12,7 @@
 // Where the page keeps its state:
 //   the query string  the list's filter and sort (?q=kitchen&state=offline&tag=porch&sort=-count),
 //                     so a filtered view can be bookmarked; kept on the board page too
-//   the hash          the view: #updates, #audit (&actor=NAME), #board=<id>; none for the list
+//   the hash          the view: #updates, #audit (&actor=NAME), #users, #board=<id>; none for the list
 //   localStorage      the layout, cards or table (switchyard.layout): a choice of this browser
 "use strict";
 
@@ -43,6 +45,7 @@
     boardLive: $("board-live"),
     boardTitle: $("board-title"),
     boardBack: $("board-back"),
+    addBoard: $("add-board"),
   };
 
   // Cards and the Updates view share these words (updates.js).
@@ -100,6 +103,7 @@
       led: null, // "ON" | "OFF" | null (unknown)
       count: null,
       lastSeen: null, // ms since epoch
+      isNew: false, // connected without an account: an admin may adopt it (/api/devices' "new")
       liveGen: -1, // generation in which lastSeen was set from a live event
       stale: false,
       pending: false,
@@ -133,6 +137,10 @@
   // board's own update report, as its card shows it.
   const updating = (d) => !!d.update && typeof d.update.state === "string" && !updateFinal(d.update);
   const updateFailed = (d) => !!d.update && (d.update.state === "failed" || d.update.state === "rolled_back");
+
+  // waiting: a board known (added, or listed in config) that never spoke:
+  // offline, never seen, nothing retained of it.
+  const waiting = (d) => !d.online && d.lastSeen === null && d.info === null && d.count === null && d.led === null;
 
   function normLed(v) {
     if (typeof v !== "string") return null;
@@ -349,6 +357,14 @@
   //   </p>
   //   <p class="tags" data-field="tags">kitchen porch</p>  (hidden when there are none)
   //   <p class="note" data-field="command" role="status"></p>
+  //   <p class="wait-line" data-field="waiting">Waiting for first connection</p>  (see waiting)
+  //   <div class="new-line">                              (a board connected without an account)
+  //     <p><span class="new-tag" data-field="new">new</span> <span class="new-text">Connected without an account.</span></p>
+  //     <p class="new-actions">                           (admins)
+  //       <button type="button" class="action" data-action="adopt" aria-label="Adopt NAME">Adopt…</button>
+  //       <button type="button" class="action" data-action="forget" aria-label="Forget NAME">Forget</button>
+  //     </p>
+  //   </div>
   //   <footer class="card-foot">
   //     <p class="seen">Last seen <time data-field="last-seen">never</time></p>
   //     <button type="button" class="toggle" data-action="toggle" aria-label="Toggle LED of NAME">Toggle LED</button>
@@ -377,6 +393,20 @@
     fwLine.append(el("span", "fw", { "data-field": "firmware" }), " ", el("span", "update", { "data-field": "update" }));
     const tags = el("p", "tags", { "data-field": "tags" });
     const note = el("p", "note", { "data-field": "command", role: "status" });
+    const wait = box("p", "wait-line", { "data-field": "waiting", hidden: "" });
+    wait.textContent = "Waiting for first connection";
+    const fresh = box("div", "new-line", { hidden: "" });
+    const what = box("p");
+    const newTag = box("span", "new-tag", { "data-field": "new" });
+    newTag.textContent = "new";
+    what.append(newTag, " ", el("span", "new-text"));
+    const acts = box("p", "new-actions");
+    const adopt = box("button", "action", { type: "button", "data-action": "adopt" });
+    adopt.textContent = "Adopt…";
+    const forget = box("button", "action", { type: "button", "data-action": "forget" });
+    forget.textContent = "Forget";
+    acts.append(adopt, " ", forget);
+    fresh.append(what, acts);
 
     const foot = box("footer", "card-foot");
     const seen = box("p", "seen");
@@ -385,7 +415,7 @@
     btn.textContent = "Toggle LED";
     foot.append(seen, btn);
 
-    card.append(head, body, meta, fwLine, tags, note, foot);
+    card.append(head, body, meta, fwLine, tags, note, wait, fresh, foot);
     return card;
   }
 
@@ -393,7 +423,10 @@
   //   <td class="c-name"><a class="open" href="#board=ID"><span data-field="name">NAME</span></a>
   //     <span class="card-id" data-field="id">ID</span></td>
   //   <td class="c-state"><span class="badge" data-field="online">online</span>
-  //     <span class="update" data-field="update">downloading 40%</span></td>
+  //     <span class="update" data-field="update">downloading 40%</span>
+  //     <span class="wait-tag" data-field="waiting" title="…">waiting</span>    (see waiting)
+  //     <span class="new-tag" data-field="new">new</span>       (connected without an account; not for admins)
+  //     <button class="new-tag" data-action="adopt" aria-label="Adopt NAME">new · adopt</button></td>  (admins)
   //   <td class="c-led"><span class="led" data-field="led">ON</span> <span class="note" data-field="command"></span></td>
   //   <td class="c-count" data-field="count">42</td>
   //   <td class="c-seen"><time data-field="last-seen">just now</time></td>
@@ -413,7 +446,13 @@
     name.append(open, " ", el("span", "card-id", { "data-field": "id" }));
 
     const state = cell("c-state");
-    state.append(el("span", "badge", { "data-field": "online" }), " ", el("span", "update", { "data-field": "update" }));
+    const wait = box("span", "wait-tag", { "data-field": "waiting", title: "Waiting for first connection", hidden: "" });
+    wait.textContent = "waiting";
+    const tag = box("span", "new-tag", { "data-field": "new", title: "Connected without an account; an admin can adopt it", hidden: "" });
+    tag.textContent = "new";
+    const adopt = box("button", "new-tag", { type: "button", "data-action": "adopt", hidden: "" });
+    adopt.textContent = "new · adopt";
+    state.append(el("span", "badge", { "data-field": "online" }), " ", el("span", "update", { "data-field": "update" }), " ", wait, tag, adopt);
 
     const led = cell("c-led");
     led.append(el("span", "led", { "data-field": "led" }), " ", el("span", "note", { "data-field": "command", role: "status" }));
@@ -458,6 +497,12 @@
       tags: f("tags"),
       note: f("command"),
       seen: f("last-seen"),
+      waiting: f("waiting"),
+      newLine: root.querySelector(".new-line"), // cards only
+      newTag: f("new"),
+      newText: root.querySelector(".new-text"), // cards only
+      adopt: root.querySelector('[data-action="adopt"]'),
+      forget: root.querySelector('[data-action="forget"]'), // cards only
       button: root.querySelector('[data-action="toggle"]'),
       c: Object.create(null), // cache of what the DOM currently shows
       searchKey: "",
@@ -541,6 +586,8 @@
     if (setText(v, "name", name)) {
       v.id.hidden = name === d.id;
       v.button.setAttribute("aria-label", "Toggle LED of " + name);
+      v.adopt.setAttribute("aria-label", "Adopt " + name);
+      if (v.forget) v.forget.setAttribute("aria-label", "Forget " + name);
     }
     if (v.c.keyName !== name || v.c.keyTags !== tagText) {
       v.c.keyName = name;
@@ -567,6 +614,10 @@
     setText(v, "seen", relTime(d.lastSeen, now));
     setAttr(v, "a-seen", v.seen, "datetime",
       d.lastSeen === null ? null : new Date(d.lastSeen).toISOString());
+    const wait = waiting(d);
+    setAttr(v, "a-waiting", v.root, "data-waiting", wait);
+    setAttr(v, "a-waiting-shown", v.waiting, "hidden", !wait);
+    renderNew(v, d);
     setAttr(v, "a-stale", v.root, "data-stale", d.stale || !conn.open);
     setAttr(v, "a-disabled", v.button, "disabled", !(conn.open && d.online));
     setAttr(v, "a-busy", v.button, "aria-busy", d.pending ? "true" : null);
@@ -574,6 +625,29 @@
     if (setText(v, "note", d.note)) setHidden(v.note, d.note === "");
     if (v.note && v.kind === "row") setAttr(v, "a-note-title", v.note, "title", d.note || null);
     applyFilter(v, d);
+  }
+
+  // renderNew shows whether the board connected without an account: a
+  // "new" tag, and for admins Adopt (and Forget, on cards).
+  function renderNew(v, d) {
+    const admin = role === "admin";
+    const key = (d.isNew ? "new" : "") + (admin ? " admin" : "");
+    if (v.c.fresh === key) return;
+    v.c.fresh = key;
+    setAttr(v, "a-new", v.root, "data-new", d.isNew ? "true" : null);
+    if (v.kind === "row") {
+      setHidden(v.newTag, !d.isNew || admin);
+      setHidden(v.adopt, !d.isNew || !admin);
+      return;
+    }
+    setHidden(v.newLine, !d.isNew);
+    setHidden(v.adopt, !admin);
+    setHidden(v.forget, !admin);
+    // Everyone else sees the tag alone: where anonymous access is on, every
+    // board may be new, and a sentence on each card would be noise.
+    v.newText.firstChild.data = admin ? "Connected without an account." : "";
+    if (admin) v.newTag.removeAttribute("title");
+    else v.newTag.title = "Connected without an account; an admin can adopt it";
   }
 
   // cardUpdate is what a card says of its board's update: the state while
@@ -670,7 +744,7 @@
     const text = `${n} ${n === 1 ? "board" : "boards"}, ${online} online`;
     const shownText = filtered() && shown !== n ? ` · ${shown} shown` : "";
     const emptyText = n === 0
-      ? "No boards yet. A board appears here as soon as it connects."
+      ? "No boards yet. A board appears here as soon as it connects" + (role === "admin" ? ", or add one with Add board." : ".")
       : shown === 0 ? "No boards match the filter." : "";
     const key = text + "|" + shownText + "|" + emptyText;
     if (key === lastSummary) return;
@@ -928,9 +1002,11 @@
     tick();
     clearInterval(conn.tickTimer);
     conn.tickTimer = setInterval(tick, 250);
-    // A handshake refused before opening may mean the session expired
-    // (checked now and then, not on every retry).
-    if (neverOpened && conn.attempt % 3 === 1) probeAuth();
+    // A connection closed by the server may mean the user was disabled or
+    // deleted, a handshake refused before opening that the session
+    // expired: checked at once after a close, then now and then, not on
+    // every retry.
+    if (!neverOpened || conn.attempt % 3 === 1) probeAuth();
   }
 
   function reconnectNow() {
@@ -945,10 +1021,31 @@
     if (!document.hidden && conn.retryAt - Date.now() > 2000) reconnectNow();
   });
 
+  // probeAuth asks the dashboard's own address whether this page may still
+  // have it: without credentials it answers with a redirect to /login.
+  // Not the API, whose 401 asks for HTTP Basic credentials: a browser
+  // answers that with its own login prompt, and the fetch waits for it.
   function probeAuth() {
-    fetch("api/devices", { headers: apiHeaders(), cache: "no-store", credentials: "same-origin" })
-      .then((r) => { if (r.status === 401) ui.login.hidden = false; })
+    fetch("./" + location.search, { method: "HEAD", cache: "no-store", credentials: "same-origin", redirect: "manual" })
+      .then((r) => { if (r.type === "opaqueredirect") loggedOut(); })
       .catch(() => {});
+  }
+
+  // loggedOut: the control plane no longer takes this page's credentials
+  // (logged out elsewhere, the user disabled or deleted, the session
+  // expired). A page with a session goes to the login form, as a reload
+  // would; one opened with ?token= offers the link and keeps retrying.
+  function loggedOut() {
+    ui.login.hidden = false;
+    if (token) {
+      toast("The control plane refused this page's token.");
+      return;
+    }
+    clearTimeout(conn.retryTimer);
+    clearInterval(conn.tickTimer);
+    conn.retryTimer = 0;
+    setStatus("disconnected", "logged out");
+    location.replace("login");
   }
 
   // --------------------------------------------------------------- resync
@@ -962,6 +1059,7 @@
     if (updates) updates.connected();
     if (board) board.connected();
     if (audit) audit.connected();
+    if (users) users.connected();
     conn.gen++;
     conn.seen = new Map();
     conn.touched = new Set();
@@ -1008,40 +1106,65 @@
     const ids = new Set();
     for (const item of list) {
       if (!item || typeof item.id !== "string" || item.id === "") continue;
-      const id = item.id;
       // Removed after the request left and not heard from since: stay removed.
-      if (conn.removed.has(id)) continue;
-      ids.add(id);
-      const d = devices.get(id) || newDevice(id);
-      const labels = conn.seen.get(id);
-      const fromWS = (l) => labels !== undefined && labels.has(l);
-
-      const info = item.info && typeof item.info === "object" ? item.info : null;
-      const name = typeof item.name === "string" ? item.name : "";
-      const infoName = info && typeof info.name === "string" ? info.name : "";
-      if (!fromWS("meta")) d.configName = name && name !== id && name !== infoName ? name : null;
-      if (!fromWS("info")) d.info = info;
-      if (!fromWS("online")) d.online = item.online === true;
-      if (!fromWS("ledStatus")) d.led = normLed(item.led);
-      if (!fromWS("count")) d.count = normCount(item.count);
-      if (!fromWS("meta")) d.tags = normTags(item.tags);
-      d.firmware = typeof item.firmware === "string" ? item.firmware : null;
-
-      const t = typeof item.last_seen === "string" ? Date.parse(item.last_seen) : NaN;
-      const apiSeen = Number.isFinite(t) ? t : null;
-      if (d.liveGen === conn.gen && d.lastSeen !== null) {
-        if (apiSeen !== null && apiSeen > d.lastSeen) d.lastSeen = apiSeen;
-      } else {
-        d.lastSeen = apiSeen;
-      }
-      d.stale = false;
-      markDirty(id);
+      if (conn.removed.has(item.id)) continue;
+      ids.add(item.id);
+      applyDevice(item, false);
     }
     conn.apiIds = ids;
     for (const id of Array.from(devices.keys())) {
       if (!ids.has(id) && !conn.touched.has(id)) removeDevice(id);
     }
     renderTagOptions();
+  }
+
+  // applyDevice takes one board of the API; what /ws said of it since the
+  // connection opened is newer, except with after, an answer read after
+  // this page changed the board (added, adopted): its "new" is the truth.
+  function applyDevice(item, after) {
+    const id = item.id;
+    const d = devices.get(id) || newDevice(id);
+    const labels = conn.seen.get(id);
+    const fromWS = (l) => labels !== undefined && labels.has(l);
+
+    const info = item.info && typeof item.info === "object" ? item.info : null;
+    const name = typeof item.name === "string" ? item.name : "";
+    const infoName = info && typeof info.name === "string" ? info.name : "";
+    if (!fromWS("meta")) d.configName = name && name !== id && name !== infoName ? name : null;
+    if (!fromWS("info")) d.info = info;
+    if (!fromWS("online")) d.online = item.online === true;
+    if (!fromWS("ledStatus")) d.led = normLed(item.led);
+    if (!fromWS("count")) d.count = normCount(item.count);
+    if (!fromWS("meta")) d.tags = normTags(item.tags);
+    d.firmware = typeof item.firmware === "string" ? item.firmware : null;
+    if (after || !fromWS("new")) d.isNew = item.new === true;
+
+    const t = typeof item.last_seen === "string" ? Date.parse(item.last_seen) : NaN;
+    const apiSeen = Number.isFinite(t) ? t : null;
+    if (d.liveGen === conn.gen && d.lastSeen !== null) {
+      if (apiSeen !== null && apiSeen > d.lastSeen) d.lastSeen = apiSeen;
+    } else {
+      d.lastSeen = apiSeen;
+    }
+    d.stale = false;
+    markDirty(id);
+  }
+
+  // refreshDevice reads board id again after this page changed it: added
+  // (it shows at once, waiting for its first connection), adopted (no
+  // longer new) or forgotten (gone).
+  function refreshDevice(id) {
+    apiCall("GET", "api/devices/" + encodeURIComponent(id))
+      .then((item) => {
+        if (!item || item.id !== id) return;
+        conn.removed.delete(id);
+        conn.touched.add(id); // a list read before this must not drop it
+        applyDevice(item, true);
+        renderTagOptions();
+      })
+      .catch((err) => {
+        if (err.status === 404) removeDevice(id);
+      });
   }
 
   // --------------------------------------------------------------- events
@@ -1117,7 +1240,10 @@
     // /api/devices supplies last_seen for those. Everything else is live.
     const snapshot = !labels.has(label) && !(conn.apiIds && !conn.apiIds.has(id));
     labels.add(label);
-    if (!snapshot) {
+    // A board declared (Add board) is announced offline: that is not the
+    // board speaking, and one never seen stays never seen.
+    const declared = label === "online" && value === false && d.lastSeen === null;
+    if (!snapshot && !declared) {
       d.lastSeen = Date.now();
       d.liveGen = conn.gen;
     }
@@ -1155,6 +1281,10 @@
     if (typeof v.name === "string") {
       const infoName = d.info && typeof d.info.name === "string" ? d.info.name : "";
       d.configName = v.name && v.name !== id && v.name !== infoName ? v.name : null;
+    }
+    if (typeof v.new === "boolean") {
+      d.isNew = v.new;
+      labels.add("new");
     }
     markDirty(id);
   }
@@ -1226,6 +1356,18 @@
       })
       .catch(() => {}); // the group bar still works for "all"
   }
+
+  // A new board's Adopt (cards, rows, the board page) opens the dialog;
+  // Forget (cards) forgets it after a second click.
+  ui.main.addEventListener("click", (ev) => {
+    const btn = ev.target instanceof Element ? ev.target.closest('[data-action="adopt"], [data-action="forget"]') : null;
+    if (!btn || btn.disabled || !onboard) return;
+    const card = btn.closest("[data-device]");
+    const id = card && card.getAttribute("data-device");
+    if (!id) return;
+    if (btn.dataset.action === "adopt") onboard.adopt(id);
+    else onboard.forget(id, btn);
+  });
 
   // Every toggle (cards, rows, the board page) sends its board's toggle.
   ui.main.addEventListener("click", (ev) => {
@@ -1300,15 +1442,21 @@
   // ----------------------------------------------------------------- views
 
   // The caller's role (GET /api/me) decides what the page offers: the
-  // Updates view (#updates) and the audit log (#audit) are for admins.
+  // Updates view (#updates), the Users page (#users), the audit log
+  // (#audit), Add board and the adoption of new boards are for admins.
   let role = "";
+  let myName = ""; // "" when anonymous
 
   function loadMe() {
     apiCall("GET", "api/me")
       .then((me) => {
-        role = me && typeof me.role === "string" ? me.role : "";
+        const r = me && typeof me.role === "string" ? me.role : "";
+        myName = me && typeof me.name === "string" ? me.name : "";
+        const changed = r !== role;
+        role = r;
         applyView();
         if (board) board.roleKnown();
+        if (changed) markAllDirty(); // adopt buttons on the cards
       })
       .catch(() => {}); // an older control plane: no admin views
   }
@@ -1316,13 +1464,14 @@
   const validID = (id) => /^[A-Za-z0-9_-]{1,64}$/.test(id);
 
   // route reads the hash: "" (the list), "updates", "audit&actor=NAME",
-  // "board=ID".
+  // "users", "board=ID".
   function route() {
     const h = location.hash.replace(/^#/, "");
     const p = new URLSearchParams(h);
     if (p.has("board")) return { view: "board", id: p.get("board") || "" };
     if (p.has("updates")) return { view: "updates" };
     if (p.has("audit")) return { view: "audit", actor: p.get("actor") || "" };
+    if (p.has("users")) return { view: "users" };
     return { view: "boards" };
   }
 
@@ -1343,10 +1492,13 @@
     let view = r.view;
     if (view === "updates" && !(admin && updates)) view = "boards";
     if (view === "audit" && !(admin && audit)) view = "boards";
+    if (view === "users" && !(admin && users)) view = "boards";
     if (view === "board" && !validID(r.id)) view = "boards";
     ui.views.hidden = !admin;
+    ui.addBoard.hidden = !(admin && onboard);
     for (const a of ui.views.querySelectorAll("[data-nav]")) {
-      a.hidden = (a.dataset.nav === "updates" && !updates) || (a.dataset.nav === "audit" && !audit);
+      a.hidden = (a.dataset.nav === "updates" && !updates) || (a.dataset.nav === "audit" && !audit) ||
+        (a.dataset.nav === "users" && !users);
       const on = a.dataset.nav === view || (a.dataset.nav === "boards" && view === "board");
       if (on) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
@@ -1368,6 +1520,10 @@
     if (audit) {
       if (view === "audit") audit.show(r.actor);
       else audit.hide();
+    }
+    if (users) {
+      if (view === "users") users.show();
+      else users.hide();
     }
     if (view !== "board") document.title = "Switchyard";
     if (previous && previous !== view) {
@@ -1406,16 +1562,29 @@
 
   window.addEventListener("hashchange", applyView);
 
+  // boardMeta is what the board page and the adopt dialog prefill: the
+  // name given the board ("" for none), the name shown, its tags.
+  const boardMeta = (id) => {
+    const d = devices.get(id);
+    return d ? { name: d.configName || "", shown: displayName(d), tags: d.tags } : null;
+  };
+
   const board = S.boardView ? S.boardView({
     api: apiCall,
     toast,
-    meta: (id) => {
-      const d = devices.get(id);
-      return d ? { name: d.configName || "", shown: displayName(d), tags: d.tags } : null;
-    },
+    meta: boardMeta,
     canEdit: () => role === "operator" || role === "admin",
   }) : null;
   const audit = S.auditView ? S.auditView({ api: apiCall, toast, setHash }) : null;
+  const users = S.usersView ? S.usersView({ api: apiCall, toast, me: () => myName }) : null;
+  const onboard = S.onboardView ? S.onboardView({
+    api: apiCall,
+    toast,
+    meta: boardMeta,
+    changed: refreshDevice,
+  }) : null;
+
+  if (onboard) ui.addBoard.addEventListener("click", () => onboard.add());
 
   const updates = S.updatesView ? S.updatesView({
     api: apiCall,

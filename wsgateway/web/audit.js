@@ -14,17 +14,7 @@
   const pageSize = 200;
   const refreshEvery = 10000;
 
-  function h(tag, attrs, ...children) {
-    const e = document.createElement(tag);
-    if (attrs) {
-      for (const k in attrs) {
-        const v = attrs[k];
-        if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v === true ? "" : String(v));
-      }
-    }
-    for (const c of children) if (c !== null && c !== undefined) e.append(c);
-    return e;
-  }
+  const { h } = S.kit;
 
   const iso = (ms) => new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
   const fmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });

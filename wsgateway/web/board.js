@@ -37,18 +37,7 @@
   const afterLive = 1200; // a live event is in the history once the recorder wrote it (batched)
   const listMax = 50; // rows per table
 
-  // h builds an element: h("p", {class: "x"}, "text", child…).
-  function h(tag, attrs, ...children) {
-    const e = document.createElement(tag);
-    if (attrs) {
-      for (const k in attrs) {
-        const v = attrs[k];
-        if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v === true ? "" : String(v));
-      }
-    }
-    for (const c of children) if (c !== null && c !== undefined) e.append(c);
-    return e;
-  }
+  const { h } = S.kit;
 
   const svgNS = "http://www.w3.org/2000/svg";
   function svg(tag, attrs, ...children) {

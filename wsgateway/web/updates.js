@@ -35,19 +35,7 @@
   // updateFinal reports whether a report's state ends its job.
   S.updateFinal = (u) => !!u && (u.state === "confirmed" || u.state === "failed" || u.state === "rolled_back");
 
-  // h builds an element: h("p", {class: "x", "data-a": "b"}, "text", child…).
-  function h(tag, attrs, ...children) {
-    const e = document.createElement(tag);
-    if (attrs) {
-      for (const k in attrs) {
-        const v = attrs[k];
-        if (v === null || v === undefined || v === false) continue;
-        e.setAttribute(k, v === true ? "" : String(v));
-      }
-    }
-    for (const c of children) if (c !== null && c !== undefined) e.append(c);
-    return e;
-  }
+  const { h } = S.kit;
 
   // setText and setAttr touch the DOM only when the value changes.
   function setText(node, text) {
@@ -376,25 +364,7 @@
       return "";
     }
 
-    // confirmed makes a button that cannot be undone ask again: the first
-    // click turns its text into question (data-confirm set) for 5 s, and
-    // only a second click within them is confirmed.
-    function confirmed(button, question) {
-      clearTimeout(button.confirmTimer);
-      if (button.dataset.confirm === "true") {
-        delete button.dataset.confirm;
-        button.textContent = button.dataset.label;
-        return true;
-      }
-      button.dataset.label = button.textContent;
-      button.dataset.confirm = "true";
-      button.textContent = question;
-      button.confirmTimer = setTimeout(() => {
-        delete button.dataset.confirm;
-        button.textContent = button.dataset.label;
-      }, 5000);
-      return false;
-    }
+    const { confirmed } = S.kit;
 
     function onAction(v, action, button) {
       // Abort ends the rollout for good: the first click asks again.

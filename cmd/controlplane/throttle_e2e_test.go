@@ -17,7 +17,7 @@ import (
 // mqttLogin connects to the control plane as name/password from the
 // loopback address from, and returns the CONNECT's error.
 func mqttLogin(r *histRig, from, name, password string) error {
-	o := pmqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:"+r.cp.mqttPort).
+	o := pmqtt.NewClientOptions().AddBroker("tcp://127.0.0.1:" + r.cp.mqttPort).
 		SetClientID(fmt.Sprintf("guess-%s-%s", from, name)).SetUsername(name).SetPassword(password).
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(wait).
 		SetDialer(&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: wait})

@@ -143,14 +143,14 @@ const AuditThrottled = "throttled"
 // refuseIdentity answers a request whose identification failed with err:
 // 429 with Retry-After when its address is throttled, else 401 (see
 // unauthorized).
-func refuseIdentity(w http.ResponseWriter, err error) {
+func refuseIdentity(w http.ResponseWriter, r *http.Request, err error) {
 	var te *auth.ThrottledError
 	if errors.As(err, &te) {
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
 		httpError(w, http.StatusTooManyRequests, "too many failed logins from your address: try again in %d s", te.RetryAfterSeconds())
 		return
 	}
-	unauthorized(w, err)
+	unauthorized(w, r, err)
 }
 
 // sameOrigin refuses a state-changing request sent by a page of another
@@ -171,7 +171,7 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 		id, err := g.identify(r, false)
 		switch {
 		case err != nil:
-			refuseIdentity(w, err)
+			refuseIdentity(w, r, err)
 			return
 		case !id.CanWatch():
 			httpError(w, http.StatusForbidden, "role %s may not use the API", id.Role)
@@ -191,9 +191,14 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 }
 
 // unauthorized answers 401 to a request whose credentials are missing or
-// wrong (err says which), asking for HTTP Basic credentials.
-func unauthorized(w http.ResponseWriter, err error) {
-	w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
+// wrong (err says which), asking for HTTP Basic credentials, except from
+// a script of a page (the dashboard's fetch after its session ended):
+// there the header would make the browser pop up its own login box over
+// the dashboard, which sends the page to /login instead.
+func unauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode == "" || mode == "navigate" {
+		w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
+	}
 	httpError(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
 }
 

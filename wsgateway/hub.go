@@ -34,7 +34,7 @@ func newUpgrader(allowed []string) *websocket.Upgrader {
 func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string) {
 	id, sid, err := g.identifySession(r, true)
 	if errors.Is(err, auth.ErrThrottled) {
-		refuseIdentity(w, err)
+		refuseIdentity(w, r, err)
 		return
 	}
 	if err != nil {

@@ -96,7 +96,7 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	case MetricsAuth:
 		id, err := g.identify(r, false)
 		if errors.Is(err, auth.ErrThrottled) {
-			refuseIdentity(w, err)
+			refuseIdentity(w, r, err)
 			return
 		}
 		if err != nil || !id.CanWatch() {

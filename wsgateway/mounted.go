@@ -71,7 +71,7 @@ func (g *Gateway) guardRoute(rt Route) http.Handler {
 		id, err := g.identify(r, false)
 		switch {
 		case err != nil:
-			refuseIdentity(w, err)
+			refuseIdentity(w, r, err)
 			return
 		case id.Role < rt.Role:
 			httpError(w, http.StatusForbidden, "role %s may not %s %s (it needs %s)", id.Role, r.Method, r.URL.Path, rt.Role)

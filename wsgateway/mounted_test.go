@@ -104,6 +104,7 @@ func TestMountedRoutesAccess(t *testing.T) {
 		{"a viewer on a viewer route", "GET", "/api/things", viewer, 200, "vera viewer"},
 		{"an operator's token on a viewer route", "GET", "/api/things", bearer, 200, "otto operator"},
 		{"no credentials on a viewer route", "GET", "/api/things", nil, 401, ""},
+		{"a page's fetch after its session ended", "GET", "/api/things", with(nil, "Sec-Fetch-Mode", "cors", "Cookie", "switchyard_session=expired"), 401, ""},
 		{"a viewer on an admin route", "POST", "/api/things", viewer, 403, ""},
 		{"an operator on an admin route", "POST", "/api/things", bearer, 403, ""},
 		{"an admin on an admin route", "POST", "/api/things", admin, 200, "ada admin"},
@@ -135,8 +136,12 @@ func TestMountedRoutesAccess(t *testing.T) {
 				t.Errorf("%s: %d answered %q, want a JSON error", tc.name, code, body)
 			}
 		}
-		if code == http.StatusUnauthorized && !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic ") {
+		fromScript := tc.hdr.Get("Sec-Fetch-Mode") == "cors"
+		if code == http.StatusUnauthorized && !fromScript && !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic ") {
 			t.Errorf("%s: 401 without WWW-Authenticate: Basic (%q)", tc.name, hdr.Get("WWW-Authenticate"))
+		}
+		if code == http.StatusUnauthorized && fromScript && hdr.Get("WWW-Authenticate") != "" {
+			t.Errorf("%s: 401 to a page's script with WWW-Authenticate %q: the browser would pop up its login box", tc.name, hdr.Get("WWW-Authenticate"))
 		}
 		if code == http.StatusMethodNotAllowed && hdr.Get("Allow") == "" {
 			t.Errorf("%s: 405 without Allow", tc.name)

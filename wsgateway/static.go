@@ -35,7 +35,7 @@ func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/" {
 		id, err := g.identify(r, true)
 		if errors.Is(err, auth.ErrThrottled) {
-			refuseIdentity(w, err)
+			refuseIdentity(w, r, err)
 			return
 		}
 		if err != nil {

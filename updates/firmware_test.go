@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -136,9 +137,14 @@ func TestServeFirmwareRange(t *testing.T) {
 		resp.Header.Get("Content-Range") != "bytes 60000-99999/100000" {
 		t.Errorf("Range: %s %q, %d bytes; want 206 and the last 40,000 bytes", resp.Status, resp.Header.Get("Content-Range"), len(got))
 	}
-	if got, want := e.metric("switchyard_firmware_served_bytes_total", "")-before, 140_000.0; got != want {
-		t.Errorf("bytes served metric grew by %v, want %v", got, want)
-	}
+	// The handler counts the bytes once ServeContent has returned, which
+	// may be just after the client has read them all: wait for it.
+	testutil.WaitFor(t, wait, func() error {
+		if got, want := e.metric("switchyard_firmware_served_bytes_total", "")-before, 140_000.0; got != want {
+			return fmt.Errorf("bytes served metric grew by %v, want %v", got, want)
+		}
+		return nil
+	})
 	e.must(http.StatusNotFound, "GET", "/firmware/"+strings.Repeat("0", 64), nil, nil)
 	e.must(http.StatusNotFound, "GET", "/firmware/..%2fswitchyard.db", nil, nil)
 }

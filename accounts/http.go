@@ -5,25 +5,18 @@ package accounts
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
 	"switchyard/auth"
 	"switchyard/history"
+	"switchyard/internal/httpapi"
 	"switchyard/store"
 )
 
 // Handler is one HTTP route of the service, for the gateway to serve
 // behind its access rules.
-type Handler struct {
-	// Pattern is a net/http ServeMux pattern with its method; the handler
-	// reads the wildcards with r.PathValue.
-	Pattern string
-	// Role is the least role that may call it.
-	Role    auth.Role
-	Handler http.Handler
-}
+type Handler = httpapi.Route
 
 // Handlers returns the service's routes. The token routes are open to
 // every viewer: the handler lets a user manage its own tokens, and only
@@ -69,7 +62,7 @@ func (c *call) ok(code int, v any) {
 		c.w.WriteHeader(code)
 		return
 	}
-	writeJSON(c.w, code, v)
+	httpapi.WriteJSON(c.w, code, v)
 }
 
 // fail answers {"error": …} with code and audits the action as denied
@@ -80,7 +73,7 @@ func (c *call) fail(code int, format string, args ...any) {
 		res = history.ResultDenied
 	}
 	c.s.audit(c.who.Actor(), c.action, c.target, res, c.r.RemoteAddr)
-	httpError(c.w, code, format, args...)
+	httpapi.Error(c.w, code, format, args...)
 }
 
 // applied answers 500 when err, the error of applying a change that is
@@ -118,17 +111,4 @@ func (c *call) decode(v any, want string) bool {
 		return false
 	}
 	return true
-}
-
-// writeJSON answers v as JSON, like the rest of the API.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do
-}
-
-// httpError answers {"error": message}.
-func httpError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }

@@ -14,6 +14,7 @@ import (
 	"switchyard/auth"
 	"switchyard/devices"
 	"switchyard/history"
+	"switchyard/internal/httpapi"
 	"switchyard/store"
 )
 
@@ -66,7 +67,7 @@ func (s *Service) listUsers(w http.ResponseWriter, _ *http.Request) {
 	for i, u := range users {
 		out[i] = toUserJSON(u)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // validateName checks a user name: 1 to 64 of A-Z a-z 0-9 _ - . @; a

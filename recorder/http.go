@@ -2,8 +2,6 @@ package recorder
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -12,28 +10,21 @@ import (
 	"switchyard/auth"
 	"switchyard/devices"
 	"switchyard/history"
+	"switchyard/internal/httpapi"
 )
 
 // Handler is one HTTP route of the recorder, for the gateway to serve
-// behind its access rules (the shape of updates.Handler).
-type Handler struct {
-	// Pattern is a net/http ServeMux pattern with its method; the
-	// handler reads the wildcards with r.PathValue, so the pattern must
-	// be registered as it is.
-	Pattern string
-	// Role is the least role that may call it.
-	Role    auth.Role
-	Handler http.Handler
-}
+// behind its access rules.
+type Handler = httpapi.Route
 
 // Handlers returns the history API's routes (contract: "History, audit
 // log, tags"). They read the database: what was recorded since the last
 // flush (FlushEvery) is not in their answers yet.
 func (r *Recorder) Handlers() []Handler {
 	return []Handler{
-		{"GET /api/devices/{id}/history", auth.RoleViewer, r.forDevice(r.getHistory)},
-		{"GET /api/devices/{id}/counts", auth.RoleViewer, r.forDevice(r.getCounts)},
-		{"GET /api/audit", auth.RoleAdmin, http.HandlerFunc(r.getAudit)},
+		{Pattern: "GET /api/devices/{id}/history", Role: auth.RoleViewer, Handler: r.forDevice(r.getHistory)},
+		{Pattern: "GET /api/devices/{id}/counts", Role: auth.RoleViewer, Handler: r.forDevice(r.getCounts)},
+		{Pattern: "GET /api/audit", Role: auth.RoleAdmin, Handler: http.HandlerFunc(r.getAudit)},
 	}
 }
 
@@ -92,19 +83,19 @@ func (r *Recorder) forDevice(serve func(ctx context.Context, w http.ResponseWrit
 func (r *Recorder) getHistory(ctx context.Context, w http.ResponseWriter, id string, v url.Values) {
 	q, err := history.ParseQuery(v.Get("since"), v.Get("until"), v.Get("limit"))
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	events, err := r.store.Events(ctx, id, q)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	out := make([]eventJSON, len(events))
 	for i, e := range events {
 		out[i] = eventJSON{At: stamp(e.At), Kind: e.Kind, Value: e.Value, By: e.By}
 	}
-	writeJSON(w, http.StatusOK, struct {
+	httpapi.WriteJSON(w, http.StatusOK, struct {
 		Events []eventJSON `json:"events"`
 	}{out})
 }
@@ -114,12 +105,12 @@ func (r *Recorder) getHistory(ctx context.Context, w http.ResponseWriter, id str
 func (r *Recorder) getCounts(ctx context.Context, w http.ResponseWriter, id string, v url.Values) {
 	q, err := history.ParseQuery(v.Get("since"), v.Get("until"), "")
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	step, err := history.ParseStep(v.Get("step"))
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	if q.Since.IsZero() {
@@ -127,7 +118,7 @@ func (r *Recorder) getCounts(ctx context.Context, w http.ResponseWriter, id stri
 	}
 	pts, err := r.store.Points(ctx, id, q.Since, q.Until)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	pts = history.Downsample(pts, step)
@@ -135,7 +126,7 @@ func (r *Recorder) getCounts(ctx context.Context, w http.ResponseWriter, id stri
 	for i, p := range pts {
 		out[i] = pointJSON(p)
 	}
-	writeJSON(w, http.StatusOK, struct {
+	httpapi.WriteJSON(w, http.StatusOK, struct {
 		Step   string      `json:"step"`
 		Points []pointJSON `json:"points"`
 	}{history.FormatStep(step), out})
@@ -148,19 +139,19 @@ func (r *Recorder) getAudit(w http.ResponseWriter, req *http.Request) {
 	v := req.URL.Query()
 	q, err := history.ParseQuery(v.Get("since"), v.Get("until"), v.Get("limit"))
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	entries, err := r.store.AuditLog(ctx, q, v.Get("actor"))
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	out := make([]entryJSON, len(entries))
 	for i, e := range entries {
 		out[i] = entryJSON{At: stamp(e.At), Actor: e.Actor, Action: e.Action, Target: e.Target, Result: e.Result, Remote: e.Remote}
 	}
-	writeJSON(w, http.StatusOK, struct {
+	httpapi.WriteJSON(w, http.StatusOK, struct {
 		Entries []entryJSON `json:"entries"`
 	}{out})
 }
@@ -173,7 +164,7 @@ func (r *Recorder) getAudit(w http.ResponseWriter, req *http.Request) {
 func (r *Recorder) pathDevice(ctx context.Context, w http.ResponseWriter, req *http.Request) (string, bool) {
 	id := req.PathValue("id")
 	if !devices.ValidID(id) {
-		httpError(w, http.StatusNotFound, "unknown device %q", id)
+		httpapi.Error(w, http.StatusNotFound, "unknown device %q", id)
 		return "", false
 	}
 	if r.cfg.Known != nil && r.cfg.Known(id) {
@@ -181,25 +172,12 @@ func (r *Recorder) pathDevice(ctx context.Context, w http.ResponseWriter, req *h
 	}
 	has, err := r.store.HasHistory(ctx, id)
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return "", false
 	}
 	if !has {
-		httpError(w, http.StatusNotFound, "unknown device %q", id)
+		httpapi.Error(w, http.StatusNotFound, "unknown device %q", id)
 		return "", false
 	}
 	return id, true
-}
-
-// writeJSON answers v as JSON, like the rest of the API.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do
-}
-
-// httpError answers {"error": message}.
-func httpError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"switchyard/devices"
+	"switchyard/internal/httpapi"
 	"switchyard/rollout"
 	"switchyard/store"
 )
@@ -56,12 +57,12 @@ func (s *Service) uploadFirmware(w http.ResponseWriter, r *http.Request) {
 	version, platform := r.URL.Query().Get("version"), r.URL.Query().Get("platform")
 	for _, c := range []struct{ key, v string }{{"version", version}, {"platform", platform}} {
 		if err := checkLabel(c.key, c.v); err != nil {
-			httpError(w, http.StatusBadRequest, "%v", err)
+			httpapi.Error(w, http.StatusBadRequest, "%v", err)
 			return
 		}
 	}
 	if r.ContentLength > s.cfg.MaxSize {
-		httpError(w, http.StatusRequestEntityTooLarge, "firmware of %d bytes: over firmware.max_size (%d bytes)", r.ContentLength, s.cfg.MaxSize)
+		httpapi.Error(w, http.StatusRequestEntityTooLarge, "firmware of %d bytes: over firmware.max_size (%d bytes)", r.ContentLength, s.cfg.MaxSize)
 		return
 	}
 	// The server's deadlines (30 s) are for small requests: a build may
@@ -75,19 +76,19 @@ func (s *Service) uploadFirmware(w http.ResponseWriter, r *http.Request) {
 	existed := errors.Is(err, store.ErrExists)
 	switch {
 	case body.err != nil:
-		httpError(w, http.StatusBadRequest, "reading the upload: %v", body.err)
+		httpapi.Error(w, http.StatusBadRequest, "reading the upload: %v", body.err)
 		return
 	case errors.Is(err, store.ErrTooLarge):
-		httpError(w, http.StatusRequestEntityTooLarge, "firmware over firmware.max_size (%d bytes)", s.cfg.MaxSize)
+		httpapi.Error(w, http.StatusRequestEntityTooLarge, "firmware over firmware.max_size (%d bytes)", s.cfg.MaxSize)
 		return
 	case err != nil && !existed:
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	case size == 0:
 		if !existed {
 			_ = s.cfg.Files.Remove(sha)
 		}
-		httpError(w, http.StatusBadRequest, "empty body: send the build's bytes")
+		httpapi.Error(w, http.StatusBadRequest, "empty body: send the build's bytes")
 		return
 	}
 	digest, _ := hex.DecodeString(sha)
@@ -107,7 +108,7 @@ func (s *Service) uploadFirmware(w http.ResponseWriter, r *http.Request) {
 		}
 		f, err := s.cfg.Files.Open(sha)
 		if err != nil { // deleted meanwhile
-			httpError(w, http.StatusConflict, "firmware %s was deleted while it was uploaded: upload it again", sha)
+			httpapi.Error(w, http.StatusConflict, "firmware %s was deleted while it was uploaded: upload it again", sha)
 			return
 		}
 		f.Close()
@@ -122,17 +123,17 @@ func (s *Service) uploadFirmware(w http.ResponseWriter, r *http.Request) {
 		if !existed {
 			_ = s.cfg.Files.Remove(sha) // no record points to it
 		}
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	setAuditTarget(r, sha)
 	s.log.Info("firmware uploaded", "sha256", sha, "version", version, "platform", platform, "size", size)
-	writeJSON(w, http.StatusCreated, fw)
+	httpapi.WriteJSON(w, http.StatusCreated, fw)
 }
 
 // conflict answers 409 naming the build that has these bytes already.
 func conflict(w http.ResponseWriter, old rollout.Firmware) {
-	writeJSON(w, http.StatusConflict, map[string]any{
+	httpapi.WriteJSON(w, http.StatusConflict, map[string]any{
 		"error": fmt.Sprintf("these bytes are uploaded already: firmware %s, version %s for %s, uploaded %s",
 			old.SHA256, old.Version, old.Platform, old.Uploaded.UTC().Format(time.RFC3339)),
 		"firmware": old,
@@ -142,33 +143,33 @@ func conflict(w http.ResponseWriter, old rollout.Firmware) {
 func (s *Service) listFirmware(w http.ResponseWriter, r *http.Request) {
 	fws, err := s.cfg.Store.ListFirmware(r.Context())
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	if fws == nil {
 		fws = []rollout.Firmware{}
 	}
-	writeJSON(w, http.StatusOK, fws)
+	httpapi.WriteJSON(w, http.StatusOK, fws)
 }
 
 func (s *Service) deleteFirmware(w http.ResponseWriter, r *http.Request) {
 	sha := r.PathValue("sha")
 	if !devices.ValidSHA256(sha) {
-		httpError(w, http.StatusNotFound, "firmware %q: not a SHA-256 (64 lowercase hex digits)", sha)
+		httpapi.Error(w, http.StatusNotFound, "firmware %q: not a SHA-256 (64 lowercase hex digits)", sha)
 		return
 	}
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
 	if id := s.rolloutUsing(sha); id != "" {
-		httpError(w, http.StatusConflict, "firmware %s is used by rollout %s, which is not finished: abort it or let it finish first", sha, id)
+		httpapi.Error(w, http.StatusConflict, "firmware %s is used by rollout %s, which is not finished: abort it or let it finish first", sha, id)
 		return
 	}
 	if err := s.cfg.Store.DeleteFirmware(r.Context(), sha); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			httpError(w, http.StatusNotFound, "firmware %s: no such build", sha)
+			httpapi.Error(w, http.StatusNotFound, "firmware %s: no such build", sha)
 			return
 		}
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	if err := s.cfg.Files.Remove(sha); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -203,16 +204,16 @@ func (s *Service) serveFirmware(w http.ResponseWriter, r *http.Request) {
 	f, err := s.cfg.Files.Open(sha)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			httpError(w, http.StatusNotFound, "firmware %q: no such build", sha)
+			httpapi.Error(w, http.StatusNotFound, "firmware %q: no such build", sha)
 			return
 		}
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "firmware %s: %v", sha, err)
+		httpapi.Error(w, http.StatusInternalServerError, "firmware %s: %v", sha, err)
 		return
 	}
 	waiting, streaming := s.downloads.WithLabelValues("waiting"), s.downloads.WithLabelValues("streaming")

@@ -3,25 +3,16 @@ package updates
 import (
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"net/http"
 
 	"switchyard/auth"
 	"switchyard/history"
+	"switchyard/internal/httpapi"
 )
 
 // Handler is one HTTP route of the service, for the gateway to serve
 // behind its access rules.
-type Handler struct {
-	// Pattern is a net/http ServeMux pattern with its method
-	// ("GET /firmware/{sha}"); the handler reads the wildcards with
-	// r.PathValue, so the pattern must be registered as it is.
-	Pattern string
-	// Role is the least role that may call it.
-	Role    auth.Role
-	Handler http.Handler
-}
+type Handler = httpapi.Route
 
 // Handlers returns the service's routes: the firmware API, the download
 // path, the update key and the rollouts API.
@@ -49,26 +40,5 @@ func (s *Service) PublicKey() string {
 }
 
 func (s *Service) updateKey(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"public_key": s.PublicKey()})
-}
-
-// writeJSON answers v as JSON, like the rest of the API.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do
-}
-
-// writeRaw answers JSON already encoded.
-func writeRaw(w http.ResponseWriter, code int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(body, '\n'))
-}
-
-// httpError answers {"error": message}.
-func httpError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"public_key": s.PublicKey()})
 }

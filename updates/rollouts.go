@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"switchyard/internal/httpapi"
 	"switchyard/rollout"
 	"switchyard/store"
 )
@@ -27,25 +28,25 @@ var errTags = errors.New("target: tags are not available here; target all boards
 func (s *Service) createRollout(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxSpecBody+1))
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "reading the body: %v", err)
+		httpapi.Error(w, http.StatusBadRequest, "reading the body: %v", err)
 		return
 	}
 	if len(body) > maxSpecBody {
-		httpError(w, http.StatusRequestEntityTooLarge, "body over %d bytes", maxSpecBody)
+		httpapi.Error(w, http.StatusRequestEntityTooLarge, "body over %d bytes", maxSpecBody)
 		return
 	}
 	spec, err := rollout.ParseSpec(body)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	if s.cfg.PublicURL == "" && s.cfg.BoardAddr == nil {
-		httpError(w, http.StatusBadRequest, "http.public_url: required to start a rollout with an external broker (it is the URL boards download the build from)")
+		httpapi.Error(w, http.StatusBadRequest, "http.public_url: required to start a rollout with an external broker (it is the URL boards download the build from)")
 		return
 	}
 	ids, err := s.targets(spec.Target)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return
 	}
 	ctx := r.Context()
@@ -53,21 +54,21 @@ func (s *Service) createRollout(w http.ResponseWriter, r *http.Request) {
 	defer s.createMu.Unlock()
 	fw, err := s.cfg.Store.Firmware(ctx, spec.Firmware)
 	if errors.Is(err, store.ErrNotFound) {
-		httpError(w, http.StatusBadRequest, "firmware: %s is no uploaded build (POST /api/firmware first)", spec.Firmware)
+		httpapi.Error(w, http.StatusBadRequest, "firmware: %s is no uploaded build (POST /api/firmware first)", spec.Firmware)
 		return
 	}
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	if board, other := s.inRollout(ids); other != "" {
-		httpError(w, http.StatusConflict, "board %s is in rollout %s, which is not finished: one board is in one rollout at a time (abort %s or wait for it)", board, other, other)
+		httpapi.Error(w, http.StatusConflict, "board %s is in rollout %s, which is not finished: one board is in one rollout at a time (abort %s or wait for it)", board, other, other)
 		return
 	}
 	now := s.cfg.Now()
 	ro := rollout.Plan(newID(now), spec, fw, s.fleet.candidates(ids), now)
 	if err := s.cfg.Store.CreateRollout(ctx, ro); err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	// Saved by CreateRollout (version 1 saved), not yet announced.
@@ -79,12 +80,12 @@ func (s *Service) createRollout(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.poke() // steps it at once: the first jobs go out, browsers hear of it
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	setAuditTarget(r, ro.ID)
 	s.log.Info("rollout created", "rollout", ro.ID, "firmware", fw.SHA256, "version", fw.Version, "state", ro.State, "boards", len(ids))
-	writeRaw(w, http.StatusCreated, out)
+	httpapi.WriteRaw(w, http.StatusCreated, out)
 }
 
 // targets returns the ids a rollout target names, sorted, each once.
@@ -159,10 +160,10 @@ func (s *Service) listRollouts(w http.ResponseWriter, _ *http.Request) {
 	j, err := json.Marshal(out) // under mu: the engine changes them
 	s.mu.Unlock()
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	writeRaw(w, http.StatusOK, j)
+	httpapi.WriteRaw(w, http.StatusOK, j)
 }
 
 func (s *Service) getRollout(w http.ResponseWriter, r *http.Request) {
@@ -177,11 +178,11 @@ func (s *Service) getRollout(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	switch {
 	case e == nil:
-		httpError(w, http.StatusNotFound, "rollout %q: no such rollout", id)
+		httpapi.Error(w, http.StatusNotFound, "rollout %q: no such rollout", id)
 	case err != nil:
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 	default:
-		writeRaw(w, http.StatusOK, j)
+		httpapi.WriteRaw(w, http.StatusOK, j)
 	}
 }
 
@@ -197,23 +198,23 @@ func (s *Service) actRollout(w http.ResponseWriter, r *http.Request) {
 	case "abort":
 		act = (*rollout.Rollout).Abort
 	default:
-		httpError(w, http.StatusNotFound, "POST %s: not found (pause, resume or abort)", r.URL.Path)
+		httpapi.Error(w, http.StatusNotFound, "POST %s: not found (pause, resume or abort)", r.URL.Path)
 		return
 	}
 	s.mu.Lock()
 	e := s.byID[id]
 	if e == nil {
 		s.mu.Unlock()
-		httpError(w, http.StatusNotFound, "rollout %q: no such rollout", id)
+		httpapi.Error(w, http.StatusNotFound, "rollout %q: no such rollout", id)
 		return
 	}
 	if err := act(e.r, s.cfg.Now()); err != nil {
 		s.mu.Unlock()
 		if errors.Is(err, rollout.ErrState) {
-			httpError(w, http.StatusConflict, "%v", err)
+			httpapi.Error(w, http.StatusConflict, "%v", err)
 			return
 		}
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	e.changed(true)
@@ -228,9 +229,9 @@ func (s *Service) actRollout(w http.ResponseWriter, r *http.Request) {
 	state := e.r.State
 	s.mu.Unlock()
 	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
 	s.log.Info("rollout "+action, "rollout", id, "state", state)
-	writeRaw(w, http.StatusOK, j)
+	httpapi.WriteRaw(w, http.StatusOK, j)
 }

@@ -14,6 +14,7 @@ import (
 
 	"switchyard/auth"
 	"switchyard/history"
+	"switchyard/internal/httpapi"
 	"switchyard/internal/origin"
 )
 
@@ -147,7 +148,7 @@ func refuseIdentity(w http.ResponseWriter, r *http.Request, err error) {
 	var te *auth.ThrottledError
 	if errors.As(err, &te) {
 		w.Header().Set("Retry-After", strconv.Itoa(te.RetryAfterSeconds()))
-		httpError(w, http.StatusTooManyRequests, "too many failed logins from your address: try again in %d s", te.RetryAfterSeconds())
+		httpapi.Error(w, http.StatusTooManyRequests, "too many failed logins from your address: try again in %d s", te.RetryAfterSeconds())
 		return
 	}
 	unauthorized(w, r, err)
@@ -160,7 +161,7 @@ func (g *Gateway) sameOrigin(w http.ResponseWriter, r *http.Request) bool {
 	if origin.Allowed(r, g.cfg.AllowedOrigins) {
 		return true
 	}
-	httpError(w, http.StatusForbidden, "cross-origin request from %q refused", r.Header.Get("Origin"))
+	httpapi.Error(w, http.StatusForbidden, "cross-origin request from %q refused", r.Header.Get("Origin"))
 	return false
 }
 
@@ -174,7 +175,7 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 			refuseIdentity(w, r, err)
 			return
 		case !id.CanWatch():
-			httpError(w, http.StatusForbidden, "role %s may not use the API", id.Role)
+			httpapi.Error(w, http.StatusForbidden, "role %s may not use the API", id.Role)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -182,7 +183,7 @@ func (g *Gateway) guardAPI(next http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 			if !id.CanCommand() {
-				httpError(w, http.StatusForbidden, "role %s may watch but not command", id.Role)
+				httpapi.Error(w, http.StatusForbidden, "role %s may watch but not command", id.Role)
 				return
 			}
 		}
@@ -199,7 +200,7 @@ func unauthorized(w http.ResponseWriter, r *http.Request, err error) {
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode == "" || mode == "navigate" {
 		w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
 	}
-	httpError(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
+	httpapi.Error(w, http.StatusUnauthorized, "%v: log in, or send HTTP Basic credentials or a Bearer token", err)
 }
 
 // refuseDevices answers 403 to a board's credentials on every path but
@@ -213,7 +214,7 @@ func (g *Gateway) refuseDevices(mux *http.ServeMux, open map[string]bool, next h
 			_, pattern := mux.Handler(r)
 			if !open[pattern] { // a route open to boards checks the role itself
 				if id, err := g.identify(r, true); err == nil && id.Role == auth.RoleDevice {
-					httpError(w, http.StatusForbidden, "role device has no HTTP access here")
+					httpapi.Error(w, http.StatusForbidden, "role device has no HTTP access here")
 					return
 				}
 			}

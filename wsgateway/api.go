@@ -13,6 +13,7 @@ import (
 	"switchyard/auth"
 	"switchyard/devices"
 	"switchyard/history"
+	"switchyard/internal/httpapi"
 )
 
 // deviceJSON is a device in the REST API.
@@ -65,7 +66,7 @@ func (g *Gateway) listDevices(w http.ResponseWriter, _ *http.Request) {
 	for i := range snap {
 		out[i] = g.toJSON(&snap[i])
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // pathDevice returns the known device the path's {id} names, or answers
@@ -74,14 +75,14 @@ func (g *Gateway) pathDevice(w http.ResponseWriter, r *http.Request) (devices.De
 	id := r.PathValue("id")
 	d, ok := g.device(id)
 	if !ok {
-		httpError(w, http.StatusNotFound, "unknown device %q", id)
+		httpapi.Error(w, http.StatusNotFound, "unknown device %q", id)
 	}
 	return d, ok
 }
 
 func (g *Gateway) getDevice(w http.ResponseWriter, r *http.Request) {
 	if d, ok := g.pathDevice(w, r); ok {
-		writeJSON(w, http.StatusOK, g.toJSON(&d))
+		httpapi.WriteJSON(w, http.StatusOK, g.toJSON(&d))
 	}
 }
 
@@ -99,13 +100,13 @@ func (g *Gateway) postLED(w http.ResponseWriter, r *http.Request) {
 	g.audit(requestActor(r), history.ActionCommand, id, auditResult(err), r.RemoteAddr)
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusAccepted, toCommandJSON(&c))
+		httpapi.WriteJSON(w, http.StatusAccepted, toCommandJSON(&c))
 	case errors.Is(err, errUnknownDevice):
-		httpError(w, http.StatusNotFound, "%v", err)
+		httpapi.Error(w, http.StatusNotFound, "%v", err)
 	case errors.Is(err, errOffline):
-		httpError(w, http.StatusConflict, "%v", err)
+		httpapi.Error(w, http.StatusConflict, "%v", err)
 	default:
-		httpError(w, http.StatusServiceUnavailable, "%v", err)
+		httpapi.Error(w, http.StatusServiceUnavailable, "%v", err)
 	}
 }
 
@@ -117,20 +118,20 @@ func decodeAction(w http.ResponseWriter, r *http.Request) (devices.Command, bool
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, devices.MaxBrowserMessage))
 	if err := dec.Decode(&body); err != nil {
-		httpError(w, http.StatusBadRequest, `bad body: %v; want {"action":"toggle"}`, err)
+		httpapi.Error(w, http.StatusBadRequest, `bad body: %v; want {"action":"toggle"}`, err)
 		return devices.CmdNone, false
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		httpError(w, http.StatusBadRequest, `bad body: data after the JSON object; want {"action":"toggle"}`)
+		httpapi.Error(w, http.StatusBadRequest, `bad body: data after the JSON object; want {"action":"toggle"}`)
 		return devices.CmdNone, false
 	}
 	if body.Action == nil {
-		httpError(w, http.StatusBadRequest, `bad body: missing "action" (toggle, on or off)`)
+		httpapi.Error(w, http.StatusBadRequest, `bad body: missing "action" (toggle, on or off)`)
 		return devices.CmdNone, false
 	}
 	cmd, err := devices.ParseAction(*body.Action)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "%v", err)
+		httpapi.Error(w, http.StatusBadRequest, "%v", err)
 		return devices.CmdNone, false
 	}
 	return cmd, true
@@ -141,7 +142,7 @@ func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	if hook := g.cfg.Forgetting; hook != nil && g.Known(id) {
 		if err := hook(r.Context(), id); err != nil {
 			g.audit(requestActor(r), history.ActionForget, id, history.ResultFailed, r.RemoteAddr)
-			httpError(w, http.StatusInternalServerError, "forget %s: %v", id, err)
+			httpapi.Error(w, http.StatusInternalServerError, "forget %s: %v", id, err)
 			return
 		}
 	}
@@ -153,9 +154,9 @@ func (g *Gateway) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		w.WriteHeader(http.StatusNoContent)
 	case errors.Is(err, errUnknownDevice):
-		httpError(w, http.StatusNotFound, "%v", err)
+		httpapi.Error(w, http.StatusNotFound, "%v", err)
 	default:
-		httpError(w, http.StatusServiceUnavailable, "%v", err)
+		httpapi.Error(w, http.StatusServiceUnavailable, "%v", err)
 	}
 }
 
@@ -177,10 +178,10 @@ func toCommandJSON(c *command) commandJSON {
 func (g *Gateway) getCommand(w http.ResponseWriter, r *http.Request) {
 	c, ok := g.cmds.get(r.PathValue("id"))
 	if !ok {
-		httpError(w, http.StatusNotFound, "unknown command %q", r.PathValue("id"))
+		httpapi.Error(w, http.StatusNotFound, "unknown command %q", r.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, toCommandJSON(&c))
+	httpapi.WriteJSON(w, http.StatusOK, toCommandJSON(&c))
 }
 
 func (g *Gateway) listGroups(w http.ResponseWriter, _ *http.Request) {
@@ -188,13 +189,13 @@ func (g *Gateway) listGroups(w http.ResponseWriter, _ *http.Request) {
 	for name := range g.cfg.Groups {
 		out[name] = g.groupMembers(name)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if _, ok := g.cfg.Groups[name]; !ok && name != allGroup {
-		httpError(w, http.StatusNotFound, "unknown group %q", name)
+		httpapi.Error(w, http.StatusNotFound, "unknown group %q", name)
 		return
 	}
 	cmd, ok := decodeAction(w, r)
@@ -204,7 +205,7 @@ func (g *Gateway) postGroupLED(w http.ResponseWriter, r *http.Request) {
 	res := g.commandGroup(g.groupMembers(name), cmd, requestActor(r))
 	res.Group = name
 	g.auditGroup(r, "group:"+name, res)
-	writeJSON(w, http.StatusAccepted, res)
+	httpapi.WriteJSON(w, http.StatusAccepted, res)
 }
 
 // meJSON is the caller as GET /api/me answers: the dashboard shows what
@@ -217,5 +218,5 @@ type meJSON struct {
 
 func (g *Gateway) me(w http.ResponseWriter, r *http.Request) {
 	id, _ := auth.FromContext(r.Context()) // guardAPI put it there
-	writeJSON(w, http.StatusOK, meJSON{Name: id.Name, Role: id.Role.String(), Anonymous: id.Anonymous})
+	httpapi.WriteJSON(w, http.StatusOK, meJSON{Name: id.Name, Role: id.Role.String(), Anonymous: id.Anonymous})
 }

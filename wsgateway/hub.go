@@ -13,6 +13,7 @@ import (
 
 	"switchyard/auth"
 	"switchyard/devices"
+	"switchyard/internal/httpapi"
 	"switchyard/internal/origin"
 )
 
@@ -38,29 +39,29 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		return
 	}
 	if err != nil {
-		httpError(w, http.StatusUnauthorized, "%v: log in, or pass ?token=", err)
+		httpapi.Error(w, http.StatusUnauthorized, "%v: log in, or pass ?token=", err)
 		return
 	}
 	if !id.CanWatch() {
-		httpError(w, http.StatusForbidden, "role %s may not watch", id.Role)
+		httpapi.Error(w, http.StatusForbidden, "role %s may not watch", id.Role)
 		return
 	}
 	if device != "" {
 		if _, known := g.device(device); !devices.ValidID(device) || !known {
-			httpError(w, http.StatusNotFound, "unknown device %q", device)
+			httpapi.Error(w, http.StatusNotFound, "unknown device %q", device)
 			return
 		}
 	}
 	if !origin.Allowed(r, g.cfg.AllowedOrigins) {
-		httpError(w, http.StatusForbidden, "origin %q not allowed (list it in http.allowed_origins)", r.Header.Get("Origin"))
+		httpapi.Error(w, http.StatusForbidden, "origin %q not allowed (list it in http.allowed_origins)", r.Header.Get("Origin"))
 		return
 	}
 	if err := g.Healthy(); err != nil {
-		httpError(w, http.StatusServiceUnavailable, "%v", err)
+		httpapi.Error(w, http.StatusServiceUnavailable, "%v", err)
 		return
 	}
 	if max := g.cfg.MaxBrowsers; max > 0 && g.browserCount() >= max {
-		httpError(w, http.StatusServiceUnavailable, "too many browsers (limit %d)", max)
+		httpapi.Error(w, http.StatusServiceUnavailable, "too many browsers (limit %d)", max)
 		return
 	}
 	// gorilla does the handshake; its Conn is not kept: frames are read

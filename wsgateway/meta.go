@@ -17,6 +17,7 @@ import (
 
 	"switchyard/devices"
 	"switchyard/history"
+	"switchyard/internal/httpapi"
 )
 
 // loadMetaTimeout bounds reading the saved names and tags at start.
@@ -68,28 +69,28 @@ func (g *Gateway) patchDevice(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	const want = `want {"name":"…","tags":["…"]}, either field optional`
 	if err := dec.Decode(&body); err != nil {
-		httpError(w, http.StatusBadRequest, "bad body: %v; %s", err, want)
+		httpapi.Error(w, http.StatusBadRequest, "bad body: %v; %s", err, want)
 		return
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		httpError(w, http.StatusBadRequest, "bad body: data after the JSON object; %s", want)
+		httpapi.Error(w, http.StatusBadRequest, "bad body: data after the JSON object; %s", want)
 		return
 	}
 	if body.Name == nil && body.Tags == nil {
-		httpError(w, http.StatusBadRequest, "bad body: nothing to change; %s", want)
+		httpapi.Error(w, http.StatusBadRequest, "bad body: nothing to change; %s", want)
 		return
 	}
 	var tags []string
 	if body.Name != nil {
 		if err := devices.ValidateName(*body.Name); err != nil {
-			httpError(w, http.StatusBadRequest, "name: %v", err)
+			httpapi.Error(w, http.StatusBadRequest, "name: %v", err)
 			return
 		}
 	}
 	if body.Tags != nil {
 		var err error
 		if tags, err = devices.NormalizeTags(*body.Tags); err != nil {
-			httpError(w, http.StatusBadRequest, "tags: %v", err)
+			httpapi.Error(w, http.StatusBadRequest, "tags: %v", err)
 			return
 		}
 	}
@@ -102,7 +103,7 @@ func (g *Gateway) patchDevice(w http.ResponseWriter, r *http.Request) {
 	old, known := g.fleet.Meta(id), g.fleet.Known(id)
 	g.mu.RUnlock()
 	if !known {
-		httpError(w, http.StatusNotFound, "unknown device %q", id) // forgotten meanwhile
+		httpapi.Error(w, http.StatusNotFound, "unknown device %q", id) // forgotten meanwhile
 		return
 	}
 	m := old
@@ -122,7 +123,7 @@ func (g *Gateway) patchDevice(w http.ResponseWriter, r *http.Request) {
 	if ms := g.cfg.Meta; ms != nil {
 		if err := ms.SaveDeviceMeta(r.Context(), m); err != nil {
 			g.auditEach(r, id, history.ResultFailed, audits...)
-			httpError(w, http.StatusInternalServerError, "%v", err)
+			httpapi.Error(w, http.StatusInternalServerError, "%v", err)
 			return
 		}
 	}
@@ -140,15 +141,15 @@ func (g *Gateway) patchDevice(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case err != nil:
-		httpError(w, http.StatusServiceUnavailable, "%v", err)
+		httpapi.Error(w, http.StatusServiceUnavailable, "%v", err)
 	case setErr != nil:
-		httpError(w, http.StatusBadRequest, "%v", setErr)
+		httpapi.Error(w, http.StatusBadRequest, "%v", setErr)
 	case !known:
 		// Forgotten meanwhile: its name and tags wait for it.
-		httpError(w, http.StatusNotFound, "unknown device %q", id)
+		httpapi.Error(w, http.StatusNotFound, "unknown device %q", id)
 	default:
 		g.auditEach(r, id, history.ResultOK, audits...)
-		writeJSON(w, http.StatusOK, g.toJSON(&d))
+		httpapi.WriteJSON(w, http.StatusOK, g.toJSON(&d))
 	}
 }
 
@@ -167,7 +168,7 @@ func (g *Gateway) postTagLED(w http.ResponseWriter, r *http.Request) {
 	tag := r.PathValue("tag")
 	ids := g.Tagged(tag)
 	if len(ids) == 0 {
-		httpError(w, http.StatusNotFound, "no board has tag %q", tag)
+		httpapi.Error(w, http.StatusNotFound, "no board has tag %q", tag)
 		return
 	}
 	cmd, ok := decodeAction(w, r)
@@ -177,5 +178,5 @@ func (g *Gateway) postTagLED(w http.ResponseWriter, r *http.Request) {
 	res := g.commandGroup(ids, cmd, requestActor(r))
 	res.Tag = tag
 	g.auditGroup(r, "tag:"+tag, res)
-	writeJSON(w, http.StatusAccepted, res)
+	httpapi.WriteJSON(w, http.StatusAccepted, res)
 }

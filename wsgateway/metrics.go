@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"switchyard/auth"
+	"switchyard/internal/httpapi"
 )
 
 // metrics are the gateway's Prometheus metrics, in a registry of its own so
@@ -101,7 +102,7 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil || !id.CanWatch() {
 			w.Header().Set("WWW-Authenticate", `Basic realm="switchyard", charset="UTF-8"`)
-			httpError(w, http.StatusUnauthorized, "metrics need credentials")
+			httpapi.Error(w, http.StatusUnauthorized, "metrics need credentials")
 			return
 		}
 	}

@@ -9,35 +9,12 @@ import (
 	"net/http"
 
 	"switchyard/auth"
+	"switchyard/internal/httpapi"
 )
 
-// Route is a handler of another package (the update service's firmware
-// and rollout API, say) served by the gateway behind its access rules:
-//
-//   - without credentials where credentials are needed: 401 with
-//     WWW-Authenticate (HTTP Basic, a Bearer token or a session cookie
-//     identify the caller, as on /api);
-//   - a caller whose role is below Role: 403 with a JSON error;
-//   - a request other than GET or HEAD from a page of another origin: 403,
-//     as on /api;
-//   - Role auth.RoleDevice opens the route to boards' credentials, which
-//     get 403 on every other path but /healthz.
-//
-// The handler finds the caller with auth.FromContext(r.Context()). It gets
-// the server's own ResponseWriter, so http.NewResponseController(w) can
-// move the read and write deadlines (a 64 MiB upload or a slow board's
-// download outlives the server's timeouts), and the request body as it
-// comes, without a size limit: the handler sets its own.
-type Route struct {
-	// Pattern is a net/http ServeMux pattern ("POST /api/firmware",
-	// "GET /firmware/{sha}"); it must not collide with the gateway's own.
-	Pattern string
-	// Role is the least role that may use the route: auth.RoleDevice to
-	// auth.RoleAdmin.
-	Role auth.Role
-	// Handler serves the route.
-	Handler http.Handler
-}
+// Route is a handler of another package the gateway serves behind its
+// access rules (see httpapi.Route).
+type Route = httpapi.Route
 
 // checkRoute reports what is wrong with rt (the mux itself reports bad and
 // colliding patterns: see handle).
@@ -74,7 +51,7 @@ func (g *Gateway) guardRoute(rt Route) http.Handler {
 			refuseIdentity(w, r, err)
 			return
 		case id.Role < rt.Role:
-			httpError(w, http.StatusForbidden, "role %s may not %s %s (it needs %s)", id.Role, r.Method, r.URL.Path, rt.Role)
+			httpapi.Error(w, http.StatusForbidden, "role %s may not %s %s (it needs %s)", id.Role, r.Method, r.URL.Path, rt.Role)
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && !g.sameOrigin(w, r) {

@@ -4,13 +4,13 @@
 package wsgateway
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 
 	"switchyard/auth"
+	"switchyard/internal/httpapi"
 )
 
 // Handler returns the HTTP handler for the dashboard, /ws, /ws/<id>, the
@@ -70,7 +70,7 @@ func jsonErrors(mux *http.ServeMux) http.Handler {
 				if allow := rec.header.Get("Allow"); allow != "" {
 					w.Header().Set("Allow", allow)
 				}
-				httpError(w, rec.code, "%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code)))
+				httpapi.Error(w, rec.code, "%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(rec.code)))
 				return
 			}
 		}
@@ -91,11 +91,11 @@ func apiNoGET(mux *http.ServeMux) http.HandlerFunc {
 			}
 		}
 		if len(allow) == 0 {
-			httpError(w, http.StatusNotFound, "GET %s: not found", r.URL.Path)
+			httpapi.Error(w, http.StatusNotFound, "GET %s: not found", r.URL.Path)
 			return
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		httpError(w, http.StatusMethodNotAllowed, "GET %s: method not allowed", r.URL.Path)
+		httpapi.Error(w, http.StatusMethodNotAllowed, "GET %s: method not allowed", r.URL.Path)
 	}
 }
 
@@ -121,21 +121,9 @@ func (s *statusOnly) Write(b []byte) (int, error) {
 
 func (g *Gateway) healthz(w http.ResponseWriter, _ *http.Request) {
 	if err := g.Healthy(); err != nil {
-		httpError(w, http.StatusServiceUnavailable, "unhealthy: %v", err)
+		httpapi.Error(w, http.StatusServiceUnavailable, "unhealthy: %v", err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	io.WriteString(w, "ok\n")
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do
-}
-
-// httpError answers {"error": message}.
-func httpError(w http.ResponseWriter, code int, format string, args ...any) {
-	writeJSON(w, code, map[string]string{"error": fmt.Sprintf(format, args...)})
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"switchyard/auth"
+	"switchyard/internal/httpapi"
 )
 
 // web holds the dashboard: every asset is in the binary, no CDN.
@@ -43,7 +44,7 @@ func (g *Gateway) serveIndex(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !id.CanWatch() {
-			httpError(w, http.StatusForbidden, "role %s has no dashboard", id.Role)
+			httpapi.Error(w, http.StatusForbidden, "role %s has no dashboard", id.Role)
 			return
 		}
 	}

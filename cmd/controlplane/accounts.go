@@ -8,7 +8,6 @@ import (
 	"switchyard/accounts"
 	"switchyard/auth"
 	"switchyard/devices"
-	"switchyard/wsgateway"
 )
 
 // The onboarding and user API's wiring: the users and boards created at
@@ -56,16 +55,6 @@ func openAccounts(cfg *Config, topics devices.Topics, mq mqttSide, ups *updateSi
 		Refresh:       refresh,
 		Logger:        ups.log.With("component", "accounts"),
 	})
-}
-
-// accountRoutes serves the service's handlers behind the gateway's access
-// rules.
-func accountRoutes(svc *accounts.Service) []wsgateway.Route {
-	var out []wsgateway.Route
-	for _, h := range svc.Handlers() {
-		out = append(out, wsgateway.Route{Pattern: h.Pattern, Role: h.Role, Handler: h.Handler})
-	}
-	return out
 }
 
 // boardBroker says how boards reach the MQTT broker: the external

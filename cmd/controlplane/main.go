@@ -170,7 +170,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 
 	hist, audit := ups.history()
 	gw, err := wsgateway.New(wsgateway.Config{
-		Routes:          append(ups.routes(), accountRoutes(acc)...),
+		Routes:          append(ups.routes(), acc.Handlers()...),
 		Adopted:         acc.Adopted,
 		Forgetting:      acc.Forgetting,
 		History:         hist,

@@ -170,14 +170,9 @@ func (l *lateGateway) tagged(tag string) []string {
 // routes serves the update service's handlers, and the history's when it
 // is on, behind the gateway's access rules.
 func (u *updateSide) routes() []wsgateway.Route {
-	var out []wsgateway.Route
-	for _, h := range u.svc.Handlers() {
-		out = append(out, wsgateway.Route{Pattern: h.Pattern, Role: h.Role, Handler: h.Handler})
-	}
+	out := u.svc.Handlers() // the services' routes are httpapi.Routes, as the gateway's
 	if u.rec != nil {
-		for _, h := range u.rec.Handlers() {
-			out = append(out, wsgateway.Route{Pattern: h.Pattern, Role: h.Role, Handler: h.Handler})
-		}
+		out = append(out, u.rec.Handlers()...)
 	}
 	return out
 }

@@ -117,7 +117,7 @@ func (c *client) handle(data []byte) {
 	case t.Device == "":
 		err = c.groupCommand(t, cmd)
 	default:
-		_, err = c.g.command(t.Device, cmd, actor(c.id))
+		_, err = c.g.command(t.Device, cmd, c.id.Actor())
 	}
 	if err == nil || !errors.Is(err, devices.ErrBadMessage) {
 		target := t.Device
@@ -127,7 +127,7 @@ func (c *client) handle(data []byte) {
 		case t.Tag != "":
 			target = "tag:" + t.Tag
 		}
-		c.g.audit(actor(c.id), history.ActionCommand, target, auditResult(err), c.remote)
+		c.g.audit(c.id.Actor(), history.ActionCommand, target, auditResult(err), c.remote)
 	}
 	if err != nil {
 		c.g.m.refused.Inc()
@@ -156,7 +156,7 @@ func (c *client) groupCommand(t devices.Target, cmd devices.Command) error {
 		}
 		what = "tag " + t.Tag
 	}
-	res := c.g.commandGroup(ids, cmd, actor(c.id))
+	res := c.g.commandGroup(ids, cmd, c.id.Actor())
 	if len(res.Skipped) == 0 {
 		return nil
 	}

@@ -36,13 +36,10 @@ type external struct {
 	at  time.Time
 }
 
-// actor is who an identity is in the history and the audit log.
-func actor(id auth.Identity) string { return id.Actor() }
-
 // requestActor is the actor of an API request (guardAPI identified it).
 func requestActor(r *http.Request) string {
 	id, _ := auth.FromContext(r.Context())
-	return actor(id)
+	return id.Actor()
 }
 
 // audit adds an entry to the audit log, when there is one.

@@ -146,10 +146,10 @@ func (g *Gateway) loop() {
 			}
 			if hist {
 				g.record(m, before, wasKnown, by)
-			} else if k == devices.KindCount && g.cfg.History != nil {
-				if n, err := devices.ParseCount(m.payload); err == nil {
-					g.cfg.History.Count(id, n, m.at)
-				}
+			} else if k == devices.KindCount && g.cfg.History != nil && len(m.payload) > 0 {
+				// Apply parsed it: its count event is the last appended
+				// (an empty payload appends none).
+				g.cfg.History.Count(id, evs[len(evs)-1].Count, m.at)
 			}
 			if obs := g.cfg.Observer; obs != nil && (!wasKnown || k == devices.KindInfo) {
 				if d, ok := g.fleet.Get(id); ok {

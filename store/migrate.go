@@ -145,6 +145,25 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		name: "secrets shared by control planes (issue 15)",
+		steps: []string{
+			// The session key and the update key of every control
+			// plane on this database, by name; the first to start
+			// writes them (see Secret).
+			`CREATE TABLE secrets (
+				name  TEXT PRIMARY KEY,
+				value {blob} NOT NULL
+			)`,
+			// The sessions logged out on any of them, by session id,
+			// until they would have expired (unix nanoseconds).
+			`CREATE TABLE revoked_sessions (
+				id      TEXT PRIMARY KEY,
+				expires {int64} NOT NULL
+			)`,
+			`CREATE INDEX revoked_sessions_expires ON revoked_sessions (expires)`,
+		},
+	},
 }
 
 // SchemaError is Open's answer for a database migrated by a newer binary:

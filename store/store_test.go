@@ -82,6 +82,9 @@ var suite = []struct {
 	{"Accounts", testAccounts},
 	{"Boards", testBoards},
 	{"AccountsMigratedFromIssue13", testAccountsMigrated},
+	{"Secret", testSecret},
+	{"SecretConcurrentOpeners", testSecretConcurrentOpeners},
+	{"RevokedSessions", testRevokedSessions},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

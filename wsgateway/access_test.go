@@ -175,10 +175,12 @@ func TestLogoutEndsTheSession(t *testing.T) {
 }
 
 // memRevoked is a RevokedSessions in memory (cmd/controlplane's file is
-// tested there).
+// tested there). Shared, it is one that several gateways share, as the
+// database is: SaveRevoked adds instead of replacing.
 type memRevoked struct {
-	mu sync.Mutex
-	m  map[string]time.Time
+	shared bool
+	mu     sync.Mutex
+	m      map[string]time.Time
 }
 
 func (s *memRevoked) LoadRevoked() (map[string]time.Time, error) {
@@ -190,8 +192,47 @@ func (s *memRevoked) LoadRevoked() (map[string]time.Time, error) {
 func (s *memRevoked) SaveRevoked(m map[string]time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.shared && s.m != nil {
+		maps.Copy(s.m, m)
+		return nil
+	}
 	s.m = maps.Clone(m)
 	return nil
+}
+
+// TestLogoutSharedStore: two gateways with one key and one shared store
+// (control planes on one database): a logout on A is refused on B within
+// RevokedPoll, and B's WebSockets of that session are closed; a logout on
+// B then keeps A's in the store.
+func TestLogoutSharedStore(t *testing.T) {
+	store := &memRevoked{shared: true}
+	key := []byte("0123456789abcdef0123456789abcdef")
+	cfg := wsgateway.Config{SessionKey: key, RevokedSessions: store, RevokedPoll: 20 * time.Millisecond}
+	a, b := newAuthHarness(t, cfg), newAuthHarness(t, cfg)
+	first, second := a.login("vera", "pwv"), a.login("vera", "pwv")
+	withCookie := func(c *http.Cookie) http.Header { return http.Header{"Cookie": {c.Name + "=" + c.Value}} }
+	if r := b.req("GET", "/api/devices", "", withCookie(first)); r.StatusCode != http.StatusOK {
+		t.Fatalf("A's cookie on B = %d, want 200", r.StatusCode)
+	}
+	br := b.browser("/ws", withCookie(first))
+	if r := a.req("POST", "/logout", "", withCookie(first)); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout on A = %d, want 303", r.StatusCode)
+	}
+	b.waitFor(func() bool {
+		return b.req("GET", "/api/devices", "", withCookie(first)).StatusCode == http.StatusUnauthorized
+	})
+	if err := readUntilEnd(br.conn); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Errorf("B's browser of the session ended on A: %v, want close 1008", err)
+	}
+	if r := b.req("POST", "/logout", "", withCookie(second)); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout on B = %d, want 303", r.StatusCode)
+	}
+	a.waitFor(func() bool {
+		return a.req("GET", "/api/devices", "", withCookie(second)).StatusCode == http.StatusUnauthorized
+	})
+	if m, _ := store.LoadRevoked(); len(m) != 2 {
+		t.Errorf("stored revocations = %v, want both logouts", m)
+	}
 }
 
 func TestAPIRefusals(t *testing.T) {

@@ -48,6 +48,12 @@ type Config struct {
 	// restarts (use it with a SessionKey that outlives the process); nil
 	// keeps them in memory.
 	RevokedSessions RevokedSessions
+	// RevokedPoll, when set with RevokedSessions, is how often the
+	// gateway reads RevokedSessions again, to learn the logouts of other
+	// control planes that share it (and the session key): their cookies
+	// are refused here, and their WebSockets closed, within RevokedPoll.
+	// 0 reads it at start only.
+	RevokedPoll time.Duration
 	// SecureCookies marks session cookies Secure (set when serving HTTPS).
 	SecureCookies bool
 	// Metrics says who may read /metrics; the zero value is public.

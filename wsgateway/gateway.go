@@ -128,6 +128,10 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	g.startWorkers()
 	go g.loop()   // ends when Close closes g.stop
 	go g.pinger() // ends when Close closes g.stop
+	if cfg.RevokedSessions != nil && cfg.RevokedPoll > 0 {
+		g.loopWG.Add(1)
+		go g.revokedPoller() // ends when Close closes g.stop
+	}
 	return g, nil
 }
 

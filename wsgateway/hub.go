@@ -257,3 +257,36 @@ func (g *Gateway) pinger() {
 		g.mu.RUnlock()
 	}
 }
+
+// revokedPoller reads the revoked sessions again every RevokedPoll and
+// closes the browsers of the sessions another control plane logged out.
+// As in logout, the session is revoked before its browsers are closed
+// under mu, so a browser registering meanwhile is refused (register).
+func (g *Gateway) revokedPoller() {
+	defer g.loopWG.Done()
+	t := time.NewTicker(g.cfg.RevokedPoll)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-t.C:
+		case <-g.stop:
+			return
+		}
+		added, err := g.sessions.reload(time.Now())
+		if err != nil {
+			if !failing { // once, not every RevokedPoll, until it works again
+				g.log.Error("logouts of other control planes not read", "err", err)
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			g.log.Info("logouts of other control planes read again")
+			failing = false
+		}
+		for _, sid := range added {
+			g.closeSession(sid)
+		}
+	}
+}

@@ -15,14 +15,20 @@ import (
 	"time"
 )
 
-// RevokedSessions keeps the sessions ended by POST /logout across restarts.
-// It matters only when Config.SessionKey outlives the process (with a
-// random key a restart ends every session anyway). Both methods see the
-// revocations as session id → the time the session would have expired.
+// RevokedSessions keeps the sessions ended by POST /logout across restarts,
+// and shares them with other processes that use the same SessionKey (see
+// Config.RevokedPoll). It matters only when Config.SessionKey outlives the
+// process (with a random key a restart ends every session anyway). Both
+// methods see the revocations as session id → the time the session would
+// have expired.
 type RevokedSessions interface {
-	// LoadRevoked returns what SaveRevoked last stored (empty at first).
+	// LoadRevoked returns what is stored (empty at first).
 	LoadRevoked() (map[string]time.Time, error)
-	// SaveRevoked replaces what is stored.
+	// SaveRevoked stores the list, which holds every revocation the
+	// gateway knows of: what LoadRevoked returned plus its own logouts,
+	// less the expired ones. A store of one process replaces what it
+	// holds; a store shared by several adds to it, so that none loses
+	// another's logouts.
 	SaveRevoked(map[string]time.Time) error
 }
 
@@ -91,6 +97,25 @@ func (s *sessions) isRevoked(id string) bool {
 	defer s.mu.Unlock()
 	_, out := s.revoked[id]
 	return out
+}
+
+// reload merges what the store holds now into the list (the logouts of
+// other processes sharing it) and returns the ids it did not know.
+func (s *sessions) reload(now time.Time) ([]string, error) {
+	m, err := s.store.LoadRevoked()
+	if err != nil {
+		return nil, fmt.Errorf("load revoked sessions: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var added []string
+	for id, exp := range m {
+		if _, ok := s.revoked[id]; !ok && now.Before(exp) {
+			s.revoked[id] = exp
+			added = append(added, id)
+		}
+	}
+	return added, nil
 }
 
 // parse checks v's signature and splits it.

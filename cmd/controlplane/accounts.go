@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"strings"
 	"time"
 
 	"switchyard/accounts"
@@ -40,7 +39,7 @@ func openAccounts(cfg *Config, topics devices.Topics, mq mqttSide, ups *updateSi
 		audit = ups.rec
 	}
 	var refresh time.Duration
-	if strings.HasPrefix(cfg.databaseURL(), "postgres") {
+	if sharedDatabase(cfg) {
 		refresh = sharedRefresh // other control planes may share it
 	}
 	return accounts.New(accounts.Config{

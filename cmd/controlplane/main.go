@@ -117,14 +117,6 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	sessionKey, err := loadSessionKey(cfg.Storage.Path)
-	if err != nil {
-		return err
-	}
-	var revoked wsgateway.RevokedSessions
-	if f := newRevokedFile(cfg.Storage.Path); f != nil {
-		revoked = f // a nil *revokedFile would be a non-nil interface
-	}
 
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -153,6 +145,10 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	defer ups.Close()
 	if ups.rec != nil {
 		brokerAudit.rec.Store(ups.rec)
+	}
+	sessionKey, revoked, revokedPoll, err := sessionSecrets(cfg, ups.db, log)
+	if err != nil {
+		return err
 	}
 	acc, err := openAccounts(cfg, topics, mq, ups) // before the broker starts: created users log in at once
 	if err != nil {
@@ -187,6 +183,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		Auth:            az,
 		SessionKey:      sessionKey,
 		RevokedSessions: revoked,
+		RevokedPoll:     revokedPoll,
 		SessionTTL:      cfg.HTTP.SessionTTL,
 		SecureCookies:   cfg.HTTP.TLS,
 		Metrics:         metrics,

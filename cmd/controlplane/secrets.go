@@ -57,7 +57,8 @@ func newToken(stdout, stderr io.Writer) int {
 
 // loadSessionKey returns the key that signs session cookies: kept in
 // session.key beside the storage file so logins survive a restart, or
-// random (nil: the gateway makes one) when storage is off.
+// random (nil: the gateway makes one) when storage is off. With
+// PostgreSQL, sharedSessionKey takes its place.
 func loadSessionKey(storagePath string) ([]byte, error) {
 	if storagePath == "" {
 		return nil, nil

@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,57 +180,64 @@ auth:
   users:
     - {name: vera, password_hash: %q, role: viewer}
 `, storage, h)), 0o644)
-	noRedirect := &http.Client{Timeout: wait, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	do := func(p *proc, method, path, body, cookie string) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequest(method, p.http+path, strings.NewReader(body))
-		if body != "" {
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		}
-		if cookie != "" {
-			req.Header.Set("Cookie", cookie)
-		}
-		resp, err := noRedirect.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	login := func(p *proc) string {
-		t.Helper()
-		resp := do(p, "POST", "/login", "name=vera&password=pw-vera", "")
-		for _, c := range resp.Cookies() {
-			if c.Name == "switchyard_session" && c.Value != "" {
-				return c.Name + "=" + c.Value
-			}
-		}
-		t.Fatalf("login = %d, no session cookie", resp.StatusCode)
-		return ""
-	}
 
 	p := start(t, cfg)
-	kept, ended := login(p), login(p)
+	kept, ended := p.login("vera", "pw-vera"), p.login("vera", "pw-vera")
 	p.stop()
 	p = start(t, cfg)
 	for _, c := range []string{kept, ended} {
-		if code := do(p, "GET", "/api/devices", "", c).StatusCode; code != http.StatusOK {
+		if code := p.form("GET", "/api/devices", "", c).StatusCode; code != http.StatusOK {
 			t.Errorf("a session after a restart = %d, want 200", code)
 		}
 	}
-	if code := do(p, "POST", "/logout", "", ended).StatusCode; code != http.StatusSeeOther {
+	if code := p.form("POST", "/logout", "", ended).StatusCode; code != http.StatusSeeOther {
 		t.Fatalf("logout = %d, want 303", code)
 	}
-	if code := do(p, "GET", "/api/devices", "", ended).StatusCode; code != http.StatusUnauthorized {
+	if code := p.form("GET", "/api/devices", "", ended).StatusCode; code != http.StatusUnauthorized {
 		t.Errorf("a logged-out session = %d, want 401", code)
 	}
 	p.stop()
 	p = start(t, cfg)
-	if code := do(p, "GET", "/api/devices", "", ended).StatusCode; code != http.StatusUnauthorized {
+	if code := p.form("GET", "/api/devices", "", ended).StatusCode; code != http.StatusUnauthorized {
 		t.Errorf("a logged-out session after a restart = %d, want 401", code)
 	}
-	if code := do(p, "GET", "/api/devices", "", kept).StatusCode; code != http.StatusOK {
+	if code := p.form("GET", "/api/devices", "", kept).StatusCode; code != http.StatusOK {
 		t.Errorf("the other session after a restart = %d, want 200", code)
 	}
 	p.stop()
+}
+
+// form sends a request with a form body (or none) and a Cookie header (or
+// none), without following redirects, and returns the answer, its body
+// closed.
+func (p *proc) form(method, path, body, cookie string) *http.Response {
+	p.t.Helper()
+	req, _ := http.NewRequest(method, p.http+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	noRedirect := &http.Client{Timeout: wait, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// login logs name in at /login and returns the session cookie as a Cookie
+// header's value.
+func (p *proc) login(name, password string) string {
+	p.t.Helper()
+	resp := p.form("POST", "/login", url.Values{"name": {name}, "password": {password}}.Encode(), "")
+	for _, c := range resp.Cookies() {
+		if c.Name == "switchyard_session" && c.Value != "" {
+			return c.Name + "=" + c.Value
+		}
+	}
+	p.t.Fatalf("login %s = %d, no session cookie", name, resp.StatusCode)
+	return ""
 }

@@ -21,7 +21,8 @@ import (
 // ("PRIVATE KEY", PKCS #8: `openssl pkey -in update.key -pubout` reads it),
 // mode 0600, made at the first start. Losing it means re-flashing every
 // board's --update-key, so it is never replaced: a file that does not hold
-// an ed25519 key stops the program.
+// an ed25519 key stops the program. With PostgreSQL the key lives in the
+// database instead, shared by every control plane on it (sharedsecrets.go).
 
 // updateKeyFile is the key's file for a storage path; "" when storage is
 // off.
@@ -64,32 +65,52 @@ func readUpdateKey(p string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("update key %s: %w", p, err)
 	}
+	return parseUpdateKey(b, p)
+}
+
+// parseUpdateKey reads the PEM of an update key; where names its source
+// in errors (the file, or the database).
+func parseUpdateKey(b []byte, where string) (ed25519.PrivateKey, error) {
 	block, _ := pem.Decode(b)
 	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("update key %s: not a PEM \"PRIVATE KEY\" (move it away only if no board pins it: a new key means re-flashing --update-key)", p)
+		return nil, fmt.Errorf("update key %s: not a PEM \"PRIVATE KEY\" (move it away only if no board pins it: a new key means re-flashing --update-key)", where)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("update key %s: %w", p, err)
+		return nil, fmt.Errorf("update key %s: %w", where, err)
 	}
 	key, ok := k.(ed25519.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("update key %s: a %T, want an ed25519 key", p, k)
+		return nil, fmt.Errorf("update key %s: a %T, want an ed25519 key", where, k)
 	}
 	return key, nil
+}
+
+// newUpdateKeyPEM makes a new update key, as PEM.
+func newUpdateKeyPEM() ([]byte, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("update key: %w", err)
+	}
+	return updateKeyPEM(key)
+}
+
+// updateKeyPEM is key as update.key holds it.
+func updateKeyPEM(key ed25519.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("update key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 // createUpdateKey writes a new key to p unless p exists: written to a
 // temporary file first and linked into place, so a reader never sees half
 // a key and two processes starting at once end up with the same one.
 func createUpdateKey(p string) error {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
+	b, err := newUpdateKeyPEM()
 	if err != nil {
-		return fmt.Errorf("update key: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return fmt.Errorf("update key: %w", err)
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("update key %s: %w", p, err)
@@ -99,7 +120,7 @@ func createUpdateKey(p string) error {
 		return fmt.Errorf("update key %s: %w", p, err)
 	}
 	defer os.Remove(tmp.Name())
-	err = pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der}) // CreateTemp made it 0600
+	_, err = tmp.Write(b) // CreateTemp made it 0600
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -122,7 +143,8 @@ func publicKeyBase64(key ed25519.PrivateKey) string {
 }
 
 // updateKeyCmd is `controlplane update-key [--config FILE]`: it prints the
-// public half of the update key, making the key when it does not exist yet.
+// public half of the update key, making the key when it does not exist yet
+// (in the database when database.url is PostgreSQL, as a start does).
 func updateKeyCmd(args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("controlplane update-key", flag.ContinueOnError)
 	fl.SetOutput(stderr)
@@ -138,11 +160,15 @@ func updateKeyCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "controlplane update-key:", err)
 		return 1
 	}
-	if cfg.Storage.Path == "" {
+	var key ed25519.PrivateKey
+	if sharedDatabase(cfg) {
+		key, err = updateKeyFromDatabase(cfg)
+	} else if cfg.Storage.Path == "" {
 		fmt.Fprintln(stderr, "controlplane update-key: storage.path is empty: the update key then lives in memory and changes at every start, so no board can pin it; set storage.path")
 		return 1
+	} else {
+		key, _, err = loadUpdateKey(cfg.Storage.Path)
 	}
-	key, _, err := loadUpdateKey(cfg.Storage.Path)
 	if err != nil {
 		fmt.Fprintln(stderr, "controlplane update-key:", err)
 		return 1

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"os"
@@ -37,9 +38,10 @@ type updateSide struct {
 	events lateGateway
 }
 
-// openUpdates opens the database (database.url) and the firmware files
-// (firmware/ beside the storage file, a temporary directory when storage
-// is off), and starts the update service.
+// openUpdates opens the database (database.url), the update key (beside
+// the storage file, or in the database when it is shared) and the
+// firmware files (firmware/ beside the storage file, a temporary
+// directory when storage is off), and starts the update service.
 func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string, httpPort int, log *slog.Logger) (_ *updateSide, err error) {
 	u := &updateSide{reg: prometheus.NewRegistry(), log: log}
 	defer func() {
@@ -47,17 +49,23 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 			u.Close()
 		}
 	}()
-	key, persisted, err := loadUpdateKey(cfg.Storage.Path)
-	if err != nil {
-		return nil, err
-	}
-	if !persisted {
-		log.Warn("storage.path is empty: the update key lives in memory and changes at every start, so no board can pin it; set storage.path to update boards")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if u.db, err = store.Open(ctx, cfg.databaseURL(), store.Options{Logger: log.With("component", "store")}); err != nil {
 		return nil, fmt.Errorf("database.url: %w", err)
+	}
+	var key ed25519.PrivateKey
+	if sharedDatabase(cfg) { // the other control planes on it sign with the same key
+		key, err = sharedUpdateKey(ctx, u.db, cfg.Storage.Path, u.db.String())
+	} else {
+		var persisted bool
+		key, persisted, err = loadUpdateKey(cfg.Storage.Path)
+		if err == nil && !persisted {
+			log.Warn("storage.path is empty: the update key lives in memory and changes at every start, so no board can pin it; set storage.path to update boards")
+		}
+	}
+	if err != nil {
+		return nil, err
 	}
 	dir := cfg.firmwareDir()
 	if dir == "" {

@@ -130,7 +130,7 @@ func New(cfg Config) (*Client, error) {
 		SetConnectTimeout(cfg.Timeout).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(10 * time.Second).
-		SetOrderMatters(false). // handlers only queue; they never block
+		SetOrderMatters(true). // in the order the broker sent them (a board's offline before its online); handlers only queue, they never block
 		SetOnConnectHandler(x.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			x.log.Warn("external broker connection lost; reconnecting", "url", x.url, "err", err)

@@ -82,6 +82,11 @@ var suite = []struct {
 	{"Accounts", testAccounts},
 	{"Boards", testBoards},
 	{"AccountsMigratedFromIssue13", testAccountsMigrated},
+	{"Lease", testLease},
+	{"LeaseExpires", testLeaseExpires},
+	{"LeaseOneWinner", testLeaseOneWinner},
+	{"RolloutRequests", testRolloutRequests},
+	{"RolloutByIDAndStamps", testRolloutByIDAndStamps},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

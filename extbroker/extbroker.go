@@ -279,7 +279,7 @@ func (x *Client) connect(u string) (paho.Client, <-chan error, error) {
 		SetConnectTimeout(x.connectTimeout).
 		SetKeepAlive(10 * time.Second).
 		SetPingTimeout(x.connectTimeout).
-		SetOrderMatters(false). // handlers only queue; they never block
+		SetOrderMatters(true). // in the order the broker sent them (a board's offline before its online); handlers only queue, they never block
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
 			case lost <- err:

@@ -64,6 +64,12 @@ type Store interface {
 	LastOnline(ctx context.Context) (map[string]history.Kind, error)
 }
 
+// Role says whether this control plane is the primary of its database
+// (package primary's *Elector).
+type Role interface {
+	Primary() bool
+}
+
 // Config is the recorder's settings; the zero value of each field is its
 // documented default.
 type Config struct {
@@ -81,6 +87,12 @@ type Config struct {
 	// points and audit entries, a batch being retried included); beyond
 	// it new records are dropped and counted. 0 means 100,000.
 	MaxQueue int
+	// Role says whether this control plane records the boards' history
+	// (the primary of a database several control planes share): only
+	// the primary records board events (every kind but commands) and
+	// counts, and prunes; every control plane records its own commands
+	// and audit entries. nil: always.
+	Role Role
 	// Known reports whether a board is known now; the API answers 404
 	// for a board neither known nor in the history. nil: the history
 	// alone decides.
@@ -243,6 +255,10 @@ func New(cfg Config, st Store) (*Recorder, error) {
 // never online) is dropped as saying nothing new: at start the broker
 // marks every board offline, those offline already included; a board that
 // takes its own session over says online again.
+//
+// A control plane that is not the primary (Config.Role) records only the
+// commands; it still follows each board's online and offline, so that it
+// does not record them again when it becomes the primary.
 func (r *Recorder) Record(e history.Event) {
 	if e.Kind == history.KindOnline || e.Kind == history.KindOffline {
 		r.mu.Lock()
@@ -254,8 +270,14 @@ func (r *Recorder) Record(e history.Event) {
 			return
 		}
 	}
+	if e.Kind != history.KindCommand && !r.primary() {
+		return // the primary records it
+	}
 	enqueue(r, &r.pending.events, e, r.m.droppedEvents)
 }
+
+// primary reports whether this control plane records the boards' history.
+func (r *Recorder) primary() bool { return r.cfg.Role == nil || r.cfg.Role.Primary() }
 
 // Audit queues an audit entry. It never blocks; once the queue is full,
 // or the recorder closed, the entry is dropped and counted.
@@ -279,8 +301,12 @@ func enqueue[T any](r *Recorder, q *[]T, v T, dropped prometheus.Counter) {
 // of each minute and queues it as a point once the minute is over (when
 // the board's next minute begins, or at the first flush after). It never
 // blocks; a point beyond the queue's bound is dropped and counted; counts
-// after Close are ignored.
+// after Close, and on a control plane that is not the primary, are
+// ignored.
 func (r *Recorder) Count(id string, n int64, at time.Time) {
+	if !r.primary() {
+		return
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -479,6 +505,10 @@ func (r *Recorder) pruner(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !r.primary() {
+			t.Reset(r.cfg.PruneEvery)
+			continue // the primary prunes
 		}
 		if _, err := r.Prune(ctx); err != nil && ctx.Err() == nil {
 			r.log.Error("history prune failed: trying again later", "err", err)

@@ -555,3 +555,75 @@ func TestOnlineOfflineOnlyWhenChanged(t *testing.T) {
 		}
 	}
 }
+
+// role is a Config.Role the test switches.
+type role struct {
+	mu sync.Mutex
+	on bool // mu guards on
+}
+
+func (r *role) Primary() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.on
+}
+
+func (r *role) set(on bool) {
+	r.mu.Lock()
+	r.on = on
+	r.mu.Unlock()
+}
+
+// TestOnlyThePrimaryRecordsBoards runs two recorders on one database, as
+// two control planes sharing it do, both seeing every board message:
+// board events and counts are recorded once, by the primary of the
+// moment; each records its own commands and audit entries; a follower
+// that becomes the primary does not record again an online the other
+// recorded.
+func TestOnlyThePrimaryRecordsBoards(t *testing.T) {
+	st := openStore(t)
+	roleA, roleB := &role{on: true}, &role{}
+	c := newClock(t0)
+	a := newRecorder(t, Config{Role: roleA}, st, c)
+	b := newRecorder(t, Config{Role: roleB}, st, c)
+	both := func(e history.Event) { a.Record(e); b.Record(e) }
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+
+	both(history.Event{At: at(1), Device: "x", Kind: history.KindOnline})
+	both(history.Event{At: at(2), Device: "x", Kind: history.KindLED, Value: "ON", By: "board"})
+	a.Record(history.Event{At: at(3), Device: "x", Kind: history.KindCommand, Value: "ON applied", By: "alice"})
+	b.Record(history.Event{At: at(4), Device: "x", Kind: history.KindCommand, Value: "OFF applied", By: "bob"})
+	a.Audit(login(at(3), "alice"))
+	b.Audit(login(at(4), "bob"))
+	for s := range 3 { // counts of two minutes: the first minute's is a point
+		a.Count("x", int64(s), at(s*40))
+		b.Count("x", int64(s), at(s*40))
+	}
+	c.Set(at(200))
+	flush(t, a)
+	flush(t, b)
+
+	// b takes over (a died): it does not record x's online again, and
+	// records what happens next.
+	roleA.set(false)
+	roleB.set(true)
+	both(history.Event{At: at(201), Device: "x", Kind: history.KindOnline}) // a retained status replayed
+	both(history.Event{At: at(202), Device: "x", Kind: history.KindOffline, Value: history.OfflineWill})
+	flush(t, a)
+	flush(t, b)
+
+	var got []string
+	for _, e := range events(t, st, "x") {
+		got = append(got, string(e.Kind)+" "+e.Value+" "+e.By)
+	}
+	want := []string{"offline will ", "command OFF applied bob", "command ON applied alice", "led ON board", "online  "}
+	if !slices.Equal(got, want) {
+		t.Errorf("x's events, newest first: got %q, want %q", got, want)
+	}
+	if pts := points(t, st, "x"); len(pts) != 2 {
+		t.Errorf("x's points: got %v, want 2 (one a minute, recorded once)", pts)
+	}
+	if n := len(audit(t, st)); n != 2 {
+		t.Errorf("audit entries: got %d, want 2 (each control plane's own)", n)
+	}
+}

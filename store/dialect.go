@@ -14,6 +14,9 @@ type dialect struct {
 	name   string // "sqlite" or "postgres"
 	dollar bool   // placeholders are $1, $2…
 	types  *strings.Replacer
+	// now is an expression of the database's clock in unix
+	// nanoseconds (leases run on it, not on the callers' clocks).
+	now string
 }
 
 var (
@@ -25,6 +28,8 @@ var (
 			"{serial}", "INTEGER PRIMARY KEY", // the rowid: assigned when inserted as NULL
 			"{without rowid}", " WITHOUT ROWID", // the table is its primary key's b-tree
 		),
+		// julianday's double resolves about 50 µs today.
+		now: `CAST((julianday('now') - 2440587.5) * 86400000000000.0 AS INTEGER)`,
 	}
 	postgresDialect = dialect{
 		name:   "postgres",
@@ -35,6 +40,9 @@ var (
 			"{serial}", "BIGSERIAL PRIMARY KEY",
 			"{without rowid}", "",
 		),
+		// clock_timestamp, not now(): the time of the statement, not of
+		// its transaction's start.
+		now: `CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000000 AS BIGINT)`,
 	}
 )
 

@@ -164,6 +164,30 @@ var migrations = []migration{
 			`CREATE INDEX revoked_sessions_expires ON revoked_sessions (expires)`,
 		},
 	},
+	{
+		name: "leases and rollout requests (issue 15)",
+		steps: []string{
+			// Who holds a named lease (the primary control plane's
+			// "primary") until when, in unix nanoseconds of the
+			// database's own clock.
+			`CREATE TABLE leases (
+				name    TEXT PRIMARY KEY,
+				holder  TEXT NOT NULL,
+				expires {int64} NOT NULL
+			)`,
+			// Pause, resume and abort asked of a control plane that
+			// does not drive rollouts, for the one that does: result ""
+			// until it answers ("ok" or why not), answered its time.
+			`CREATE TABLE rollout_requests (
+				id         {serial},
+				rollout_id TEXT NOT NULL,
+				action     TEXT NOT NULL,
+				requested  {int64} NOT NULL,
+				result     TEXT NOT NULL,
+				answered   {int64} NOT NULL
+			)`,
+		},
+	},
 }
 
 // SchemaError is Open's answer for a database migrated by a newer binary:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"switchyard/rollout"
 )
@@ -230,7 +231,7 @@ func (s *DB) readBoardRows(ctx context.Context, tx *sql.Tx, id string) (map[stri
 // one, so the next save of each compares with the database's rows rather
 // than with what this DB last wrote.
 func (s *DB) Rollouts(ctx context.Context) ([]*rollout.Rollout, error) {
-	list, err := s.loadRollouts(ctx)
+	list, err := s.loadRollouts(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("load rollouts: %w", err)
 	}
@@ -240,8 +241,46 @@ func (s *DB) Rollouts(ctx context.Context) ([]*rollout.Rollout, error) {
 	return list, nil
 }
 
-// loadRollouts reads every rollout in one read-only transaction.
-func (s *DB) loadRollouts(ctx context.Context) ([]*rollout.Rollout, error) {
+// Rollout returns rollout id as Rollouts would; ErrNotFound when there is
+// none. It leaves what this DB last wrote alone: a control plane that
+// follows another's rollouts reads them, it does not save them.
+func (s *DB) Rollout(ctx context.Context, id string) (*rollout.Rollout, error) {
+	list, err := s.loadRollouts(ctx, id)
+	if err == nil && len(list) == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load rollout %s: %w", id, err)
+	}
+	return list[0], nil
+}
+
+// RolloutStamps returns every rollout's Updated by id: a control plane
+// that follows another's rollouts reloads those whose stamp changed.
+func (s *DB) RolloutStamps(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, updated FROM rollouts`)
+	if err != nil {
+		return nil, fmt.Errorf("rollout stamps: %w", err)
+	}
+	defer rows.Close()
+	m := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var updated int64
+		if err := rows.Scan(&id, &updated); err != nil {
+			return nil, fmt.Errorf("rollout stamps: %w", err)
+		}
+		m[id] = fromNanos(updated)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rollout stamps: %w", err)
+	}
+	return m, nil
+}
+
+// loadRollouts reads the rollouts in one read-only transaction: every one,
+// or rollout id only when id is not "".
+func (s *DB) loadRollouts(ctx context.Context, id string) ([]*rollout.Rollout, error) {
 	opts := &sql.TxOptions{ReadOnly: true}
 	if s.d.name == "postgres" {
 		opts.Isolation = sql.LevelRepeatableRead // one snapshot for both queries
@@ -251,7 +290,12 @@ func (s *DB) loadRollouts(ctx context.Context) ([]*rollout.Rollout, error) {
 		return nil, err
 	}
 	defer tx.Rollback() // read only: nothing to commit
-	list, err := readRollouts(ctx, tx)
+	var where, boardsWhere string
+	var args []any
+	if id != "" {
+		where, boardsWhere, args = s.d.q("WHERE id = ?"), s.d.q("WHERE rollout_id = ?"), []any{id}
+	}
+	list, err := readRollouts(ctx, tx, where, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -259,7 +303,7 @@ func (s *DB) loadRollouts(ctx context.Context) ([]*rollout.Rollout, error) {
 	for _, r := range list {
 		byID[r.ID] = r
 	}
-	if err := s.loadBoards(ctx, tx, byID); err != nil {
+	if err := s.loadBoards(ctx, tx, byID, boardsWhere, args...); err != nil {
 		return nil, err
 	}
 	for _, r := range list {
@@ -268,11 +312,11 @@ func (s *DB) loadRollouts(ctx context.Context) ([]*rollout.Rollout, error) {
 	return list, nil
 }
 
-// readRollouts reads the rollouts' rows, newest first, with their waves
-// and no boards yet.
-func readRollouts(ctx context.Context, tx *sql.Tx) ([]*rollout.Rollout, error) {
+// readRollouts reads the rollouts' rows (those where selects, with args),
+// newest first, with their waves and no boards yet.
+func readRollouts(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]*rollout.Rollout, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, firmware, version, platform, state, reason, created, updated, spec, waves, jobs
-		FROM rollouts ORDER BY created DESC, id DESC`)
+		FROM rollouts `+where+` ORDER BY created DESC, id DESC`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -303,10 +347,11 @@ func readRollouts(ctx context.Context, tx *sql.Tx) ([]*rollout.Rollout, error) {
 	return list, rows.Err()
 }
 
-// loadBoards appends every board to its rollout's wave, in order.
-func (s *DB) loadBoards(ctx context.Context, tx *sql.Tx, byID map[string]*rollout.Rollout) error {
+// loadBoards appends every board (of the rollouts where selects, with
+// args) to its rollout's wave, in order.
+func (s *DB) loadBoards(ctx context.Context, tx *sql.Tx, byID map[string]*rollout.Rollout, where string, args ...any) error {
 	rows, err := tx.QueryContext(ctx, `SELECT rollout_id, device_id, wave, state, error, job, since, update_state
-		FROM rollout_boards ORDER BY rollout_id, wave, position`)
+		FROM rollout_boards `+where+` ORDER BY rollout_id, wave, position`, args...)
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,11 @@ var suite = []struct {
 	{"Secret", testSecret},
 	{"SecretConcurrentOpeners", testSecretConcurrentOpeners},
 	{"RevokedSessions", testRevokedSessions},
+	{"Lease", testLease},
+	{"LeaseExpires", testLeaseExpires},
+	{"LeaseOneWinner", testLeaseOneWinner},
+	{"RolloutRequests", testRolloutRequests},
+	{"RolloutByIDAndStamps", testRolloutByIDAndStamps},
 }
 
 func TestSQLite(t *testing.T) { runSuite(t, sqliteCase()) }

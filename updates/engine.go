@@ -23,8 +23,9 @@ import (
 
 // job is one update/set to publish.
 type job struct {
-	e    *entry
-	send rollout.Send
+	e       *entry
+	send    rollout.Send
+	version uint64 // e's version that records it: sent only once that is saved
 }
 
 // run is the engine's loop; it returns when Close closes quit, after a
@@ -56,6 +57,11 @@ func (s *Service) run() {
 // is due (0: none is).
 func (s *Service) cycle() time.Duration {
 	now := s.cfg.Now()
+	if !s.lead() {
+		s.follow(now)
+		return s.flush(now, false) // broadcasts what changed; saves nothing
+	}
+	s.pickUp(now)
 	var jobs []job
 	s.mu.Lock()
 	for _, e := range s.rollouts {
@@ -71,13 +77,24 @@ func (s *Service) cycle() time.Duration {
 			s.log.Info("rollout "+string(e.r.State), "rollout", e.r.ID, "reason", e.r.Reason)
 		}
 		for _, snd := range sends {
-			jobs = append(jobs, job{e, snd})
+			jobs = append(jobs, job{e, snd, e.version})
 		}
 	}
 	s.mu.Unlock()
-	// Saved before they are sent: see saveEvery.
+	// Saved before they are sent: see saveEvery. A job whose record was
+	// not saved is not sent (Step sends it again after ResendAfter), nor
+	// is one of a control plane that is no longer the primary: the new
+	// one reads the record and the board's update state.
 	wait := s.flush(now, false)
 	for _, j := range jobs {
+		s.mu.Lock()
+		saved := j.e.saved >= j.version
+		s.mu.Unlock()
+		if !saved || !s.isPrimary() {
+			s.log.Warn("update job not sent: its record is not saved, or this control plane is no longer the primary",
+				"rollout", j.e.r.ID, "device", j.send.ID, "job", j.send.Job, "saved", saved)
+			continue
+		}
 		s.publish(j)
 	}
 	return wait
@@ -105,7 +122,7 @@ func (s *Service) flush(now time.Time, force bool) time.Duration {
 	}
 	s.mu.Lock()
 	for _, e := range s.rollouts {
-		if e.version != e.saved {
+		if e.version != e.saved && s.primary { // a follower saves nothing: its changes are reloads
 			if ok, left := due(e.lastSave, saveEvery); ok || force || e.urgent {
 				save = append(save, e)
 			} else if wait == 0 || left < wait {

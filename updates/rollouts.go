@@ -186,52 +186,48 @@ func (s *Service) getRollout(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// actRollout is POST /api/rollouts/<id>/pause, /resume and /abort.
+// actRollout is POST /api/rollouts/<id>/pause, /resume and /abort. The
+// primary applies it; another control plane queues it for the primary
+// and waits for its answer (see cluster.go): 202 with the rollout as it
+// will be when no primary answered within askWait.
 func (s *Service) actRollout(w http.ResponseWriter, r *http.Request) {
 	id, action := r.PathValue("id"), r.PathValue("action")
-	var act func(*rollout.Rollout, time.Time) error
-	switch action {
-	case "pause":
-		act = (*rollout.Rollout).Pause
-	case "resume":
-		act = (*rollout.Rollout).Resume
-	case "abort":
-		act = (*rollout.Rollout).Abort
-	default:
+	if actionOf(action) == nil {
 		httpapi.Error(w, http.StatusNotFound, "POST %s: not found (pause, resume or abort)", r.URL.Path)
 		return
 	}
-	s.mu.Lock()
-	e := s.byID[id]
-	if e == nil {
-		s.mu.Unlock()
-		httpapi.Error(w, http.StatusNotFound, "rollout %q: no such rollout", id)
-		return
-	}
-	if err := act(e.r, s.cfg.Now()); err != nil {
-		s.mu.Unlock()
-		if errors.Is(err, rollout.ErrState) {
-			httpapi.Error(w, http.StatusConflict, "%v", err)
-			return
+	var j []byte
+	var state rollout.State
+	status := http.StatusOK
+	var err error
+	if s.isPrimary() {
+		var e *entry
+		if e, err = s.act(id, action); err == nil {
+			s.mu.Lock()
+			j, err = json.Marshal(e.r)
+			state = e.r.State
+			s.mu.Unlock()
 		}
+	} else {
+		var ro *rollout.Rollout
+		var answered bool
+		if ro, answered, err = s.ask(r.Context(), id, action); err == nil {
+			j, err = json.Marshal(ro)
+			state = ro.State
+			if !answered {
+				status = http.StatusAccepted
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, errNoRollout):
+		httpapi.Error(w, http.StatusNotFound, "rollout %q: no such rollout", id)
+	case errors.Is(err, rollout.ErrState):
+		httpapi.Error(w, http.StatusConflict, "%v", err)
+	case err != nil:
 		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
-		return
+	default:
+		s.log.Info("rollout "+action, "rollout", id, "state", state, "queued", status == http.StatusAccepted)
+		httpapi.WriteRaw(w, status, j)
 	}
-	e.changed(true)
-	s.mu.Unlock()
-	// Saved before the answer, so what the answer says survives a crash.
-	if err := s.persist(e); err != nil {
-		s.log.Error("save rollout", "rollout", id, "err", err) // the engine tries again
-	}
-	s.poke()
-	s.mu.Lock()
-	j, err := json.Marshal(e.r)
-	state := e.r.State
-	s.mu.Unlock()
-	if err != nil {
-		httpapi.Error(w, http.StatusInternalServerError, "%v", err)
-		return
-	}
-	s.log.Info("rollout "+action, "rollout", id, "state", state)
-	httpapi.WriteRaw(w, http.StatusOK, j)
 }

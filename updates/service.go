@@ -33,6 +33,7 @@ import (
 
 	"switchyard/devices"
 	"switchyard/rollout"
+	"switchyard/store"
 )
 
 // Store keeps firmware records and rollouts (package store's *DB). Its
@@ -45,6 +46,21 @@ type Store interface {
 	CreateRollout(ctx context.Context, r *rollout.Rollout) error
 	SaveRollout(ctx context.Context, r *rollout.Rollout) error
 	Rollouts(ctx context.Context) ([]*rollout.Rollout, error)
+
+	// What several control planes sharing the database read and write
+	// of each other's (see cluster.go).
+	Rollout(ctx context.Context, id string) (*rollout.Rollout, error)
+	RolloutStamps(ctx context.Context) (map[string]time.Time, error)
+	RequestRollout(ctx context.Context, id, action string, at time.Time) (int64, error)
+	RolloutRequests(ctx context.Context) ([]store.RolloutRequest, error)
+	AnswerRolloutRequest(ctx context.Context, n int64, result string, at time.Time) error
+	RolloutRequestAnswer(ctx context.Context, n int64) (string, error)
+}
+
+// Role says whether this control plane is the primary of its database,
+// the one that drives rollouts (package primary's *Elector).
+type Role interface {
+	Primary() bool
 }
 
 // Files keeps the firmware bytes, named by their SHA-256 (package store's
@@ -112,6 +128,11 @@ type Config struct {
 	// Audit, when set, hears of every firmware upload and delete and every
 	// rollout start, pause, resume and abort.
 	Audit Auditor
+	// Role says whether this control plane drives the rollouts: sends
+	// jobs, steps and saves them. One that does not (several control
+	// planes share the database) follows the primary's records and
+	// queues pause, resume and abort for it. nil: always the primary.
+	Role Role
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the service's logs; nil discards them.
@@ -166,6 +187,12 @@ type Service struct {
 	quit      chan struct{} // closed by Close
 	done      chan struct{} // closed when the engine has returned
 	closeOnce sync.Once
+
+	// The engine's own: whether it drove the rollouts at its last cycle
+	// (set by New before the engine starts), and when it last read what
+	// other control planes wrote.
+	primary  bool
+	lastPoll time.Time
 
 	served    prometheus.Counter   // firmware bytes served
 	slots     chan struct{}        // one token per download streaming (MaxDownloads)
@@ -237,6 +264,7 @@ func New(cfg Config) (*Service, error) {
 		quit:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	s.primary = s.isPrimary()
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -248,7 +276,7 @@ func New(cfg Config) (*Service, error) {
 }
 
 // load reads every rollout from the store, with the build of each that
-// is not done.
+// is not done, in place of those the service held.
 func (s *Service) load() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -256,22 +284,37 @@ func (s *Service) load() error {
 	if err != nil {
 		return fmt.Errorf("updates: load rollouts: %w", err)
 	}
+	list := make([]*entry, 0, len(rs))
+	byID := make(map[string]*entry, len(rs))
 	for _, r := range rs {
-		e := &entry{r: r}
-		if r.State != rollout.Done {
-			if e.fw, err = s.cfg.Store.Firmware(ctx, r.Firmware); err != nil {
-				// Nothing can be sent for it; Step still follows its boards.
-				s.log.Error("rollout's firmware unreadable: its jobs cannot be sent", "rollout", r.ID, "err", err)
-			}
-		}
-		if !r.State.Finished() {
+		e := s.newEntry(ctx, r)
+		if !r.State.Finished() && s.primary {
 			s.log.Info("rollout goes on", "rollout", r.ID, "state", r.State, "version", r.Version)
 		}
-		s.rollouts = append(s.rollouts, e)
-		s.byID[r.ID] = e
+		list = append(list, e)
+		byID[r.ID] = e
 	}
+	s.mu.Lock()
+	s.rollouts, s.byID = list, byID
+	s.mu.Unlock()
 	return nil
 }
+
+// newEntry is r as loaded, with its build when it is not done.
+func (s *Service) newEntry(ctx context.Context, r *rollout.Rollout) *entry {
+	e := &entry{r: r}
+	if r.State != rollout.Done {
+		var err error
+		if e.fw, err = s.cfg.Store.Firmware(ctx, r.Firmware); err != nil {
+			// Nothing can be sent for it; Step still follows its boards.
+			s.log.Error("rollout's firmware unreadable: its jobs cannot be sent", "rollout", r.ID, "err", err)
+		}
+	}
+	return e
+}
+
+// isPrimary reports whether this control plane drives the rollouts now.
+func (s *Service) isPrimary() bool { return s.cfg.Role == nil || s.cfg.Role.Primary() }
 
 // Close stops the engine, after it has saved what it had not yet saved.
 // It is safe to call more than once.

@@ -41,6 +41,40 @@ func loadMeta(fleet *devices.Fleet, ms MetaStore, log *slog.Logger) error {
 	return nil
 }
 
+// ReloadMeta applies the names and tags saved in Config.Meta that differ
+// from the fleet's: those another control plane sharing the database
+// set. Browsers hear of each change as of a PATCH here. Without
+// Config.Meta it does nothing.
+func (g *Gateway) ReloadMeta(ctx context.Context) error {
+	ms := g.cfg.Meta
+	if ms == nil {
+		return nil
+	}
+	g.patchMu.Lock() // not between a PATCH's save and its apply
+	defer g.patchMu.Unlock()
+	saved, err := ms.DeviceMeta(ctx)
+	if err != nil {
+		return fmt.Errorf("reload device names and tags: %w", err)
+	}
+	return g.runOnLoop(func() {
+		var evs []devices.Event
+		for _, m := range saved {
+			old := g.fleet.Meta(m.ID)
+			if old.Name == m.Name && old.HasTags == m.HasTags && slices.Equal(old.Tags, m.Tags) {
+				continue
+			}
+			n := len(evs)
+			if evs, err = g.fleet.SetMeta(m, evs); err != nil {
+				continue // refused at start already (loadMeta logs it)
+			}
+			if d, known := g.fleet.Get(m.ID); known && len(evs) > n && g.cfg.Observer != nil {
+				g.cfg.Observer.DeviceChanged(d)
+			}
+		}
+		g.fanOut(evs)
+	})
+}
+
 // Tagged returns the ids of the known boards with tag t, sorted. It is
 // safe for concurrent use.
 func (g *Gateway) Tagged(t string) []string {

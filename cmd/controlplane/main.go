@@ -202,6 +202,11 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	}
 	defer gw.Close()
 	ups.events.gw.Store(gw)
+	var metaReload *metaRefresher
+	if cfg.shared() { // names and tags other control planes set
+		metaReload = startMetaRefresh(gw, log)
+	}
+	defer metaReload.Close()
 	if err := acc.Attach(gw); err != nil {
 		return err
 	}
@@ -265,6 +270,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
+	metaReload.Close()
 	gw.Close()
 	acc.Close() // before the database closes
 	ups.Close() // before the broker: its last jobs go out

@@ -13,6 +13,7 @@ import (
 
 	"switchyard/devices"
 	"switchyard/history"
+	"switchyard/primary"
 	"switchyard/recorder"
 	"switchyard/store"
 	"switchyard/updates"
@@ -28,8 +29,11 @@ type updateSide struct {
 	svc *updates.Service
 	db  *store.DB
 	rec *recorder.Recorder // the history and audit log; nil when history.enabled is false
-	log *slog.Logger
-	tmp string // the firmware directory made for a run without storage; removed by Close
+	// role says whether this control plane is the primary of its
+	// database (see cluster.go).
+	role *primary.Elector
+	log  *slog.Logger
+	tmp  string // the firmware directory made for a run without storage; removed by Close
 	// reg holds the service's metrics, served on /metrics by the gateway.
 	reg *prometheus.Registry
 	// events forwards the service's rollout events to the gateway, which
@@ -67,6 +71,9 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 	if err != nil {
 		return nil, err
 	}
+	if u.role, err = openRole(cfg, u.db, httpPort, u); err != nil {
+		return nil, err
+	}
 	dir := cfg.firmwareDir()
 	if dir == "" {
 		if u.tmp, err = os.MkdirTemp("", "switchyard-firmware-"); err != nil {
@@ -83,6 +90,7 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 		u.rec, err = recorder.New(recorder.Config{
 			Retention:  cfg.History.Retention,
 			Known:      u.events.known,
+			Role:       u.role,
 			Logger:     log.With("component", "history"),
 			Registerer: u.reg,
 		}, u.db)
@@ -106,6 +114,7 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 		HTTPPort:    httpPort,
 		Groups:      cfg.Groups,
 		Tags:        u.events.tagged,
+		Role:        u.role,
 		Logger:      log.With("component", "updates"),
 		Registerer:  u.reg,
 	})
@@ -125,6 +134,9 @@ func (u *updateSide) Close() {
 		if err := u.rec.Close(); err != nil {
 			u.log.Error("history: the last records were not written", "err", err)
 		}
+	}
+	if u.role != nil {
+		u.role.Close() // after the last saves: releases the lease, another takes over at once
 	}
 	if u.db != nil {
 		u.db.Close()

@@ -39,7 +39,7 @@ func openAccounts(cfg *Config, topics devices.Topics, mq mqttSide, ups *updateSi
 		audit = ups.rec
 	}
 	var refresh time.Duration
-	if sharedDatabase(cfg) {
+	if cfg.shared() {
 		refresh = sharedRefresh // other control planes may share it
 	}
 	return accounts.New(accounts.Config{

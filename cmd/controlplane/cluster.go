@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,25 +26,10 @@ func openRole(cfg *Config, db *store.DB, httpPort int, u *updateSide) (*primary.
 		st = db
 	}
 	return primary.New(primary.Config{
-		Holder:     leaseHolder(httpPort),
+		Holder:     clientID(cfg, httpPort), // one name for this control plane, at the broker and in the lease
 		Logger:     u.log.With("component", "primary"),
 		Registerer: u.reg,
 	}, st)
-}
-
-// notID is what a host name may hold that the lease holder's name does
-// not.
-var notID = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
-
-// leaseHolder names this control plane in the lease: switchyard-<host
-// name>-<HTTP port>, the same across its restarts (so one restarted at
-// once takes its own lease back) and different from every other one's.
-func leaseHolder(httpPort int) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	return "switchyard-" + notID.ReplaceAllString(host, "-") + "-" + strconv.Itoa(httpPort)
 }
 
 // metaRefresher reloads, every sharedRefresh, the names and tags other

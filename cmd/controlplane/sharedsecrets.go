@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,12 +39,6 @@ const (
 
 // secretTimeout bounds one database call for the secrets.
 const secretTimeout = 10 * time.Second
-
-// sharedDatabase reports whether database.url is PostgreSQL, which other
-// control planes may share.
-func sharedDatabase(cfg *Config) bool {
-	return strings.HasPrefix(cfg.databaseURL(), "postgres")
-}
 
 // secretStore is what the keys need of the database.
 type secretStore interface {
@@ -220,7 +213,7 @@ func (r *revokedDB) SaveRevoked(m map[string]time.Time) error {
 // present), else from the files beside storage.path (nil, nil, 0 when
 // storage is off: sessions then end with the process).
 func sessionSecrets(cfg *Config, db *store.DB, log *slog.Logger) (key []byte, revoked wsgateway.RevokedSessions, poll time.Duration, err error) {
-	if !sharedDatabase(cfg) {
+	if !cfg.shared() {
 		key, err := loadSessionKey(cfg.Storage.Path)
 		if err != nil {
 			return nil, nil, 0, err

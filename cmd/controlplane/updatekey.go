@@ -161,7 +161,7 @@ func updateKeyCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var key ed25519.PrivateKey
-	if sharedDatabase(cfg) {
+	if cfg.shared() {
 		key, err = updateKeyFromDatabase(cfg)
 	} else if cfg.Storage.Path == "" {
 		fmt.Fprintln(stderr, "controlplane update-key: storage.path is empty: the update key then lives in memory and changes at every start, so no board can pin it; set storage.path")

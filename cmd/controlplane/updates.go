@@ -59,7 +59,7 @@ func openUpdates(cfg *Config, topics devices.Topics, mq mqttSide, scheme string,
 		return nil, fmt.Errorf("database.url: %w", err)
 	}
 	var key ed25519.PrivateKey
-	if sharedDatabase(cfg) { // the other control planes on it sign with the same key
+	if cfg.shared() { // the other control planes on it sign with the same key
 		key, err = sharedUpdateKey(ctx, u.db, cfg.Storage.Path, u.db.String())
 	} else {
 		var persisted bool

@@ -147,6 +147,14 @@ type Rollout struct {
 	Counts   map[BoardState]int `json:"counts"`
 	// Jobs is how many jobs were sent: the next job is <ID>/<Jobs+1>.
 	Jobs int `json:"-"`
+	// MaxFetching, above 0, bounds the boards fetching at once: updating
+	// and not yet past downloading (no report for their job yet, or
+	// downloading). The caller sets it from its download capacity before
+	// each Step, so that a wave of a thousand boards with parallel 1000
+	// does not open a thousand downloads (and a thousand new MQTT
+	// sessions) at once: jobs go out as earlier boards finish fetching.
+	// Not stored; 0 means no bound beyond Parallel.
+	MaxFetching int `json:"-"`
 }
 
 // Candidate is what the control plane knows of a targeted board when a

@@ -54,7 +54,8 @@ const ResendAfter = 30 * time.Second
 //
 // Then, when running: waiting boards that are online are sent their job,
 // then the pending boards of the current wave (the first one not done), in
-// order, while fewer than Parallel boards are updating or checking; a
+// order, while fewer than Parallel boards are updating or checking (and,
+// when MaxFetching is set, fewer than it are fetching); a
 // pending board offline at its turn becomes waiting instead. A wave is done
 // when each of its boards is updated, failed, skipped or waiting; the next
 // one starts at once, in the same Step.
@@ -274,11 +275,18 @@ func (s *stepper) send() {
 		parallel = DefaultParallel
 	}
 	room := parallel
+	fetchRoom := r.MaxFetching
 	r.eachBoard(func(b *Board) {
 		if b.State == BoardUpdating || b.State == BoardChecking {
 			room--
 		}
+		if fetching(b) {
+			fetchRoom--
+		}
 	})
+	if r.MaxFetching > 0 {
+		room = min(room, fetchRoom)
+	}
 	// Waiting boards come first: they are from earlier turns.
 	r.eachBoard(func(b *Board) {
 		if room > 0 && b.State == BoardWaiting && s.online(b.ID) {
@@ -315,6 +323,12 @@ func (s *stepper) send() {
 		}
 		w.State = WaveDone
 	}
+}
+
+// fetching reports whether b was sent its job and has not yet reported
+// past downloading (see Rollout.MaxFetching).
+func fetching(b *Board) bool {
+	return b.State == BoardUpdating && (b.Update == "" || b.Update == string(devices.UpdateDownloading))
 }
 
 func (s *stepper) online(id string) bool {

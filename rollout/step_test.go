@@ -220,6 +220,39 @@ func TestStepParallel(t *testing.T) {
 	}
 }
 
+func TestStepMaxFetching(t *testing.T) {
+	all := ids("b", 10)
+	order := Order(all)
+	s := newSim(t, modes(all, modeOK, nil), t0)
+	r := Plan("r1", spec(nil, sec(30), Limit{}, 10), fw12, updatable(all), t0)
+	r.MaxFetching = 3
+
+	peak := 0
+	for now := t0; r.State == Running && now.Before(t0.Add(time.Hour)); now = now.Add(sec(10)) {
+		s.step(r, now)
+		n := 0
+		r.eachBoard(func(b *Board) {
+			if fetching(b) {
+				n++
+			}
+		})
+		peak = max(peak, n)
+	}
+	if peak != 3 {
+		t.Errorf("at most %d boards fetching at once, want 3 (MaxFetching)", peak)
+	}
+	if want := map[BoardState]int{BoardUpdated: 10}; r.State != Done || !maps.Equal(r.Counts, want) {
+		t.Errorf("end: %s %v, want done %v", r.State, r.Counts, want)
+	}
+	// A board leaves fetching when it reports trial (+10s after its job):
+	// three jobs every 10s, in canary order, though parallel is 10.
+	for i, want := range []time.Duration{0, 0, 0, 10, 10, 10, 20, 20, 20, 30} {
+		if got := s.sent[order[i]]; !slices.Equal(got, []time.Time{t0.Add(want * time.Second)}) {
+			t.Errorf("#%d in canary order sent at %v, want +%ds", i, got, want)
+		}
+	}
+}
+
 func TestStepWaitingBoardsRespectParallel(t *testing.T) {
 	all := ids("b", 4)
 	order := Order(all)

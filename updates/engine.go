@@ -69,6 +69,7 @@ func (s *Service) cycle() time.Duration {
 			continue
 		}
 		before, state := e.r.Updated, e.r.State
+		e.r.MaxFetching = 2 * s.cfg.MaxDownloads // see Config.MaxDownloads
 		sends := e.r.Step(s.fleet, now)
 		if len(sends) > 0 || !e.r.Updated.Equal(before) || e.r.State != state {
 			e.changed(len(sends) > 0 || e.r.State != state)

@@ -120,7 +120,11 @@ type Config struct {
 	// wait their turn (bounded by their own request). 0 means 64. Each
 	// one streaming holds a 32 KiB copy buffer of net/http's for its whole
 	// length, so a thousand boards at once would hold 32 MiB; a few dozen
-	// saturate loopback or a LAN anyway.
+	// saturate loopback or a LAN anyway. Rollouts also send jobs to at
+	// most twice this many boards still fetching (rollout.MaxFetching):
+	// the streams stay full while the rest of a large wave waits for its
+	// job instead of holding an HTTP request (and a fresh MQTT session
+	// after its restart) open in the control plane all at once.
 	MaxDownloads int
 	// StepInterval is how often every rollout not finished is stepped
 	// besides the board messages that wake the engine; 0 means 1s.

@@ -21,6 +21,11 @@ const (
 	DefaultMinBackoff = 500 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
 	DefaultOpTimeout  = 10 * time.Second
+
+	// FailoverConnectTimeout bounds each connect (dial and CONNACK) of a
+	// board with several brokers, so that a dead node costs at most this
+	// before the next one is tried.
+	FailoverConnectTimeout = 5 * time.Second
 )
 
 // inboxSize bounds the inbound messages waiting for a busy board; more are
@@ -45,10 +50,13 @@ type Config struct {
 	Username  string
 	Password  string
 
-	LED     LED     // default a MemoryLED
-	Session Session // the MQTT session
-	Clock   Clock   // default SystemClock
-	Log     Logger  // default discards
+	LED LED // default a MemoryLED
+	// Session is the MQTT session to a single broker; Brokers, several
+	// brokers to fail over between (rotation.go). Set exactly one.
+	Session Session
+	Brokers []Broker
+	Clock   Clock  // default SystemClock
+	Log     Logger // default discards
 
 	// Rand returns a uniform random number in [0, n) for n > 0; it jitters
 	// the reconnect backoff. Default math/rand/v2.
@@ -97,7 +105,8 @@ type Board struct {
 	minBackoff, maxBackoff          time.Duration
 	username, password              string
 	led                             LED
-	sess                            Session
+	brokers                         []Broker
+	sess                            Session // the session of the broker of the current attempt
 	clock                           Clock
 	log                             Logger
 	rand                            func(int64) int64
@@ -131,8 +140,19 @@ func New(cfg Config) (*Board, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new board %s: %w", cfg.ID, err)
 	}
-	if cfg.Session == nil {
+	brokers := cfg.Brokers
+	switch {
+	case cfg.Session != nil && len(brokers) > 0:
+		return nil, fmt.Errorf("new board %s: both Session and Brokers set", cfg.ID)
+	case cfg.Session != nil:
+		brokers = []Broker{{Session: cfg.Session}}
+	case len(brokers) == 0:
 		return nil, fmt.Errorf("new board %s: no MQTT session", cfg.ID)
+	}
+	for i, br := range brokers {
+		if br.Session == nil {
+			return nil, fmt.Errorf("new board %s: broker %d (%s) has no MQTT session", cfg.ID, i+1, br.URL)
+		}
 	}
 	if cfg.Interval < 0 || cfg.KeepAlive < 0 {
 		return nil, fmt.Errorf("new board %s: negative interval or keepalive", cfg.ID)
@@ -155,7 +175,8 @@ func New(cfg Config) (*Board, error) {
 		username:    cfg.Username,
 		password:    cfg.Password,
 		led:         cfg.LED,
-		sess:        cfg.Session,
+		brokers:     append([]Broker(nil), brokers...),
+		sess:        brokers[0].Session,
 		clock:       cfg.Clock,
 		log:         cfg.Log,
 		rand:        cfg.Rand,
@@ -214,21 +235,23 @@ func orDefault(d, def time.Duration) time.Duration {
 func (b *Board) ID() string { return b.id }
 
 // Run runs the board until ctx is cancelled: it connects (retrying with
-// backoff for as long as it takes), resynchronises after every connect,
-// counts and obeys commands. When ctx is cancelled it publishes status
-// offline, disconnects and returns nil, or an error if the offline status
-// could not be published. When an update job hands the board over to a
-// new build, Run says offline, disconnects and returns a *HandOver. Run
-// must not be called twice.
+// backoff for as long as it takes, failing over between its brokers, see
+// rotation.go), resynchronises after every connect, counts and obeys
+// commands. When ctx is cancelled it publishes status offline, disconnects
+// and returns nil, or an error if the offline status could not be
+// published. When an update job hands the board over to a new build, Run
+// says offline, disconnects and returns a *HandOver. Run must not be
+// called twice.
 func (b *Board) Run(ctx context.Context) error {
 	b.setLED(b.initialLED) // boot state: off, unless handed over
 	tick := b.clock.NewTicker(b.interval)
 	defer tick.Stop()
 	defer b.stopJob() // the update goroutine ends before Run returns
-	for attempt := 0; ; attempt++ {
-		err := b.connect(ctx)
-		if err == nil {
-			attempt = 0
+	rot := rotation{n: len(b.brokers)}
+	for {
+		err := b.connect(ctx, rot.next)
+		online := err == nil
+		if online {
 			err = b.serve(ctx, tick)
 		}
 		if errors.Is(err, errHandOver) {
@@ -240,7 +263,12 @@ func (b *Board) Run(ctx context.Context) error {
 		// A connection that is still up (a failed resync or publish) says
 		// offline first: a clean DISCONNECT suppresses the Will.
 		b.drop(!errors.Is(err, errLost))
-		d := b.backoff(attempt)
+		wait, n := rot.after(online)
+		if !wait {
+			b.log.Warn("mqtt connection down, trying the next broker", "id", b.id, "err", err, "broker", b.brokers[rot.next].URL)
+			continue
+		}
+		d := b.backoff(n)
 		b.log.Warn("mqtt connection down, retrying", "id", b.id, "err", err, "in", d)
 		switch err := b.wait(ctx, d, tick); {
 		case errors.Is(err, errHandOver):
@@ -254,25 +282,32 @@ func (b *Board) Run(ctx context.Context) error {
 // errLost marks an error of a connection that is already gone.
 var errLost = errors.New("connection lost")
 
-// connect opens a connection and resynchronises: subscribe to led/set and
-// update/set and wait for the SUBACKs, then publish status, info and led,
-// then the last update report, if any (and start the trial timer of a
-// board on trial).
-func (b *Board) connect(ctx context.Context) error {
+// connect opens a connection to broker i and resynchronises: subscribe to
+// led/set, update/set and its own status and wait for the SUBACKs, then
+// publish status, info and led, then the last update report, if any (and
+// start the trial timer of a board on trial).
+func (b *Board) connect(ctx context.Context, i int) error {
 	gen := b.gen.Add(1)
 	select { // a loss reported by an earlier connection is no news
 	case <-b.lost:
 	default:
 	}
+	b.sess = b.brokers[i].Session
 	opCtx, cancel := context.WithTimeout(ctx, b.opTimeout)
 	defer cancel()
-	err := b.sess.Connect(opCtx, ConnectOptions{
+	connCtx := opCtx
+	if len(b.brokers) > 1 { // a dead node must not hold up the next one
+		var cancel context.CancelFunc
+		connCtx, cancel = context.WithTimeout(opCtx, FailoverConnectTimeout)
+		defer cancel()
+	}
+	err := b.sess.Connect(connCtx, ConnectOptions{
 		ClientID:  b.id,
 		Username:  b.username,
 		Password:  b.password,
 		KeepAlive: b.keepAlive,
 		Will:      &b.will,
-		OnMessage: b.onMessage,
+		OnMessage: func(m Message) { b.onMessage(gen, m) },
 		OnLost:    func(err error) { b.onLost(gen, err) },
 	})
 	if err != nil {
@@ -287,6 +322,11 @@ func (b *Board) connect(ctx context.Context) error {
 	if err := b.sess.Subscribe(opCtx, b.updSetTopic, 1); err != nil {
 		b.log.Warn("no update jobs", "id", b.id, "err", err)
 	}
+	// Its own status, to answer a late Last Will (see handleStatus); a
+	// broker that refuses it leaves the board without that answer only.
+	if err := b.sess.Subscribe(opCtx, b.statusTopic, 1); err != nil {
+		b.log.Warn("not watching own status", "id", b.id, "err", err)
+	}
 	for _, m := range [...]Message{
 		{Topic: b.statusTopic, Payload: []byte(devices.Online)},
 		{Topic: b.infoTopic, Payload: b.info},
@@ -299,7 +339,11 @@ func (b *Board) connect(ctx context.Context) error {
 	if err := b.resyncUpdate(opCtx); err != nil {
 		return err
 	}
-	b.log.Info("online", "id", b.id)
+	if u := b.brokers[i].URL; u != "" {
+		b.log.Info("online", "id", b.id, "broker", u)
+	} else {
+		b.log.Info("online", "id", b.id)
+	}
 	return nil
 }
 
@@ -375,8 +419,11 @@ func (b *Board) wait(ctx context.Context, d time.Duration, tick Timer) error {
 
 // handle applies one inbound message.
 func (b *Board) handle(ctx context.Context, m Message) error {
-	if m.Topic == b.updSetTopic {
+	switch m.Topic {
+	case b.updSetTopic:
 		return b.handleUpdate(ctx, m)
+	case b.statusTopic:
+		return b.handleStatus(ctx, m)
 	}
 	if m.Topic != b.setTopic {
 		b.log.Debug("ignoring message on unexpected topic", "id", b.id, "topic", m.Topic)
@@ -394,6 +441,23 @@ func (b *Board) handle(ctx context.Context, m Message) error {
 	b.setLED(cmd.Apply(b.on))
 	b.log.Info("command", "id", b.id, "cmd", cmd.String(), "led", devices.LEDPayload(b.on))
 	return b.publish(ctx, b.ledTopic, []byte(devices.LEDPayload(b.on)), 1, true)
+}
+
+// handleStatus answers an `offline` on the board's own status topic, seen
+// while connected, with `online` (retained, as at connect): a late Last
+// Will of an older session, which clustered brokers can deliver after a
+// failover, must not leave a board that is online shown offline. Its own
+// `online` and anything else are ignored, so this cannot loop. So is a
+// retained copy: that one is what the broker held when the board
+// subscribed, and the board's `online` after the SUBACK replaced it; a
+// Will published later reaches an established subscription, which
+// brokers deliver with RETAIN 0 (MQTT-3.3.1-9).
+func (b *Board) handleStatus(ctx context.Context, m Message) error {
+	if m.Retained || string(m.Payload) != devices.Offline {
+		return nil
+	}
+	b.log.Warn("own status turned offline while connected; saying online again", "id", b.id)
+	return b.publish(ctx, b.statusTopic, []byte(devices.Online), 1, true)
 }
 
 // setLED drives the LED; on failure the recorded state stays as it was.
@@ -436,8 +500,14 @@ func (b *Board) backoff(n int) time.Duration {
 	return time.Duration(b.rand(int64(limit)))
 }
 
-// onMessage is the session's message callback; it never blocks.
-func (b *Board) onMessage(m Message) {
+// onMessage is the session's message callback for connection gen; it
+// never blocks. A status message of a connection that is no longer the
+// current one (the echo of the board's own offline as it drops it) is no
+// news about the next one and is dropped.
+func (b *Board) onMessage(gen uint32, m Message) {
+	if m.Topic == b.statusTopic && b.gen.Load() != gen {
+		return
+	}
 	select {
 	case b.inbox <- m:
 	default:

@@ -23,6 +23,10 @@ const waitFor = 5 * time.Second
 // "publish devices/b1/led ON q1 r" and hands it to the test.
 type fakeSession struct {
 	calls chan string
+	name  string // prefixes every line as "name: ", if set
+
+	// connectLeft is the time the context of the last Connect had left.
+	connectLeft time.Duration
 
 	mu          sync.Mutex
 	opts        board.ConnectOptions
@@ -33,6 +37,9 @@ type fakeSession struct {
 func newFakeSession() *fakeSession { return &fakeSession{calls: make(chan string)} }
 
 func (s *fakeSession) record(ctx context.Context, line string) error {
+	if s.name != "" {
+		line = s.name + ": " + line
+	}
 	select {
 	case s.calls <- line:
 		return nil
@@ -59,6 +66,9 @@ func (s *fakeSession) Connect(ctx context.Context, o board.ConnectOptions) error
 	w := o.Will
 	line := fmt.Sprintf("connect %s keepalive=%s will=%s %s q%d r=%t", o.ClientID, o.KeepAlive, w.Topic, w.Payload, w.QoS, w.Retained)
 	return s.scripted(ctx, line, func() error {
+		if dl, ok := ctx.Deadline(); ok {
+			s.connectLeft = time.Until(dl)
+		}
 		if s.failConnect > 0 {
 			s.failConnect--
 			return errors.New("connection refused")
@@ -181,11 +191,18 @@ func maxRand(n int64) int64 { return n - 1 }
 
 func startBoard(t *testing.T, sess *fakeSession) *rig {
 	t.Helper()
+	return startBoardWith(t, sess, board.Config{Session: sess})
+}
+
+// startBoardWith starts board b1 on the session or brokers of cfg; sess
+// is the fake whose calls the rig's cleanup answers (the brokers' fakes
+// share its calls channel).
+func startBoardWith(t *testing.T, sess *fakeSession, cfg board.Config) *rig {
+	t.Helper()
 	r := &rig{sess: sess, clk: newFakeClock(), led: new(board.MemoryLED)}
-	b, err := board.New(board.Config{
-		ID: "b1", Model: "test", Session: sess, LED: r.led, Clock: r.clk,
-		Rand: maxRand, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
-	})
+	cfg.ID, cfg.Model, cfg.LED, cfg.Clock = "b1", "test", r.led, r.clk
+	cfg.Rand, cfg.MinBackoff, cfg.MaxBackoff = maxRand, 100*time.Millisecond, time.Second
+	b, err := board.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -211,19 +228,10 @@ func startBoard(t *testing.T, sess *fakeSession) *rig {
 
 const (
 	connectB1 = "connect b1 keepalive=10s will=devices/b1/status offline q1 r=true"
-	infoB1    = `publish devices/b1/info {"id":"b1","firmware":"devicefw","board":"test","interval_ms":1000} q1 r`
+	infoB1    = `{"id":"b1","firmware":"devicefw","board":"test","interval_ms":1000}`
 )
 
-func resync(led string) []string {
-	return []string{
-		connectB1,
-		"subscribe devices/b1/led/set q1",
-		"subscribe devices/b1/update/set q1",
-		"publish devices/b1/status online q1 r",
-		infoB1,
-		"publish devices/b1/led " + led + " q1 r",
-	}
-}
+func resync(led string) []string { return resyncWith(infoB1, led) }
 
 func TestResyncThenCount(t *testing.T) {
 	r := startBoard(t, newFakeSession())
@@ -341,6 +349,8 @@ func TestNewRejects(t *testing.T) {
 		{"empty id", board.Config{Session: sess}, "invalid device id"},
 		{"bad prefix", board.Config{ID: "a", Prefix: "x/#", Session: sess}, "invalid topic prefix"},
 		{"no session", board.Config{ID: "a"}, "no MQTT session"},
+		{"session and brokers", board.Config{ID: "a", Session: sess, Brokers: []board.Broker{{Session: sess}}}, "both Session and Brokers"},
+		{"broker without session", board.Config{ID: "a", Brokers: []board.Broker{{URL: "tcp://x:1"}}}, "broker 1 (tcp://x:1) has no MQTT session"},
 		{"negative interval", board.Config{ID: "a", Session: sess, Interval: -time.Second}, "negative"},
 	}
 	for _, tt := range tests {
@@ -348,5 +358,96 @@ func TestNewRejects(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: got error %v, want one containing %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// named returns lines as the fake session name says them.
+func named(name string, lines ...string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = name + ": " + l
+	}
+	return out
+}
+
+func TestFailover(t *testing.T) {
+	calls := make(chan string)
+	a, b, c := &fakeSession{calls: calls, name: "a"}, &fakeSession{calls: calls, name: "b"}, &fakeSession{calls: calls, name: "c"}
+	setFail := func(s *fakeSession, n int) {
+		s.mu.Lock()
+		s.failConnect = n
+		s.mu.Unlock()
+	}
+	r := startBoardWith(t, a, board.Config{Brokers: []board.Broker{
+		{URL: "tcp://a:1883", Session: a}, {URL: "tcp://b:1883", Session: b}, {URL: "tcp://c:1883", Session: c},
+	}})
+	// The first connect goes to the first broker.
+	r.sess.expect(t, named("a", resync("OFF")...)...)
+	a.mu.Lock()
+	left := a.connectLeft
+	a.mu.Unlock()
+	if left <= 0 || left > board.FailoverConnectTimeout {
+		t.Errorf("connect timeout with several brokers: got %s left, want at most %s", left, board.FailoverConnectTimeout)
+	}
+
+	// Lost: b and c at once (no timer); both fail, and with a (lost) that
+	// is a whole round: back off, then go on with a, wrapping around.
+	setFail(b, 1)
+	setFail(c, 1)
+	a.lose()
+	r.sess.expect(t, "a: disconnect", "b: "+connectB1, "c: "+connectB1)
+	// A second whole round (a, b, c failing) backs off by the next power.
+	setFail(a, 1)
+	setFail(b, 1)
+	setFail(c, 1)
+	r.clk.nextTimer(t, 100*time.Millisecond-1).c <- time.Time{}
+	r.sess.expect(t, "a: "+connectB1, "b: "+connectB1, "c: "+connectB1)
+	r.clk.nextTimer(t, 200*time.Millisecond-1).c <- time.Time{}
+	r.sess.expect(t, named("a", resync("OFF")...)...)
+
+	// Online again: each loss moves to the next broker at once, wrapping
+	// around, and the count goes on.
+	sessions := []*fakeSession{a, b, c}
+	for i, cur := range sessions {
+		next := sessions[(i+1)%len(sessions)]
+		r.clk.fireTick(t)
+		r.sess.expect(t, fmt.Sprintf("%s: publish devices/b1/count %d q0", cur.name, i))
+		cur.lose()
+		r.sess.expect(t, cur.name+": disconnect")
+		r.sess.expect(t, named(next.name, resync("OFF")...)...)
+	}
+	// A failed connect after being online is not yet a whole round.
+	setFail(b, 1)
+	a.lose()
+	r.sess.expect(t, "a: disconnect", "b: "+connectB1)
+	r.sess.expect(t, named("c", resync("OFF")...)...)
+}
+
+func TestOwnStatus(t *testing.T) {
+	const status = "devices/b1/status"
+	tests := []struct {
+		name string
+		msg  board.Message
+		want bool // status online published again
+	}{
+		{"late will", board.Message{Topic: status, Payload: []byte("offline"), QoS: 1}, true},
+		{"own online", board.Message{Topic: status, Payload: []byte("online"), QoS: 1}, false},
+		{"retained copy at subscribe", board.Message{Topic: status, Payload: []byte("offline"), Retained: true}, false},
+		{"cleared", board.Message{Topic: status}, false},
+		{"garbage", board.Message{Topic: status, Payload: []byte("OFFLINE ")}, false},
+		{"another board", board.Message{Topic: "devices/b2/status", Payload: []byte("offline")}, false},
+		{"late will again", board.Message{Topic: status, Payload: []byte("offline")}, true},
+	}
+	r := startBoard(t, newFakeSession())
+	r.sess.expect(t, resync("OFF")...)
+	for i, tt := range tests {
+		r.sess.deliver(tt.msg)
+		if tt.want {
+			r.sess.expect(t, "publish devices/b1/status online q1 r")
+		}
+		// A tick proves the board has handled the message and published
+		// nothing else meanwhile.
+		r.clk.fireTick(t)
+		r.sess.expect(t, fmt.Sprintf("publish devices/b1/count %d q0", i))
 	}
 }

@@ -11,15 +11,19 @@
 // What a board does, per the wire contract:
 //
 //   - it connects with a Last Will of status "offline" (QoS 1, retained);
-//   - after every (re)connect it subscribes to led/set, waits for the
-//     SUBACK, then publishes status "online", its info and its led state
-//     (QoS 1, retained);
+//   - after every (re)connect it subscribes to led/set, update/set and
+//     its own status, waits for the SUBACKs, then publishes status
+//     "online", its info and its led state (QoS 1, retained);
+//   - while connected it answers an "offline" on its own status (a late
+//     Last Will of an older session) with "online" again;
 //   - every interval it publishes count (QoS 0, not retained), 0 first; the
 //     count runs on across reconnects and restarts only at boot;
 //   - it applies ON, OFF and TOGGLE in any case and publishes the resulting
 //     led state, also when unchanged; garbage and retained copies of
 //     commands are logged and ignored;
 //   - it reconnects with capped exponential backoff and full jitter;
+//     given several brokers it fails over to the next one at once and
+//     backs off only after a whole round failed (rotation.go);
 //   - when its context is cancelled it publishes status "offline" and
 //     disconnects cleanly;
 //   - it takes update jobs on update/set and reports on update (see

@@ -233,13 +233,23 @@ func PahoSession(t testing.TB, url string) board.Session {
 // and reconnects within 200 ms.
 func RunBoard(t testing.TB, sess board.Session, id string) *Board {
 	t.Helper()
+	return runBoard(t, board.Config{Session: sess}, id)
+}
+
+// RunFailover is RunBoard for a board that fails over between brokers.
+func RunFailover(t testing.TB, brokers []board.Broker, id string) *Board {
+	t.Helper()
+	return runBoard(t, board.Config{Brokers: brokers}, id)
+}
+
+func runBoard(t testing.TB, cfg board.Config, id string) *Board {
+	t.Helper()
 	rb := &Board{LED: new(board.MemoryLED)}
-	b, err := board.New(board.Config{
-		ID: id, Model: "sim", Session: sess, LED: rb.LED,
-		Interval: 200 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		OpTimeout: 2 * time.Second,
-		Log:       slog.New(slog.NewTextHandler(t.Output(), nil)),
-	})
+	cfg.ID, cfg.Model, cfg.LED = id, "sim", rb.LED
+	cfg.Interval, cfg.MinBackoff, cfg.MaxBackoff = 200*time.Millisecond, 20*time.Millisecond, 200*time.Millisecond
+	cfg.OpTimeout = 2 * time.Second
+	cfg.Log = slog.New(slog.NewTextHandler(t.Output(), nil))
+	b, err := board.New(cfg)
 	if err != nil {
 		t.Fatalf("board.New: %v", err)
 	}

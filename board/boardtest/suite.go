@@ -28,6 +28,8 @@ func SessionSuite(t *testing.T, newSession NewSession) {
 		{"CountRunsAcrossBrokerRestart", suiteCountRunsAcrossBrokerRestart},
 		{"LastWillOnKilledConnection", suiteLastWillOnKilledConnection},
 		{"CleanShutdown", suiteCleanShutdown},
+		{"FailoverAcrossBrokers", suiteFailoverAcrossBrokers},
+		{"LateWillAnswered", suiteLateWillAnswered},
 	} {
 		t.Run(tt.name, func(t *testing.T) { tt.f(t, newSession) })
 	}
@@ -170,6 +172,51 @@ func suiteCleanShutdown(t *testing.T, newSession NewSession) {
 		cl, ok := br.Server.Clients.Get(id)
 		return !ok || cl.Closed()
 	}))
+}
+
+// suiteFailoverAcrossBrokers runs a board on three brokers and closes the
+// one it is on, three times: it moves on to the next each time and wraps
+// around to the first, restarted meanwhile. (Which attempt backs off is
+// board's TestFailover and TestRotation.)
+func suiteFailoverAcrossBrokers(t *testing.T, newSession NewSession) {
+	const id = "failover-1"
+	brs := []*Broker{Start(t), Start(t), Start(t)}
+	obs := make([]*Observer, len(brs))
+	brokers := make([]board.Broker, len(brs))
+	for i, br := range brs {
+		obs[i] = Observe(t, br.URL, topics.DeviceFilter(id))
+		brokers[i] = board.Broker{URL: br.URL, Session: newSession(t, br.URL)}
+	}
+	RunFailover(t, brokers, id)
+	expectResync(t, obs[0], id, "OFF") // the first connect goes to the first
+	obs[0].Publish(t, topics.LEDSet(id), "ON", false)
+	obs[0].Expect(t, topics.LED(id), "ON")
+
+	brs[0].Close()
+	expectResync(t, obs[1], id, "ON")
+	// The first broker comes back, empty, on its port, and is watched
+	// before the board can come (see gate).
+	brs[0] = StartAt(t, brs[0].Addr)
+	obs[0] = Observe(t, brs[0].URL, topics.DeviceFilter(id))
+	brs[1].Close()
+	expectResync(t, obs[2], id, "ON")
+	brs[2].Close()
+	expectResync(t, obs[0], id, "ON") // wrapped around, the LED as it was
+}
+
+// suiteLateWillAnswered has another client publish a retained offline on
+// a connected board's status, as a late Last Will from an older session
+// would arrive: the board says online again, and that stays retained.
+func suiteLateWillAnswered(t *testing.T, newSession NewSession) {
+	const id = "latewill-1"
+	br, obs, _ := runGated(t, newSession, id)
+	obs.Publish(t, topics.Status(id), devices.Offline, true)
+	obs.Expect(t, topics.Status(id), devices.Offline)
+	obs.Expect(t, topics.Status(id), devices.Online)
+	late := Observe(t, br.URL, topics.Status(id))
+	if m := late.Next(t, topics.Status(id)); m.Payload != devices.Online || !m.Retained {
+		t.Fatalf("retained status: got %q retained=%t, want online retained", m.Payload, m.Retained)
+	}
 }
 
 // runGated starts a broker, an observer of device id and a board id whose

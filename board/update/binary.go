@@ -492,7 +492,15 @@ func (u *Binary) Run(ctx context.Context, cfg board.Config) (int, error) {
 	cfg.Version = u.o.Version
 	cfg.InitialLED, cfg.Report, cfg.Trial = u.initialLED, u.report, u.trial
 	if u.trial != nil {
-		cfg.Session = &connectMark{Session: cfg.Session, path: u.st.path(trialConnFile)}
+		mark := func(s board.Session) board.Session { return &connectMark{Session: s, path: u.st.path(trialConnFile)} }
+		if cfg.Session != nil {
+			cfg.Session = mark(cfg.Session)
+		}
+		brokers := make([]board.Broker, len(cfg.Brokers))
+		for i, br := range cfg.Brokers {
+			brokers[i] = board.Broker{URL: br.URL, Session: mark(br.Session)}
+		}
+		cfg.Brokers = brokers
 	}
 	for {
 		led, closer, err := u.openLED()

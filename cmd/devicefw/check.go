@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"sync"
 
+	"switchyard/board"
 	"switchyard/board/check"
-	"switchyard/board/pahosession"
 	"switchyard/devices"
 )
 
@@ -46,15 +47,19 @@ func runCheck(ctx context.Context, args []string, env lookupEnv, stdout, stderr 
 		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
 		return 1
 	}
-	sess, err := pahosession.New(pahosession.Options{Broker: c.broker})
+	brokers, err := c.sessions()
 	if err != nil {
 		fmt.Fprintf(stderr, "devicefw check: %v\n", err)
 		return 1
 	}
+	sess := brokers[0].Session
+	if len(brokers) > 1 {
+		sess = &firstOf{all: brokers}
+	}
 	// Said at once: with no board, the first result comes only after the
 	// whole timeout.
 	fmt.Fprintf(stdout, "waiting up to %s for board %s on %s (status online on %s)\n",
-		*timeout, c.id, redacted(c.broker), topics.Status(c.id))
+		*timeout, c.id, redactedList(c.broker), topics.Status(c.id))
 	ok, err := check.Run(ctx, check.Config{
 		ID:       c.id,
 		Prefix:   c.prefix,
@@ -81,6 +86,66 @@ func redacted(broker string) string {
 		return broker // validated already; not reached
 	}
 	return u.Redacted()
+}
+
+// firstOf is the session of a check given several brokers: Connect tries
+// them in order and keeps the first that accepts; the rest goes to that
+// one. mu guards cur.
+type firstOf struct {
+	all []board.Broker
+	mu  sync.Mutex
+	cur board.Session // the connected one; nil while not connected
+}
+
+func (f *firstOf) Connect(ctx context.Context, o board.ConnectOptions) error {
+	var errs []error
+	for _, b := range f.all {
+		if err := b.Session.Connect(ctx, o); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		f.mu.Lock()
+		f.cur = b.Session
+		f.mu.Unlock()
+		return nil
+	}
+	return errors.Join(errs...)
+}
+
+func (f *firstOf) current() (board.Session, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cur == nil {
+		return nil, board.ErrNotConnected
+	}
+	return f.cur, nil
+}
+
+func (f *firstOf) Subscribe(ctx context.Context, filter string, qos byte) error {
+	s, err := f.current()
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", filter, err)
+	}
+	return s.Subscribe(ctx, filter, qos)
+}
+
+func (f *firstOf) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
+	s, err := f.current()
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", topic, err)
+	}
+	return s.Publish(ctx, topic, payload, qos, retain)
+}
+
+func (f *firstOf) Disconnect(ctx context.Context) error {
+	f.mu.Lock()
+	s := f.cur
+	f.cur = nil
+	f.mu.Unlock()
+	if s == nil {
+		return nil
+	}
+	return s.Disconnect(ctx)
 }
 
 func randomHex() string {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
+	"switchyard/board"
 	"switchyard/board/pahosession"
 	"switchyard/devices"
 )
@@ -23,6 +25,7 @@ type lookupEnv func(string) (string, bool)
 type common struct {
 	broker, id, prefix string
 	username, password string
+	brokers            []string // broker split into its URLs (set by validate)
 
 	fromEnv map[string]bool // flags whose value came from the environment (set by parse)
 }
@@ -37,7 +40,7 @@ func (c *common) opt(flag string) string {
 }
 
 func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.broker, "broker", "tcp://localhost:1883", "MQTT broker URL: tcp://, ssl://, ws:// or wss://")
+	fs.StringVar(&c.broker, "broker", "tcp://localhost:1883", "MQTT broker URL (tcp://, ssl://, ws:// or wss://), or several separated by commas to fail over between")
 	fs.StringVar(&c.id, "id", defaultID(), "device id (with --sim, the prefix of the ids)")
 	fs.StringVar(&c.prefix, "prefix", devices.DefaultPrefix, "topic prefix")
 	fs.StringVar(&c.username, "username", "", "MQTT user name")
@@ -45,13 +48,50 @@ func (c *common) register(fs *flag.FlagSet) {
 }
 
 func (c *common) validate() error {
-	if err := pahosession.ValidateBroker(c.broker); err != nil {
-		return fmt.Errorf("%s: %w", c.opt("broker"), err)
+	c.brokers = c.brokers[:0]
+	for u := range strings.SplitSeq(c.broker, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			return fmt.Errorf("%s: empty URL in the list %q", c.opt("broker"), redactedList(c.broker))
+		}
+		if err := pahosession.ValidateBroker(u); err != nil {
+			return fmt.Errorf("%s: %w", c.opt("broker"), err)
+		}
+		c.brokers = append(c.brokers, u)
 	}
 	if err := devices.ValidatePrefix(c.prefix); err != nil {
 		return fmt.Errorf("%s: %w", c.opt("prefix"), err)
 	}
 	return nil
+}
+
+// sessions returns a new session to each broker of c, for one board or
+// one check. With several brokers each connect is bounded by
+// board.FailoverConnectTimeout, so a dead node does not hold up the next.
+func (c *common) sessions() ([]board.Broker, error) {
+	var timeout time.Duration // one broker: pahosession's default
+	if len(c.brokers) > 1 {
+		timeout = board.FailoverConnectTimeout
+	}
+	out := make([]board.Broker, len(c.brokers))
+	for i, u := range c.brokers {
+		s, err := pahosession.New(pahosession.Options{Broker: u, ConnectTimeout: timeout})
+		if err != nil {
+			return nil, err
+		}
+		out[i] = board.Broker{URL: redacted(u), Session: s}
+	}
+	return out, nil
+}
+
+// redactedList is a --broker list with the password of each URL, if any,
+// shown as xxxxx.
+func redactedList(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		parts[i] = redacted(strings.TrimSpace(p))
+	}
+	return strings.Join(parts, ",")
 }
 
 // defaultID is the host name made into a valid device id.

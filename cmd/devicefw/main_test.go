@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,12 +67,17 @@ func TestInvalidFlags(t *testing.T) {
 		{"check bad id", []string{"check", "--id", "a b"}, nil, `devicefw check: invalid device id "a b"`},
 		{"check bad timeout", []string{"check", "--id", "a", "--timeout", "0s"}, nil, "--timeout"},
 		{"check bad broker", []string{"check", "--id", "a", "--broker", "ftp://x"}, nil, "scheme must be"},
+		{"bad URL in a list", []string{"--broker", "tcp://a:1883, http://b:1883 ,tcp://c:1883"}, nil, `--broker: invalid broker URL "http://b:1883": scheme must be`},
+		{"bad URL in a list from env", nil, map[string]string{"DEVICEFW_BROKER": "tcp://a:1883,tcp://"}, `DEVICEFW_BROKER: invalid broker URL "tcp:": no host`},
+		{"empty URL in a list", []string{"--broker", "tcp://u:hunter2@a:1883,,tcp://b:1883"}, nil, `--broker: empty URL in the list "tcp://u:xxxxx@a:1883,,tcp://b:1883"`},
+		{"password in a bad URL of a list", []string{"--broker", "tcp://a:1883,ftp://u:hunter2@b"}, nil, `"ftp://u:xxxxx@b"`},
+		{"check bad URL in a list", []string{"check", "--id", "a", "--broker", "tcp://a:1883,ftp://x"}, nil, `--broker: invalid broker URL "ftp://x"`},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tt.args, envOf(tt.env), &stdout, &stderr)
 		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
-		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], tt.want) || stdout.Len() != 0 {
+		if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], tt.want) || strings.Contains(lines[0], "hunter2") || stdout.Len() != 0 {
 			t.Errorf("%s: got exit %d, stderr %q, stdout %q; want exit 1 and one line containing %q",
 				tt.name, code, stderr.String(), stdout.String(), tt.want)
 		}
@@ -191,6 +197,41 @@ func TestSimBoards(t *testing.T) {
 	awaitStatus(t, obs.C, ids, devices.Offline, boardtest.Wait)
 }
 
+// TestSimBoardsFailOver runs simulated boards on a list of two brokers
+// (with spaces) and closes the first: every board comes back on the
+// second, and says which broker it is on.
+func TestSimBoardsFailOver(t *testing.T) {
+	br1, br2 := boardtest.Start(t), boardtest.Start(t)
+	// Watch before the boards publish: see boardtest's gate.
+	counts1 := br1.Watch(t, topics.Topic("+", devices.KindCount))
+	counts2 := br2.Watch(t, topics.Topic("+", devices.KindCount))
+	var stderr testutil.Buffer
+	stop := startRun(t, []string{"--broker", br1.URL + " , " + br2.URL, "--id", "fo", "--sim", "3", "--interval", "50ms"}, nil, &stderr)
+	ids := simIDs("fo", 3)
+	// A board counts once its resync is done (and logged).
+	awaitCounts := func(c <-chan boardtest.Msg, broker string) {
+		left := maps.Clone(ids)
+		for len(left) > 0 {
+			m := testutil.Recv(t, c, boardtest.Wait, "a count on "+broker)
+			id, _, _ := topics.Parse(m.Topic)
+			delete(left, id)
+		}
+	}
+	awaitCounts(counts1, "the first broker")
+	br1.Close()
+	awaitCounts(counts2, "the second broker")
+	if code := stop(); code != 0 {
+		t.Fatalf("exit status: got %d, want 0; stderr:\n%s", code, stderr.String())
+	}
+	for id := range ids {
+		for _, url := range []string{br1.URL, br2.URL} {
+			if want := fmt.Sprintf("msg=online id=%s broker=%s", id, url); !strings.Contains(stderr.String(), want) {
+				t.Errorf("log: no line with %q in\n%s", want, stderr.String())
+			}
+		}
+	}
+}
+
 func TestThousandSimBoards(t *testing.T) {
 	const n = 1000
 	br := boardtest.Start(t)
@@ -222,9 +263,20 @@ func TestCheckCommand(t *testing.T) {
 			"PASS toggle-answered\nPASS on-confirmed\nPASS off-confirmed\n"},
 		{"ghost", 1, waitingLine("200ms", "ghost", br.URL) + "FAIL status-online: no retained status within 200ms"},
 	}
-	for _, tt := range tests {
+	// Given a list, check uses the first broker that answers.
+	list := "tcp://127.0.0.1:" + testutil.FreePort(t) + "," + br.URL
+	tests = append(tests, struct {
+		id       string
+		wantCode int
+		wantOut  string
+	}{"live", 0, waitingLine("200ms", "live", list) + "PASS status-online\n"})
+	for i, tt := range tests {
+		broker := br.URL
+		if i == len(tests)-1 {
+			broker = list
+		}
 		var stdout, stderr bytes.Buffer
-		code := run(context.Background(), []string{"check", "--broker", br.URL, "--id", tt.id, "--timeout", "200ms"},
+		code := run(context.Background(), []string{"check", "--broker", broker, "--id", tt.id, "--timeout", "200ms"},
 			envOf(nil), &stdout, &stderr)
 		if code != tt.wantCode || !strings.HasPrefix(stdout.String(), tt.wantOut) {
 			t.Errorf("check %s: got exit %d, output\n%s\nwant exit %d, output starting\n%s", tt.id, code, stdout.String(), tt.wantCode, tt.wantOut)

@@ -19,7 +19,6 @@ import (
 
 	"switchyard/board"
 	"switchyard/board/gpio"
-	"switchyard/board/pahosession"
 	"switchyard/board/update"
 	"switchyard/devices"
 )
@@ -202,15 +201,15 @@ func runBoards(ctx context.Context, c *config, argv []string, log *slog.Logger) 
 	for i := range cfgs {
 		cfg := base
 		cfg.ID, cfg.Model = simID(c.id, i+1), "sim"
-		sess, err := pahosession.New(pahosession.Options{Broker: c.broker})
+		brokers, err := c.sessions()
 		if err != nil {
 			return 1, err
 		}
-		cfg.Session = sess
+		cfg.Brokers = brokers
 		cfgs[i] = cfg
 	}
 	log.Info("devicefw starting simulated boards", "version", version, "n", c.sim,
-		"ids", cfgs[0].ID+" ... "+cfgs[len(cfgs)-1].ID, "broker", c.broker, "update_fail", string(c.fail))
+		"ids", cfgs[0].ID+" ... "+cfgs[len(cfgs)-1].ID, "broker", redactedList(c.broker), "update_fail", string(c.fail))
 	var wg sync.WaitGroup
 	for _, cfg := range cfgs {
 		wg.Go(func() { logStop(log, sim.Run(ctx, cfg)) }) // ends when ctx is cancelled
@@ -232,11 +231,11 @@ func runBoard(ctx context.Context, c *config, cfg board.Config, opts update.Opti
 			return led, led, err
 		}
 	}
-	sess, err := pahosession.New(pahosession.Options{Broker: c.broker})
+	brokers, err := c.sessions()
 	if err != nil {
 		return 1, err
 	}
-	cfg.Session = sess
+	cfg.Brokers = brokers
 	// OpenBinary may exec the current build in place of this process.
 	u, err := update.OpenBinary(update.BinaryOptions{Options: opts, Args: argv, Env: os.Environ(), OpenLED: openLED})
 	switch {
@@ -247,7 +246,7 @@ func runBoard(ctx context.Context, c *config, cfg board.Config, opts update.Opti
 		return 1, fmt.Errorf("%s %s: %w", c.opt("state-dir"), opts.StateDir, err)
 	}
 	defer u.Close()
-	log.Info("devicefw starting", "version", version, "id", c.id, "broker", c.broker, "led", c.led, "state_dir", opts.StateDir)
+	log.Info("devicefw starting", "version", version, "id", c.id, "broker", redactedList(c.broker), "led", c.led, "state_dir", opts.StateDir)
 	code, err := u.Run(ctx, cfg)
 	if err != nil && code == 0 {
 		logStop(log, err)
@@ -270,7 +269,7 @@ func runPlain(ctx context.Context, c *config, cfg board.Config, openLED func() (
 	if err != nil {
 		return 1, err
 	}
-	log.Info("devicefw starting", "version", version, "id", c.id, "broker", c.broker, "led", c.led)
+	log.Info("devicefw starting", "version", version, "id", c.id, "broker", redactedList(c.broker), "led", c.led)
 	logStop(log, b.Run(ctx))
 	return 0, nil
 }

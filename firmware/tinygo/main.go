@@ -19,6 +19,7 @@ import (
 	"machine"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"tinygo.org/x/drivers/netdev"
@@ -33,7 +34,7 @@ import (
 var (
 	ssid      string
 	password  string
-	broker    = "192.168.1.10:1883" // host:port of the control plane's MQTT listener
+	broker    = "192.168.1.10:1883" // host:port of the MQTT broker; several, comma-separated, to fail over between
 	id        = "esp32"             // device id, [A-Za-z0-9_-]{1,64}
 	prefix    = "devices"
 	ledGPIO   = ""      // GPIO number of the LED; empty for none (the state is still reported)
@@ -124,9 +125,15 @@ func main() {
 	println("INFO wifi up, ip", ip)
 
 	seed := xorshift(time.Now().UnixNano() | 1)
-	sess := natiusession.New(func(ctx context.Context) (io.ReadWriteCloser, error) {
-		return net.Dial("tcp", broker)
-	})
+	// One session per broker; the core fails over between them.
+	var brokers []board.Broker
+	for _, addr := range strings.Split(broker, ",") {
+		addr = strings.TrimSpace(addr)
+		sess := natiusession.New(func(ctx context.Context) (io.ReadWriteCloser, error) {
+			return net.Dial("tcp", addr)
+		})
+		brokers = append(brokers, board.Broker{URL: "tcp://" + addr, Session: sess})
+	}
 	b, err := board.New(board.Config{
 		ID:       id,
 		Prefix:   prefix,
@@ -134,7 +141,7 @@ func main() {
 		Model:    model,
 		IP:       ip,
 		LED:      led,
-		Session:  sess,
+		Brokers:  brokers,
 		Log:      logger{},
 		Rand:     seed.int63n,
 	})

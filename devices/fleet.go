@@ -22,6 +22,7 @@ type Device struct {
 	HasUpdate  bool         // Update is known
 	Update     UpdateReport // the board's latest update report (v2)
 	LastSeen   time.Time    // last message from the board; zero if none yet
+	Silent     bool         // marked offline for its silence (Fleet.MarkSilent); its next message makes it online
 }
 
 // Name is the name to show: given at run time, else from config, else from
@@ -184,9 +185,7 @@ func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Eve
 		}
 		d = f.add(id)
 	}
-	if at.After(d.LastSeen) {
-		d.LastSeen = at
-	}
+	evs = f.heard(d, at, ev.Label == LabelOnline, evs)
 	switch ev.Label {
 	case LabelOnline:
 		f.setOnline(d, ev.On)
@@ -220,11 +219,26 @@ func (f *Fleet) applyUpdate(id string, payload []byte, at time.Time, evs []Event
 	if err != nil {
 		return evs, fmt.Errorf("%s of %s: %w", KindUpdate, id, err)
 	}
+	evs = f.heard(d, at, false, evs)
+	d.HasUpdate, d.Update = true, r
+	return append(evs, Event{Device: id, Label: LabelUpdate, Info: r.AppendJSON(nil)}), nil
+}
+
+// heard notes a message from board d at time at: its LastSeen, and a board
+// marked silent is online again (with its event appended) unless the
+// message is a status, which says itself whether it is.
+func (f *Fleet) heard(d *Device, at time.Time, status bool, evs []Event) []Event {
 	if at.After(d.LastSeen) {
 		d.LastSeen = at
 	}
-	d.HasUpdate, d.Update = true, r
-	return append(evs, Event{Device: id, Label: LabelUpdate, Info: r.AppendJSON(nil)}), nil
+	if d.Silent {
+		d.Silent = false
+		if !status && !d.Online {
+			f.setOnline(d, true)
+			evs = append(evs, Event{Device: d.ID, Label: LabelOnline, On: true})
+		}
+	}
+	return evs
 }
 
 // setOnline sets d.Online and keeps f.online in step.

@@ -29,25 +29,40 @@ var (
 // allowed) and returns its top-level members whose values are strings,
 // decoded. Later duplicate keys win.
 func scanObject(b []byte) (map[string]string, error) {
+	fields, _, err := scan(b, false)
+	return fields, err
+}
+
+// scanObjectNumbers is scanObject that also returns the top-level members
+// whose values are numbers, as their JSON text ("1000", "-2.5e3").
+func scanObjectNumbers(b []byte) (fields, numbers map[string]string, err error) {
+	return scan(b, true)
+}
+
+func scan(b []byte, withNumbers bool) (map[string]string, map[string]string, error) {
 	s := scanner{b: b}
+	if withNumbers {
+		s.nums = map[string]string{}
+	}
 	s.skipSpace()
 	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return nil, errNotObject
+		return nil, nil, errNotObject
 	}
 	fields := map[string]string{}
 	if err := s.object(0, fields); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.skipSpace()
 	if s.i != len(s.b) {
-		return nil, errTrailing
+		return nil, nil, errTrailing
 	}
-	return fields, nil
+	return fields, s.nums, nil
 }
 
 type scanner struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	nums map[string]string // nil, or the top-level number members (see scanObjectNumbers)
 }
 
 func (s *scanner) skipSpace() {
@@ -83,12 +98,23 @@ func (s *scanner) object(depth int, fields map[string]string) error {
 				return err
 			}
 			fields[key] = v
+			if s.nums != nil {
+				delete(s.nums, key) // a later string value wins
+			}
 		} else {
+			start := s.i
 			if err := s.value(depth + 1); err != nil {
 				return err
 			}
 			if fields != nil {
 				delete(fields, key) // a later non-string value wins
+				if s.nums != nil {
+					if c := s.b[start]; c == '-' || c >= '0' && c <= '9' {
+						s.nums[key] = string(s.b[start:s.i])
+					} else {
+						delete(s.nums, key)
+					}
+				}
 			}
 		}
 		if more, err := s.next('}'); !more || err != nil {

@@ -138,31 +138,40 @@ type Info struct {
 	IP       string
 	Platform string // "linux/arm64", "sim", "esp32c3", … (v2)
 	Update   string // the update method ("binary", "sim"); empty: the board cannot update (v2)
+	// IntervalMS is how often the board counts, from "interval_ms"; 0 when
+	// unknown (missing, not a positive whole number).
+	IntervalMS int64
 }
 
 // MaxInfoSize bounds an info payload.
 const MaxInfoSize = 4096
 
 // ParseInfo parses an info payload: a JSON object. String members id, name,
-// firmware, board and ip are extracted; other members are kept in Raw.
+// firmware, board, ip, platform and update and the number interval_ms are
+// extracted; the whole object is kept in Raw.
 func ParseInfo(p []byte) (Info, error) {
 	if len(p) > MaxInfoSize {
 		return Info{}, badPayload(fmt.Sprintf("info: larger than %d bytes", MaxInfoSize), p)
 	}
 	raw := trimSpaceBytes(p)
-	fields, err := scanObject(raw)
+	fields, nums, err := scanObjectNumbers(raw)
 	if err != nil {
 		return Info{}, fmt.Errorf("%w: info: %v", ErrBadPayload, err)
 	}
+	interval, err := strconv.ParseInt(nums["interval_ms"], 10, 64)
+	if err != nil || interval < 0 {
+		interval = 0 // unknown: a board's info is shown whatever it says
+	}
 	return Info{
-		Raw:      append([]byte(nil), raw...),
-		ID:       fields["id"],
-		Name:     fields["name"],
-		Firmware: fields["firmware"],
-		Board:    fields["board"],
-		IP:       fields["ip"],
-		Platform: fields["platform"],
-		Update:   fields["update"],
+		IntervalMS: interval,
+		Raw:        append([]byte(nil), raw...),
+		ID:         fields["id"],
+		Name:       fields["name"],
+		Firmware:   fields["firmware"],
+		Board:      fields["board"],
+		IP:         fields["ip"],
+		Platform:   fields["platform"],
+		Update:     fields["update"],
 	}, nil
 }
 

@@ -1,20 +1,30 @@
 // Package extbroker connects the control plane to an external MQTT broker
-// (Mosquitto, EMQX, HiveMQ, VerneMQ...) instead of embedding one, so that
-// several control planes can share a clustered broker.
+// (Mosquitto, EMQX, HiveMQ, VerneMQ, NATS...) instead of embedding one, so
+// that several control planes can share a clustered broker.
 //
 // It offers the same operations as the embedded broker (Publish,
-// Subscribe, ClearRetained, Healthy) over a paho client that reconnects on
-// its own and subscribes again after every connect, so the broker resends
-// its retained messages and the gateway rebuilds its state.
+// Subscribe, ClearRetained, Healthy). The broker may be a list of URLs, a
+// cluster's nodes: the client connects to the first, and after a lost
+// connection tries the next one at once (wrapping around), each attempt
+// bounded by ConnectTimeout; only after a whole round of the list failed
+// does it wait (1 s, doubling to 10 s) before the next round. paho's own
+// reconnect always starts again from its first server, so the client runs
+// its own loop with a fresh paho client per attempt. After every connect
+// it subscribes every filter again, so the broker resends its retained
+// messages and the gateway rebuilds its state.
 package extbroker
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +36,8 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	// URL is the broker: tcp://, ssl://, ws:// or wss://host:port.
+	// URL is the broker: tcp://, ssl://, ws:// or wss://host:port, or
+	// several such URLs separated by commas (see ParseURLs).
 	URL      string
 	Username string
 	Password string
@@ -35,6 +46,9 @@ type Config struct {
 	ClientID string
 	// Timeout bounds a publish or subscribe; 0 means 10 s.
 	Timeout time.Duration
+	// ConnectTimeout bounds one connection attempt, from the dial to the
+	// broker's answer to CONNECT; 0 means 5 s, and more than 5 s is 5 s.
+	ConnectTimeout time.Duration
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -56,17 +70,26 @@ var (
 	ErrClosed = errors.New("external broker client closed")
 )
 
+// maxConnectTimeout bounds ConnectTimeout: a dead node in a list must not
+// hold the client long before it tries the next.
+const maxConnectTimeout = 5 * time.Second
+
 // Client is a connection to an external broker.
 type Client struct {
-	c       paho.Client
-	url     string
-	timeout time.Duration
-	log     *slog.Logger
+	urls           []string
+	cfg            Config
+	timeout        time.Duration
+	connectTimeout time.Duration
+	log            *slog.Logger
 
-	stop chan struct{}  // closed by Close: ends connectLoop
-	wg   sync.WaitGroup // connectLoop
+	stop      chan struct{}  // closed by Close: ends run
+	wg        sync.WaitGroup // run
+	startOnce sync.Once
 
-	mu   sync.Mutex               // guards subs, seen, gen
+	mu sync.Mutex // guards cur, subs, seen, gen
+	// cur is the paho client of the connection up now (its CONNECT
+	// answered), nil while there is none. Only run sets it.
+	cur  paho.Client
 	subs map[string]func(Message) // filter → handler, subscribed again on every connect
 	// seen holds the topics that may hold a retained message, for
 	// ClearRetained: each with the gen of the last message on it, so a
@@ -95,13 +118,38 @@ func ValidateURL(raw string) error {
 	return nil
 }
 
+// ParseURLs splits a comma-separated list of broker URLs, trims the
+// spaces around each and validates each (ValidateURL); the error names the
+// bad one. An empty list, or an empty entry, is an error.
+func ParseURLs(list string) ([]string, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, errors.New("no broker url")
+	}
+	var urls []string
+	for i, u := range strings.Split(list, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			return nil, fmt.Errorf("broker url %d of the list %q is empty", i+1, list)
+		}
+		if err := ValidateURL(u); err != nil {
+			return nil, err
+		}
+		urls = append(urls, u)
+	}
+	return urls, nil
+}
+
 // New returns a client; Start connects it.
 func New(cfg Config) (*Client, error) {
-	if err := ValidateURL(cfg.URL); err != nil {
+	urls, err := ParseURLs(cfg.URL)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 || cfg.ConnectTimeout > maxConnectTimeout {
+		cfg.ConnectTimeout = maxConnectTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -111,87 +159,204 @@ func New(cfg Config) (*Client, error) {
 		_, _ = rand.Read(b)
 		cfg.ClientID = "switchyard-" + hex.EncodeToString(b)
 	}
-	x := &Client{
-		url:     cfg.URL,
-		timeout: cfg.Timeout,
-		log:     cfg.Logger,
-		subs:    map[string]func(Message){},
-		seen:    map[string]uint64{},
-		stop:    make(chan struct{}),
+	return &Client{
+		urls:           urls,
+		cfg:            cfg,
+		timeout:        cfg.Timeout,
+		connectTimeout: cfg.ConnectTimeout,
+		log:            cfg.Logger,
+		subs:           map[string]func(Message){},
+		seen:           map[string]uint64{},
+		stop:           make(chan struct{}),
+	}, nil
+}
+
+// ClientID is the client id the client connects with.
+func (x *Client) ClientID() string { return x.cfg.ClientID }
+
+// Start connects in the background; the client keeps (re)connecting until
+// Close (Healthy reports the state), logging why it cannot (a refused
+// password, a broker that is down) each time the reason changes.
+func (x *Client) Start() {
+	select {
+	case <-x.stop:
+		return // closed
+	default:
+	}
+	x.startOnce.Do(func() {
+		x.log.Info("connecting to the external broker", "urls", strings.Join(x.urls, ","), "client_id", x.cfg.ClientID)
+		x.wg.Add(1)
+		go x.run() // ends at Close
+	})
+}
+
+// run connects, to the next URL of the list each time, and waits for the
+// connection to end, until Close. After len(urls) failed attempts in a
+// row (a whole round) it waits before the next, 1 s at first and at most
+// 10 s; a lost connection starts a new round at once, at the next URL.
+func (x *Client) run() {
+	defer x.wg.Done()
+	next, failed := 0, 0
+	delay := time.Second
+	lastErr := map[string]string{} // by URL: the error last logged at Error level
+	for {
+		u := x.urls[next]
+		next = (next + 1) % len(x.urls)
+		c, lost, err := x.connect(u)
+		if errors.Is(err, ErrClosed) {
+			return
+		}
+		if err != nil {
+			if msg := err.Error(); msg != lastErr[u] {
+				x.log.Error("cannot connect to the external broker; retrying", "url", u, "err", err)
+				lastErr[u] = msg
+			} else {
+				x.log.Debug("cannot connect to the external broker; retrying", "url", u, "err", err)
+			}
+			if failed++; failed%len(x.urls) == 0 {
+				select {
+				case <-time.After(delay):
+				case <-x.stop:
+					return
+				}
+				delay = min(2*delay, 10*time.Second)
+			}
+			continue
+		}
+		failed, delay = 0, time.Second
+		clear(lastErr)
+		x.log.Info("connected to the external broker", "url", u)
+		x.connected(c)
+		select {
+		case err := <-lost:
+			x.setCur(nil)
+			if len(x.urls) > 1 {
+				x.log.Warn("external broker connection lost; trying the next broker", "url", u, "next", x.urls[next], "err", err)
+			} else {
+				x.log.Warn("external broker connection lost; reconnecting", "url", u, "err", err)
+			}
+		case <-x.stop:
+			x.setCur(nil)
+			c.Disconnect(250)
+			return
+		}
+	}
+}
+
+// connect makes one attempt at u with a fresh paho client; lost receives
+// the error that ends the connection. At Close it abandons the attempt
+// (paho cannot: the client dials itself and closes the connection) and
+// returns ErrClosed.
+func (x *Client) connect(u string) (paho.Client, <-chan error, error) {
+	lost := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()        // the dial is over by then: a connection outlives ctx
+	var connMu sync.Mutex // guards conn and the cancel at Close
+	var conn net.Conn
+	open := func(u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+		c, err := x.dial(ctx, u, o)
+		connMu.Lock()
+		defer connMu.Unlock()
+		if ctx.Err() != nil { // Close came first
+			if c != nil {
+				c.Close()
+			}
+			return nil, ErrClosed
+		}
+		conn = c
+		return c, err
 	}
 	o := paho.NewClientOptions().
-		AddBroker(cfg.URL).
-		SetClientID(cfg.ClientID).
-		SetUsername(cfg.Username).
-		SetPassword(cfg.Password).
+		SetCustomOpenConnectionFn(open).
+		AddBroker(u).
+		SetClientID(x.cfg.ClientID).
+		SetUsername(x.cfg.Username).
+		SetPassword(x.cfg.Password).
 		SetCleanSession(true).
-		SetAutoReconnect(true).    // after the first connect; connectLoop does the first
-		SetStore(pahostore.Nop{}). // no resend after a reconnect: see pahostore (a command in flight times out)
-		SetConnectTimeout(cfg.Timeout).
-		SetMaxReconnectInterval(10 * time.Second).
+		SetProtocolVersion(4).   // no second try with 3.1: it would double the wait on a silent broker
+		SetAutoReconnect(false). // run reconnects, to the next URL
+		SetStore(pahostore.Nop{}).
+		SetConnectTimeout(x.connectTimeout).
 		SetKeepAlive(10 * time.Second).
+		SetPingTimeout(x.connectTimeout).
 		SetOrderMatters(false). // handlers only queue; they never block
-		SetOnConnectHandler(x.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
-			x.log.Warn("external broker connection lost; reconnecting", "url", x.url, "err", err)
+			select {
+			case lost <- err:
+			default: // one is enough
+			}
 		})
-	x.c = paho.NewClient(o)
-	return x, nil
-}
-
-// Start connects in the background; the client keeps retrying until it
-// reaches the broker (Healthy reports the state), logging why it cannot
-// (a refused password, a broker that is down) each time the reason changes.
-func (x *Client) Start() {
-	x.log.Info("connecting to the external broker", "url", x.url)
-	x.wg.Add(1)
-	go x.connectLoop() // ends once connected (paho reconnects from then on) or at Close
-}
-
-// connectLoop tries to connect, 1 s apart at first and at most 10 s apart.
-// (paho's own ConnectRetry retries without saying why it failed.)
-func (x *Client) connectLoop() {
-	defer x.wg.Done()
-	delay := time.Second
-	last := ""
-	for {
-		tok := x.c.Connect()
-		select {
-		case <-tok.Done():
-		case <-x.stop:
-			return
+	c := paho.NewClient(o)
+	tok := c.Connect()
+	select {
+	case <-tok.Done():
+	case <-x.stop:
+		connMu.Lock()
+		cancel() // a dial in progress
+		if conn != nil {
+			conn.Close() // a CONNECT waiting for its answer
 		}
-		err := tok.Error()
-		if err == nil {
-			return
+		connMu.Unlock()
+		<-tok.Done()
+		if tok.Error() == nil {
+			c.Disconnect(0)
 		}
-		if msg := err.Error(); msg != last {
-			x.log.Error("cannot connect to the external broker; retrying", "url", x.url, "err", err)
-			last = msg
-		} else {
-			x.log.Debug("cannot connect to the external broker; retrying", "url", x.url, "err", err)
-		}
-		select {
-		case <-time.After(delay):
-		case <-x.stop:
-			return
-		}
-		delay = min(2*delay, 10*time.Second)
+		return nil, nil, ErrClosed
 	}
+	if err := tok.Error(); err != nil {
+		return nil, nil, err
+	}
+	return c, lost, nil
 }
 
-// onConnect subscribes every filter again: the broker resends retained
-// messages, from which the gateway rebuilds its state.
-func (x *Client) onConnect(c paho.Client) {
-	x.log.Info("connected to the external broker", "url", x.url)
+// dial opens the network connection to u for paho, as paho would (but
+// without a proxy from the environment), cancelled with ctx.
+func (x *Client) dial(ctx context.Context, u *url.URL, o paho.ClientOptions) (net.Conn, error) {
+	d := &net.Dialer{Timeout: x.connectTimeout}
+	switch u.Scheme {
+	case "tcp", "mqtt":
+		return d.DialContext(ctx, "tcp", u.Host)
+	case "ssl", "tls", "mqtts":
+		return (&tls.Dialer{NetDialer: d, Config: o.TLSConfig}).DialContext(ctx, "tcp", u.Host)
+	case "ws", "wss":
+		du := *u
+		du.User = nil // gorilla refuses URLs with user info
+		var tc *tls.Config
+		if u.Scheme == "wss" {
+			tc = o.TLSConfig
+		}
+		return paho.NewWebsocket(du.String(), tc, x.connectTimeout, o.HTTPHeaders, o.WebsocketOptions)
+	}
+	return nil, fmt.Errorf("broker url %s: unknown scheme", u.Redacted())
+}
+
+// setCur sets the connection up now.
+func (x *Client) setCur(c paho.Client) {
 	x.mu.Lock()
+	x.cur = c
+	x.mu.Unlock()
+}
+
+// current returns the connection up now, nil if none.
+func (x *Client) current() paho.Client {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.cur
+}
+
+// connected makes c the connection and subscribes every filter again: the
+// broker resends retained messages, from which the gateway rebuilds its
+// state. A Subscribe meanwhile either is in the filters read here or sees
+// c (both under mu), so each filter is subscribed once.
+func (x *Client) connected(c paho.Client) {
+	x.mu.Lock()
+	x.cur = c
 	subs := make(map[string]func(Message), len(x.subs))
 	for f, fn := range x.subs {
 		subs[f] = fn
 	}
 	x.mu.Unlock()
 	for f, fn := range subs {
-		// paho calls onConnect on its own goroutine; waiting here is fine
 		if err := x.subscribe(c, f, fn); err != nil {
 			x.log.Error("cannot subscribe again after connecting", "err", err)
 		}
@@ -244,20 +409,22 @@ func (x *Client) Subscribe(filter string, fn func(Message)) error {
 	}
 	x.mu.Lock()
 	x.subs[filter] = fn
+	c := x.cur
 	x.mu.Unlock()
-	if !x.c.IsConnectionOpen() {
+	if c == nil {
 		return nil
 	}
-	return x.subscribe(x.c, filter, fn)
+	return x.subscribe(c, filter, fn)
 }
 
 // Publish publishes a message and waits for the broker's acknowledgement
 // (QoS 1) or the timeout.
 func (x *Client) Publish(topic string, payload []byte, retain bool, qos byte) error {
-	if !x.c.IsConnectionOpen() {
+	c := x.current()
+	if c == nil || !c.IsConnectionOpen() {
 		return fmt.Errorf("publish %s: %w", topic, ErrNotConnected)
 	}
-	tok := x.c.Publish(topic, qos, retain, payload)
+	tok := c.Publish(topic, qos, retain, payload)
 	if !tok.WaitTimeout(x.timeout) {
 		return fmt.Errorf("publish %s: timed out after %v", topic, x.timeout)
 	}
@@ -300,20 +467,22 @@ func (x *Client) ClearRetained(filter string) (int, error) {
 	return len(topics), nil
 }
 
-// Healthy returns nil while connected to the broker.
+// Healthy returns nil while connected to the broker: its CONNECT
+// answered, the connection not lost since. A TCP connection whose CONNECT
+// the broker has not answered is not healthy.
 func (x *Client) Healthy() error {
-	if !x.c.IsConnectionOpen() {
+	if c := x.current(); c == nil || !c.IsConnectionOpen() {
 		return ErrNotConnected
 	}
 	return nil
 }
 
-// Close disconnects. It is safe to call more than once.
+// Close disconnects, abandoning a connection attempt in progress. It is
+// safe to call more than once.
 func (x *Client) Close() error {
 	x.closeOnce.Do(func() {
 		close(x.stop)
 		x.wg.Wait()
-		x.c.Disconnect(250)
 	})
 	return nil
 }

@@ -10,7 +10,7 @@ type Kind string
 // The event kinds of the contract.
 const (
 	KindOnline    Kind = "online"    // the board connected
-	KindOffline   Kind = "offline"   // Value says why: OfflineWill, OfflineClean or OfflineRestart
+	KindOffline   Kind = "offline"   // Value says why: OfflineWill, OfflineClean, OfflineRestart or OfflineSilent
 	KindLED       Kind = "led"       // Value "ON" or "OFF"
 	KindCommand   Kind = "command"   // Value the command and its outcome: "TOGGLE applied"
 	KindUpdate    Kind = "update"    // Value the update state, with the version or error where there is one
@@ -23,6 +23,7 @@ const (
 	OfflineWill    = "will"    // its Last Will: the connection was lost
 	OfflineClean   = "clean"   // it said goodbye (an offline status, then disconnect)
 	OfflineRestart = "restart" // the control plane restarted while it was online
+	OfflineSilent  = "silent"  // nothing came from it for too long (external broker mode)
 )
 
 // ByBoard is Event.By for what the board did of itself (a button, a boot).

@@ -70,6 +70,15 @@ type Config struct {
 	Observer Observer
 	// Health reports whether the MQTT side is serving; nil means it is.
 	Health func() error
+	// SilenceGrace, when set, marks a board offline that has sent nothing
+	// for SilenceIntervals × its interval_ms (1 s when its info does not
+	// say) plus SilenceGrace, and online again at its next message; its
+	// history says offline "silent". For brokers that may drop a board
+	// without publishing its Will (external mode sets 15 s). Quiet while
+	// Health fails does not count. 0 leaves boards online until their
+	// status says otherwise; SilenceIntervals 0 means 3.
+	SilenceGrace     time.Duration
+	SilenceIntervals int
 	// MQTTClients, when set, is exported as a metric.
 	MQTTClients func() int64
 	// MQTTThrottled, when set, is exported as

@@ -60,6 +60,9 @@ type Gateway struct {
 	workersWG   sync.WaitGroup // pool workers
 
 	external map[string][]external // MQTT commands waiting for their board's led; the loop's, under mu
+	// listening is since when the MQTT side has been healthy, for the
+	// silence rule (Config.SilenceGrace); zero while it is not. The loop's.
+	listening time.Time
 
 	badLog   rateLog
 	sessions *sessions

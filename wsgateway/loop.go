@@ -7,6 +7,7 @@ package wsgateway
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,10 +65,15 @@ func (g *Gateway) loop() {
 		case <-hold.C:
 		case now := <-tick.C:
 			evs = g.cmds.expire(now, evs[:0])
-			if len(evs) > 0 || len(g.external) > 0 {
+			silence := g.cfg.SilenceGrace > 0 && g.hearing(now)
+			if len(evs) > 0 || len(g.external) > 0 || silence {
 				g.mu.Lock()
+				if silence {
+					evs = g.markSilent(now, evs)
+				}
 				g.fanOut(evs)
 				g.expireCommands(now)
+				g.m.setFleet(g.fleet.Len(), g.fleet.OnlineCount())
 				g.mu.Unlock()
 			}
 			continue
@@ -133,6 +139,9 @@ func (g *Gateway) loop() {
 			} else {
 				wasKnown = g.fleet.Known(id)
 			}
+			// A silent board's count brings it back online: recorded here,
+			// as record (which sees every other kind) does not see counts.
+			revive := k == devices.KindCount && g.cfg.History != nil && g.cfg.SilenceGrace > 0 && g.fleet.Silent(id)
 			var err error
 			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
 			if err != nil {
@@ -143,6 +152,9 @@ func (g *Gateway) loop() {
 			var by string
 			if k == devices.KindLED && len(m.payload) > 0 { // not a cleared retained led: the board said nothing
 				evs, by = g.cmds.confirm(id, m.at, evs)
+			}
+			if revive && !g.fleet.Silent(id) {
+				g.cfg.History.Record(history.Event{At: m.at, Device: id, Kind: history.KindOnline, By: history.ByBoard})
 			}
 			if hist {
 				g.record(m, before, wasKnown, by)
@@ -162,6 +174,41 @@ func (g *Gateway) loop() {
 		g.mu.Unlock()
 		clear(batch) // drop payload references
 	}
+}
+
+// hearing reports whether the MQTT side is healthy at now, keeping
+// g.listening: since when it has been. It runs on the loop.
+func (g *Gateway) hearing(now time.Time) bool {
+	if g.cfg.Health != nil && g.cfg.Health() != nil {
+		g.listening = time.Time{}
+		return false
+	}
+	if g.listening.IsZero() {
+		g.listening = now
+	}
+	return true
+}
+
+// markSilent marks offline the boards quiet too long (Config.SilenceGrace)
+// and records why; it runs on the loop under mu.
+func (g *Gateway) markSilent(now time.Time, evs []devices.Event) []devices.Event {
+	rule := devices.Silence{Grace: g.cfg.SilenceGrace, Intervals: g.cfg.SilenceIntervals}
+	n := len(evs)
+	evs = g.fleet.MarkSilent(rule, now, g.listening, evs)
+	if len(evs) == n {
+		return evs
+	}
+	var ids []string
+	for _, ev := range evs[n:] {
+		if len(ids) < 10 {
+			ids = append(ids, ev.Device)
+		}
+		if g.cfg.History != nil {
+			g.cfg.History.Record(history.Event{At: now, Device: ev.Device, Kind: history.KindOffline, Value: history.OfflineSilent})
+		}
+	}
+	g.log.Info("boards silent: marked offline", "count", len(evs)-n, "devices", strings.Join(ids, ","))
+	return evs
 }
 
 // forget clears a board's retained topics and removes it from the fleet and

@@ -27,6 +27,7 @@ type Config struct {
 	MQTT struct {
 		Mode          string `mapstructure:"mode"`
 		URL           string `mapstructure:"url"`
+		ClientID      string `mapstructure:"client_id"`
 		Username      string `mapstructure:"username"`
 		Password      string `mapstructure:"password"`
 		Listen        string `mapstructure:"listen"`
@@ -182,8 +183,13 @@ func (c *Config) validate() error {
 		if c.MQTT.URL == "" {
 			return fmt.Errorf("mqtt.url: required when mqtt.mode is external (e.g. tcp://broker:1883)")
 		}
-		if err := extbroker.ValidateURL(c.MQTT.URL); err != nil {
+		urls, err := extbroker.ParseURLs(c.MQTT.URL)
+		if err != nil {
 			return fmt.Errorf("mqtt.url: %w", err)
+		}
+		c.MQTT.URL = strings.Join(urls, ",") // spaces trimmed: boards get it too
+		if err := checkClientID(c.MQTT.ClientID); err != nil {
+			return fmt.Errorf("mqtt.client_id: %w", err)
 		}
 	default:
 		return fmt.Errorf("mqtt.mode: %q: want embedded or external", c.MQTT.Mode)

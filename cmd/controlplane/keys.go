@@ -31,6 +31,7 @@ type configKey struct {
 var configKeys = []configKey{
 	{Name: "mqtt.mode", Default: "embedded"},
 	{Name: "mqtt.url", Default: ""},
+	{Name: "mqtt.client_id", Default: ""},
 	{Name: "mqtt.username", Default: ""},
 	{Name: "mqtt.password", Default: ""},
 	{Name: "mqtt.listen", Default: ":1883"},

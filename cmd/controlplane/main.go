@@ -126,13 +126,6 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		revoked = f // a nil *revokedFile would be a non-nil interface
 	}
 
-	var brokerAudit lateAudit // the broker is made before the database it audits to
-	mq, err := openMQTT(cfg, topics, az, tlsCfg, brokerAudit.audit, log)
-	if err != nil {
-		return err
-	}
-	defer mq.Close()
-
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("listen http %s: %w", cfg.HTTP.Listen, err)
@@ -143,9 +136,16 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		httpLn = tls.NewListener(httpLn, tlsCfg)
 		scheme = "https"
 	}
-
 	_, port, _ := net.SplitHostPort(httpLn.Addr().String())
 	httpPort, _ := strconv.Atoi(port)
+
+	var brokerAudit lateAudit // the broker is made before the database it audits to
+	mq, err := openMQTT(cfg, topics, az, tlsCfg, brokerAudit.audit, httpPort, log)
+	if err != nil {
+		return err
+	}
+	defer mq.Close()
+
 	ups, err := openUpdates(cfg, topics, mq, scheme, httpPort, log)
 	if err != nil {
 		return err
@@ -195,6 +195,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		CommandRate:     cfg.Limits.BrowserCommandRate,
 		CommandBurst:    cfg.Limits.BrowserCommandBurst,
 		Health:          mq.Healthy,
+		SilenceGrace:    silenceGrace(cfg),
 		MQTTClients:     mq.clientCount(),
 		MQTTThrottled:   mq.throttled(),
 		Logger:          log.With("component", "gateway"),

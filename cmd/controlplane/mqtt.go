@@ -2,8 +2,12 @@ package main
 
 import (
 	"crypto/tls"
+	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"time"
+	"unicode"
 
 	"switchyard/auth"
 	"switchyard/broker"
@@ -40,12 +44,55 @@ type mqttSide interface {
 // a stored one, when it first did) and who published it, where known.
 type ingestFunc func(topic string, payload []byte, at time.Time, from wsgateway.Origin)
 
+// silenceGrace is wsgateway.Config.SilenceGrace: in external mode a board
+// that says nothing for 3 × its interval plus this is offline, since some
+// brokers (NATS) drop a dead node's clients without their Wills. The
+// embedded broker publishes every Will: off.
+func silenceGrace(cfg *Config) time.Duration {
+	if cfg.MQTT.Mode == "external" {
+		return 15 * time.Second
+	}
+	return 0
+}
+
+// clientID is the control plane's client id at the external broker:
+// mqtt.client_id, by default switchyard-<host name>-<HTTP port>, stable
+// across restarts and different for each control plane of a host, so that
+// brokers enforcing unique ids cluster-wide (NATS) accept them all.
+func clientID(cfg *Config, httpPort int) string {
+	if cfg.MQTT.ClientID != "" {
+		return cfg.MQTT.ClientID
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		host = "localhost"
+	}
+	return "switchyard-" + devices.SanitizeID(host) + "-" + strconv.Itoa(httpPort)
+}
+
+// checkClientID checks mqtt.client_id: empty (the default) or 1 to 128
+// printable characters without spaces.
+func checkClientID(id string) error {
+	if len(id) > 128 {
+		return fmt.Errorf("%q: at most 128 characters", id)
+	}
+	for _, r := range id {
+		if r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+			return fmt.Errorf("%q: no spaces or control characters", id)
+		}
+	}
+	return nil
+}
+
 // openMQTT opens the MQTT side; audit takes the audit entry of the first
-// CONNECT refused in each interval an address is throttled for.
-func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tls.Config, audit func(history.Entry), log *slog.Logger) (mqttSide, error) {
+// CONNECT refused in each interval an address is throttled for; httpPort
+// is the port http.listen got (the default client id at an external
+// broker has it).
+func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tls.Config, audit func(history.Entry), httpPort int, log *slog.Logger) (mqttSide, error) {
 	if cfg.MQTT.Mode == "external" {
 		x, err := extbroker.New(extbroker.Config{
 			URL:      cfg.MQTT.URL,
+			ClientID: clientID(cfg, httpPort),
 			Username: cfg.MQTT.Username,
 			Password: cfg.MQTT.Password,
 			Logger:   log.With("component", "extbroker"),
@@ -162,4 +209,6 @@ func (x external) subscribe(filter string, fn func(string, []byte)) error {
 	return x.Subscribe(filter, func(m extbroker.Message) { fn(m.Topic, m.Payload) })
 }
 
-func (x external) attrs() []any { return []any{"mqtt", "external", "url", x.url} }
+func (x external) attrs() []any {
+	return []any{"mqtt", "external", "url", x.url, "client_id", x.ClientID()}
+}

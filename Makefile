@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps lint tinygo-check bench bench-compare bench-rollout loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
+.PHONY: all build run test deps lint tinygo-check bench bench-compare bench-rollout bench-cluster cluster-demo loadgen fuzz soak screenshots clean devicefw-arm64 devicefw-armv6 bin/controlplane bin/devicefw
 
 all: build
 
@@ -55,6 +55,18 @@ loadgen:
 # waves 1 / 10 % / 100 %, then the same fleet failing its canary.
 bench-rollout:
 	GO=$(GO) bench/rollout.sh
+
+# Issue 15's cluster benchmark: the fleet workload through a three-node
+# NATS cluster and haproxy vs the embedded broker, failover time when a
+# node is killed under load, the largest idle fleet across three control
+# planes (bench/cluster.sh says how to size it).
+bench-cluster:
+	GO=$(GO) bench/cluster.sh
+
+# Three NATS nodes, two control planes behind haproxy, a simulated fleet,
+# on this machine, until Ctrl-C (deploy/cluster/README.md).
+cluster-demo:
+	GO=$(GO) deploy/cluster/demo.sh
 
 # Switchyard vs Mosquitto vs Node-RED on loopback (installs the peers from
 # Debian and npm when missing); BENCH_SECONDS=30 to lengthen.

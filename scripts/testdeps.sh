@@ -21,6 +21,7 @@ want() { # want <package> <command> [<command>...]: the package, if none of the 
 want git git
 want mosquitto-clients mosquitto_pub
 want mosquitto mosquitto /usr/sbin/mosquitto         # external-broker tests and the benchmark peer
+want haproxy haproxy /usr/sbin/haproxy               # the load balancer in front of control planes (cluster/)
 want iproute2 ip /usr/sbin/ip /sbin/ip                # network namespaces in the fault tests
 want chromium chromium /usr/bin/chromium              # real-browser tests (e2e/)
 want postgresql /usr/lib/postgresql/*/bin/initdb    # the store's tests against PostgreSQL (testutil.StartPostgres)
@@ -36,7 +37,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "installing: ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
-	# Packages must not start services (mosquitto would take :1883): the
+	# Packages must not start services (mosquitto would take :1883, haproxy :80): the
 	# tests start their own on free ports.
 	policy=/usr/sbin/policy-rc.d
 	had_policy=0; [ -e "$policy" ] && had_policy=1

@@ -15,6 +15,7 @@ import (
 // allowed, run by StartMosquitto until the test ends.
 type Mosquitto struct {
 	Port string // on 127.0.0.1
+	URL  string // tcp://127.0.0.1:Port
 
 	t    testing.TB
 	bin  string
@@ -28,7 +29,15 @@ type Mosquitto struct {
 // restart forgets them.
 func StartMosquitto(t testing.TB, persist bool) *Mosquitto {
 	t.Helper()
+	return startMosquitto(t, persist, "")
+}
+
+// startMosquitto is StartMosquitto with extra appended to the
+// configuration (a bridge, say).
+func startMosquitto(t testing.TB, persist bool, extra string) *Mosquitto {
+	t.Helper()
 	m := &Mosquitto{t: t, bin: NeedCommand(t, "mosquitto", "mosquitto"), Port: FreePort(t)}
+	m.URL = "tcp://127.0.0.1:" + m.Port
 	dir := t.TempDir()
 	m.conf = filepath.Join(dir, "mosquitto.conf")
 	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", m.Port)
@@ -40,6 +49,7 @@ func StartMosquitto(t testing.TB, persist bool) *Mosquitto {
 	if persist {
 		conf += fmt.Sprintf("persistence true\npersistence_location %s/\n", dir)
 	}
+	conf += extra
 	if err := os.WriteFile(m.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}

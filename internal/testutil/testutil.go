@@ -3,8 +3,10 @@
 // test binary, a poll with a deadline, a receive with a deadline, a
 // function run in the background until the test stops it, a buffer safe
 // for a logger and the test at once, a PostgreSQL server of the test's
-// own, and the check for a third-party tool that skips on a developer's
-// machine but fails under CI.
+// own, brokers and balancers of its own (Mosquitto, two Mosquittos
+// bridged, a three-node NATS cluster with MQTT, haproxy), and the check
+// for a third-party tool that skips on a developer's machine but fails
+// under CI.
 package testutil
 
 import (

@@ -1,6 +1,7 @@
 package devices
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"time"
@@ -206,6 +207,35 @@ func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Eve
 		d.Info = info
 	}
 	return append(evs, ev), nil
+}
+
+// Stale reports whether a retained message a broker sent again (on a
+// repeated subscription, or after a reconnect) on board id's topic of kind
+// k tells the fleet nothing: it says what the fleet already holds (the
+// same status, led, info or update report), or it is the status of a
+// board marked silent (what the board said before it fell silent: only a
+// fresh message makes it online again). The caller drops a stale message
+// whole: no event, and it does not count as hearing from the board.
+// Counts and commands are never retained: never stale.
+func (f *Fleet) Stale(id string, k Kind, payload []byte) bool {
+	d, ok := f.devices[id]
+	if !ok || len(payload) == 0 {
+		return false
+	}
+	switch k {
+	case KindStatus:
+		on, err := ParseStatus(payload)
+		return err == nil && (d.Silent || d.HasStatus && d.Online == on)
+	case KindLED:
+		on, err := ParseLED(payload)
+		return err == nil && d.HasLED && d.LEDOn == on
+	case KindInfo:
+		return d.Info.Raw != nil && bytes.Equal(d.Info.Raw, payload)
+	case KindUpdate:
+		r, err := ParseUpdateReport(payload)
+		return err == nil && d.HasUpdate && d.Update == r
+	}
+	return false
 }
 
 // applyUpdate records a known board's update report; a report alone makes

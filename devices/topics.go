@@ -292,6 +292,21 @@ func (t Topics) CheckID(topic string) error {
 	return nil
 }
 
+// Probe returns the topic on which a control plane in external broker
+// mode, connected with MQTT client id clientID, checks its connection end
+// to end (it subscribes it and publishes small messages on it):
+// switchyard/probe/<clientID sanitized to the id alphabet>, or, when P
+// itself starts with the level switchyard, switchyard-probe/<...>. It
+// never lies under P, so no client subscribed to P/+/+ or P/# sees it,
+// and each control plane has its own.
+func (t Topics) Probe(clientID string) string {
+	root := "switchyard/probe/"
+	if first, _, _ := strings.Cut(t.prefix, "/"); first == "switchyard" {
+		root = "switchyard-probe/"
+	}
+	return root + SanitizeID(clientID)
+}
+
 // Home Assistant MQTT discovery topics, under the discovery prefix H.
 
 // HADiscovery returns H/<component>/<id>/<object>/config, where Home

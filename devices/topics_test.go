@@ -226,3 +226,37 @@ func TestTopicsCheckID(t *testing.T) {
 		}
 	}
 }
+
+// The probe topic is the control plane's own and lies outside P whatever
+// the prefix: no filter P/+/+ or P/# matches it, Parse and CheckID see no
+// board in it.
+func TestProbeTopic(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, clientID, want string
+	}{
+		{"devices", "switchyard-host-8080", "switchyard/probe/switchyard-host-8080"},
+		{"", "cp 1/a+b#", "switchyard/probe/cp-1-a-b-"},
+		{"switchyard", "cp1", "switchyard-probe/cp1"},
+		{"switchyard/probe", "cp1", "switchyard-probe/cp1"},
+		{"switchyard-probe", "cp1", "switchyard/probe/cp1"},
+		{"switchyard-probe/x", "cp1", "switchyard/probe/cp1"},
+		{"home/boards", "status", "switchyard/probe/status"},
+	} {
+		tp := MustTopics(tc.prefix)
+		got := tp.Probe(tc.clientID)
+		if got != tc.want {
+			t.Errorf("prefix %q: Probe(%q) = %q, want %q", tc.prefix, tc.clientID, got, tc.want)
+		}
+		for _, f := range []string{tp.BoardFilter(), tp.AllFilter(), tp.CommandFilter()} {
+			if MatchFilter(f, got) {
+				t.Errorf("prefix %q: %s matches the probe topic %q", tc.prefix, f, got)
+			}
+		}
+		if _, _, ok := tp.Parse(got); ok {
+			t.Errorf("prefix %q: Parse(%q) found a board", tc.prefix, got)
+		}
+		if err := tp.CheckID(got); err != nil {
+			t.Errorf("prefix %q: CheckID(%q) = %v, want nil", tc.prefix, got, err)
+		}
+	}
+}

@@ -9,9 +9,26 @@
 // bounded by ConnectTimeout; only after a whole round of the list failed
 // does it wait (1 s, doubling to 10 s) before the next round. paho's own
 // reconnect always starts again from its first server, so the client runs
-// its own loop with a fresh paho client per attempt. After every connect
-// it subscribes every filter again, so the broker resends its retained
-// messages and the gateway rebuilds its state.
+// its own loop with a fresh paho client per attempt.
+//
+// A connection counts as working (Healthy) only once the broker granted
+// every filter and answered a probe: a small QoS 1 message on a topic of
+// the client's own (Config.ProbeTopic), published and received back, the
+// path a command to a board takes. While connected the probe goes out
+// every ProbeInterval; a refused or unanswered subscription, or a probe
+// not back within ProbeTimeout, ends the connection and the client tries
+// the next URL, as after a lost one. A clustered broker can keep a
+// client's TCP connection, and answer its pings, while it cannot deliver
+// anything (NATS without a JetStream quorum): only the probe tells.
+//
+// After every connect the client subscribes every filter, so the broker
+// resends its retained messages and the gateway rebuilds its state; and
+// once more Config.Resubscribe later, since a clustered broker can lose a
+// retained message published while the subscription was being set up
+// (NATS does). A SUBSCRIBE with an identical filter replaces the
+// subscription and the broker resends the matching retained messages
+// (MQTT 3.1.1, 3.8.4), marked retained: the consumer drops what it already
+// holds.
 package extbroker
 
 import (
@@ -24,6 +41,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,6 +67,19 @@ type Config struct {
 	// ConnectTimeout bounds one connection attempt, from the dial to the
 	// broker's answer to CONNECT; 0 means 5 s, and more than 5 s is 5 s.
 	ConnectTimeout time.Duration
+	// ProbeTopic is the topic of the client's probe: it subscribes it at
+	// QoS 1 and publishes small QoS 1 messages on it, so the broker user
+	// needs both rights on it. Empty means the default prefix's
+	// devices.Topics.Probe(ClientID), switchyard/probe/<client id>.
+	ProbeTopic string
+	// ProbeInterval is how often a connection is probed; 0 means 5 s.
+	ProbeInterval time.Duration
+	// ProbeTimeout bounds the wait for a probe to come back; 0 means 5 s.
+	ProbeTimeout time.Duration
+	// Resubscribe is how long after each connect every filter is
+	// subscribed once more (see the package comment); 0 means 5 s, and a
+	// negative value never.
+	Resubscribe time.Duration
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -57,7 +88,10 @@ type Config struct {
 type Message struct {
 	Topic   string
 	Payload []byte
-	Retain  bool
+	// Retain is set on a retained message the broker sent because a
+	// subscription was made (the board's state as stored, maybe sent
+	// before), not on one published while subscribed.
+	Retain bool
 }
 
 // Errors of a Client.
@@ -68,6 +102,13 @@ var (
 	ErrRefused = errors.New("refused by the external broker")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("external broker client closed")
+)
+
+// errNotWorking ends a connection whose probe did not come back; errLost
+// one that the broker or the network closed.
+var (
+	errNotWorking = errors.New("external broker not working")
+	errLost       = errors.New("connection lost")
 )
 
 // maxConnectTimeout bounds ConnectTimeout: a dead node in a list must not
@@ -85,12 +126,22 @@ type Client struct {
 	stop      chan struct{}  // closed by Close: ends run
 	wg        sync.WaitGroup // run
 	startOnce sync.Once
+	// echo takes the probes coming back, by number; the probe handler
+	// never blocks (a probe that finds it full is late anyway).
+	echo chan uint64
+	// drop takes a subscription that failed on the connection up now,
+	// from Subscribe, for run to end that connection (see fail).
+	drop     chan failed
+	probeSeq uint64 // the number of the last probe sent; only run uses it
 
-	mu sync.Mutex // guards cur, subs, seen, gen
-	// cur is the paho client of the connection up now (its CONNECT
-	// answered), nil while there is none. Only run sets it.
-	cur  paho.Client
-	subs map[string]func(Message) // filter → handler, subscribed again on every connect
+	mu sync.Mutex // guards cur, working, subs, seen, gen
+	// cur is the paho client of the connection up now, set once the broker
+	// granted every filter (its CONNECT answered), nil while there is none.
+	// Only run sets it.
+	cur paho.Client
+	// working is set once cur answered a probe; cleared with cur.
+	working bool
+	subs    map[string]*sub // by filter, subscribed again on every connect
 	// seen holds the topics that may hold a retained message, for
 	// ClearRetained: each with the gen of the last message on it, so a
 	// clear forgets a topic only if nothing arrived on it meanwhile. An
@@ -99,6 +150,19 @@ type Client struct {
 	gen  uint64
 
 	closeOnce sync.Once
+}
+
+// sub is a subscription: a new one for every Subscribe, so that a connect
+// that subscribed one knows whether Subscribe replaced it meanwhile.
+type sub struct {
+	filter string
+	fn     func(Message)
+}
+
+// failed is a subscription that failed on connection c.
+type failed struct {
+	c   paho.Client
+	err error
 }
 
 // ValidateURL checks a broker URL.
@@ -151,6 +215,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ConnectTimeout <= 0 || cfg.ConnectTimeout > maxConnectTimeout {
 		cfg.ConnectTimeout = maxConnectTimeout
 	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = 5 * time.Second
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 5 * time.Second
+	}
+	if cfg.Resubscribe == 0 {
+		cfg.Resubscribe = 5 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -159,15 +232,20 @@ func New(cfg Config) (*Client, error) {
 		_, _ = rand.Read(b)
 		cfg.ClientID = "switchyard-" + hex.EncodeToString(b)
 	}
+	if cfg.ProbeTopic == "" {
+		cfg.ProbeTopic = devices.MustTopics(devices.DefaultPrefix).Probe(cfg.ClientID)
+	}
 	return &Client{
 		urls:           urls,
 		cfg:            cfg,
 		timeout:        cfg.Timeout,
 		connectTimeout: cfg.ConnectTimeout,
 		log:            cfg.Logger,
-		subs:           map[string]func(Message){},
+		subs:           map[string]*sub{},
 		seen:           map[string]uint64{},
 		stop:           make(chan struct{}),
+		echo:           make(chan uint64, 8),
+		drop:           make(chan failed, 1),
 	}, nil
 }
 
@@ -184,25 +262,34 @@ func (x *Client) Start() {
 	default:
 	}
 	x.startOnce.Do(func() {
-		x.log.Info("connecting to the external broker", "urls", strings.Join(x.urls, ","), "client_id", x.cfg.ClientID)
+		x.log.Info("connecting to the external broker", "urls", strings.Join(x.urls, ","),
+			"client_id", x.cfg.ClientID, "probe_topic", x.cfg.ProbeTopic)
 		x.wg.Add(1)
 		go x.run() // ends at Close
 	})
 }
 
-// run connects, to the next URL of the list each time, and waits for the
-// connection to end, until Close. After len(urls) failed attempts in a
-// row (a whole round) it waits before the next, 1 s at first and at most
-// 10 s; a lost connection starts a new round at once, at the next URL.
+// run connects, to the next URL of the list each time, makes the
+// connection ready (every filter granted, a probe answered) and serves it
+// until it ends, until Close. After len(urls) failed attempts in a row (a
+// whole round) it waits before the next, 1 s at first and at most 10 s; a
+// connection that worked and ended starts a new round at once, at the
+// next URL.
 func (x *Client) run() {
 	defer x.wg.Done()
-	next, failed := 0, 0
+	next, failures := 0, 0
 	delay := time.Second
 	lastErr := map[string]string{} // by URL: the error last logged at Error level
 	for {
 		u := x.urls[next]
 		next = (next + 1) % len(x.urls)
 		c, lost, err := x.connect(u)
+		if err == nil {
+			if err = x.ready(c, lost); err != nil {
+				x.setCur(nil)
+				x.disconnect(c)
+			}
+		}
 		if errors.Is(err, ErrClosed) {
 			return
 		}
@@ -213,7 +300,7 @@ func (x *Client) run() {
 			} else {
 				x.log.Debug("cannot connect to the external broker; retrying", "url", u, "err", err)
 			}
-			if failed++; failed%len(x.urls) == 0 {
+			if failures++; failures%len(x.urls) == 0 {
 				select {
 				case <-time.After(delay):
 				case <-x.stop:
@@ -223,22 +310,23 @@ func (x *Client) run() {
 			}
 			continue
 		}
-		failed, delay = 0, time.Second
+		failures, delay = 0, time.Second
 		clear(lastErr)
 		x.log.Info("connected to the external broker", "url", u)
-		x.connected(c)
-		select {
-		case err := <-lost:
-			x.setCur(nil)
-			if len(x.urls) > 1 {
-				x.log.Warn("external broker connection lost; trying the next broker", "url", u, "next", x.urls[next], "err", err)
-			} else {
-				x.log.Warn("external broker connection lost; reconnecting", "url", u, "err", err)
-			}
-		case <-x.stop:
-			x.setCur(nil)
-			c.Disconnect(250)
+		err = x.serve(c, u, lost)
+		x.setCur(nil)
+		x.disconnect(c)
+		if errors.Is(err, ErrClosed) {
 			return
+		}
+		what := "external broker connection not working" // a probe or a subscription not answered, or refused
+		if errors.Is(err, errLost) {
+			what = "external broker connection lost"
+		}
+		if len(x.urls) > 1 {
+			x.log.Warn(what+"; trying the next broker", "url", u, "next", x.urls[next], "err", err)
+		} else {
+			x.log.Warn(what+"; reconnecting", "url", u, "err", err)
 		}
 	}
 }
@@ -282,7 +370,7 @@ func (x *Client) connect(u string) (paho.Client, <-chan error, error) {
 		SetOrderMatters(true). // in the order the broker sent them (a board's offline before its online); handlers only queue, they never block
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			select {
-			case lost <- err:
+			case lost <- fmt.Errorf("%w: %w", errLost, err):
 			default: // one is enough
 			}
 		})
@@ -330,10 +418,19 @@ func (x *Client) dial(ctx context.Context, u *url.URL, o paho.ClientOptions) (ne
 	return nil, fmt.Errorf("broker url %s: unknown scheme", u.Redacted())
 }
 
-// setCur sets the connection up now.
+// disconnect ends connection c, sending DISCONNECT if the broker still
+// listens (a clustered broker then forgets the session at once), waiting
+// 100 ms at most.
+func (x *Client) disconnect(c paho.Client) {
+	if c.IsConnectionOpen() {
+		c.Disconnect(100)
+	}
+}
+
+// setCur sets the connection up now (nil: none), not working yet.
 func (x *Client) setCur(c paho.Client) {
 	x.mu.Lock()
-	x.cur = c
+	x.cur, x.working = c, false
 	x.mu.Unlock()
 }
 
@@ -344,47 +441,227 @@ func (x *Client) current() paho.Client {
 	return x.cur
 }
 
-// connected makes c the connection and subscribes every filter again: the
-// broker resends retained messages, from which the gateway rebuilds its
-// state. A Subscribe meanwhile either is in the filters read here or sees
-// c (both under mu), so each filter is subscribed once.
-func (x *Client) connected(c paho.Client) {
-	x.mu.Lock()
-	x.cur = c
-	subs := make(map[string]func(Message), len(x.subs))
-	for f, fn := range x.subs {
-		subs[f] = fn
+// ready subscribes the probe topic and every filter on c, a new
+// connection, makes c the connection up now, and probes it: it works
+// (Healthy) once the probe came back. A refusal, a timeout or a lost
+// connection is an error (the caller drops c). A Subscribe meanwhile
+// either is among the subscriptions read here or sees cur set (both under
+// mu), so every filter is subscribed on c.
+func (x *Client) ready(c paho.Client, lost <-chan error) error {
+	if err := x.subscribe(c, x.cfg.ProbeTopic, x.probeBack, lost); err != nil {
+		return err
 	}
-	x.mu.Unlock()
-	for f, fn := range subs {
-		if err := x.subscribe(c, f, fn); err != nil {
-			x.log.Error("cannot subscribe again after connecting", "err", err)
+	done := map[*sub]bool{}
+	for {
+		x.mu.Lock()
+		var todo []*sub
+		for _, s := range x.subs {
+			if !done[s] {
+				todo = append(todo, s)
+			}
+		}
+		if len(todo) == 0 {
+			x.cur = c
+			x.mu.Unlock()
+			break
+		}
+		x.mu.Unlock()
+		for _, s := range todo {
+			if err := x.subscribe(c, s.filter, x.deliver(s.fn), lost); err != nil {
+				return err
+			}
+			done[s] = true
+		}
+	}
+	if err := x.probe(c, lost); err != nil {
+		return err
+	}
+	x.setWorking(c, true)
+	return nil
+}
+
+// serve keeps c, the connection up now, until it ends: subscribing
+// every filter once more Resubscribe after the connect, and probing it
+// every ProbeInterval. A probe not back within ProbeTimeout makes the
+// connection not working (Healthy fails) at once; if nothing comes back
+// within giveUp × ProbeTimeout of that probe, the connection ends and run
+// tries the next URL. The grace is for a cluster electing new leaders
+// after losing a node: every node stops delivering for a few seconds
+// then, and leaving one for another would only cost a new session set up
+// in the middle of the election. serve returns why the connection ended:
+// ErrClosed at Close, errLost, errNotWorking, or a subscription's failure
+// (here or in Subscribe).
+func (x *Client) serve(c paho.Client, u string, lost <-chan error) error {
+	tick := time.NewTicker(x.cfg.ProbeInterval)
+	defer tick.Stop()
+	var again <-chan time.Time
+	if x.cfg.Resubscribe > 0 {
+		t := time.NewTimer(x.cfg.Resubscribe)
+		defer t.Stop()
+		again = t.C
+	}
+	late := time.NewTimer(time.Hour) // the probe pending is late: see above
+	late.Stop()
+	defer late.Stop()
+	var pending uint64 // the first probe not answered; 0: none
+	var since time.Time
+	for {
+		select {
+		case err := <-lost:
+			return err
+		case f := <-x.drop:
+			if f.c == c { // else a connection before
+				return f.err
+			}
+		case <-again:
+			again = nil
+			if err := x.resubscribe(c, lost); err != nil {
+				return err
+			}
+		case <-tick.C:
+			x.probeSeq++
+			// Its PUBACK proves little (a clustered broker can take a
+			// message it cannot deliver): only its coming back counts.
+			c.Publish(x.cfg.ProbeTopic, 1, false, strconv.FormatUint(x.probeSeq, 10))
+			if pending == 0 {
+				pending, since = x.probeSeq, time.Now()
+				late.Reset(x.cfg.ProbeTimeout)
+			}
+		case n := <-x.echo:
+			if pending == 0 || n < pending {
+				continue // one answered already
+			}
+			pending = 0
+			late.Stop()
+			if x.setWorking(c, true) {
+				x.log.Info("external broker working again: probe answered", "url", u)
+			}
+		case <-late.C:
+			if pending == 0 {
+				continue
+			}
+			if x.setWorking(c, false) {
+				x.log.Error(fmt.Sprintf("external broker not working: probe not answered in %v", x.cfg.ProbeTimeout), "url", u)
+				late.Reset(time.Until(since.Add(giveUp * x.cfg.ProbeTimeout)))
+				continue
+			}
+			return fmt.Errorf("%w: probe not answered in %v", errNotWorking, time.Since(since).Round(time.Second))
+		case <-x.stop:
+			return ErrClosed
 		}
 	}
 }
 
-// subscribe subscribes filter and waits for the broker's answer.
-func (x *Client) subscribe(c paho.Client, filter string, fn func(Message)) error {
-	tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+// giveUp × ProbeTimeout after a probe that did not come back, a
+// connection ends (see serve).
+const giveUp = 3
+
+// setWorking sets whether c, the connection up now, works, and reports
+// whether that changed it.
+func (x *Client) setWorking(c paho.Client, working bool) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.cur != c || x.working == working {
+		return false
+	}
+	x.working = working
+	return true
+}
+
+// resubscribe subscribes every filter on c again: the broker resends its
+// retained messages.
+func (x *Client) resubscribe(c paho.Client, lost <-chan error) error {
+	x.mu.Lock()
+	subs := make([]*sub, 0, len(x.subs))
+	for _, s := range x.subs {
+		subs = append(subs, s)
+	}
+	x.mu.Unlock()
+	for _, s := range subs {
+		if err := x.subscribe(c, s.filter, x.deliver(s.fn), lost); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probe publishes the next probe on c and waits for it to come back,
+// at most ProbeTimeout: a new connection's first. Only run calls it.
+func (x *Client) probe(c paho.Client, lost <-chan error) error {
+	x.probeSeq++
+	want := x.probeSeq
+	timer := time.NewTimer(x.cfg.ProbeTimeout)
+	defer timer.Stop()
+	c.Publish(x.cfg.ProbeTopic, 1, false, strconv.FormatUint(want, 10)) // its error comes through lost, or as the timeout
+	for {
+		select {
+		case n := <-x.echo:
+			if n == want {
+				return nil
+			} // else one that came back late
+		case <-timer.C:
+			return fmt.Errorf("%w: probe not answered in %v", errNotWorking, x.cfg.ProbeTimeout)
+		case err := <-lost:
+			return err
+		case <-x.stop:
+			return ErrClosed
+		}
+	}
+}
+
+// probeBack is the handler of the probe topic: it hands the probe's
+// number to probe, never blocking.
+func (x *Client) probeBack(m Message) {
+	n, err := strconv.ParseUint(string(m.Payload), 10, 64)
+	if err != nil {
+		return // not ours
+	}
+	select {
+	case x.echo <- n:
+	default:
+	}
+}
+
+// deliver returns the paho handler of a subscription: it notes the topic
+// for ClearRetained and hands the message to fn.
+func (x *Client) deliver(fn func(Message)) func(Message) {
+	return func(m Message) {
 		x.mu.Lock()
-		if len(m.Payload()) == 0 {
-			delete(x.seen, m.Topic())
+		if len(m.Payload) == 0 {
+			delete(x.seen, m.Topic)
 		} else {
 			x.gen++
-			x.seen[m.Topic()] = x.gen
+			x.seen[m.Topic] = x.gen
 		}
 		x.mu.Unlock()
+		fn(m)
+	}
+}
+
+// subscribe subscribes filter on c at QoS 1 and waits for the broker's
+// answer, at most Timeout. A connection lost meanwhile (lost, nil when
+// the caller does not watch it) or Close ends the wait.
+func (x *Client) subscribe(c paho.Client, filter string, fn func(Message), lost <-chan error) error {
+	tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 		fn(Message{Topic: m.Topic(), Payload: m.Payload(), Retain: m.Retained()})
 	})
-	if !tok.WaitTimeout(x.timeout) {
+	timer := time.NewTimer(x.timeout)
+	defer timer.Stop()
+	select {
+	case <-tok.Done():
+	case <-timer.C:
 		return fmt.Errorf("subscribe %s: timed out after %v", filter, x.timeout)
+	case err := <-lost:
+		return fmt.Errorf("subscribe %s: %w", filter, err)
+	case <-x.stop:
+		return fmt.Errorf("subscribe %s: %w", filter, ErrClosed)
 	}
 	if err := tok.Error(); err != nil {
 		return fmt.Errorf("subscribe %s: %w", filter, err)
 	}
 	if st, ok := tok.(*paho.SubscribeToken); ok {
 		for _, qos := range st.Result() {
-			if qos >= 0x80 { // SUBACK failure (an ACL, say)
+			if qos >= 0x80 { // SUBACK failure (an ACL, a cluster electing leaders)
 				return fmt.Errorf("subscribe %s: %w", filter, ErrRefused)
 			}
 		}
@@ -392,29 +669,51 @@ func (x *Client) subscribe(c paho.Client, filter string, fn func(Message)) error
 	return nil
 }
 
+// fail hands run a subscription that failed on c, the connection up now,
+// replacing one left from an earlier connection.
+func (x *Client) fail(c paho.Client, err error) {
+	for {
+		select {
+		case x.drop <- failed{c, err}:
+			return
+		default:
+		}
+		select {
+		case <-x.drop: // stale: run takes the fresh one
+		default:
+		}
+	}
+}
+
 // Subscribe delivers every message matching filter to fn, now and after
 // every reconnect (retained messages included). fn runs on paho's
 // goroutines: it must copy what it keeps and must not block.
 //
 // While connected it waits for the broker and returns its refusal, a
-// failure or a timeout; while not yet connected it returns nil and the
-// connect subscribes (logging a failure). Either way the filter is kept
-// and subscribed again on every connect. After Close it returns
-// ErrClosed.
+// failure or a timeout, and that connection ends: a connection works only
+// with every filter granted, and the client tries the next URL. While not
+// yet connected it returns nil and the connect subscribes. Either way the
+// filter is kept and subscribed again on every connect. After Close it
+// returns ErrClosed.
 func (x *Client) Subscribe(filter string, fn func(Message)) error {
 	select {
 	case <-x.stop:
 		return fmt.Errorf("subscribe %s: %w", filter, ErrClosed)
 	default:
 	}
+	s := &sub{filter: filter, fn: fn}
 	x.mu.Lock()
-	x.subs[filter] = fn
+	x.subs[filter] = s
 	c := x.cur
 	x.mu.Unlock()
 	if c == nil {
 		return nil
 	}
-	return x.subscribe(c, filter, fn)
+	err := x.subscribe(c, filter, x.deliver(fn), nil)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		x.fail(c, err)
+	}
+	return err
 }
 
 // Publish publishes a message and waits for the broker's acknowledgement
@@ -467,11 +766,15 @@ func (x *Client) ClearRetained(filter string) (int, error) {
 	return len(topics), nil
 }
 
-// Healthy returns nil while connected to the broker: its CONNECT
-// answered, the connection not lost since. A TCP connection whose CONNECT
-// the broker has not answered is not healthy.
+// Healthy returns nil while the connection works: its CONNECT answered,
+// every filter granted, its last probe answered, and not lost since. A
+// TCP connection whose CONNECT the broker has not answered is not
+// healthy, nor one whose probe did not come back in time.
 func (x *Client) Healthy() error {
-	if c := x.current(); c == nil || !c.IsConnectionOpen() {
+	x.mu.Lock()
+	c, working := x.cur, x.working
+	x.mu.Unlock()
+	if c == nil || !working || !c.IsConnectionOpen() {
 		return ErrNotConnected
 	}
 	return nil

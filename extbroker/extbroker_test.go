@@ -160,28 +160,6 @@ func connected(t *testing.T, x *extbroker.Client) {
 	testutil.WaitFor(t, wait, x.Healthy) // no event tells when paho has connected
 }
 
-// Subscribe reports the broker's answer: a refusal, and Close.
-func TestSubscribeErrors(t *testing.T) {
-	url := startBroker(t)
-	x, err := extbroker.New(extbroker.Config{URL: url, Username: "watch", Password: "right"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	connected(t, x)
-	if err := x.Subscribe("devices/#", func(extbroker.Message) {}); err != nil {
-		t.Errorf("Subscribe(devices/#) as a viewer = %v, want nil", err)
-	}
-	if err := x.Subscribe("$SYS/#", func(extbroker.Message) {}); !errors.Is(err, extbroker.ErrRefused) {
-		t.Errorf("Subscribe($SYS/#) as a viewer = %v, want ErrRefused", err)
-	} else if !strings.Contains(err.Error(), "$SYS/#") {
-		t.Errorf("error %q does not name the filter", err)
-	}
-	x.Close()
-	if err := x.Subscribe("devices/#", func(extbroker.Message) {}); !errors.Is(err, extbroker.ErrClosed) {
-		t.Errorf("Subscribe after Close = %v, want ErrClosed", err)
-	}
-}
-
 // messages is a subscriber's messages.
 type messages chan extbroker.Message
 

@@ -22,6 +22,12 @@ type Origin struct {
 	User     string // the name Client logged in with; empty: anonymous
 	Will     bool   // the message is Client's Last Will
 	Restored bool   // stored state delivered at start, not news
+	// Retained: a retained message an external broker sent because a
+	// subscription was made (after every connect, and once more a few
+	// seconds later): dropped whole when the fleet already holds what it
+	// says (devices.Fleet.Stale), so a replay makes no event, no history
+	// and does not count as hearing from the board.
+	Retained bool
 }
 
 // maxExternal bounds the MQTT commands remembered per board while they

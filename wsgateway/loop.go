@@ -127,6 +127,9 @@ func (g *Gateway) loop() {
 				continue
 			}
 			id, k := m.id, m.kind
+			if m.from.Retained && g.fleet.Stale(id, k, m.payload) {
+				continue // a broker's replay of what the fleet holds
+			}
 			if k == devices.KindLEDSet { // another client's command (only with a history)
 				g.recordCommand(m)
 				continue

@@ -90,12 +90,14 @@ func checkClientID(id string) error {
 // broker has it).
 func openMQTT(cfg *Config, topics devices.Topics, az *auth.Authority, tlsCfg *tls.Config, audit func(history.Entry), httpPort int, log *slog.Logger) (mqttSide, error) {
 	if cfg.MQTT.Mode == "external" {
+		id := clientID(cfg, httpPort)
 		x, err := extbroker.New(extbroker.Config{
-			URL:      cfg.MQTT.URL,
-			ClientID: clientID(cfg, httpPort),
-			Username: cfg.MQTT.Username,
-			Password: cfg.MQTT.Password,
-			Logger:   log.With("component", "extbroker"),
+			URL:        cfg.MQTT.URL,
+			ClientID:   id,
+			Username:   cfg.MQTT.Username,
+			Password:   cfg.MQTT.Password,
+			ProbeTopic: topics.Probe(id),
+			Logger:     log.With("component", "extbroker"),
 		})
 		if err != nil {
 			return nil, err
@@ -191,9 +193,11 @@ type external struct {
 
 func (x external) start(ingest ingestFunc) error {
 	// An external broker does not say who published: no commands (the
-	// control plane's own would look like anybody's), no Will marks.
+	// control plane's own would look like anybody's), no Will marks. It
+	// resends retained messages on every subscription: marked, so the
+	// gateway drops what it already holds.
 	err := x.Subscribe(x.topics.BoardFilter(), func(m extbroker.Message) {
-		ingest(m.Topic, m.Payload, time.Now(), wsgateway.Origin{})
+		ingest(m.Topic, m.Payload, time.Now(), wsgateway.Origin{Retained: m.Retain})
 	})
 	x.Start()
 	return err

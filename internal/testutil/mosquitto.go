@@ -82,3 +82,10 @@ func (m *Mosquitto) Stop() {
 	_ = m.cmd.Process.Signal(syscall.SIGTERM)
 	_ = m.cmd.Wait()
 }
+
+// Pause stops mosquitto with SIGSTOP, a broker that hangs: its
+// connections stay open and nothing is answered. Resume continues it.
+func (m *Mosquitto) Pause() { _ = m.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues mosquitto after Pause.
+func (m *Mosquitto) Resume() { _ = m.cmd.Process.Signal(syscall.SIGCONT) }

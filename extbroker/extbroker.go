@@ -133,6 +133,9 @@ type Client struct {
 	// from Subscribe, for run to end that connection (see fail).
 	drop     chan failed
 	probeSeq uint64 // the number of the last probe sent; only run uses it
+	// probeRefusedLogged: the probe topic's refusal was logged; only run
+	// uses it.
+	probeRefusedLogged bool
 
 	mu sync.Mutex // guards cur, working, subs, seen, gen
 	// cur is the paho client of the connection up now, set once the broker
@@ -284,8 +287,9 @@ func (x *Client) run() {
 		u := x.urls[next]
 		next = (next + 1) % len(x.urls)
 		c, lost, err := x.connect(u)
+		probed := false
 		if err == nil {
-			if err = x.ready(c, lost); err != nil {
+			if probed, err = x.ready(c, lost); err != nil {
 				x.setCur(nil)
 				x.disconnect(c)
 			}
@@ -313,7 +317,7 @@ func (x *Client) run() {
 		failures, delay = 0, time.Second
 		clear(lastErr)
 		x.log.Info("connected to the external broker", "url", u)
-		err = x.serve(c, u, lost)
+		err = x.serve(c, u, lost, probed)
 		x.setCur(nil)
 		x.disconnect(c)
 		if errors.Is(err, ErrClosed) {
@@ -447,9 +451,19 @@ func (x *Client) current() paho.Client {
 // connection is an error (the caller drops c). A Subscribe meanwhile
 // either is among the subscriptions read here or sees cur set (both under
 // mu), so every filter is subscribed on c.
-func (x *Client) ready(c paho.Client, lost <-chan error) error {
+//
+// A broker that refuses the probe topic alone (an ACL written before the
+// probe existed) while it grants every filter is not an error: the
+// connection works unprobed (probed false), judged by the connection
+// alone, and serve asks for the probe topic again at every
+// ProbeInterval.
+func (x *Client) ready(c paho.Client, lost <-chan error) (probed bool, err error) {
+	probed = true
 	if err := x.subscribe(c, x.cfg.ProbeTopic, x.probeBack, lost); err != nil {
-		return err
+		if !errors.Is(err, ErrRefused) {
+			return false, err
+		}
+		probed = false
 	}
 	done := map[*sub]bool{}
 	for {
@@ -468,16 +482,25 @@ func (x *Client) ready(c paho.Client, lost <-chan error) error {
 		x.mu.Unlock()
 		for _, s := range todo {
 			if err := x.subscribe(c, s.filter, x.deliver(s.fn), lost); err != nil {
-				return err
+				return false, err
 			}
 			done[s] = true
 		}
 	}
+	if !probed {
+		if !x.probeRefusedLogged {
+			x.log.Warn("the external broker refuses the probe topic: /healthz judges the connection alone and cannot see a broker that stops delivering (allow this client to publish and subscribe the topic)",
+				"probe_topic", x.cfg.ProbeTopic)
+			x.probeRefusedLogged = true
+		}
+		x.setWorking(c, true)
+		return false, nil
+	}
 	if err := x.probe(c, lost); err != nil {
-		return err
+		return true, err
 	}
 	x.setWorking(c, true)
-	return nil
+	return true, nil
 }
 
 // serve keeps c, the connection up now, until it ends: subscribing
@@ -490,8 +513,9 @@ func (x *Client) ready(c paho.Client, lost <-chan error) error {
 // then, and leaving one for another would only cost a new session set up
 // in the middle of the election. serve returns why the connection ended:
 // ErrClosed at Close, errLost, errNotWorking, or a subscription's failure
-// (here or in Subscribe).
-func (x *Client) serve(c paho.Client, u string, lost <-chan error) error {
+// (here or in Subscribe). An unprobed connection (see ready) asks for the
+// probe topic again at every ProbeInterval and is probed once granted.
+func (x *Client) serve(c paho.Client, u string, lost <-chan error, probed bool) error {
 	tick := time.NewTicker(x.cfg.ProbeInterval)
 	defer tick.Stop()
 	var again <-chan time.Time
@@ -519,6 +543,16 @@ func (x *Client) serve(c paho.Client, u string, lost <-chan error) error {
 				return err
 			}
 		case <-tick.C:
+			if !probed {
+				err := x.subscribe(c, x.cfg.ProbeTopic, x.probeBack, lost)
+				if err != nil && !errors.Is(err, ErrRefused) {
+					return err
+				}
+				if probed = err == nil; !probed {
+					continue
+				}
+				x.log.Info("the external broker grants the probe topic now: probing", "url", u, "probe_topic", x.cfg.ProbeTopic)
+			}
 			x.probeSeq++
 			// Its PUBACK proves little (a clustered broker can take a
 			// message it cannot deliver): only its coming back counts.

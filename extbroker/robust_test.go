@@ -244,3 +244,42 @@ func TestRetainedSentAgain(t *testing.T) {
 		t.Errorf("got %s %q retain %v, want devices/b1/count not retained", m.Topic, m.Payload, m.Retain)
 	}
 }
+
+// A broker whose ACL predates the probe (it refuses the probe topic and
+// grants every filter) still gives a working connection, judged by the
+// connection alone; the client says so once.
+func TestProbeTopicRefusedByACL(t *testing.T) {
+	az, err := auth.New(auth.Config{Anonymous: auth.AnonOn}) // devices/ only
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", Auth: az})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Publish("devices/b1/led", []byte("ON"), true, 1); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(records, 1024)
+	x, err := extbroker.New(extbroker.Config{URL: "tcp://" + b.Addr().String(), Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan extbroker.Message, 4)
+	if err := x.Subscribe("devices/#", func(m extbroker.Message) { got <- m }); err != nil {
+		t.Fatal(err)
+	}
+	x.Start()
+	defer x.Close()
+	logged(t, logs, wait, "the probe topic's refusal", func(a map[string]string) bool {
+		return strings.Contains(a["msg"], "refuses the probe topic") && a["probe_topic"] != ""
+	})
+	testutil.WaitFor(t, wait, x.Healthy)
+	if m := testutil.Recv(t, got, wait, "the retained led"); m.Topic != "devices/b1/led" || string(m.Payload) != "ON" {
+		t.Errorf("got %s %q, want devices/b1/led ON", m.Topic, m.Payload)
+	}
+}

@@ -119,11 +119,12 @@ type Board struct {
 	firmware, version     string
 
 	// Owned by the Run goroutine.
-	on        bool
-	count     int64
-	connected bool
-	buf       []byte
-	upd       updateState
+	on         bool
+	count      int64
+	connected  bool
+	saidOnline bool // the current connection has sent status online
+	buf        []byte
+	upd        updateState
 
 	// Shared with the session's callbacks.
 	gen   atomic.Uint32 // connection generation; a stale OnLost is ignored
@@ -261,8 +262,12 @@ func (b *Board) Run(ctx context.Context) error {
 			return b.shutdown()
 		}
 		// A connection that is still up (a failed resync or publish) says
-		// offline first: a clean DISCONNECT suppresses the Will.
-		b.drop(!errors.Is(err, errLost))
+		// offline first, as a clean DISCONNECT suppresses the Will; unless
+		// it never said online: a resync refused before that (NATS, while
+		// it elects leaders after a node died) must not write an offline
+		// that a clustered broker can store after the online the board
+		// sends on the next node a moment later.
+		b.drop(b.saidOnline && !errors.Is(err, errLost))
 		wait, n := rot.after(online)
 		if !wait {
 			b.log.Warn("mqtt connection down, trying the next broker", "id", b.id, "err", err, "broker", b.brokers[rot.next].URL)
@@ -283,7 +288,8 @@ func (b *Board) Run(ctx context.Context) error {
 var errLost = errors.New("connection lost")
 
 // connect opens a connection to broker i and resynchronises: subscribe to
-// led/set, update/set and its own status and wait for the SUBACKs, then
+// led/set, update/set and its own status and wait for the SUBACKs (a
+// refused led/set or status fails the connect), then
 // publish status, info and led, then the last update report, if any (and
 // start the trial timer of a board on trial).
 func (b *Board) connect(ctx context.Context, i int) error {
@@ -313,7 +319,7 @@ func (b *Board) connect(ctx context.Context, i int) error {
 	if err != nil {
 		return err // the session names the operation and the broker
 	}
-	b.connected = true
+	b.connected, b.saidOnline = true, false
 	if err := b.sess.Subscribe(opCtx, b.setTopic, 1); err != nil {
 		return fmt.Errorf("subscribe %s: %w", b.setTopic, err)
 	}
@@ -322,11 +328,18 @@ func (b *Board) connect(ctx context.Context, i int) error {
 	if err := b.sess.Subscribe(opCtx, b.updSetTopic, 1); err != nil {
 		b.log.Warn("no update jobs", "id", b.id, "err", err)
 	}
-	// Its own status, to answer a late Last Will (see handleStatus); a
-	// broker that refuses it leaves the board without that answer only.
-	if err := b.sess.Subscribe(opCtx, b.statusTopic, 1); err != nil {
-		b.log.Warn("not watching own status", "id", b.id, "err", err)
+	// Its own status, to answer a late Last Will (see handleStatus). At
+	// QoS 0: the answer needs nothing more (a Will missed as the
+	// connection drops is answered by the next connect's online), and on
+	// NATS a QoS 0 subscription is a plain one, where QoS 1 costs a
+	// replicated JetStream consumer to create at every connect and to
+	// delete at the next. A refusal is a failed connect, as for led/set:
+	// NATS refuses while it elects leaders after a node died, and the
+	// next broker (or the next attempt) accepts it.
+	if err := b.sess.Subscribe(opCtx, b.statusTopic, 0); err != nil {
+		return fmt.Errorf("subscribe %s: %w", b.statusTopic, err)
 	}
+	b.saidOnline = true // from here on it may have: a failure says offline
 	for _, m := range [...]Message{
 		{Topic: b.statusTopic, Payload: []byte(devices.Online)},
 		{Topic: b.infoTopic, Payload: b.info},

@@ -28,10 +28,11 @@ type fakeSession struct {
 	// connectLeft is the time the context of the last Connect had left.
 	connectLeft time.Duration
 
-	mu          sync.Mutex
-	opts        board.ConnectOptions
-	failConnect int // fail this many Connect calls
-	failPublish string
+	mu            sync.Mutex
+	opts          board.ConnectOptions
+	failConnect   int // fail this many Connect calls
+	failPublish   string
+	failSubscribe string // refuse the next subscription to this filter
 }
 
 func newFakeSession() *fakeSession { return &fakeSession{calls: make(chan string)} }
@@ -79,7 +80,13 @@ func (s *fakeSession) Connect(ctx context.Context, o board.ConnectOptions) error
 }
 
 func (s *fakeSession) Subscribe(ctx context.Context, filter string, qos byte) error {
-	return s.record(ctx, fmt.Sprintf("subscribe %s q%d", filter, qos))
+	return s.scripted(ctx, fmt.Sprintf("subscribe %s q%d", filter, qos), func() error {
+		if s.failSubscribe != "" && s.failSubscribe == filter {
+			s.failSubscribe = ""
+			return errors.New("refused by the broker (code 0x80)")
+		}
+		return nil
+	})
 }
 
 func (s *fakeSession) Publish(ctx context.Context, topic string, payload []byte, qos byte, retain bool) error {
@@ -450,4 +457,63 @@ func TestOwnStatus(t *testing.T) {
 		r.clk.fireTick(t)
 		r.sess.expect(t, fmt.Sprintf("publish devices/b1/count %d q0", i))
 	}
+}
+
+// TestSubscriptionRefused: a broker that refuses led/set or the board's own
+// status (NATS does while it elects leaders after a node died) fails the
+// connect: the board disconnects, without an offline it never needed (it
+// had not said online on that connection), and tries the next broker at
+// once, or, with one broker, again after its backoff. A refused
+// update/set only leaves the board without update jobs.
+func TestSubscriptionRefused(t *testing.T) {
+	for _, filter := range []string{"devices/b1/led/set", "devices/b1/status"} {
+		t.Run(filter, func(t *testing.T) {
+			calls := make(chan string)
+			a, b := &fakeSession{calls: calls, name: "a"}, &fakeSession{calls: calls, name: "b"}
+			a.failSubscribe = filter
+			r := startBoardWith(t, a, board.Config{Brokers: []board.Broker{
+				{URL: "tcp://a:1883", Session: a}, {URL: "tcp://b:1883", Session: b},
+			}})
+			var upTo []string
+			for _, l := range resync("OFF") {
+				upTo = append(upTo, l)
+				if strings.HasPrefix(l, "subscribe "+filter+" ") {
+					break
+				}
+			}
+			r.sess.expect(t, named("a", upTo...)...)
+			r.sess.expect(t, "a: disconnect")
+			r.sess.expect(t, named("b", resync("OFF")...)...)
+			r.clk.fireTick(t)
+			r.sess.expect(t, "b: publish devices/b1/count 0 q0")
+		})
+	}
+	t.Run("one broker", func(t *testing.T) {
+		s := newFakeSession()
+		s.failSubscribe = "devices/b1/status"
+		r := startBoard(t, s)
+		r.sess.expect(t, resync("OFF")[:4]...)
+		r.sess.expect(t, "disconnect")
+		r.clk.nextTimer(t, 100*time.Millisecond-1).c <- time.Time{}
+		r.sess.expect(t, resync("OFF")...)
+	})
+	// Once it has said online on the connection, a failed resync says
+	// offline before it disconnects.
+	t.Run("after online", func(t *testing.T) {
+		s := newFakeSession()
+		s.failPublish = "publish devices/b1/info"
+		r := startBoard(t, s)
+		r.sess.expect(t, resync("OFF")[:6]...)
+		r.sess.expect(t, "publish devices/b1/status offline q1 r", "disconnect")
+		r.clk.nextTimer(t, 100*time.Millisecond-1).c <- time.Time{}
+		r.sess.expect(t, resync("OFF")...)
+	})
+	t.Run("update/set", func(t *testing.T) {
+		s := newFakeSession()
+		s.failSubscribe = "devices/b1/update/set"
+		r := startBoard(t, s)
+		r.sess.expect(t, resync("OFF")...)
+		r.clk.fireTick(t)
+		r.sess.expect(t, "publish devices/b1/count 0 q0")
+	})
 }

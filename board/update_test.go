@@ -137,7 +137,7 @@ func resyncWith(info, led string, extra ...string) []string {
 		connectB1,
 		"subscribe devices/b1/led/set q1",
 		"subscribe devices/b1/update/set q1",
-		"subscribe devices/b1/status q1",
+		"subscribe devices/b1/status q0",
 		"publish devices/b1/status online q1 r",
 		"publish devices/b1/info " + info + " q1 r",
 		"publish devices/b1/led " + led + " q1 r",

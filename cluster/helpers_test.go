@@ -193,7 +193,7 @@ var fleetReady = regexp.MustCompile(`msg=online`)
 // startFleet runs devicefw --sim n with ids <prefix>-1 … <prefix>-n
 // against brokers (one URL or a comma-separated list) and returns the ids.
 // It is ready once its first board is online.
-func startFleet(t *testing.T, prefix string, n int, brokers string) (*testutil.Process, []string) {
+func startFleet(t testing.TB, prefix string, n int, brokers string) (*testutil.Process, []string) {
 	t.Helper()
 	bin := testutil.BuildBinary(t, "switchyard/cmd/devicefw", "-race")
 	cmd := exec.Command(bin, "--sim", fmt.Sprint(n), "--id", prefix, "--broker", brokers,
@@ -213,7 +213,7 @@ func startFleet(t *testing.T, prefix string, n int, brokers string) (*testutil.P
 // the retained messages it receives for filters (QoS 0: from a NATS node's
 // own copy, without a JetStream consumer), by topic, once it has want of
 // them; it fails the test when they do not all come within wait.
-func retained(t *testing.T, url string, want int, filters ...string) map[string]string {
+func retained(t testing.TB, url string, want int, filters ...string) map[string]string {
 	t.Helper()
 	got := map[string]string{}
 	testutil.WaitFor(t, wait, func() error {

@@ -68,7 +68,7 @@ wait_http() {
 }
 
 # nats_start: three nodes n1..n3 on loopback, routed to each other,
-# JetStream and MQTT on (stream_replicas 3), as deploy/cluster/nats-server.conf
+# JetStream and MQTT on (stream_replicas 3, js_api_timeout 1s), as deploy/cluster/nats-server.conf
 # configures three hosts. Sets NATS_MQTT_PORT (array), NATS_PID (array) and
 # NATS_URLS (array: the URL list starting at node i).
 nats_start() {
@@ -85,7 +85,7 @@ server_name: n$((i + 1))
 listen: "127.0.0.1:${client[$i]}"
 jetstream { store_dir: "$TMP/n$((i + 1))/jetstream", max_memory_store: 256MB, max_file_store: 4GB }
 cluster { name: switchyard, listen: "127.0.0.1:${route[$i]}", routes: [$routes] }
-mqtt { listen: "127.0.0.1:${NATS_MQTT_PORT[$i]}", stream_replicas: 3 }
+mqtt { listen: "127.0.0.1:${NATS_MQTT_PORT[$i]}", stream_replicas: 3, js_api_timeout: 1s }
 CONF
 		nats_run $i
 	done

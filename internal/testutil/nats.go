@@ -46,12 +46,26 @@ type natsNode struct {
 	proc     *Process // the last one started; nil before the first start
 }
 
+// NatsMQTT is the body of the mqtt block StartNatsCluster gives every
+// node after its listen line: retained messages and sessions on all three
+// nodes (the issue requires stream_replicas 3). deploy/cluster/
+// nats-server.conf and deploy/cluster/lib.sh say the same.
+const NatsMQTT = "stream_replicas: 3, js_api_timeout: 1s"
+
 // StartNatsCluster builds nats-server once per machine (see
 // NatsServerBinary), starts three nodes on free loopback ports, each with
 // server_name n1, n2, n3, routes to the other two, JetStream (its store in
-// a temporary directory) and MQTT with stream_replicas 3, and waits until
+// a temporary directory) and MQTT configured with NatsMQTT, and waits until
 // every node answers an MQTT CONNECT.
 func StartNatsCluster(t testing.TB) *NatsCluster {
+	t.Helper()
+	return StartNatsClusterMQTT(t, NatsMQTT)
+}
+
+// StartNatsClusterMQTT is StartNatsCluster with mqtt as the body of every
+// node's mqtt block instead of NatsMQTT (after its listen line; lines or
+// fields separated by commas), to measure other settings.
+func StartNatsClusterMQTT(t testing.TB, mqtt string) *NatsCluster {
 	t.Helper()
 	c := &NatsCluster{t: t, bin: NatsServerBinary(t)}
 	dir := t.TempDir()
@@ -82,9 +96,9 @@ cluster {
 }
 mqtt {
   listen: "127.0.0.1:%s"
-  stream_replicas: 3
+  %s
 }
-`, node.name, FreePort(t), filepath.Join(dir, node.name, "jetstream"), routes[i], strings.Join(others, ", "), node.mqttPort)
+`, node.name, FreePort(t), filepath.Join(dir, node.name, "jetstream"), routes[i], strings.Join(others, ", "), node.mqttPort, mqtt)
 		node.conf = filepath.Join(dir, node.name+".conf")
 		if err := os.WriteFile(node.conf, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)

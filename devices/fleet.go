@@ -1,7 +1,6 @@
 package devices
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 	"time"
@@ -230,7 +229,7 @@ func (f *Fleet) Stale(id string, k Kind, payload []byte) bool {
 		on, err := ParseLED(payload)
 		return err == nil && d.HasLED && d.LEDOn == on
 	case KindInfo:
-		return d.Info.Raw != nil && bytes.Equal(d.Info.Raw, payload)
+		return d.Info.Raw != nil && string(d.Info.Raw) == string(payload) // no copy; and no "bytes" (board/imports_test.go)
 	case KindUpdate:
 		r, err := ParseUpdateReport(payload)
 		return err == nil && d.HasUpdate && d.Update == r

@@ -320,23 +320,21 @@ func (b *Board) connect(ctx context.Context, i int) error {
 		return err // the session names the operation and the broker
 	}
 	b.connected, b.saidOnline = true, false
-	if err := b.sess.Subscribe(opCtx, b.setTopic, 1); err != nil {
+	if err := b.sess.Subscribe(opCtx, b.setTopic, devices.BoardSubscribeQoS); err != nil {
 		return fmt.Errorf("subscribe %s: %w", b.setTopic, err)
 	}
 	// A broker whose rules refuse update/set (an older ACL) must not keep
 	// the board offline: it runs on without update jobs.
-	if err := b.sess.Subscribe(opCtx, b.updSetTopic, 1); err != nil {
+	if err := b.sess.Subscribe(opCtx, b.updSetTopic, devices.BoardSubscribeQoS); err != nil {
 		b.log.Warn("no update jobs", "id", b.id, "err", err)
 	}
-	// Its own status, to answer a late Last Will (see handleStatus). At
-	// QoS 0: the answer needs nothing more (a Will missed as the
-	// connection drops is answered by the next connect's online), and on
-	// NATS a QoS 0 subscription is a plain one, where QoS 1 costs a
-	// replicated JetStream consumer to create at every connect and to
-	// delete at the next. A refusal is a failed connect, as for led/set:
+	// Its own status, to answer a late Last Will (see handleStatus); a
+	// Will missed as the connection drops is answered by the next
+	// connect's online. Every subscription is at devices.BoardSubscribeQoS
+	// (0: see there why). A refusal is a failed connect, as for led/set:
 	// NATS refuses while it elects leaders after a node died, and the
 	// next broker (or the next attempt) accepts it.
-	if err := b.sess.Subscribe(opCtx, b.statusTopic, 0); err != nil {
+	if err := b.sess.Subscribe(opCtx, b.statusTopic, devices.BoardSubscribeQoS); err != nil {
 		return fmt.Errorf("subscribe %s: %w", b.statusTopic, err)
 	}
 	b.saidOnline = true // from here on it may have: a failure says offline

@@ -135,8 +135,8 @@ func updateLine(job, state, version, running string, progress int, errWord strin
 func resyncWith(info, led string, extra ...string) []string {
 	lines := []string{
 		connectB1,
-		"subscribe devices/b1/led/set q1",
-		"subscribe devices/b1/update/set q1",
+		"subscribe devices/b1/led/set q0",
+		"subscribe devices/b1/update/set q0",
 		"subscribe devices/b1/status q0",
 		"publish devices/b1/status online q1 r",
 		"publish devices/b1/info " + info + " q1 r",

@@ -64,7 +64,7 @@ func (b *board) connect() error {
 	if err := wait(b.cli.Connect()); err != nil {
 		return fmt.Errorf("board %s: connect %s: %w", b.id, b.r.cfg.MQTT, err)
 	}
-	if err := wait(b.cli.Subscribe(b.topic(devices.KindLEDSet), devices.KindLEDSet.QoS(), b.onCommand)); err != nil {
+	if err := wait(b.cli.Subscribe(b.topic(devices.KindLEDSet), devices.BoardSubscribeQoS, b.onCommand)); err != nil {
 		return fmt.Errorf("board %s: subscribe: %w", b.id, err)
 	}
 	if err := wait(b.publish(devices.KindStatus, devices.Online)); err != nil {

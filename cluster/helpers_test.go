@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,14 +249,4 @@ func retained(t testing.TB, url string, want int, filters ...string) map[string]
 		return nil
 	})
 	return got
-}
-
-// sorted returns the ids of ms, sorted.
-func sorted[T any](ms map[string]T) []string {
-	ids := make([]string, 0, len(ms))
-	for id := range ms {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }

@@ -27,10 +27,18 @@ func startBroker(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	az, err := auth.New(auth.Config{Anonymous: auth.AnonOff, Users: []auth.User{
+	b := embedded(t, auth.Config{Anonymous: auth.AnonOff, Users: []auth.User{
 		{Name: "cp", PasswordHash: string(h), Role: auth.RoleAdmin},
 		{Name: "watch", PasswordHash: string(h), Role: auth.RoleViewer},
 	}})
+	return "tcp://" + b.Addr().String()
+}
+
+// embedded runs the embedded broker with the access rules of cfg on a
+// free loopback port, closed when the test ends.
+func embedded(t *testing.T, cfg auth.Config) *broker.Broker {
+	t.Helper()
+	az, err := auth.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +50,7 @@ func startBroker(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return "tcp://" + b.Addr().String()
+	return b
 }
 
 // records is a slog handler that hands every record to a channel.

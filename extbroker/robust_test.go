@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"switchyard/auth"
-	"switchyard/broker"
 	"switchyard/extbroker"
 	"switchyard/internal/testutil"
 )
@@ -44,18 +43,7 @@ func logged(t *testing.T, logs records, timeout time.Duration, what string, matc
 // refused anything else.
 func anonBroker(t *testing.T) string {
 	t.Helper()
-	az, err := auth.New(auth.Config{Anonymous: auth.AnonOn, ExtraPrefixes: []string{"switchyard"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", Auth: az})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := embedded(t, auth.Config{Anonymous: auth.AnonOn, ExtraPrefixes: []string{"switchyard"}})
 	return "tcp://" + b.Addr().String()
 }
 
@@ -249,18 +237,7 @@ func TestRetainedSentAgain(t *testing.T) {
 // grants every filter) still gives a working connection, judged by the
 // connection alone; the client says so once.
 func TestProbeTopicRefusedByACL(t *testing.T) {
-	az, err := auth.New(auth.Config{Anonymous: auth.AnonOn}) // devices/ only
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := broker.New(broker.Config{Listen: "127.0.0.1:0", Auth: az})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := embedded(t, auth.Config{Anonymous: auth.AnonOn}) // devices/ only
 	if err := b.Publish("devices/b1/led", []byte("ON"), true, 1); err != nil {
 		t.Fatal(err)
 	}

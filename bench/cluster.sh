@@ -5,9 +5,10 @@
 #   fleet     the fleet workload (BENCH_BOARDS boards x BENCH_RATE Hz ->
 #             BENCH_BROWSERS browsers) against one control plane on its
 #             embedded broker, then through a three-node NATS cluster with
-#             three control planes behind haproxy (boards on node 1,
-#             browsers spread by haproxy): p50/p99, lost, CPU of every
-#             process (loadgen's CSV, label fleet-embedded / fleet-nats);
+#             three control planes: browsers straight to the control plane
+#             of node 2 (fleet-nats-direct: the cluster's cost alone), then
+#             behind haproxy, spread over the three (fleet-nats); boards on
+#             node 1: p50/p99, lost, CPU of every process (loadgen's CSV);
 #   failover  BENCH_FAILOVER_BOARDS simulated boards (devicefw) spread over
 #             the nodes, node 1 killed (SIGKILL) while the fleet workload
 #             runs: seconds until every control plane shows every board
@@ -95,6 +96,9 @@ if has fleet || has failover; then
 fi
 
 if has fleet; then
+	clog "fleet workload through the NATS cluster, browsers straight to cp2 (no balancer)"
+	"$LOADGEN" "${FLEET[@]}" --label fleet-nats-direct --csv "$CSV" --id-prefix lgd \
+		--mqtt "tcp://127.0.0.1:${NATS_MQTT_PORT[0]}" --http "http://127.0.0.1:${cp_ports[1]}" --pid "$pids" | tee -a "$REPORT"
 	clog "fleet workload through the NATS cluster and haproxy"
 	"$LOADGEN" "${FLEET[@]}" --label fleet-nats --csv "$CSV" --id-prefix lgn \
 		--mqtt "tcp://127.0.0.1:${NATS_MQTT_PORT[0]}" --http "http://127.0.0.1:$LB_PORT" --pid "$pids" | tee -a "$REPORT"

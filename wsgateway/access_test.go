@@ -202,12 +202,12 @@ func (s *memRevoked) SaveRevoked(m map[string]time.Time) error {
 
 // TestLogoutSharedStore: two gateways with one key and one shared store
 // (control planes on one database): a logout on A is refused on B within
-// RevokedPoll, and B's WebSockets of that session are closed; a logout on
+// SharedPoll, and B's WebSockets of that session are closed; a logout on
 // B then keeps A's in the store.
 func TestLogoutSharedStore(t *testing.T) {
 	store := &memRevoked{shared: true}
 	key := []byte("0123456789abcdef0123456789abcdef")
-	cfg := wsgateway.Config{SessionKey: key, RevokedSessions: store, RevokedPoll: 20 * time.Millisecond}
+	cfg := wsgateway.Config{SessionKey: key, RevokedSessions: store, SharedPoll: 20 * time.Millisecond}
 	a, b := newAuthHarness(t, cfg), newAuthHarness(t, cfg)
 	first, second := a.login("vera", "pwv"), a.login("vera", "pwv")
 	withCookie := func(c *http.Cookie) http.Header { return http.Header{"Cookie": {c.Name + "=" + c.Value}} }

@@ -48,12 +48,12 @@ type Config struct {
 	// restarts (use it with a SessionKey that outlives the process); nil
 	// keeps them in memory.
 	RevokedSessions RevokedSessions
-	// RevokedPoll, when set with RevokedSessions, is how often the
-	// gateway reads RevokedSessions again, to learn the logouts of other
-	// control planes that share it (and the session key): their cookies
-	// are refused here, and their WebSockets closed, within RevokedPoll.
-	// 0 reads it at start only.
-	RevokedPoll time.Duration
+	// SharedPoll is how often the gateway reads again what other control
+	// planes sharing its stores change: the logouts in RevokedSessions
+	// (their cookies are refused here, and their WebSockets closed,
+	// within SharedPoll) and the names and tags in Meta (browsers hear of
+	// each as of a PATCH here). 0 reads them at start only.
+	SharedPoll time.Duration
 	// SecureCookies marks session cookies Secure (set when serving HTTPS).
 	SecureCookies bool
 	// Metrics says who may read /metrics; the zero value is public.

@@ -128,9 +128,9 @@ func New(cfg Config, bus Bus) (*Gateway, error) {
 	g.startWorkers()
 	go g.loop()   // ends when Close closes g.stop
 	go g.pinger() // ends when Close closes g.stop
-	if cfg.RevokedSessions != nil && cfg.RevokedPoll > 0 {
+	if cfg.SharedPoll > 0 && (cfg.RevokedSessions != nil || cfg.Meta != nil) {
 		g.loopWG.Add(1)
-		go g.revokedPoller() // ends when Close closes g.stop
+		go g.sharedPoller() // ends when Close closes g.stop
 	}
 	return g, nil
 }

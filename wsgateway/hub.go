@@ -4,7 +4,9 @@
 package wsgateway
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -258,35 +260,57 @@ func (g *Gateway) pinger() {
 	}
 }
 
-// revokedPoller reads the revoked sessions again every RevokedPoll and
-// closes the browsers of the sessions another control plane logged out.
-// As in logout, the session is revoked before its browsers are closed
-// under mu, so a browser registering meanwhile is refused (register).
-func (g *Gateway) revokedPoller() {
+// sharedPoller reads again, every SharedPoll, what other control planes
+// sharing the stores changed: the logouts (closing the browsers of the
+// sessions they ended) and the names and tags. Each failure is logged
+// once, not every SharedPoll, until that read works again.
+func (g *Gateway) sharedPoller() {
 	defer g.loopWG.Done()
-	t := time.NewTicker(g.cfg.RevokedPoll)
+	t := time.NewTicker(g.cfg.SharedPoll)
 	defer t.Stop()
-	failing := false
+	var logouts, meta sharedRead
 	for {
 		select {
 		case <-t.C:
 		case <-g.stop:
 			return
 		}
-		added, err := g.sessions.reload(time.Now())
-		if err != nil {
-			if !failing { // once, not every RevokedPoll, until it works again
-				g.log.Error("logouts of other control planes not read", "err", err)
-			}
-			failing = true
-			continue
+		if g.cfg.RevokedSessions != nil {
+			logouts.done(g.log, "logouts of other control planes", g.reloadRevoked())
 		}
-		if failing {
-			g.log.Info("logouts of other control planes read again")
-			failing = false
-		}
-		for _, sid := range added {
-			g.closeSession(sid)
+		if g.cfg.Meta != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.SharedPoll)
+			meta.done(g.log, "names and tags set by other control planes", g.reloadMeta(ctx))
+			cancel()
 		}
 	}
+}
+
+// sharedRead is whether one of sharedPoller's reads is failing.
+type sharedRead struct{ failing bool }
+
+// done logs err when the read starts failing, and when it works again.
+func (r *sharedRead) done(log *slog.Logger, what string, err error) {
+	switch {
+	case err != nil && !r.failing:
+		log.Error(what+" not read; trying again", "err", err)
+	case err == nil && r.failing:
+		log.Info(what + " read again")
+	}
+	r.failing = err != nil
+}
+
+// reloadRevoked reads the revoked sessions again and closes the browsers
+// of those another control plane logged out. As in logout, the session
+// is revoked before its browsers are closed under mu, so a browser
+// registering meanwhile is refused (register).
+func (g *Gateway) reloadRevoked() error {
+	added, err := g.sessions.reload(time.Now())
+	if err != nil {
+		return err
+	}
+	for _, sid := range added {
+		g.closeSession(sid)
+	}
+	return nil
 }

@@ -41,11 +41,11 @@ func loadMeta(fleet *devices.Fleet, ms MetaStore, log *slog.Logger) error {
 	return nil
 }
 
-// ReloadMeta applies the names and tags saved in Config.Meta that differ
+// reloadMeta applies the names and tags saved in Config.Meta that differ
 // from the fleet's: those another control plane sharing the database
-// set. Browsers hear of each change as of a PATCH here. Without
-// Config.Meta it does nothing.
-func (g *Gateway) ReloadMeta(ctx context.Context) error {
+// set (sharedPoller). Browsers hear of each change as of a PATCH here.
+// Without Config.Meta it does nothing.
+func (g *Gateway) reloadMeta(ctx context.Context) error {
 	ms := g.cfg.Meta
 	if ms == nil {
 		return nil

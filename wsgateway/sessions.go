@@ -17,7 +17,7 @@ import (
 
 // RevokedSessions keeps the sessions ended by POST /logout across restarts,
 // and shares them with other processes that use the same SessionKey (see
-// Config.RevokedPoll). It matters only when Config.SessionKey outlives the
+// Config.SharedPoll). It matters only when Config.SessionKey outlives the
 // process (with a random key a restart ends every session anyway). Both
 // methods see the revocations as session id → the time the session would
 // have expired.

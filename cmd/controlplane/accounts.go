@@ -13,8 +13,9 @@ import (
 // run time, loaded into the user list before the broker takes clients,
 // their routes on the gateway, and the kicks of revoked users.
 
-// sharedRefresh is how often a control plane on PostgreSQL reloads the
-// users and boards other control planes may have changed.
+// sharedRefresh is how often a control plane on PostgreSQL reads again
+// what other control planes may have changed: users and boards, logouts,
+// names and tags (Config.sharedPoll).
 const sharedRefresh = 5 * time.Second
 
 // openAccounts loads the users created at run time from the database into
@@ -38,10 +39,6 @@ func openAccounts(cfg *Config, topics devices.Topics, mq mqttSide, ups *updateSi
 	if ups.rec != nil {
 		audit = ups.rec
 	}
-	var refresh time.Duration
-	if cfg.shared() {
-		refresh = sharedRefresh // other control planes may share it
-	}
 	return accounts.New(accounts.Config{
 		Store:         ups.db,
 		Auth:          cfg.az,
@@ -51,7 +48,7 @@ func openAccounts(cfg *Config, topics devices.Topics, mq mqttSide, ups *updateSi
 		Broker:        boardBroker(cfg, mq),
 		UpdateKey:     ups.svc.PublicKey(),
 		Prefix:        topics.Prefix(),
-		Refresh:       refresh,
+		Refresh:       cfg.sharedPoll(),
 		Logger:        ups.log.With("component", "accounts"),
 	})
 }

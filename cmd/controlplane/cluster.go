@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"time"
 
 	"switchyard/primary"
 	"switchyard/store"
-	"switchyard/wsgateway"
 )
 
 // Several control planes on one PostgreSQL database: which one is the
@@ -17,6 +14,16 @@ import (
 
 // shared reports whether other control planes may share the database.
 func (c *Config) shared() bool { return strings.HasPrefix(c.databaseURL(), "postgres") }
+
+// sharedPoll is how often the gateway reads again the logouts, names and
+// tags other control planes sharing the database set (sharedRefresh), or
+// 0: nobody else writes them.
+func (c *Config) sharedPoll() time.Duration {
+	if c.shared() {
+		return sharedRefresh
+	}
+	return 0
+}
 
 // openRole starts the election of the primary on a shared database; on
 // SQLite this control plane is the only one, primary for good.
@@ -30,50 +37,4 @@ func openRole(cfg *Config, db *store.DB, httpPort int, u *updateSide) (*primary.
 		Logger:     u.log.With("component", "primary"),
 		Registerer: u.reg,
 	}, st)
-}
-
-// metaRefresher reloads, every sharedRefresh, the names and tags other
-// control planes sharing the database set.
-type metaRefresher struct {
-	stop chan struct{}
-	done chan struct{}
-}
-
-// startMetaRefresh starts reloading gw's names and tags; Close stops it.
-func startMetaRefresh(gw *wsgateway.Gateway, log *slog.Logger) *metaRefresher {
-	m := &metaRefresher{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() { // ends when Close closes stop
-		defer close(m.done)
-		t := time.NewTicker(sharedRefresh)
-		defer t.Stop()
-		failing := false
-		for {
-			select {
-			case <-m.stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), sharedRefresh)
-			err := gw.ReloadMeta(ctx)
-			cancel()
-			if err != nil && !failing {
-				log.Warn("names and tags set by other control planes not reloaded; trying again", "err", err)
-			}
-			failing = err != nil
-		}
-	}()
-	return m
-}
-
-// Close stops the reloads; it may be called again, and on a nil one.
-func (m *metaRefresher) Close() {
-	if m == nil {
-		return
-	}
-	select {
-	case <-m.stop:
-	default:
-		close(m.stop)
-	}
-	<-m.done
 }

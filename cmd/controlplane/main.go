@@ -146,7 +146,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	if ups.rec != nil {
 		brokerAudit.rec.Store(ups.rec)
 	}
-	sessionKey, revoked, revokedPoll, err := sessionSecrets(cfg, ups.db, log)
+	sessionKey, revoked, err := sessionSecrets(cfg, ups.db, log)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 		Auth:            az,
 		SessionKey:      sessionKey,
 		RevokedSessions: revoked,
-		RevokedPoll:     revokedPoll,
+		SharedPoll:      cfg.sharedPoll(),
 		SessionTTL:      cfg.HTTP.SessionTTL,
 		SecureCookies:   cfg.HTTP.TLS,
 		Metrics:         metrics,
@@ -202,11 +202,6 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	}
 	defer gw.Close()
 	ups.events.gw.Store(gw)
-	var metaReload *metaRefresher
-	if cfg.shared() { // names and tags other control planes set
-		metaReload = startMetaRefresh(gw, log)
-	}
-	defer metaReload.Close()
 	if err := acc.Attach(gw); err != nil {
 		return err
 	}
@@ -270,7 +265,6 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx) // hijacked WebSockets are the gateway's to close
-	metaReload.Close()
 	gw.Close()
 	acc.Close() // before the database closes
 	ups.Close() // before the broker: its last jobs go out

@@ -157,7 +157,7 @@ type revokedStore interface {
 
 // revokedDB keeps the sessions logged out in the database, for the
 // gateway (wsgateway.RevokedSessions), which reads it again every
-// sharedRefresh to learn the logouts of the other control planes.
+// Config.sharedPoll to learn the logouts of the other control planes.
 type revokedDB struct {
 	db revokedStore
 
@@ -208,24 +208,24 @@ func (r *revokedDB) SaveRevoked(m map[string]time.Time) error {
 }
 
 // sessionSecrets returns the session key and the store of logouts for the
-// gateway, and how often the gateway reads the logouts again: from the
-// database when it is shared (importing sessions-revoked.json once, when
-// present), else from the files beside storage.path (nil, nil, 0 when
-// storage is off: sessions then end with the process).
-func sessionSecrets(cfg *Config, db *store.DB, log *slog.Logger) (key []byte, revoked wsgateway.RevokedSessions, poll time.Duration, err error) {
+// gateway: from the database when it is shared (importing
+// sessions-revoked.json once, when present; the gateway reads it again
+// every Config.sharedPoll), else from the files beside storage.path (nil,
+// nil when storage is off: sessions then end with the process).
+func sessionSecrets(cfg *Config, db *store.DB, log *slog.Logger) (key []byte, revoked wsgateway.RevokedSessions, err error) {
 	if !cfg.shared() {
 		key, err := loadSessionKey(cfg.Storage.Path)
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, err
 		}
 		if f := newRevokedFile(cfg.Storage.Path); f != nil {
-			return key, f, 0, nil // a nil *revokedFile would be a non-nil interface
+			return key, f, nil // a nil *revokedFile would be a non-nil interface
 		}
-		return key, nil, 0, nil
+		return key, nil, nil
 	}
 	ctx := context.Background()
 	if key, err = sharedSessionKey(ctx, db, cfg.Storage.Path, log); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, err
 	}
 	r := &revokedDB{db: db, known: map[string]bool{}}
 	if f := newRevokedFile(cfg.Storage.Path); f != nil {
@@ -233,13 +233,13 @@ func sessionSecrets(cfg *Config, db *store.DB, log *slog.Logger) (key []byte, re
 		// others' (a union, so importing them again does no harm).
 		m, err := f.LoadRevoked()
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, err
 		}
 		if len(m) > 0 {
 			if err := r.SaveRevoked(m); err != nil {
-				return nil, nil, 0, fmt.Errorf("import %s: %w", f.path, err)
+				return nil, nil, fmt.Errorf("import %s: %w", f.path, err)
 			}
 		}
 	}
-	return key, r, sharedRefresh, nil
+	return key, r, nil
 }

@@ -74,12 +74,21 @@ func (s *Service) lead() bool {
 	return p
 }
 
-// follow reloads the rollouts the primary changed, every pollEvery.
-func (s *Service) follow(now time.Time) {
+// pollDue reports whether pollEvery has passed since the last poll (of
+// follow or pickUp), and if so counts now as the last.
+func (s *Service) pollDue(now time.Time) bool {
 	if now.Sub(s.lastPoll) < pollEvery {
-		return
+		return false
 	}
 	s.lastPoll = now
+	return true
+}
+
+// follow reloads the rollouts the primary changed, every pollEvery.
+func (s *Service) follow(now time.Time) {
+	if !s.pollDue(now) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.reloadChanged(ctx, false); err != nil {
@@ -90,10 +99,9 @@ func (s *Service) follow(now time.Time) {
 // pickUp takes, every pollEvery, the rollouts created on other control
 // planes and applies the requests they queued.
 func (s *Service) pickUp(now time.Time) {
-	if now.Sub(s.lastPoll) < pollEvery {
+	if !s.pollDue(now) {
 		return
 	}
-	s.lastPoll = now
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.reloadChanged(ctx, true); err != nil {

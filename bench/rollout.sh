@@ -105,10 +105,13 @@ fi
 if [[ $RUNS == *" 2 "* ]]; then
 log "run 2: the live path during a rollout, then without one"
 "$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
-	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-during-rollout" &
+	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-during-rollout" \
+	--timeline "$TMP/timeline-during.csv" &
 LG=$!
 bench --label "rollout-with-live-load"
 wait "$LG"
+log "the live path second by second during the rollout"
+cat "$TMP/timeline-during.csv"
 "$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
 	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-idle"
 fi

@@ -30,6 +30,8 @@ const (
 
 // inboxSize bounds the inbound messages waiting for a busy board; more are
 // dropped (and logged) so the MQTT client delivering them never blocks.
+// The board's own status is not among them: only its latest matters, and
+// it must never be lost (see Board.status).
 const inboxSize = 8
 
 // Config describes one board. ID and Session are required; every other
@@ -129,7 +131,12 @@ type Board struct {
 	// Shared with the session's callbacks.
 	gen   atomic.Uint32 // connection generation; a stale OnLost is ignored
 	inbox chan Message
-	lost  chan error
+	// status holds the latest message on the board's own status topic
+	// (a newer one replaces it): a retained offline replayed by a broker
+	// while the board is busy connecting must still be answered with
+	// online, however many commands came meanwhile.
+	status chan Message
+	lost   chan error
 }
 
 // New checks cfg and returns a board that is not yet running.
@@ -182,6 +189,7 @@ func New(cfg Config) (*Board, error) {
 		log:         cfg.Log,
 		rand:        cfg.Rand,
 		inbox:       make(chan Message, inboxSize),
+		status:      make(chan Message, 1),
 		lost:        make(chan error, 1),
 	}
 	b.will = Message{Topic: b.statusTopic, Payload: []byte(devices.Offline), QoS: 1, Retained: true}
@@ -396,6 +404,8 @@ func (b *Board) serve(ctx context.Context, tick Timer) error {
 			err = b.publish(ctx, b.cntTopic, b.buf, 0, false)
 		case m := <-b.inbox:
 			err = b.handle(ctx, m)
+		case m := <-b.status:
+			err = b.handle(ctx, m)
 		case m := <-b.upd.msgs:
 			err = b.onUpdate(ctx, m)
 		case <-b.upd.trialC:
@@ -516,7 +526,20 @@ func (b *Board) backoff(n int) time.Duration {
 // current one (the echo of the board's own offline as it drops it) is no
 // news about the next one and is dropped.
 func (b *Board) onMessage(gen uint32, m Message) {
-	if m.Topic == b.statusTopic && b.gen.Load() != gen {
+	if m.Topic == b.statusTopic {
+		if b.gen.Load() != gen {
+			return
+		}
+		// Replace what waits: the session delivers one message at a
+		// time, so after the drain the send has room.
+		select {
+		case <-b.status:
+		default:
+		}
+		select {
+		case b.status <- m:
+		default:
+		}
 		return
 	}
 	select {

@@ -459,6 +459,34 @@ func TestOwnStatus(t *testing.T) {
 	}
 }
 
+// TestOwnStatusWhileBusy: a late will that comes while the board is busy
+// (here waiting for a publish, as when a broker is slow to acknowledge)
+// behind more commands than it queues is still answered with online: the
+// commands past the queue are dropped, its own status never is.
+func TestOwnStatusWhileBusy(t *testing.T) {
+	r := startBoard(t, newFakeSession())
+	r.sess.expect(t, resync("OFF")...)
+	r.clk.fireTick(t) // the board publishes count 0 and waits for the session
+	for range 12 {
+		r.sess.deliver(board.Message{Topic: "devices/b1/led/set", Payload: []byte("TOGGLE")})
+	}
+	r.sess.deliver(board.Message{Topic: "devices/b1/status", Payload: []byte("offline"), QoS: 1})
+	r.sess.expect(t, "publish devices/b1/count 0 q0")
+	var seen []string
+	for len(seen) < 20 {
+		select {
+		case got := <-r.sess.calls:
+			if got == "publish devices/b1/status online q1 r" {
+				return
+			}
+			seen = append(seen, got)
+		case <-time.After(waitFor):
+			t.Fatalf("no status online within %s; the board said %q", waitFor, seen)
+		}
+	}
+	t.Fatalf("no status online; the board said %q", seen)
+}
+
 // TestSubscriptionRefused: a broker that refuses led/set or the board's own
 // status (NATS does while it elects leaders after a node died) fails the
 // connect: the board disconnects, without an offline it never needed (it

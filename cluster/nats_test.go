@@ -65,10 +65,11 @@ func TestNatsCluster(t *testing.T) {
 		})
 		t.Logf("node %s killed: every board online and counting on all %d control planes after %v",
 			c.Name(0), len(cps), time.Since(killed).Round(100*time.Millisecond))
-		for i, cp := range cps {
-			if cp.healthz() != 200 {
-				t.Errorf("control plane %d: /healthz %d after failing over, want 200", i, cp.healthz())
-			}
+		// Healthy again once its probe came back: a control plane may show
+		// every board counting a moment before (its probe takes a round
+		// trip through the node, which may still be electing leaders).
+		for _, cp := range cps {
+			cp.waitHealth(t, 200)
 		}
 		if !strings.Contains(cps[0].Log(), "external broker connection lost") {
 			t.Errorf("control plane 1 did not log losing its node")

@@ -149,6 +149,10 @@ type Result struct {
 	// went (see WriteToggleTrace).
 	ToggleTrace []ToggleSample
 	ErrorEvts   int64 // error events the browsers received
+	// Timeline has one entry per second of the window: the count events
+	// published in it, how many of their receipts took over 10 ms and
+	// the slowest (at the socket), to place a tail in time.
+	Timeline []Second
 
 	CPU     time.Duration // CPU of the processes under test during the window
 	PeakRSS int64         // bytes, over the whole run
@@ -173,6 +177,39 @@ type run struct {
 	toBoardMu        sync.Mutex // guards toBoard and toBoardRead
 	toBoard          Histogram  // see Result.ToggleBoard
 	toBoardRead      Histogram  // see Result.ToggleBoardRead
+	timeline         []second   // one per second of the window, by send time
+}
+
+// second accumulates the count events sent in one second of the window.
+type second struct {
+	n, slow, worst atomic.Int64 // receipts; those over slowAfter; the largest, µs
+}
+
+// slowAfter is the latency a timeline's second counts as slow.
+const slowAfter = 10 * time.Millisecond
+
+// record adds one receipt of an event sent at sent (unix ns) after d.
+func (r *run) record(sent int64, d time.Duration) {
+	i := (sent - r.winStart.Load()) / int64(time.Second)
+	if i < 0 || i >= int64(len(r.timeline)) {
+		return
+	}
+	s := &r.timeline[i]
+	s.n.Add(1)
+	if d > slowAfter {
+		s.slow.Add(1)
+	}
+	us := d.Microseconds()
+	for w := s.worst.Load(); us > w && !s.worst.CompareAndSwap(w, us); w = s.worst.Load() {
+	}
+}
+
+// Second is one second of a run's window (see Result.Timeline).
+type Second struct {
+	Start time.Time
+	N     int64         // receipts of the events published in it
+	Slow  int64         // of those, over 10 ms
+	Worst time.Duration // the slowest receipt
 }
 
 // countBase returns a payload base that differs between runs started at
@@ -307,6 +344,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	ws, we := t0.Add(cfg.Warmup), t0.Add(cfg.Warmup+cfg.Duration)
 	r.winStart.Store(ws.UnixNano())
 	r.winEnd.Store(we.UnixNano())
+	r.timeline = make([]second, int(cfg.Duration.Seconds()+0.999))
 	runCtx, cancel := context.WithDeadline(ctx, we)
 	defer cancel()
 	var gs *guessers
@@ -391,6 +429,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if b.dropped.Load() {
 			res.Dropped++
 		}
+	}
+	for i := range r.timeline {
+		t := &r.timeline[i]
+		res.Timeline = append(res.Timeline, Second{Start: ws.Add(time.Duration(i) * time.Second),
+			N: t.n.Load(), Slow: t.slow.Load(), Worst: time.Duration(t.worst.Load()) * time.Microsecond})
 	}
 	r.toBoardMu.Lock()
 	res.ToggleBoard.Merge(&r.toBoard)

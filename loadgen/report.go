@@ -408,6 +408,22 @@ func Knee(rows []Row, label string, maxP99 float64) map[Target]float64 {
 	return out
 }
 
+// WriteTimeline writes r's window second by second as CSV (see
+// Result.Timeline).
+func WriteTimeline(w io.Writer, r *Result) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"second", "start_unix_ms", "receipts", "over_10ms", "worst_ms"})
+	for i, s := range r.Timeline {
+		_ = cw.Write([]string{strconv.Itoa(i), strconv.FormatInt(s.Start.UnixMilli(), 10), strconv.FormatInt(s.N, 10),
+			strconv.FormatInt(s.Slow, 10), strconv.FormatFloat(ms(s.Worst), 'f', 2, 64)})
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write timeline: %w", err)
+	}
+	return nil
+}
+
 // WriteToggleTrace writes r's toggles as CSV, one a line, times in
 // milliseconds from each toggle's send (see ToggleSample); sent_unix_us
 // places it on the machine's clock, to match with a server's logs.

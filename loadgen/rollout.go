@@ -157,7 +157,7 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 	if err := c.do(ctx, http.MethodPost, "/api/rollouts", "application/json", bytes.NewReader(body), http.StatusCreated, &r); err != nil {
 		return nil, fmt.Errorf("start rollout: %w", err)
 	}
-	logf("rollout %s started on %d boards", r.ID, len(ids))
+	logf("rollout %s started on %d boards at unix ms %d", r.ID, len(ids), time.Now().UnixMilli())
 
 	// Follow it: poll the rollout and the bytes counter every 250 ms.
 	deadline := time.Now().Add(cfg.Timeout)

@@ -210,6 +210,7 @@ func (s *Service) act(id, action string) (*entry, error) {
 		return nil, err
 	}
 	e.changed(true)
+	e.castNow = true // a user's action shows at once, however big the rollout
 	s.mu.Unlock()
 	// Saved before the answer, so what the answer says survives a crash.
 	if err := s.persist(e); err != nil {

@@ -75,6 +75,7 @@ func (s *Service) cycle() time.Duration {
 			e.changed(len(sends) > 0 || e.r.State != state)
 		}
 		if e.r.State != state {
+			e.castNow = true
 			s.log.Info("rollout "+string(e.r.State), "rollout", e.r.ID, "reason", e.r.Reason)
 		}
 		for _, snd := range sends {
@@ -131,9 +132,10 @@ func (s *Service) flush(now time.Time, force bool) time.Duration {
 			}
 		}
 		if e.version != e.announced {
-			if ok, left := due(e.lastCast, broadcastEvery); ok || force {
-				casts = append(casts, rolloutEvent(e.r))
-				e.announced, e.lastCast = e.version, now
+			if ok, left := due(e.lastCast, e.castPause); ok || force || e.castNow {
+				ev := rolloutEvent(e.r)
+				casts = append(casts, ev)
+				e.announced, e.lastCast, e.castPause, e.castNow = e.version, now, castPause(len(ev)), false
 			} else if wait == 0 || left < wait {
 				wait = left
 			}

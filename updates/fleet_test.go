@@ -61,3 +61,20 @@ func TestIngestCountAllocatesNothing(t *testing.T) {
 		t.Errorf("a count allocates %v times, want 0", n)
 	}
 }
+
+func TestCastPause(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want time.Duration
+	}{
+		{0, broadcastEvery},
+		{2 << 10, broadcastEvery}, // a small rollout: four a second
+		{castRate / 2, 500 * time.Millisecond},
+		{castRate, time.Second},            // about 1,000 boards
+		{20 * castRate, maxBroadcastEvery}, // bounded
+	} {
+		if got := castPause(c.n); got != c.want {
+			t.Errorf("castPause(%d): got %v, want %v", c.n, got, c.want)
+		}
+	}
+}

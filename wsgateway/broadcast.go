@@ -29,15 +29,15 @@ func (g *Gateway) Broadcast(event []byte) {
 		return
 	default:
 	}
-	g.post(inMsg{raw: bytes.Clone(event)})
+	g.post(inMsg{raw: prepare(event)}) // copied into its frames
 }
 
-// fanOutRaw queues one encoded event to every /ws browser. Caller holds
-// mu.
-func (g *Gateway) fanOutRaw(ev []byte) {
+// fanOutRaw queues one broadcast's frame to every /ws browser. Caller
+// holds mu.
+func (g *Gateway) fanOutRaw(p *prepared) {
 	g.m.broadcast.Inc()
 	for c := range g.clients {
-		c.enqueue(ev, 1)
+		c.enqueueFrame(p)
 	}
 }
 

@@ -34,28 +34,43 @@ type client struct {
 	session string        // the login session it came with ("" for none): logout closes it
 	limiter *rate.Limiter // commands; nil until the first (see allowCommand)
 
-	mu       sync.Mutex // guards the fields below
-	queue    [][]byte   // chunks (/ws: comma-joined events) or frames (/ws/<id>)
-	queued   int        // bytes in queue
-	nEvents  int        // events in queue
-	limit    int        // bytes queue may hold before the browser is dropped
-	needPing bool       // the writer should send a ping
-	pongMsg  []byte     // the payload of the browser's last ping, to answer; nil: none
-	writing  bool       // a writer holds the role (waiting in the ready queue, in a pool turn, or writeAlone)
-	closed   bool       // close or abort was called: nothing more is queued
-	closeMsg []byte     // the close frame's payload, until the writer takes it; nil: none
+	mu       sync.Mutex  // guards the fields below
+	queue    [][]byte    // chunks (/ws: comma-joined events) or frames (/ws/<id>)
+	marks    []frameMark // /ws: the queue's whole frames (broadcasts), in order
+	deflate  bool        // the browser agreed to permessage-deflate (set before it is registered)
+	queued   int         // bytes in queue
+	nEvents  int         // events in queue
+	limit    int         // bytes queue may hold before the browser is dropped
+	needPing bool        // the writer should send a ping
+	pongMsg  []byte      // the payload of the browser's last ping, to answer; nil: none
+	writing  bool        // a writer holds the role (waiting in the ready queue, in a pool turn, or writeAlone)
+	closed   bool        // close or abort was called: nothing more is queued
+	closeMsg []byte      // the close frame's payload, until the writer takes it; nil: none
 }
 
 // enqueue adds a chunk of n events for the writer. It never blocks; a
 // browser whose queue is over its limit is dropped. It may be called with
 // Gateway.mu held.
-func (c *client) enqueue(chunk []byte, n int) {
+func (c *client) enqueue(chunk []byte, n int) { c.add(chunk, n, false) }
+
+// enqueueFrame adds a broadcast's frame, the compressed one when c agreed
+// to compression, as enqueue adds a chunk.
+func (c *client) enqueueFrame(p *prepared) {
+	if c.deflate && p.packed != nil {
+		c.add(p.packed, 0, true)
+		return
+	}
+	c.add(p.plain, 0, true)
+}
+
+// add queues b, a chunk of n events or a whole frame.
+func (c *client) add(b []byte, n int, frame bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
-	if c.queued+len(chunk) > c.limit {
+	if c.queued+len(b) > c.limit {
 		queued := c.queued
 		c.closeLocked(nil)
 		c.mu.Unlock()
@@ -71,8 +86,11 @@ func (c *client) enqueue(chunk []byte, n int) {
 		_ = c.ws.Close()
 		return
 	}
-	c.queue = append(c.queue, chunk)
-	c.queued += len(chunk)
+	if frame {
+		c.marks = append(c.marks, frameMark{at: len(c.queue), events: c.nEvents})
+	}
+	c.queue = append(c.queue, b)
+	c.queued += len(b)
 	c.nEvents += n
 	c.startWriter()
 	c.mu.Unlock()
@@ -127,7 +145,7 @@ func (c *client) abort() {
 // none), and drops what is queued. Caller holds c.mu.
 func (c *client) closeLocked(msg []byte) {
 	c.closed, c.closeMsg = true, msg
-	c.queue, c.queued, c.nEvents, c.needPing, c.pongMsg = nil, 0, 0, false, nil
+	c.queue, c.marks, c.queued, c.nEvents, c.needPing, c.pongMsg = nil, nil, 0, 0, false, nil
 }
 
 // readPump reads browser messages until the connection fails, then
@@ -135,7 +153,7 @@ func (c *client) closeLocked(msg []byte) {
 func (c *client) readPump() {
 	defer c.g.connsWG.Done()
 	defer c.g.unregister(c)
-	m := msgReader{conn: c.ws.Conn, wait: c.g.cfg.PongWait, limit: devices.MaxBrowserMessage, ping: c.pong}
+	m := msgReader{conn: c.ws.Conn, wait: c.g.cfg.PongWait, limit: devices.MaxBrowserMessage, ping: c.pong, inflate: c.deflate}
 	for {
 		data, err := m.next()
 		if err != nil {

@@ -57,7 +57,17 @@ type round struct {
 	chunks  [][]byte // /ws: chunks of comma-joined events; /ws/<id>: one event each
 	single  bool     // /ws/<id>: one frame per chunk
 	asArray bool     // /ws: the chunks hold more than one event
+	// /ws: the chunks that are whole frames of their own (a broadcast's,
+	// see prepared), in order; the chunks between them go as text frames,
+	// each an array when it holds more than one event (events counts
+	// them all). Without marks asArray decides.
+	marks  []frameMark
+	events int
 }
+
+// frameMark says chunks[at] is a whole frame, with events events queued
+// before it.
+type frameMark struct{ at, events int }
 
 // encode writes r's frames to w.
 func (r *round) encode(w *frameWriter) {
@@ -79,20 +89,36 @@ func (r *round) encode(w *frameWriter) {
 		}
 		return
 	}
-	if len(r.chunks) == 0 {
+	if len(r.marks) == 0 {
+		encodeText(w, r.chunks, r.asArray)
 		return
 	}
-	w.header(opText, chunksLen(r.chunks, r.asArray))
-	if r.asArray {
+	start, before := 0, 0
+	for _, mk := range r.marks {
+		encodeText(w, r.chunks[start:mk.at], mk.events-before > 1)
+		w.write(r.chunks[mk.at])
+		start, before = mk.at+1, mk.events
+	}
+	encodeText(w, r.chunks[start:], r.events-before > 1)
+}
+
+// encodeText writes chunks as one text frame, in [ ] when asArray; nothing
+// when there are none.
+func encodeText(w *frameWriter, chunks [][]byte, asArray bool) {
+	if len(chunks) == 0 {
+		return
+	}
+	w.header(opText, chunksLen(chunks, asArray))
+	if asArray {
 		w.write(openBracket)
 	}
-	for i, ch := range r.chunks {
+	for i, ch := range chunks {
 		if i > 0 {
 			w.write(comma)
 		}
 		w.write(ch)
 	}
-	if r.asArray {
+	if asArray {
 		w.write(closeBracket)
 	}
 }

@@ -60,6 +60,31 @@ func TestChunksFrame(t *testing.T) {
 	}
 }
 
+// TestMarkedFrames: a broadcast's whole frame in the queue splits the
+// events around it into text frames of their own, each an array only when
+// it holds more than one event, in queue order.
+func TestMarkedFrames(t *testing.T) {
+	a, bc, d := []byte(`{"a":1}`), []byte(`{"b":2},{"c":3}`), []byte(`{"d":4}`)
+	text := func(payload string) []byte { return append(appendFrameHeader(nil, opText, len(payload)), payload...) }
+	p := prepare([]byte(`{"event":"rollout","id":"r1"}`))
+	tests := []struct {
+		name string
+		r    round
+		want [][]byte
+	}{
+		{"between", round{chunks: [][]byte{a, p.plain, bc}, marks: []frameMark{{1, 1}}, events: 3},
+			[][]byte{text(`{"a":1}`), p.plain, text(`[{"b":2},{"c":3}]`)}},
+		{"first, and two", round{chunks: [][]byte{p.plain, a, d, p.plain}, marks: []frameMark{{0, 0}, {3, 2}}, events: 2},
+			[][]byte{p.plain, text(`[{"a":1},{"d":4}]`), p.plain}},
+		{"alone", round{chunks: [][]byte{p.plain}, marks: []frameMark{{0, 0}}}, [][]byte{p.plain}},
+	}
+	for _, tt := range tests {
+		if got, want := appendRound(nil, &tt.r), bytes.Join(tt.want, nil); !bytes.Equal(got, want) {
+			t.Errorf("%s: got %q, want %q", tt.name, got, want)
+		}
+	}
+}
+
 // FuzzRoundEncoding: a round encoded into a buffer (a pool turn) and the
 // same round streamed through a small buffer to a connection (a browser's
 // own goroutine) are the same bytes, and gorilla/websocket, reading them as

@@ -30,6 +30,9 @@ func newUpgrader(allowed []string) *websocket.Upgrader {
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
 		CheckOrigin:     func(r *http.Request) bool { return origin.Allowed(r, allowed) },
+		// permessage-deflate without context takeover: big broadcasts are
+		// sent compressed to browsers that offer it (deflate.go).
+		EnableCompression: true,
 	}
 }
 
@@ -79,6 +82,7 @@ func (g *Gateway) serveWS(w http.ResponseWriter, r *http.Request, device string)
 		remote:  r.RemoteAddr,
 		id:      id,
 		session: sid,
+		deflate: offersDeflate(r),
 	}
 	if code, reason := g.register(c); code != 0 {
 		// Something changed during the handshake (the gateway closes, the

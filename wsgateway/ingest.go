@@ -23,7 +23,7 @@ type inMsg struct {
 	from    Origin
 	op      func()         // when set, run under mu in order with the messages
 	ev      *devices.Event // when set, an event to broadcast in order with the messages' (see postEvent)
-	raw     []byte         // when set, an encoded event for every /ws browser (see Broadcast)
+	raw     *prepared      // when set, a broadcast's frames for every /ws browser (see Broadcast)
 	bad     error          // when set, a board topic with an invalid id: logged and counted, nothing else
 }
 

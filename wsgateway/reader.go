@@ -62,6 +62,9 @@ type msgReader struct {
 	wait  time.Duration // each frame part's deadline: a browser may be silent that long (it answers pings well within)
 	limit int           // largest message, bytes
 	ping  func([]byte)  // called with each ping's payload (a copy is the callee's to make)
+	// inflate: permessage-deflate was agreed; a message whose first frame
+	// has RSV1 set is compressed (deflate.go).
+	inflate bool
 }
 
 // next reads frames until a whole data message (text or binary, possibly
@@ -69,14 +72,19 @@ type msgReader struct {
 // Errors: a closeFrame, errTooBig, a protocolError, or the read's.
 func (m *msgReader) next() ([]byte, error) {
 	var msg []byte
-	inMessage := false
+	inMessage, compressed := false, false
 	for {
 		var h [14]byte // the longest header: 2 + 8 (length) + 4 (mask)
 		if err := m.read(h[:2]); err != nil {
 			return nil, err
 		}
-		fin, op := h[0]&0x80 != 0, h[0]&0x0f
-		if h[0]&0x70 != 0 {
+		fin, op, rsv := h[0]&0x80 != 0, h[0]&0x0f, h[0]&0x70
+		switch {
+		case rsv == rsv1 && m.inflate && (op == 0x1 || op == 0x2):
+			compressed = true // a compressed message's first frame
+		case rsv != 0 && m.inflate:
+			return nil, protocolError("reserved bits set other than RSV1 on a message's first frame")
+		case rsv != 0:
 			return nil, protocolError("reserved bits set (no extension was agreed)")
 		}
 		if h[1]&0x80 == 0 {
@@ -143,6 +151,9 @@ func (m *msgReader) next() ([]byte, error) {
 			return nil, err
 		}
 		unmask(msg[start:], mask)
+		if fin && compressed {
+			return inflate(msg, m.limit)
+		}
 		if fin {
 			return msg, nil
 		}

@@ -68,8 +68,9 @@ func (c *client) takeRound() (r round, last bool) {
 		r.close, c.closeMsg = c.closeMsg, nil
 		return r, true
 	}
-	r = round{pong: c.pongMsg, ping: c.needPing, chunks: c.queue, single: c.device != "", asArray: c.nEvents > 1}
-	c.queue, c.queued, c.nEvents, c.needPing, c.pongMsg = nil, 0, 0, false, nil
+	r = round{pong: c.pongMsg, ping: c.needPing, chunks: c.queue, single: c.device != "", asArray: c.nEvents > 1,
+		marks: c.marks, events: c.nEvents}
+	c.queue, c.queued, c.nEvents, c.needPing, c.pongMsg, c.marks = nil, 0, 0, false, nil, nil
 	return r, false
 }
 
@@ -102,6 +103,7 @@ func (c *client) poolTurn(buf []byte) ([]byte, bool) {
 	buf = appendRound(buf[:0], &r)
 	clear(r.chunks)        // they are shared, and may be large
 	c.queue = r.chunks[:0] // the array is reused: no allocation per fan-out
+	c.marks = r.marks[:0]
 	c.mu.Unlock()
 
 	if !c.sendNow(buf, c.roundWait(last)) {

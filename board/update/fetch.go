@@ -26,9 +26,23 @@ const (
 	downloadAttempts = 5                      // tries of one download, resuming with Range after the first
 	firstRetryWait   = 500 * time.Millisecond // doubles after every failed try
 	idleTimeout      = 60 * time.Second       // no byte for this long: the try has failed
-	progressStep     = 5                      // report progress at most every 5 %…
-	progressEvery    = time.Second            // …or every second
+	progressStep     = 5                      // report progress every 5 %…
+	progressGap      = 250 * time.Millisecond // …but not more often than this…
+	progressEvery    = time.Second            // …and every second it moved
 )
+
+// progressDue reports whether a download at pct percent, since last
+// reported at last percent a while ago, reports again: every progressStep
+// percent but at most every progressGap, and every progressEvery when it
+// moved at all. A fast download (a board on a wire, a thousand simulated
+// ones on loopback) then says 0 and little more instead of twenty retained
+// messages each, which every browser and the history would get.
+func progressDue(pct, last int, since time.Duration) bool {
+	if pct <= last {
+		return false
+	}
+	return since >= progressEvery || (pct >= last+progressStep && since >= progressGap)
+}
 
 // fetcher downloads builds into dir, streaming each to <sha>.part while
 // hashing it, and renaming it to <sha> once its size and SHA-256 are
@@ -145,11 +159,15 @@ func (f *fetcher) get(ctx context.Context, job devices.UpdateCommand, progress f
 		d.pmu.Lock()
 		pct, changed := d.pct, d.changed
 		d.pmu.Unlock()
-		if pct > last && (pct >= last+progressStep || time.Since(lastAt) >= progressEvery) {
+		var again <-chan time.Time // a change held back by progressGap is told once it passed
+		if progressDue(pct, last, time.Since(lastAt)) {
 			progress(pct)
 			last, lastAt = pct, time.Now()
+		} else if pct > last {
+			again = time.After(progressGap - time.Since(lastAt))
 		}
 		select {
+		case <-again:
 		case <-d.done:
 			if d.err != nil {
 				return "", 0, d.err

@@ -333,3 +333,25 @@ func TestContentRange(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressDue(t *testing.T) {
+	for _, c := range []struct {
+		pct, last int
+		since     time.Duration
+		want      bool
+	}{
+		{0, -1, 0, false},                 // not past the gap yet
+		{0, -1, time.Hour, true},          // the first report
+		{5, 0, progressGap, true},         // a step, past the gap
+		{5, 0, progressGap - 1, false},    // a step, too soon
+		{60, 0, progressGap - 1, false},   // a fast download says little
+		{4, 0, progressGap, false},        // less than a step
+		{4, 0, progressEvery, true},       // a slow download, every second
+		{4, 4, progressEvery * 10, false}, // nothing moved
+		{3, 4, progressEvery, false},      // never backwards
+	} {
+		if got := progressDue(c.pct, c.last, c.since); got != c.want {
+			t.Errorf("progressDue(%d, %d, %v): got %v, want %v", c.pct, c.last, c.since, got, c.want)
+		}
+	}
+}

@@ -19,7 +19,7 @@ func streamSim(ctx context.Context, client *http.Client, user, pass string, job 
 	last, lastAt := -1, time.Time{}
 	s := sink{h: sha256.New(), got: func(n int64) {
 		pct := int(n * 100 / job.Size)
-		if pct > last && (pct >= last+progressStep || time.Since(lastAt) >= progressEvery || pct == 100) {
+		if progressDue(pct, last, time.Since(lastAt)) {
 			progress(pct)
 			last, lastAt = pct, time.Now()
 		}

@@ -67,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	csvPath := fl.String("csv", "", "append the figures to this CSV file")
 	svgPath := fl.String("svg", "", "draw latency against load from every row of --csv into this SVG file")
 	toggleTrace := fl.String("toggle-trace", "", "write every toggle (its legs, the last browser and what it waited behind) as CSV to this file")
+	timeline := fl.String("timeline", "", "write the window second by second (receipts, those over 10 ms, the slowest) as CSV to this file")
 	prefix := fl.String("prefix", "devices", "topic prefix")
 	idPrefix := fl.String("id-prefix", "lg", "board ids are <id-prefix>-<n>")
 	guessers := fl.Int("guessers", 0, "password guessers hammering the logins during the run: even ones POST /login, odd ones MQTT CONNECT, with wrong passwords")
@@ -171,6 +172,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if *csvPath != "" {
 			if err := loadgen.AppendCSV(*csvPath, res.Row()); err != nil {
+				return fail(err)
+			}
+		}
+		if *timeline != "" {
+			if err := writeFile(*timeline, "timeline", func(w io.Writer) error { return loadgen.WriteTimeline(w, res) }); err != nil {
 				return fail(err)
 			}
 		}

@@ -4,9 +4,10 @@
 #
 #   fleet     the fleet workload (BENCH_BOARDS boards x BENCH_RATE Hz ->
 #             BENCH_BROWSERS browsers) against one control plane on its
-#             embedded broker, then through a three-node NATS cluster with
-#             three control planes: browsers straight to the control plane
-#             of node 2 (fleet-nats-direct: the cluster's cost alone), then
+#             embedded broker, then through a three-node NATS cluster: with
+#             one control plane on node 2 (fleet-nats-1cp: the cluster's
+#             cost alone), then with three control planes, browsers
+#             straight to the one of node 2 (fleet-nats-direct), then
 #             behind haproxy, spread over the three (fleet-nats); boards on
 #             node 1: p50/p99, lost, CPU of every process (loadgen's CSV);
 #   failover  BENCH_FAILOVER_BOARDS simulated boards (devicefw) spread over
@@ -86,6 +87,21 @@ fi
 if has fleet || has failover; then
 	nats_start
 	head -c 32 /dev/urandom >"$TMP/session.key"
+fi
+
+if has fleet; then
+	# The cluster's cost alone: one control plane on node 2, the boards on
+	# node 1, so every event crosses a route; as the embedded run, one
+	# control plane does all the work.
+	controlplane_start solo "${NATS_URLS[1]}" "database: {url: 'sqlite:$TMP/solo.db'}"
+	clog "fleet workload through the NATS cluster, one control plane (node 2), boards on node 1"
+	"$LOADGEN" "${FLEET[@]}" --label fleet-nats-1cp --csv "$CSV" --id-prefix lgs \
+		--mqtt "tcp://127.0.0.1:${NATS_MQTT_PORT[0]}" --http "http://127.0.0.1:$CP_PORT" \
+		--pid "$(IFS=,; echo "${NATS_PID[*]}"),$CP_PID" | tee -a "$REPORT"
+	kill -TERM "$CP_PID"; wait "$CP_PID" || true
+fi
+
+if has fleet || has failover; then
 	backends=() cp_ports=() cp_pids=()
 	for i in 0 1 2; do
 		controlplane_start "cp$((i + 1))" "${NATS_URLS[$i]}" "database: {url: 'sqlite:$TMP/cp$((i + 1)).db'}"

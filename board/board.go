@@ -28,6 +28,15 @@ const (
 	FailoverConnectTimeout = 5 * time.Second
 )
 
+// recheckTicks is how many ticks after a connect a board with several
+// brokers (a cluster's nodes) reads its own retained status again. A
+// clustered broker may store the Will of a connection it closed during a
+// failover seconds late, after the board's online on its new connection,
+// and deliver it to nobody: NATS did, leaving a board that counts on every
+// dashboard shown offline to a late subscriber (Home Assistant). The
+// second subscription's retained copy shows it, and the board answers.
+const recheckTicks = 5
+
 // inboxSize bounds the inbound messages waiting for a busy board; more are
 // dropped (and logged) so the MQTT client delivering them never blocks.
 // The board's own status is not among them: only its latest matters, and
@@ -125,6 +134,12 @@ type Board struct {
 	count      int64
 	connected  bool
 	saidOnline bool // the current connection has sent status online
+	// recheckIn counts the ticks until the board subscribes its own status
+	// once more, on a connection to one of several brokers (see
+	// recheckTicks); rechecking: that subscription's retained copy is
+	// answered like a live offline (handleStatus).
+	recheckIn  int
+	rechecking bool
 	buf        []byte
 	upd        updateState
 
@@ -327,7 +342,10 @@ func (b *Board) connect(ctx context.Context, i int) error {
 	if err != nil {
 		return err // the session names the operation and the broker
 	}
-	b.connected, b.saidOnline = true, false
+	b.connected, b.saidOnline, b.rechecking, b.recheckIn = true, false, false, 0
+	if len(b.brokers) > 1 {
+		b.recheckIn = recheckTicks
+	}
 	if err := b.sess.Subscribe(opCtx, b.setTopic, devices.BoardSubscribeQoS); err != nil {
 		return fmt.Errorf("subscribe %s: %w", b.setTopic, err)
 	}
@@ -402,6 +420,11 @@ func (b *Board) serve(ctx context.Context, tick Timer) error {
 			b.buf = strconv.AppendInt(b.buf[:0], b.count, 10)
 			b.count++
 			err = b.publish(ctx, b.cntTopic, b.buf, 0, false)
+			if b.recheckIn > 0 {
+				if b.recheckIn--; b.recheckIn == 0 && err == nil {
+					err = b.recheck(ctx)
+				}
+			}
 		case m := <-b.inbox:
 			err = b.handle(ctx, m)
 		case m := <-b.status:
@@ -464,6 +487,18 @@ func (b *Board) handle(ctx context.Context, m Message) error {
 	return b.publish(ctx, b.ledTopic, []byte(devices.LEDPayload(b.on)), 1, true)
 }
 
+// recheck subscribes the board's own status again: the broker resends
+// its retained copy (see recheckTicks).
+func (b *Board) recheck(ctx context.Context) error {
+	opCtx, cancel := context.WithTimeout(ctx, b.opTimeout)
+	defer cancel()
+	b.rechecking = true
+	if err := b.sess.Subscribe(opCtx, b.statusTopic, devices.BoardSubscribeQoS); err != nil {
+		return fmt.Errorf("subscribe %s again: %w", b.statusTopic, err)
+	}
+	return nil
+}
+
 // handleStatus answers an `offline` on the board's own status topic, seen
 // while connected, with `online` (retained, as at connect): a late Last
 // Will of an older session, which clustered brokers can deliver after a
@@ -472,9 +507,15 @@ func (b *Board) handle(ctx context.Context, m Message) error {
 // retained copy: that one is what the broker held when the board
 // subscribed, and the board's `online` after the SUBACK replaced it; a
 // Will published later reaches an established subscription, which
-// brokers deliver with RETAIN 0 (MQTT-3.3.1-9).
+// brokers deliver with RETAIN 0 (MQTT-3.3.1-9). The exception is the
+// copy a recheck asked for (see recheckTicks).
 func (b *Board) handleStatus(ctx context.Context, m Message) error {
-	if m.Retained || string(m.Payload) != devices.Offline {
+	if m.Retained && b.rechecking {
+		b.rechecking = false // the copy the recheck asked for
+	} else if m.Retained {
+		return nil
+	}
+	if string(m.Payload) != devices.Offline {
 		return nil
 	}
 	b.log.Warn("own status turned offline while connected; saying online again", "id", b.id)

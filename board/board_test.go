@@ -487,6 +487,34 @@ func TestOwnStatusWhileBusy(t *testing.T) {
 	t.Fatalf("no status online; the board said %q", seen)
 }
 
+// TestStatusRecheck: a board with several brokers subscribes its own
+// status again five ticks after a connect, and answers that
+// subscription's retained offline (a Will the cluster stored after the
+// board's online) with online; a retained offline at any other time is
+// the broker's copy from before the connect, and ignored.
+func TestStatusRecheck(t *testing.T) {
+	calls := make(chan string)
+	a, b := &fakeSession{calls: calls, name: "a"}, &fakeSession{calls: calls, name: "b"}
+	r := startBoardWith(t, a, board.Config{Brokers: []board.Broker{
+		{URL: "tcp://a:1883", Session: a}, {URL: "tcp://b:1883", Session: b},
+	}})
+	r.sess.expect(t, named("a", resync("OFF")...)...)
+	retainedOffline := board.Message{Topic: "devices/b1/status", Payload: []byte("offline"), Retained: true}
+	a.deliver(retainedOffline) // before the recheck: ignored
+	for i := range 5 {
+		r.clk.fireTick(t)
+		r.sess.expect(t, fmt.Sprintf("a: publish devices/b1/count %d q0", i))
+	}
+	r.sess.expect(t, "a: subscribe devices/b1/status q0")
+	a.deliver(retainedOffline)
+	r.sess.expect(t, "a: publish devices/b1/status online q1 r")
+	a.deliver(retainedOffline) // the recheck's copy was answered once
+	for i := 5; i < 8; i++ {
+		r.clk.fireTick(t)
+		r.sess.expect(t, fmt.Sprintf("a: publish devices/b1/count %d q0", i))
+	}
+}
+
 // TestSubscriptionRefused: a broker that refuses led/set or the board's own
 // status (NATS does while it elects leaders after a node died) fails the
 // connect: the board disconnects, without an offline it never needed (it

@@ -127,7 +127,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*DB, error) {
 			db.SetMaxIdleConns(4)
 		}
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db, d); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database %s: %w", s.url, err)
 	}
@@ -164,6 +164,27 @@ func oneRow(res sql.Result, err, noRow error) error {
 		return noRow
 	}
 	return nil
+}
+
+// ping opens db's first connection. With SQLite, setting up the
+// connection switches a new file to WAL, which needs the file's exclusive
+// lock; a control plane opening the same new file at that moment gets
+// SQLITE_BUSY at once, not after busy_timeout (SQLite calls no busy
+// handler there: TestSQLite/ConcurrentOpen failed so under CI). That is
+// tried again, every 20 ms for busyTimeout.
+func ping(ctx context.Context, db *sql.DB, d dialect) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || d.name != "sqlite" || !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond): // no event says the lock is free
+		}
+	}
 }
 
 // parseURL returns the database/sql driver name, its data source name and

@@ -250,3 +250,17 @@ func retained(t testing.TB, url string, want int, filters ...string) map[string]
 	})
 	return got
 }
+
+// retainedWhere reads the retained messages as retained does until check
+// accepts them, at most wait: a board answers a Will the cluster stored
+// late, after its online, only at its status recheck, some seconds after
+// it connected (board.recheckTicks).
+func retainedWhere(t testing.TB, url string, want int, check func(map[string]string) error, filters ...string) map[string]string {
+	t.Helper()
+	var got map[string]string
+	testutil.WaitFor(t, wait, func() error {
+		got = retained(t, url, want, filters...)
+		return check(got)
+	})
+	return got
+}

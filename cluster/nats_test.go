@@ -75,13 +75,15 @@ func TestNatsCluster(t *testing.T) {
 			t.Errorf("control plane 1 did not log losing its node")
 		}
 		// A late joiner on another node sees every board's retained state.
-		late := retained(t, c.URL(2), 2*len(ids), "devices/+/status", "devices/+/led")
-		for _, id := range ids {
-			if late["devices/"+id+"/status"] != "online" || late["devices/"+id+"/led"] != before[id].led() {
-				t.Errorf("late joiner on %s: %s status %q led %q, want online and %s", c.Name(2), id,
-					late["devices/"+id+"/status"], late["devices/"+id+"/led"], before[id].led())
+		retainedWhere(t, c.URL(2), 2*len(ids), func(late map[string]string) error {
+			for _, id := range ids {
+				if late["devices/"+id+"/status"] != "online" || late["devices/"+id+"/led"] != before[id].led() {
+					return fmt.Errorf("late joiner on %s: %s status %q led %q, want online and %s", c.Name(2), id,
+						late["devices/"+id+"/status"], late["devices/"+id+"/led"], before[id].led())
+				}
 			}
-		}
+			return nil
+		}, "devices/+/status", "devices/+/led")
 		// A command from any control plane reaches a board of any fleet,
 		// the failed-over one included, and every dashboard shows it.
 		want := map[string]string{}

@@ -118,12 +118,14 @@ func boardFailover(t testing.TB, c *testutil.NatsCluster, perFleet int) failover
 	res.phases = phases(fleets[0].Log(), killed)
 	// The retained state stayed: a late joiner on the other surviving node
 	// finds every board online.
-	late := retained(t, c.URL(2), len(ids), topics.Status("+"))
-	for _, id := range ids {
-		if got := late[topics.Status(id)]; got != devices.Online {
-			t.Errorf("late joiner on %s: %s status %q, want online", c.Name(2), id, got)
+	retainedWhere(t, c.URL(2), len(ids), func(late map[string]string) error {
+		for _, id := range ids {
+			if got := late[topics.Status(id)]; got != devices.Online {
+				return fmt.Errorf("late joiner on %s: %s status %q, want online", c.Name(2), id, got)
+			}
 		}
-	}
+		return nil
+	}, topics.Status("+"))
 	return res
 }
 

@@ -147,6 +147,11 @@ type Client struct {
 	// probeRefusedLogged: the probe topic's refusal was logged; only run
 	// uses it.
 	probeRefusedLogged bool
+	// probeGranted: some connection had the probe topic granted; only run
+	// uses it. A refusal after that is no ACL but a broker that cannot
+	// serve QoS 1 now (a NATS cluster electing leaders, or without a
+	// quorum), and fails the connection like any refused filter.
+	probeGranted bool
 
 	mu sync.Mutex // guards cur, working, subs, seen, gen
 	// cur is the paho client of the connection up now, set once the broker
@@ -467,14 +472,19 @@ func (x *Client) current() paho.Client {
 // probe existed) while it grants every filter is not an error: the
 // connection works unprobed (probed false), judged by the connection
 // alone, and serve asks for the probe topic again at every
-// ProbeInterval.
+// ProbeInterval. Once the topic was granted, on any connection, a refusal
+// is an error (see probeGranted): a NATS node that lost its quorum
+// refuses QoS 1 subscriptions, and was taken for an ACL (TestNatsCluster,
+// kill two nodes, under CI).
 func (x *Client) ready(c paho.Client, lost <-chan error) (probed bool, err error) {
 	probed = true
 	if err := x.subscribe(c, x.cfg.ProbeTopic, x.probeBack, lost); err != nil {
-		if !errors.Is(err, ErrRefused) {
+		if !errors.Is(err, ErrRefused) || x.probeGranted {
 			return false, err
 		}
 		probed = false
+	} else {
+		x.probeGranted = true
 	}
 	done := map[*sub]bool{}
 	for {
@@ -562,6 +572,7 @@ func (x *Client) serve(c paho.Client, u string, lost <-chan error, probed bool) 
 				if probed = err == nil; !probed {
 					continue
 				}
+				x.probeGranted = true
 				x.log.Info("the external broker grants the probe topic now: probing", "url", u, "probe_topic", x.cfg.ProbeTopic)
 			}
 			x.probeSeq++

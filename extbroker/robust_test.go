@@ -260,3 +260,28 @@ func TestProbeTopicRefusedByACL(t *testing.T) {
 		t.Errorf("got %s %q, want devices/b1/led ON", m.Topic, m.Payload)
 	}
 }
+
+// Once a broker granted the probe topic, a refusal of it (here another
+// node whose ACL predates the probe; on NATS a node that lost its quorum)
+// is no longer taken for an old ACL: the connection fails, and /healthz
+// does not turn healthy on a connection nothing probes.
+func TestProbeRefusedAfterGranted(t *testing.T) {
+	good := testutil.StartMosquitto(t, false)
+	acl := embedded(t, auth.Config{Anonymous: auth.AnonOn}) // devices/ only
+	aclURL := "tcp://" + acl.Addr().String()
+	logs := make(records, 4096)
+	x, err := extbroker.New(extbroker.Config{URL: good.URL + "," + aclURL, ClientID: "cp-1",
+		ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 500 * time.Millisecond, Logger: slog.New(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected(t, x)
+	good.Pause()
+	t.Cleanup(good.Resume)
+	logged(t, logs, wait, "the probe topic refused by the second broker, as an error", func(a map[string]string) bool {
+		return a["url"] == aclURL && strings.Contains(a["err"], "refused") && strings.Contains(a["err"], "switchyard/probe/cp-1")
+	})
+	if err := x.Healthy(); err == nil {
+		t.Error("healthy on a broker that refuses the probe topic after another granted it")
+	}
+}

@@ -510,10 +510,11 @@ func (b *Board) recheck(ctx context.Context) error {
 // brokers deliver with RETAIN 0 (MQTT-3.3.1-9). The exception is the
 // copy a recheck asked for (see recheckTicks).
 func (b *Board) handleStatus(ctx context.Context, m Message) error {
-	if m.Retained && b.rechecking {
+	if m.Retained {
+		if !b.rechecking {
+			return nil
+		}
 		b.rechecking = false // the copy the recheck asked for
-	} else if m.Retained {
-		return nil
 	}
 	if string(m.Payload) != devices.Offline {
 		return nil

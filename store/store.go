@@ -50,7 +50,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // registers the database/sql driver "sqlite"
+	"modernc.org/sqlite"               // registers the database/sql driver "sqlite"; its Error
+	sqlite3 "modernc.org/sqlite/lib"   // result codes
 )
 
 // The errors of the store, wrapped with the operation: test them with
@@ -176,7 +177,9 @@ func ping(ctx context.Context, db *sql.DB, d dialect) error {
 	deadline := time.Now().Add(busyTimeout)
 	for {
 		err := db.PingContext(ctx)
-		if err == nil || d.name != "sqlite" || !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) {
+		var se *sqlite.Error
+		busy := errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY // the primary code, whatever the extended one
+		if err == nil || d.name != "sqlite" || !busy || time.Now().After(deadline) {
 			return err
 		}
 		select {

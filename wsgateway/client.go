@@ -33,11 +33,11 @@ type client struct {
 	id      auth.Identity
 	session string        // the login session it came with ("" for none): logout closes it
 	limiter *rate.Limiter // commands; nil until the first (see allowCommand)
+	deflate bool          // the browser agreed to permessage-deflate
 
 	mu       sync.Mutex  // guards the fields below
 	queue    [][]byte    // chunks (/ws: comma-joined events) or frames (/ws/<id>)
 	marks    []frameMark // /ws: the queue's whole frames (broadcasts), in order
-	deflate  bool        // the browser agreed to permessage-deflate (set before it is registered)
 	queued   int         // bytes in queue
 	nEvents  int         // events in queue
 	limit    int         // bytes queue may hold before the browser is dropped

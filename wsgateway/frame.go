@@ -51,18 +51,16 @@ func appendFrameHeader(b []byte, op byte, n int) []byte {
 // events, as one text frame (a JSON array when it holds more than one) on
 // /ws, or one frame per event on /ws/<id>; or a close frame alone.
 type round struct {
-	close   []byte   // the close frame's payload; nil: none
-	pong    []byte   // the payload of the pong to send; nil: none
-	ping    bool     // send a ping
-	chunks  [][]byte // /ws: chunks of comma-joined events; /ws/<id>: one event each
-	single  bool     // /ws/<id>: one frame per chunk
-	asArray bool     // /ws: the chunks hold more than one event
+	close  []byte   // the close frame's payload; nil: none
+	pong   []byte   // the payload of the pong to send; nil: none
+	ping   bool     // send a ping
+	chunks [][]byte // /ws: chunks of comma-joined events; /ws/<id>: one event each
+	single bool     // /ws/<id>: one frame per chunk
+	events int      // /ws: the events in chunks (whole frames not counted)
 	// /ws: the chunks that are whole frames of their own (a broadcast's,
 	// see prepared), in order; the chunks between them go as text frames,
-	// each an array when it holds more than one event (events counts
-	// them all). Without marks asArray decides.
-	marks  []frameMark
-	events int
+	// each an array when it holds more than one event.
+	marks []frameMark
 }
 
 // frameMark says chunks[at] is a whole frame, with events events queued
@@ -87,10 +85,6 @@ func (r *round) encode(w *frameWriter) {
 			w.header(opText, len(f))
 			w.write(f)
 		}
-		return
-	}
-	if len(r.marks) == 0 {
-		encodeText(w, r.chunks, r.asArray)
 		return
 	}
 	start, before := 0, 0

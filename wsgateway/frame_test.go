@@ -44,15 +44,15 @@ func TestChunksFrame(t *testing.T) {
 	tests := []struct {
 		name    string
 		chunks  [][]byte
-		asArray bool
+		events  int
 		payload string
 	}{
-		{"one event", [][]byte{a}, false, `{"a":1}`},
-		{"array", [][]byte{a, b}, true, `[{"a":1},{"b":2},{"c":3}]`},
-		{"long", [][]byte{long, a}, true, "[" + string(long) + `,{"a":1}]`},
+		{"one event", [][]byte{a}, 1, `{"a":1}`},
+		{"array", [][]byte{a, b}, 3, `[{"a":1},{"b":2},{"c":3}]`},
+		{"long", [][]byte{long, a}, 2, "[" + string(long) + `,{"a":1}]`},
 	}
 	for _, tt := range tests {
-		got := appendRound([]byte("keep"), &round{chunks: tt.chunks, asArray: tt.asArray})
+		got := appendRound([]byte("keep"), &round{chunks: tt.chunks, events: tt.events})
 		want := append(appendFrameHeader([]byte("keep"), opText, len(tt.payload)), tt.payload...)
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: frame %q, want %q", tt.name, got, want)
@@ -97,7 +97,10 @@ func FuzzRoundEncoding(f *testing.F) {
 	f.Add([]byte{}, uint8(0), uint8(0), uint8(0b0001), uint32(0), uint8(0))
 	f.Add([]byte("bye"), uint8(0), uint8(0), uint8(0b10000), uint32(1001), uint8(2))
 	f.Fuzz(func(t *testing.T, data []byte, cuts, pongLen, flags uint8, pad uint32, bufCap uint8) {
-		r := round{ping: flags&2 != 0, single: flags&4 != 0, asArray: flags&8 != 0}
+		r := round{ping: flags&2 != 0, single: flags&4 != 0, events: 1}
+		if flags&8 != 0 {
+			r.events = 2 // an array
+		}
 		if flags&1 != 0 {
 			r.pong = append([]byte{}, data[:min(int(pongLen)%126, len(data))]...) // a control frame's payload: 125 bytes at most
 		}
@@ -142,7 +145,7 @@ func FuzzRoundEncoding(f *testing.F) {
 			}
 		case len(r.chunks) > 0:
 			p := string(bytes.Join(r.chunks, []byte(",")))
-			if r.asArray {
+			if r.events > 1 {
 				p = "[" + p + "]"
 			}
 			want = append(want, "text "+p)

@@ -61,7 +61,7 @@ func BenchmarkFrameWrite(b *testing.B) {
 			_ = ws.WritePreparedMessage(pm)
 		}
 	})
-	b.Run("5 events/own", own(round{chunks: five, asArray: true}))
+	b.Run("5 events/own", own(round{chunks: five, events: 5}))
 	b.Run("5 events/gorilla NextWriter", func(b *testing.B) {
 		ws := gorillaServer(b, &memConn{discard: true}, upg)
 		b.ReportAllocs()

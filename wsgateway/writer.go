@@ -68,8 +68,7 @@ func (c *client) takeRound() (r round, last bool) {
 		r.close, c.closeMsg = c.closeMsg, nil
 		return r, true
 	}
-	r = round{pong: c.pongMsg, ping: c.needPing, chunks: c.queue, single: c.device != "", asArray: c.nEvents > 1,
-		marks: c.marks, events: c.nEvents}
+	r = round{pong: c.pongMsg, ping: c.needPing, chunks: c.queue, single: c.device != "", events: c.nEvents, marks: c.marks}
 	c.queue, c.queued, c.nEvents, c.needPing, c.pongMsg, c.marks = nil, 0, 0, false, nil, nil
 	return r, false
 }

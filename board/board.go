@@ -34,7 +34,8 @@ const (
 // failover seconds late, after the board's online on its new connection,
 // and deliver it to nobody: NATS did, leaving a board that counts on every
 // dashboard shown offline to a late subscriber (Home Assistant). The
-// second subscription's retained copy shows it, and the board answers.
+// second subscription's retained copy shows it, and the board answers,
+// then looks again recheckTicks later, until a look finds it online.
 const recheckTicks = 5
 
 // inboxSize bounds the inbound messages waiting for a busy board; more are
@@ -518,6 +519,11 @@ func (b *Board) handleStatus(ctx context.Context, m Message) error {
 	}
 	if string(m.Payload) != devices.Offline {
 		return nil
+	}
+	if len(b.brokers) > 1 {
+		// Look again after answering: a cluster can store one more Will
+		// after this online (NATS did, seconds after the board was back).
+		b.recheckIn = recheckTicks
 	}
 	b.log.Warn("own status turned offline while connected; saying online again", "id", b.id)
 	return b.publish(ctx, b.statusTopic, []byte(devices.Online), 1, true)

@@ -490,8 +490,9 @@ func TestOwnStatusWhileBusy(t *testing.T) {
 // TestStatusRecheck: a board with several brokers subscribes its own
 // status again five ticks after a connect, and answers that
 // subscription's retained offline (a Will the cluster stored after the
-// board's online) with online; a retained offline at any other time is
-// the broker's copy from before the connect, and ignored.
+// board's online) with online, then looks again five ticks later, until a
+// look finds it online; a retained offline at any other time is the
+// broker's copy from before the connect, and ignored.
 func TestStatusRecheck(t *testing.T) {
 	calls := make(chan string)
 	a, b := &fakeSession{calls: calls, name: "a"}, &fakeSession{calls: calls, name: "b"}
@@ -509,7 +510,15 @@ func TestStatusRecheck(t *testing.T) {
 	a.deliver(retainedOffline)
 	r.sess.expect(t, "a: publish devices/b1/status online q1 r")
 	a.deliver(retainedOffline) // the recheck's copy was answered once
-	for i := 5; i < 8; i++ {
+	// Having answered, it looks again five ticks later; a look that finds
+	// it online is the last.
+	for i := 5; i < 10; i++ {
+		r.clk.fireTick(t)
+		r.sess.expect(t, fmt.Sprintf("a: publish devices/b1/count %d q0", i))
+	}
+	r.sess.expect(t, "a: subscribe devices/b1/status q0")
+	a.deliver(board.Message{Topic: "devices/b1/status", Payload: []byte("online"), Retained: true})
+	for i := 10; i < 16; i++ {
 		r.clk.fireTick(t)
 		r.sess.expect(t, fmt.Sprintf("a: publish devices/b1/count %d q0", i))
 	}

@@ -25,6 +25,9 @@
 #   BENCH_HISTORY    switchyard's board history and audit log: on, off or both
 #                    (both runs each workload twice, the second labelled
 #                    <workload>-nohistory) [on]
+#   BENCH_LOADGEN_NICE  niceness of the load generator (its boards and
+#                    browsers) [0]; 19 lets the system under test have the
+#                    cores first, as on a machine of its own
 #   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this tree's
 #                    (an older build, for before/after figures) [built here]
 set -euo pipefail
@@ -214,7 +217,7 @@ for w in $WORKLOADS; do
 			for rep in $(seq "$REPEAT"); do
 				log "$w on $v (run $rep of $REPEAT)"
 				start "$v"
-				"$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" --label "$label" --csv "$CSV" | sed 's/^/   /' || log "$w on $v failed"
+				nice -n "${BENCH_LOADGEN_NICE:-0}" "$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" --label "$label" --csv "$CSV" | sed 's/^/   /' || log "$w on $v failed"
 				stop_targets
 				if [ "$v" = switchyard ] && [ -f "$TMP/switchyard.db" ]; then
 					log "$w on $v: database $(du -cb "$TMP"/switchyard.db* | awk 'END {print $1}') bytes (with -wal and -shm)"

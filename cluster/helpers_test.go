@@ -251,16 +251,90 @@ func retained(t testing.TB, url string, want int, filters ...string) map[string]
 	return got
 }
 
-// retainedWhere reads the retained messages as retained does until check
-// accepts them, at most wait: a board answers a Will the cluster stored
-// late, after its online, only at its status recheck, some seconds after
-// it connected (board.recheckTicks).
-func retainedWhere(t testing.TB, url string, want int, check func(map[string]string) error, filters ...string) map[string]string {
+// natsLateJoiner reads the retained messages of c's node at node (see
+// retained), after node killed was killed, until check accepts them, for
+// at most wait (a board answers a Will the cluster stored late only at its
+// status recheck, board.recheckTicks). When they do not settle and the
+// node no longer hears the retained-message stream (retainedFeed, from the
+// other surviving node), that is nats-server's limitation, not the
+// boards': the test logs it, restarts the killed node and wants check to
+// hold within wait after that. It returns whether it restarted the killed
+// node; diag, when set, adds to the failure message.
+func natsLateJoiner(t testing.TB, c *testutil.NatsCluster, node, killed, want int, check func(map[string]string) error, diag func() string, filters ...string) (restarted bool) {
 	t.Helper()
-	var got map[string]string
-	testutil.WaitFor(t, wait, func() error {
-		got = retained(t, url, want, filters...)
-		return check(got)
+	err := testutil.Eventually(wait, func() error { return check(retained(t, c.URL(node), want, filters...)) })
+	if err == nil {
+		return false
+	}
+	other := 3 - node - killed // the other surviving node of three
+	feed := retainedFeed(t, c.URL(other), c.URL(node))
+	if feed == nil {
+		msg := fmt.Sprintf("%v (and %s hears the retained-message stream)", err, c.Name(node))
+		if diag != nil {
+			msg += "\n" + diag()
+		}
+		t.Fatal(msg)
+	}
+	t.Logf("%v; %s no longer hears the retained-message stream (%v). nats-server keeps each node's copy of the retained messages current through an ephemeral JetStream consumer of one replica on a node it picks, here the killed %s: restarting it",
+		err, c.Name(node), feed, c.Name(killed))
+	c.Restart(killed)
+	err = testutil.Eventually(wait, func() error { return check(retained(t, c.URL(node), want, filters...)) })
+	if err != nil {
+		msg := fmt.Sprintf("after %s was restarted: %v", c.Name(killed), err)
+		if diag != nil {
+			msg += "\n" + diag()
+		}
+		t.Fatal(msg)
+	}
+	return true
+}
+
+// retainedFeed publishes a retained message on a fresh topic at the node
+// at from and reports whether a client of the node at to receives it
+// retained within 10 s: whether to still hears the retained-message stream.
+// (nats-server keeps each node's copy of the retained messages current
+// through one ephemeral JetStream consumer of one replica, on a node it
+// picks: when that node dies, the copy stops changing until it is back,
+// and a subscriber there gets what the copy cached, up to two minutes old.)
+func retainedFeed(t testing.TB, from, to string) error {
+	t.Helper()
+	topic := fmt.Sprintf("switchyard-test/feed/%d", time.Now().UnixNano())
+	pub := paho.NewClient(paho.NewClientOptions().AddBroker(from).SetProtocolVersion(4).
+		SetClientID(fmt.Sprintf("feed-pub-%d", time.Now().UnixNano())).
+		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("connect to %s: %v", from, tok.Error())
+	}
+	defer pub.Disconnect(0)
+	if tok := pub.Publish(topic, 1, true, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("publish at %s: %v", from, tok.Error())
+	}
+	defer pub.Publish(topic, 1, true, "") // the stream forgets it
+	return testutil.Eventually(10*time.Second, func() error {
+		c := paho.NewClient(paho.NewClientOptions().AddBroker(to).SetProtocolVersion(4).
+			SetClientID(fmt.Sprintf("feed-sub-%d", time.Now().UnixNano())).
+			SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
+		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			return fmt.Errorf("connect to %s: %v", to, tok.Error())
+		}
+		defer c.Disconnect(0)
+		msgs := make(chan struct{}, 1)
+		tok := c.Subscribe(topic, 0, func(_ paho.Client, m paho.Message) {
+			if m.Retained() {
+				select {
+				case msgs <- struct{}{}:
+				default:
+				}
+			}
+		})
+		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			return fmt.Errorf("subscribe at %s: %v", to, tok.Error())
+		}
+		select {
+		case <-msgs:
+			return nil
+		case <-time.After(time.Second):
+			return fmt.Errorf("a retained message published at %s did not reach a subscriber at %s", from, to)
+		}
 	})
-	return got
 }

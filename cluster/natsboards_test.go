@@ -117,14 +117,30 @@ func boardFailover(t testing.TB, c *testutil.NatsCluster, perFleet int) failover
 	res := failoverResult{boards: len(ids), allBack: last.Sub(killed)}
 	res.phases = phases(fleets[0].Log(), killed)
 	// The retained state stayed: a late joiner on the other surviving node
-	// finds every board online.
-	retainedWhere(t, c.URL(2), len(ids), func(late map[string]string) error {
+	// finds every board online (once the killed node is back, when the
+	// survivor's retained copy followed a consumer on it: natsLateJoiner).
+	var bad string
+	natsLateJoiner(t, c, 2, 0, len(ids), func(late map[string]string) error {
 		for _, id := range ids {
 			if got := late[topics.Status(id)]; got != devices.Online {
+				bad = id
 				return fmt.Errorf("late joiner on %s: %s status %q, want online", c.Name(2), id, got)
 			}
 		}
 		return nil
+	}, func() string {
+		// What the other surviving node holds and what the board did.
+		other := retained(t, c.URL(1), len(ids), topics.Status("+"))
+		var lines []string
+		for i, p := range fleets {
+			for _, l := range strings.Split(p.Log(), "\n") {
+				if strings.Contains(l, "id="+bad+" ") || strings.HasSuffix(l, "id="+bad) {
+					lines = append(lines, fmt.Sprintf("fleet %d: %s", i+1, l))
+				}
+			}
+		}
+		return fmt.Sprintf("on %s: %q; the observer on %s saw %s; %s's log:\n%s", c.Name(1), other[topics.Status(bad)],
+			c.Name(1), obs.statusOf(bad), bad, strings.Join(lines, "\n"))
 	}, topics.Status("+"))
 	return res
 }
@@ -143,6 +159,7 @@ type observer struct {
 	msgs   chan paho.Message
 	at     chan time.Time // the receive time of each of msgs
 	seen   boardSeen
+	status map[string][]string // every status each board had, in order (not reset)
 }
 
 // observe connects an observer to the broker at url and subscribes to
@@ -150,7 +167,7 @@ type observer struct {
 // of JetStream); it disconnects when the test ends.
 func observe(t testing.TB, url, filter string) *observer {
 	t.Helper()
-	o := &observer{topics: devices.MustTopics(devices.DefaultPrefix), msgs: make(chan paho.Message, 1<<16), at: make(chan time.Time, 1<<16)}
+	o := &observer{topics: devices.MustTopics(devices.DefaultPrefix), msgs: make(chan paho.Message, 1<<16), at: make(chan time.Time, 1<<16), status: map[string][]string{}}
 	o.reset()
 	cl := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetProtocolVersion(4).
 		SetClientID(fmt.Sprintf("observer-%d", time.Now().UnixNano())).
@@ -189,10 +206,30 @@ func (o *observer) until(t testing.TB, timeout time.Duration, done func(*boardSe
 	}
 }
 
+// statusOf takes in what has arrived and returns every status of board id
+// seen so far, for a failure message.
+func (o *observer) statusOf(id string) string {
+	for {
+		select {
+		case at := <-o.at:
+			o.add(<-o.msgs, at)
+		default:
+			return strings.Join(o.status[id], ", ")
+		}
+	}
+}
+
 func (o *observer) add(m paho.Message, at time.Time) {
 	id, kind, ok := o.topics.Parse(m.Topic())
 	if !ok {
 		return
+	}
+	if kind == devices.KindStatus {
+		s := fmt.Sprintf("%s at %s", m.Payload(), at.Format("15:04:05.000"))
+		if m.Retained() {
+			s += " (retained)"
+		}
+		o.status[id] = append(o.status[id], s)
 	}
 	switch {
 	case kind == devices.KindStatus && !m.Retained() && string(m.Payload()) == devices.Online:

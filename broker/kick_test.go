@@ -235,9 +235,17 @@ func TestDisconnectUserRevokesKeptSession(t *testing.T) {
 		if err := b.Publish(cmds, []byte("ON"), false, 1); err != nil {
 			t.Fatal(err)
 		}
+		// Mochi resends a kept session's messages after its CONNACK: the
+		// marker goes out once that is done, or it could overtake them.
+		established := tg.done.expect("established/board-9")
 		back := tg.connect(t, "board-9", false)
 		if !back.present {
 			t.Fatalf("kick %v: the session was not kept", kick)
+		}
+		select {
+		case <-established:
+		case <-time.After(wait):
+			t.Fatalf("kick %v: the session not established within %v", kick, wait)
 		}
 		if err := b.Publish(cmds, []byte("marker"), false, 1); err != nil {
 			t.Fatal(err)

@@ -49,7 +49,8 @@ type sessionTarget struct {
 // doneSignal tells a test that a broker has finished with a client or a
 // message: a disconnect handled (key: the client id), a session expired
 // ("expired/" + the client id), a message handed to every subscription
-// ("published/" + topic + "/" + payload).
+// ("published/" + topic + "/" + payload), a connect handled to the end,
+// the kept session's messages resent ("established/" + the client id).
 type doneSignal struct {
 	mu      sync.Mutex // guards waiters
 	waiters map[string][]chan struct{}
@@ -89,7 +90,13 @@ type doneHook struct {
 func (h *doneHook) ID() string { return "test-done" }
 
 func (h *doneHook) Provides(b byte) bool {
-	return b == mqtt.OnDisconnect || b == mqtt.OnClientExpired || b == mqtt.OnPublished
+	return b == mqtt.OnDisconnect || b == mqtt.OnClientExpired || b == mqtt.OnPublished || b == mqtt.OnSessionEstablished
+}
+
+// OnSessionEstablished runs after Mochi sent the CONNACK and resent the
+// kept session's messages.
+func (h *doneHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.done.saw("established/" + cl.ID)
 }
 
 func (h *doneHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.done.saw(cl.ID) }

@@ -20,7 +20,8 @@
 #   BENCH_WORKLOADS  any of: home fleet wall sweep idle [all]
 #   BENCH_TARGETS    any of: switchyard mosquitto nodered [all]
 #   BENCH_IDLE_N     boards and browsers of the idle workload [10000]
-#   BENCH_OUT        results directory (results.csv, latency.svg, report.txt) [bench/results]
+#   BENCH_OUT        results directory (results.csv, latency.svg, report.txt,
+#                    toggles-<workload>-<target>-<run>.csv: every toggle's legs) [bench/results]
 #   BENCH_CACHE      where node-red is installed [~/.cache/switchyard-bench]
 #   BENCH_HISTORY    switchyard's board history and audit log: on, off or both
 #                    (both runs each workload twice, the second labelled
@@ -217,7 +218,9 @@ for w in $WORKLOADS; do
 			for rep in $(seq "$REPEAT"); do
 				log "$w on $v (run $rep of $REPEAT)"
 				start "$v"
-				nice -n "${BENCH_LOADGEN_NICE:-0}" "$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" --label "$label" --csv "$CSV" | sed 's/^/   /' || log "$w on $v failed"
+				TRACE=()
+				[ "$w" != sweep ] && [ "$w" != idle ] && TRACE=(--toggle-trace "$OUT/toggles-$label-$v-$rep.csv")
+				nice -n "${BENCH_LOADGEN_NICE:-0}" "$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" "${TRACE[@]}" --label "$label" --csv "$CSV" | sed 's/^/   /' || log "$w on $v failed"
 				stop_targets
 				if [ "$v" = switchyard ] && [ -f "$TMP/switchyard.db" ]; then
 					log "$w on $v: database $(du -cb "$TMP"/switchyard.db* | awk 'END {print $1}') bytes (with -wal and -shm)"

@@ -217,11 +217,9 @@ func retained(t testing.TB, url string, want int, filters ...string) map[string]
 	got := map[string]string{}
 	testutil.WaitFor(t, wait, func() error {
 		msgs := make(chan paho.Message, 4*want)
-		c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetProtocolVersion(4).
-			SetClientID(fmt.Sprintf("late-joiner-%d", time.Now().UnixNano())).
-			SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
-		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("connect to %s: %v", url, tok.Error())
+		c, err := connectPaho(url, "late-joiner")
+		if err != nil {
+			return err
 		}
 		defer c.Disconnect(0)
 		subs := map[string]byte{}
@@ -289,6 +287,18 @@ func natsLateJoiner(t testing.TB, c *testutil.NatsCluster, node, killed, want in
 	return true
 }
 
+// connectPaho connects a plain MQTT 3.1.1 client (a fresh id starting
+// with name, no reconnects) to the broker at url; the caller disconnects it.
+func connectPaho(url, name string) (paho.Client, error) {
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetProtocolVersion(4).
+		SetClientID(fmt.Sprintf("%s-%d", name, time.Now().UnixNano())).
+		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		return nil, fmt.Errorf("connect to %s: %v", url, tok.Error())
+	}
+	return c, nil
+}
+
 // retainedFeed publishes a retained message on a fresh topic at the node
 // at from and reports whether a client of the node at to receives it
 // retained within 10 s: whether to still hears the retained-message stream.
@@ -299,11 +309,9 @@ func natsLateJoiner(t testing.TB, c *testutil.NatsCluster, node, killed, want in
 func retainedFeed(t testing.TB, from, to string) error {
 	t.Helper()
 	topic := fmt.Sprintf("switchyard-test/feed/%d", time.Now().UnixNano())
-	pub := paho.NewClient(paho.NewClientOptions().AddBroker(from).SetProtocolVersion(4).
-		SetClientID(fmt.Sprintf("feed-pub-%d", time.Now().UnixNano())).
-		SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
-	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		return fmt.Errorf("connect to %s: %v", from, tok.Error())
+	pub, err := connectPaho(from, "feed-pub")
+	if err != nil {
+		return err
 	}
 	defer pub.Disconnect(0)
 	if tok := pub.Publish(topic, 1, true, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
@@ -311,11 +319,9 @@ func retainedFeed(t testing.TB, from, to string) error {
 	}
 	defer pub.Publish(topic, 1, true, "") // the stream forgets it
 	return testutil.Eventually(10*time.Second, func() error {
-		c := paho.NewClient(paho.NewClientOptions().AddBroker(to).SetProtocolVersion(4).
-			SetClientID(fmt.Sprintf("feed-sub-%d", time.Now().UnixNano())).
-			SetConnectTimeout(5 * time.Second).SetAutoReconnect(false))
-		if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("connect to %s: %v", to, tok.Error())
+		c, err := connectPaho(to, "feed-sub")
+		if err != nil {
+			return err
 		}
 		defer c.Disconnect(0)
 		msgs := make(chan struct{}, 1)

@@ -110,7 +110,14 @@ func (b *Board) connect() error {
 		SetWill(b.topics.Status(b.cfg.ID), devices.Offline, 1, true).
 		SetOnConnectHandler(func(c paho.Client) {
 			if err := b.announce(c); err != nil {
-				b.t.Error(err)
+				if c.IsConnectionOpen() {
+					b.t.Error(err)
+				} else {
+					// The session ended under it (a job's restart, a
+					// takeover): the next one announces again, as
+					// devicefw's does.
+					b.t.Logf("%v (session ended; announcing at the next)", err)
+				}
 			}
 			select {
 			case ready <- struct{}{}:

@@ -260,29 +260,30 @@ func retained(t testing.TB, url string, want int, filters ...string) map[string]
 // node; diag, when set, adds to the failure message.
 func natsLateJoiner(t testing.TB, c *testutil.NatsCluster, node, killed, want int, check func(map[string]string) error, diag func() string, filters ...string) (restarted bool) {
 	t.Helper()
-	err := testutil.Eventually(wait, func() error { return check(retained(t, c.URL(node), want, filters...)) })
+	settle := func() error {
+		return testutil.Eventually(wait, func() error { return check(retained(t, c.URL(node), want, filters...)) })
+	}
+	fail := func(msg string) {
+		t.Helper()
+		if diag != nil {
+			msg += "\n" + diag()
+		}
+		t.Fatal(msg)
+	}
+	err := settle()
 	if err == nil {
 		return false
 	}
 	other := 3 - node - killed // the other surviving node of three
 	feed := retainedFeed(t, c.URL(other), c.URL(node))
 	if feed == nil {
-		msg := fmt.Sprintf("%v (and %s hears the retained-message stream)", err, c.Name(node))
-		if diag != nil {
-			msg += "\n" + diag()
-		}
-		t.Fatal(msg)
+		fail(fmt.Sprintf("%v (and %s hears the retained-message stream)", err, c.Name(node)))
 	}
 	t.Logf("%v; %s no longer hears the retained-message stream (%v). nats-server keeps each node's copy of the retained messages current through an ephemeral JetStream consumer of one replica on a node it picks, here the killed %s: restarting it",
 		err, c.Name(node), feed, c.Name(killed))
 	c.Restart(killed)
-	err = testutil.Eventually(wait, func() error { return check(retained(t, c.URL(node), want, filters...)) })
-	if err != nil {
-		msg := fmt.Sprintf("after %s was restarted: %v", c.Name(killed), err)
-		if diag != nil {
-			msg += "\n" + diag()
-		}
-		t.Fatal(msg)
+	if err := settle(); err != nil {
+		fail(fmt.Sprintf("after %s was restarted: %v", c.Name(killed), err))
 	}
 	return true
 }
@@ -317,7 +318,9 @@ func retainedFeed(t testing.TB, from, to string) error {
 	if tok := pub.Publish(topic, 1, true, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		return fmt.Errorf("publish at %s: %v", from, tok.Error())
 	}
-	defer pub.Publish(topic, 1, true, "") // the stream forgets it
+	defer func() { // the stream forgets it, before the Disconnect deferred above
+		pub.Publish(topic, 1, true, "").WaitTimeout(10 * time.Second)
+	}()
 	return testutil.Eventually(10*time.Second, func() error {
 		c, err := connectPaho(to, "feed-sub")
 		if err != nil {

@@ -29,6 +29,11 @@
 #   BENCH_LOADGEN_NICE  niceness of the load generator (its boards and
 #                    browsers) [0]; 19 lets the system under test have the
 #                    cores first, as on a machine of its own
+#   BENCH_BOARDS_APART  1: the load generator plays the boards in a process
+#                    of their own (--boards-apart), so the thousand simulated
+#                    browsers' reading never delays a board's answer to a
+#                    toggle; 0: boards and browsers in one process, as
+#                    every figure in bench/README.md unless it says so [0]
 #   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this tree's
 #                    (an older build, for before/after figures) [built here]
 set -euo pipefail
@@ -43,6 +48,7 @@ REPEAT=${BENCH_REPEAT:-2}
 WORKLOADS=${BENCH_WORKLOADS:-home fleet wall sweep idle}
 TARGETS=${BENCH_TARGETS:-switchyard mosquitto nodered}
 HISTORY=${BENCH_HISTORY:-on}
+APART=${BENCH_BOARDS_APART:-0}
 IDLE_N=${BENCH_IDLE_N:-10000}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard-bench}
@@ -220,6 +226,7 @@ for w in $WORKLOADS; do
 				start "$v"
 				TRACE=()
 				[ "$w" != sweep ] && [ "$w" != idle ] && TRACE=(--toggle-trace "$OUT/toggles-$label-$v-$rep.csv")
+				[ "$APART" = 1 ] && [ "$w" != idle ] && TRACE+=(--boards-apart)
 				nice -n "${BENCH_LOADGEN_NICE:-0}" "$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" "${TRACE[@]}" --label "$label" --csv "$CSV" | sed 's/^/   /' || log "$w on $v failed"
 				stop_targets
 				if [ "$v" = switchyard ] && [ -f "$TMP/switchyard.db" ]; then

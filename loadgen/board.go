@@ -24,9 +24,9 @@ type board struct {
 	idx  int
 	id   string
 	cli  mqtt.Client
-	rx   *rxConn // its TCP connection; nil: no receive timestamps
-	led  atomic.Bool
-	sent []atomic.Int64 // send time (unix ns) by seq; 0: not sent
+	rx   *rxConn        // its TCP connection; nil: no receive timestamps
+	led  *atomic.Int64  // 1: on (in run.sh)
+	sent []atomic.Int64 // send time (unix ns) by seq; 0: not sent (in run.sh)
 }
 
 func (b *board) topic(k devices.Kind) string { return b.r.topics.Topic(b.id, k) }
@@ -87,8 +87,8 @@ type watchConn struct {
 }
 
 func (c *watchConn) Write(p []byte) (int, error) {
-	if t := c.b.r.toggle.Load(); t != nil && t.board == c.b.idx && bytes.Contains(p, c.topic) {
-		t.ledOut.CompareAndSwap(0, time.Now().UnixNano())
+	if sh := c.b.r.sh; sh.toggling(c.b.idx) && bytes.Contains(p, c.topic) {
+		sh.ledOut.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	return c.Conn.Write(p)
 }
@@ -107,7 +107,7 @@ func (b *board) onCommand(_ mqtt.Client, m mqtt.Message) {
 	if m.Retained() {
 		return // commands are never retained; a board ignores a retained copy
 	}
-	if t := b.r.toggle.Load(); t != nil && t.board == b.idx && t.atBoard.CompareAndSwap(false, true) {
+	if sh := b.r.sh; sh.toggling(b.idx) && sh.boardAt.Load() == 0 {
 		now := time.Now()
 		at := now
 		if b.rx != nil {
@@ -118,24 +118,22 @@ func (b *board) onCommand(_ mqtt.Client, m mqtt.Message) {
 				at = time.Unix(0, ns)
 			}
 		}
-		t.boardAt.Store(at.UnixNano())
-		b.r.toBoardMu.Lock()
-		b.r.toBoard.Record(at.Sub(t.sent))
-		b.r.toBoardRead.Record(now.Sub(t.sent))
-		b.r.toBoardMu.Unlock()
+		if sh.boardAt.CompareAndSwap(0, at.UnixNano()) {
+			sh.boardRead.Store(now.UnixNano())
+		}
 	}
 	switch strings.ToUpper(string(m.Payload())) {
 	case "TOGGLE":
-		b.led.Store(!b.led.Load())
+		b.led.Store(1 - b.led.Load())
 	case "ON":
-		b.led.Store(true)
+		b.led.Store(1)
 	case "OFF":
-		b.led.Store(false)
+		b.led.Store(0)
 	default:
 		return
 	}
 	state := "OFF"
-	if b.led.Load() {
+	if b.led.Load() == 1 {
 		state = "ON"
 	}
 	b.publish(devices.KindLED, state) // not waited for: see above
@@ -170,7 +168,7 @@ func (b *board) publishLoop(ctx context.Context, t0 time.Time, wg *sync.WaitGrou
 			}
 			b.sent[seq].Store(now)
 			if now >= winStart {
-				b.r.published.Add(1)
+				b.r.sh.published.Add(1)
 			}
 			// A string: paho keeps a []byte payload until it is written.
 			b.cli.Publish(topic, qos, retain, strconv.FormatInt(b.r.base+seq, 10))

@@ -20,7 +20,21 @@ import (
 // correctness only (every event delivered, every toggle confirmed); the
 // figures are printed, never asserted.
 
-func TestMain(m *testing.M) { os.Exit(testutil.Run(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(boardsChildEnv) != "" { // the boards' process of a BoardsApart run (see boardsCommand)
+		os.Exit(loadgen.BoardsMain(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(testutil.Run(m))
+}
+
+// boardsChildEnv makes this test binary the boards' process.
+const boardsChildEnv = "LOADGEN_TEST_BOARDS_CHILD"
+
+// boardsCommand runs this test binary as the boards' process.
+func boardsCommand(t *testing.T) []string {
+	t.Setenv(boardsChildEnv, "1") // the child inherits it; this process has passed TestMain
+	return []string{os.Args[0]}
+}
 
 // startControlPlane runs the binary and returns its MQTT and HTTP addresses
 // and pid; cleanup kills it.
@@ -41,13 +55,39 @@ func startControlPlane(t *testing.T) (mqttAddr, httpAddr string, pid int) {
 
 func TestRunAgainstControlPlane(t *testing.T) {
 	mqttAddr, httpAddr, pid := startControlPlane(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := loadgen.Run(ctx, loadgen.Config{
+	cfg := loadgen.Config{
 		Label: "smoke", MQTT: "tcp://" + mqttAddr, WS: "ws://" + httpAddr + "/ws",
 		Boards: 4, Browsers: 3, Rate: 20, Warmup: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
 		ToggleEvery: 100 * time.Millisecond, PIDs: []int{pid},
+	}
+	t.Run("boards in this process", func(t *testing.T) { checkRun(ctx, t, cfg) })
+	// The boards in a process of their own: the same checks hold (the
+	// send times, LEDs and toggle legs cross the shared file).
+	cfg.BoardsApart, cfg.BoardsCommand, cfg.IDPrefix = true, boardsCommand(t), "apart"
+	t.Run("boards apart", func(t *testing.T) { checkRun(ctx, t, cfg) })
+
+	// Idle: memory per connection is measured (not asserted), nothing dropped.
+	idle, err := loadgen.Run(ctx, loadgen.Config{
+		Label: "idle", MQTT: "tcp://" + mqttAddr, WS: "ws://" + httpAddr + "/ws",
+		Boards: 5, Browsers: 5, Idle: true, PIDs: []int{pid}, IDPrefix: "idle",
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	loadgen.WriteTable(&table, idle)
+	t.Logf("idle figures:\n%s", table.String())
+	if idle.Dropped != 0 {
+		t.Errorf("idle: %d browsers dropped", idle.Dropped)
+	}
+}
+
+// checkRun runs cfg and checks that everything was delivered once, every
+// toggle confirmed and traced, and the receipts ordered.
+func checkRun(ctx context.Context, t *testing.T, cfg loadgen.Config) {
+	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,21 +130,6 @@ func TestRunAgainstControlPlane(t *testing.T) {
 	}
 	if res.PeakRSS == 0 {
 		t.Error("no RSS sampled from /proc")
-	}
-
-	// Idle: memory per connection is measured (not asserted), nothing dropped.
-	idle, err := loadgen.Run(ctx, loadgen.Config{
-		Label: "idle", MQTT: "tcp://" + mqttAddr, WS: "ws://" + httpAddr + "/ws",
-		Boards: 5, Browsers: 5, Idle: true, PIDs: []int{pid}, IDPrefix: "idle",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	table.Reset()
-	loadgen.WriteTable(&table, idle)
-	t.Logf("idle figures:\n%s", table.String())
-	if idle.Dropped != 0 {
-		t.Errorf("idle: %d browsers dropped", idle.Dropped)
 	}
 }
 

@@ -92,6 +92,16 @@ type Config struct {
 	// Guess, when its N is set, hammers the logins with wrong passwords
 	// from the start of the warm-up to the end of the window.
 	Guess Guess
+	// BoardsApart plays the boards in a process of their own
+	// (BoardsCommand), so that the browsers' reading (a thousand
+	// goroutines in this process, woken by every fan-out) never delays a
+	// board's answer to a command: on their own hardware boards do not
+	// wait for the browsers. Ignored with Idle.
+	BoardsApart bool
+	// BoardsCommand runs the boards' process; its arguments are appended
+	// and it must call BoardsMain with them. Nil means this executable with
+	// the argument "boards" (cmd/loadgen's).
+	BoardsCommand []string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -172,12 +182,9 @@ type run struct {
 	boards []*board
 
 	winStart, winEnd atomic.Int64 // unix ns; the window, fixed before publishing
-	published        atomic.Int64 // in the window
+	sh               *shared      // with the boards, in this process or the boards' (see BoardsApart)
 	toggle           atomic.Pointer[toggleState]
-	toBoardMu        sync.Mutex // guards toBoard and toBoardRead
-	toBoard          Histogram  // see Result.ToggleBoard
-	toBoardRead      Histogram  // see Result.ToggleBoardRead
-	timeline         []second   // one per second of the window, by send time
+	timeline         []second // one per second of the window, by send time
 }
 
 // second accumulates the count events sent in one second of the window.
@@ -264,7 +271,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
-	r := &run{cfg: cfg, topics: topics, log: cfg.Logger, base: countBase(time.Now())}
+	// The timeline is made before any browser starts: with BoardsApart no
+	// atomic of this process orders a browser's receipt after the start.
+	r := &run{cfg: cfg, topics: topics, log: cfg.Logger, base: countBase(time.Now()),
+		timeline: make([]second, int(cfg.Duration.Seconds()+0.999))}
 	res := &Result{Label: cfg.Label, Target: cfg.Target, Boards: cfg.Boards, Browsers: cfg.Browsers,
 		Rate: cfg.Rate, Window: cfg.Duration, Idle: cfg.Idle}
 	if cfg.Idle {
@@ -282,14 +292,26 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !cfg.Idle {
 		perBoard = int(cfg.Rate*(cfg.Warmup+cfg.Duration).Seconds()) + 16
 	}
+	start := time.Now()
+	var apart *boardsProc
+	if cfg.BoardsApart && !cfg.Idle {
+		if apart, err = startBoardsProc(ctx, &cfg, r.base, perBoard); err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
+		defer apart.close()
+		r.sh = apart.sh
+	} else {
+		r.sh = newShared(make([]atomic.Int64, sharedLen(cfg.Boards, perBoard)), cfg.Boards, perBoard)
+	}
 	r.boards = make([]*board, cfg.Boards)
 	for i := range r.boards {
-		r.boards[i] = &board{r: r, idx: i, id: fmt.Sprintf("%s-%d", cfg.IDPrefix, i), sent: make([]atomic.Int64, perBoard)}
+		r.boards[i] = &board{r: r, idx: i, id: fmt.Sprintf("%s-%d", cfg.IDPrefix, i), sent: r.sh.sent(i), led: r.sh.led(i)}
 	}
 	defer r.disconnectBoards()
-	start := time.Now()
-	if err := parallel(ctx, cfg.Parallel, len(r.boards), func(i int) error { return r.boards[i].connect() }); err != nil {
-		return nil, fmt.Errorf("loadgen: connect boards: %w", err)
+	if apart == nil {
+		if err := parallel(ctx, cfg.Parallel, len(r.boards), func(i int) error { return r.boards[i].connect() }); err != nil {
+			return nil, fmt.Errorf("loadgen: connect boards: %w", err)
+		}
 	}
 	r.log.Info("boards connected", "n", cfg.Boards, "took", time.Since(start).Round(time.Millisecond))
 
@@ -344,7 +366,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	ws, we := t0.Add(cfg.Warmup), t0.Add(cfg.Warmup+cfg.Duration)
 	r.winStart.Store(ws.UnixNano())
 	r.winEnd.Store(we.UnixNano())
-	r.timeline = make([]second, int(cfg.Duration.Seconds()+0.999))
 	runCtx, cancel := context.WithDeadline(ctx, we)
 	defer cancel()
 	var gs *guessers
@@ -354,9 +375,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	var pubs sync.WaitGroup
-	for _, b := range r.boards {
+	if apart != nil {
+		if err := apart.start(t0, ws, we); err != nil {
+			return nil, fmt.Errorf("loadgen: boards apart: start: %w", err)
+		}
 		pubs.Add(1)
-		go b.publishLoop(runCtx, t0, &pubs) // ends at the window's end or ctx
+		go func() { // ends when the boards' process says done or ends
+			defer pubs.Done()
+			if err := apart.expect("done"); err != nil {
+				r.log.Warn("boards apart", "err", err)
+			}
+		}()
+	} else {
+		for _, b := range r.boards {
+			pubs.Add(1)
+			go b.publishLoop(runCtx, t0, &pubs) // ends at the window's end or ctx
+		}
 	}
 	var cpuStart procStat
 	select {
@@ -393,7 +427,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("loadgen: %w", err)
 	}
 	res.CPU = cpuEnd.cpu - cpuStart.cpu
-	res.Published = r.published.Load()
+	res.Published = r.sh.published.Load()
 	res.Expected = res.Published * int64(live)
 
 	// Drain: wait until every browser has every window event, or the
@@ -435,10 +469,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Timeline = append(res.Timeline, Second{Start: ws.Add(time.Duration(i) * time.Second),
 			N: t.n.Load(), Slow: t.slow.Load(), Worst: time.Duration(t.worst.Load()) * time.Microsecond})
 	}
-	r.toBoardMu.Lock()
-	res.ToggleBoard.Merge(&r.toBoard)
-	res.ToggleBoardRead.Merge(&r.toBoardRead)
-	r.toBoardMu.Unlock()
 	res.Lost = max(res.Expected-res.Delivered, 0)
 	res.EventsPerS = float64(res.Delivered) / cfg.Duration.Seconds()
 	res.PeakRSS, err = smp.finish()
@@ -545,13 +575,14 @@ type toggleState struct {
 	remaining  atomic.Int64
 	lastAt     atomic.Int64 // unix ns: the latest socket receipt of a confirmation
 	lastReadAt atomic.Int64 // unix ns: the latest reader's receipt of a confirmation
-	atBoard    atomic.Bool  // the board got led/set (first leg recorded)
-	boardAt    atomic.Int64 // unix ns: the board's socket receipt of led/set
-	ledOut     atomic.Int64 // unix ns: the board wrote its new led state
-	rxMu       sync.Mutex   // guards rx
-	rx         []toggleRx   // each browser's confirmation, by browser index; nil: not traced
-	done       chan struct{}
-	once       sync.Once
+	// Unix ns, from run.sh when the toggle is recorded (0: not seen): the
+	// board's socket receipt of led/set, when its handler ran, when it
+	// wrote its new LED state.
+	boardAt, boardRead, ledOut int64
+	rxMu                       sync.Mutex // guards rx
+	rx                         []toggleRx // each browser's confirmation, by browser index; nil: not traced
+	done                       chan struct{}
+	once                       sync.Once
 }
 
 // toggleRx is one browser's confirmation of a toggle.
@@ -584,7 +615,13 @@ func storeMax(v *atomic.Int64, ns int64) {
 // record adds the toggle's round trip to the last browser to res: at its
 // socket and at its reader, or toggleWait for both when not every browser
 // confirmed it (confirmed false).
-func (t *toggleState) record(res *Result, confirmed bool) {
+func (t *toggleState) record(res *Result, sh *shared, confirmed bool) {
+	t.boardAt, t.boardRead, t.ledOut = sh.boardAt.Load(), sh.boardRead.Load(), sh.ledOut.Load()
+	sh.toggled.Store(0)
+	if t.boardAt != 0 {
+		res.ToggleBoard.Record(time.Unix(0, t.boardAt).Sub(t.sent))
+		res.ToggleBoardRead.Record(time.Unix(0, t.boardRead).Sub(t.sent))
+	}
 	if t.rx != nil {
 		res.ToggleTrace = append(res.ToggleTrace, t.sample(confirmed))
 	}
@@ -594,7 +631,7 @@ func (t *toggleState) record(res *Result, confirmed bool) {
 		return
 	}
 	res.Toggles++
-	if out := t.ledOut.Load(); out != 0 {
+	if out := t.ledOut; out != 0 {
 		res.ToggleFanOut.Record(time.Duration(t.lastAt.Load() - out))
 	}
 	res.ToggleLast.Record(time.Unix(0, t.lastAt.Load()).Sub(t.sent))
@@ -640,10 +677,10 @@ func (t *toggleState) sample(confirmed bool) ToggleSample {
 	t.rxMu.Lock()
 	defer t.rxMu.Unlock()
 	s := ToggleSample{Seq: t.seq, Sent: t.sent, Board: t.board, Confirmed: confirmed, LastBrowser: -1, LastGap: -1}
-	if ns := t.boardAt.Load(); ns != 0 {
+	if ns := t.boardAt; ns != 0 {
 		s.ToBoard = time.Unix(0, ns).Sub(t.sent)
 	}
-	if ns := t.ledOut.Load(); ns != 0 {
+	if ns := t.ledOut; ns != 0 {
 		s.LEDOut = time.Unix(0, ns).Sub(t.sent)
 	}
 	var ats []int64
@@ -695,7 +732,7 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 		if from.ended() {
 			return
 		}
-		t := &toggleState{seq: seq, board: b.idx, want: !b.led.Load(), rx: make([]toggleRx, len(browsers)), done: make(chan struct{})}
+		t := &toggleState{seq: seq, board: b.idx, want: r.sh.led(b.idx).Load() == 0, rx: make([]toggleRx, len(browsers)), done: make(chan struct{})}
 		live := int64(0)
 		for _, br := range browsers {
 			if !br.ended() {
@@ -703,12 +740,14 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 			}
 		}
 		t.remaining.Store(live)
+		r.sh.startToggle(b.idx)
 		t.sent = time.Now()
 		r.toggle.Store(t)
 		res.TogglesMax++
 		if err := from.sendToggle(b.id); err != nil {
 			r.log.Warn("toggle", "err", err)
 			r.toggle.Store(nil)
+			r.sh.toggled.Store(0)
 			return
 		}
 		// Not cut short at the window's end: browsers are already
@@ -716,9 +755,9 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 		// (toggleWait at most) and counted either way.
 		select {
 		case <-t.done:
-			t.record(res, true)
+			t.record(res, r.sh, true)
 		case <-time.After(toggleWait):
-			t.record(res, false)
+			t.record(res, r.sh, false)
 			r.log.Warn("toggle not confirmed to every browser in time", "board", b.id, "waited", toggleWait, "missing", t.remaining.Load())
 		}
 		r.toggle.Store(nil)

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -52,7 +53,7 @@ func TestToggleLastIsPerToggleMax(t *testing.T) {
 		default:
 			t.Fatalf("toggle %d: done not closed after every browser confirmed (%d remaining)", k, ts.remaining.Load())
 		}
-		ts.record(&res, true)
+		ts.record(&res, newShared(make([]atomic.Int64, sharedLen(1, 1)), 1, 1), true)
 		for j := range browsers {
 			at, read := rx(j)
 			each.Record(at)
@@ -107,14 +108,15 @@ func TestToggleLastIsPerToggleMax(t *testing.T) {
 func TestUnconfirmedToggleCountsAsTheWait(t *testing.T) {
 	base := time.Unix(1_800_000_000, 0)
 	var res Result
+	sh := newShared(make([]atomic.Int64, sharedLen(1, 1)), 1, 1)
 	ok := &toggleState{sent: base, done: make(chan struct{})}
 	ok.remaining.Store(1)
 	ok.confirm(base.Add(3*time.Millisecond), base.Add(4*time.Millisecond))
-	ok.record(&res, true)
+	ok.record(&res, sh, true)
 	lost := &toggleState{sent: base, done: make(chan struct{})}
 	lost.remaining.Store(2)
 	lost.confirm(base.Add(time.Millisecond), base.Add(time.Millisecond))
-	lost.record(&res, false)
+	lost.record(&res, sh, false)
 
 	if res.Toggles != 1 {
 		t.Errorf("Toggles = %d, want 1 (the confirmed one)", res.Toggles)

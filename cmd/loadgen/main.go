@@ -9,6 +9,7 @@
 //	loadgen ports 3
 //	loadgen rollout --boards 1000 --ids sim --token T --pid 1234
 //	loadgen --boards 1000 --browsers 100 --guessers 50 --guess-user admin
+//	loadgen --boards 100 --browsers 1000 --boards-apart   (boards in a second process)
 package main
 
 import (
@@ -44,6 +45,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return ports(args[1:], stdout, stderr)
 		case "rollout":
 			return rolloutBench(args[1:], stdout, stderr)
+		case "boards": // the boards' process of --boards-apart, started by the load generator itself
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return loadgen.BoardsMain(ctx, args[1:], os.Stdin, stdout, stderr)
 		}
 	}
 	fl := flag.NewFlagSet("loadgen", flag.ContinueOnError)
@@ -60,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	warmup := fl.Duration("warmup", 2*time.Second, "load before the window")
 	drain := fl.Duration("drain", 5*time.Second, "how long browsers may still receive the window's events after it")
 	toggleEvery := fl.Duration("toggle-every", 250*time.Millisecond, "toggle period during the window, one in flight (negative: none); the window over it is how many toggles the toggle p99 is of (Switchyard's default command rate allows one browser 10 a second)")
+	boardsApart := fl.Bool("boards-apart", false, "play the boards in a process of their own, so the browsers' reading never delays a board's answer (as on real hardware)")
 	idle := fl.Bool("idle", false, "connect boards and browsers without traffic and measure memory per connection")
 	sweep := fl.String("sweep", "", "comma-separated per-board rates: run each until p99 > --knee-p99 or anything is lost")
 	kneeP99 := fl.Duration("knee-p99", 100*time.Millisecond, "the sweep stops past this p99")
@@ -141,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	cfg := loadgen.Config{Label: *label, Target: tg, MQTT: *mqttURL, WS: ws, Prefix: *prefix,
 		Boards: *boards, Browsers: *browsers, Rate: *rate, Warmup: *warmup, Duration: *duration,
-		Drain: *drain, ToggleEvery: *toggleEvery, Idle: *idle, PIDs: pidList, IDPrefix: *idPrefix, Logger: log,
+		Drain: *drain, ToggleEvery: *toggleEvery, Idle: *idle, BoardsApart: *boardsApart, PIDs: pidList, IDPrefix: *idPrefix, Logger: log,
 		Guess: loadgen.Guess{N: *guessers, User: *guessUser, HTTP: *httpURL, MQTT: *mqttURL, From: *guessFrom}}
 	rates := []float64{*rate}
 	if *sweep != "" {

@@ -193,11 +193,14 @@ func (f *Fleet) Apply(id string, k Kind, payload []byte, at time.Time, evs []Eve
 	case LabelLED:
 		d.HasLED, d.LEDOn = true, ev.On
 	case LabelCount:
-		// A count is never retained: only a connected board sends one. So
-		// a board whose status is unknown (declared and never seen, or
-		// forgotten while it stayed connected, its retained status
-		// cleared) is online as soon as it counts.
-		if !d.HasStatus && !d.Online {
+		// A count is never retained: only a connected board sends one, and
+		// a broker delivers its counts before its Last Will. So a board
+		// shown offline is online as soon as it counts: its status is
+		// unknown (declared and never seen, or forgotten while it stayed
+		// connected, its retained status cleared), or the offline it holds
+		// is stale (a late Last Will of an older session, or a cluster
+		// node's stale retained copy after a failover).
+		if !d.Online {
 			f.setOnline(d, true)
 			evs = append(evs, Event{Device: id, Label: LabelOnline, On: true})
 		}
@@ -312,6 +315,12 @@ func (f *Fleet) Get(id string) (Device, bool) {
 func (f *Fleet) Known(id string) bool {
 	_, ok := f.devices[id]
 	return ok
+}
+
+// Offline reports whether id is known and offline.
+func (f *Fleet) Offline(id string) bool {
+	d, ok := f.devices[id]
+	return ok && !d.Online
 }
 
 // Len returns the number of known devices.

@@ -142,9 +142,10 @@ func (g *Gateway) loop() {
 			} else {
 				wasKnown = g.fleet.Known(id)
 			}
-			// A silent board's count brings it back online: recorded here,
-			// as record (which sees every other kind) does not see counts.
-			revive := k == devices.KindCount && g.cfg.History != nil && g.cfg.SilenceGrace > 0 && g.fleet.Silent(id)
+			// A count brings an offline board back online (Fleet.Apply: a
+			// silent board, or a stale offline): recorded here, as record
+			// (which sees every other kind) does not see counts.
+			revive := k == devices.KindCount && g.cfg.History != nil && g.fleet.Offline(id)
 			var err error
 			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
 			if err != nil {
@@ -156,7 +157,7 @@ func (g *Gateway) loop() {
 			if k == devices.KindLED && len(m.payload) > 0 { // not a cleared retained led: the board said nothing
 				evs, by = g.cmds.confirm(id, m.at, evs)
 			}
-			if revive && !g.fleet.Silent(id) {
+			if revive && !g.fleet.Offline(id) {
 				g.cfg.History.Record(history.Event{At: m.at, Device: id, Kind: history.KindOnline, By: history.ByBoard})
 			}
 			if hist {

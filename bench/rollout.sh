@@ -21,6 +21,8 @@
 #   BENCH_FLEET_NICE  niceness of the simulated fleet (19: it yields the cores
 #                  to the control plane and the load generator, as a real
 #                  fleet hashing on its own CPUs would) [0]
+#   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this
+#                  tree's (an older build, for before/after figures) [built here]
 #   BENCH_TAGS     build tags of the control plane (pprof: SWITCHYARD_PPROF=127.0.0.1:6060 serves profiles) []
 set -euo pipefail
 
@@ -49,6 +51,10 @@ ulimit -n 20000 2>/dev/null || true
 cd "$ROOT"
 log "building"
 $GO build -tags "${BENCH_TAGS:-}" -o "$TMP/controlplane" ./cmd/controlplane
+if [ -n "${BENCH_CONTROLPLANE:-}" ]; then
+	log "measuring $BENCH_CONTROLPLANE instead of this tree's controlplane"
+	cp "$BENCH_CONTROLPLANE" "$TMP/controlplane"
+fi
 $GO build -o "$TMP/devicefw" ./cmd/devicefw
 $GO build -o "$TMP/loadgen" ./cmd/loadgen
 read -r MQTT HTTP <<<"$("$TMP/loadgen" ports 2 | tr "\n" " ")"

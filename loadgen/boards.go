@@ -83,6 +83,9 @@ func startBoardsProc(ctx context.Context, cfg *Config, base int64, perBoard int)
 		}
 	}
 	if err != nil {
+		if p.in != nil {
+			p.in.Close()
+		}
 		p.cmd = nil
 		p.close()
 		return nil, fmt.Errorf("boards apart: start %s: %w", name[0], err)

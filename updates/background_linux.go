@@ -1,0 +1,29 @@
+package updates
+
+import (
+	"runtime"
+	"syscall"
+)
+
+// backgroundNice is the nice value firmware is sent at: the lowest
+// priority, so that sending a build yields the CPU to everything else the
+// control plane does (a board's count on its way to the browsers, a
+// toggle) and only takes what they leave.
+const backgroundNice = 19
+
+// inBackground runs fn on an operating-system thread of its own at
+// backgroundNice and returns when fn has. On Linux the nice value is a
+// thread's, and an unprivileged process cannot raise it back: the thread
+// is thrown away afterwards (its goroutine ends locked to it). A thread
+// costs tens of microseconds, nothing beside a build's transfer. If the
+// priority cannot be set, fn runs as it is.
+func inBackground(fn func()) {
+	done := make(chan struct{})
+	go func() { // ends when fn returns
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), backgroundNice)
+		fn()
+	}()
+	<-done
+}

@@ -62,7 +62,10 @@ func (g *Gateway) IngestFrom(topic string, payload []byte, at time.Time, from Or
 	} else {
 		g.inQ = append(g.inQ, inMsg{topic: topic, id: id, kind: k, payload: append([]byte(nil), payload...), at: at, from: from})
 	}
-	if !droppable && k != devices.KindLEDSet { // a command waits for its board's answer: no hurry either
+	// A command waits for its board's answer, and an update report is a
+	// download's progress (four a second from each downloading board):
+	// no hurry either.
+	if !droppable && k != devices.KindLEDSet && k != devices.KindUpdate {
 		g.inUrgent = true
 	}
 	g.inMu.Unlock()

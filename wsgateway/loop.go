@@ -23,8 +23,9 @@ import (
 // Config.CoalescePerBrowser × browsers (at most Config.CoalesceMax) has
 // passed since its last fan-out and sends them together: a few events per
 // frame, a fraction of the writes (bench/README.md has the figures).
-// Anything else (state, status, info, an operation) goes out at once, with
-// the counts queued before it. A quiet gateway, or one with few browsers,
+// Update reports (a download's progress) wait the same way. Anything else
+// (state, status, info, an operation) goes out at once, with the counts
+// queued before it. A quiet gateway, or one with few browsers,
 // adds no delay: the gap is 0.1 ms for 5 browsers, 2 ms for 100, 20 ms for
 // 1,000.
 // countGap returns how long after a fan-out counts alone wait.

@@ -618,7 +618,7 @@ func storeMax(v *atomic.Int64, ns int64) {
 func (t *toggleState) record(res *Result, sh *shared, confirmed bool) {
 	t.boardAt, t.boardRead, t.ledOut = sh.boardAt.Load(), sh.boardRead.Load(), sh.ledOut.Load()
 	sh.toggled.Store(0)
-	if t.boardAt != 0 {
+	if t.boardAt != 0 && t.boardRead != 0 { // both, or a handler caught between the two stores
 		res.ToggleBoard.Record(time.Unix(0, t.boardAt).Sub(t.sent))
 		res.ToggleBoardRead.Record(time.Unix(0, t.boardRead).Sub(t.sent))
 	}

@@ -17,13 +17,18 @@ const backgroundNice = 19
 // is thrown away afterwards (its goroutine ends locked to it). A thread
 // costs tens of microseconds, nothing beside a build's transfer. If the
 // priority cannot be set, fn runs as it is.
+//
+// A panic in fn is raised again in the caller, where net/http recovers a
+// handler's (http.ErrAbortHandler, say), instead of ending the process.
 func inBackground(fn func()) {
-	done := make(chan struct{})
-	go func() { // ends when fn returns
-		defer close(done)
+	done := make(chan any, 1)
+	go func() { // ends when fn returns or panics
+		defer func() { done <- recover() }()
 		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
 		_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), backgroundNice)
 		fn()
 	}()
-	<-done
+	if p := <-done; p != nil {
+		panic(p)
+	}
 }

@@ -31,3 +31,15 @@ func TestInBackgroundLowersOnlyItsThread(t *testing.T) {
 		t.Errorf("the caller's priority went from %d to %d", before, after)
 	}
 }
+
+// A panic in the background reaches the caller, as it would have in the
+// handler itself.
+func TestInBackgroundPanicsInTheCaller(t *testing.T) {
+	defer func() {
+		if p := recover(); p != "boom" {
+			t.Errorf("recovered %v, want boom", p)
+		}
+	}()
+	inBackground(func() { panic("boom") })
+	t.Error("inBackground returned after its function panicked")
+}

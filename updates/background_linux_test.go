@@ -43,3 +43,11 @@ func TestInBackgroundPanicsInTheCaller(t *testing.T) {
 	inBackground(func() { panic("boom") })
 	t.Error("inBackground returned after its function panicked")
 }
+
+// BenchmarkInBackground is what a download pays for its thread:
+// go test -run '^$' -bench InBackground ./updates
+func BenchmarkInBackground(b *testing.B) {
+	for b.Loop() {
+		inBackground(func() {})
+	}
+}

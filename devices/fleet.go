@@ -317,12 +317,6 @@ func (f *Fleet) Known(id string) bool {
 	return ok
 }
 
-// Offline reports whether id is known and offline.
-func (f *Fleet) Offline(id string) bool {
-	d, ok := f.devices[id]
-	return ok && !d.Online
-}
-
 // Len returns the number of known devices.
 func (f *Fleet) Len() int { return len(f.devices) }
 

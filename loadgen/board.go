@@ -181,6 +181,31 @@ func (b *board) publishLoop(ctx context.Context, t0 time.Time, wg *sync.WaitGrou
 	}
 }
 
+// makeBoards makes the run's boards, their send times and LEDs in r.sh.
+func (r *run) makeBoards() {
+	r.boards = make([]*board, r.cfg.Boards)
+	for i := range r.boards {
+		r.boards[i] = &board{r: r, idx: i, id: fmt.Sprintf("%s-%d", r.cfg.IDPrefix, i), sent: r.sh.sent(i), led: r.sh.led(i)}
+	}
+}
+
+// connectBoards connects every board, cfg.Parallel at a time.
+func (r *run) connectBoards(ctx context.Context) error {
+	if err := parallel(ctx, r.cfg.Parallel, len(r.boards), func(i int) error { return r.boards[i].connect() }); err != nil {
+		return fmt.Errorf("connect boards: %w", err)
+	}
+	return nil
+}
+
+// startPublishing starts every board's publishLoop from t0, each counted
+// in wg.
+func (r *run) startPublishing(ctx context.Context, t0 time.Time, wg *sync.WaitGroup) {
+	for _, b := range r.boards {
+		wg.Add(1)
+		go b.publishLoop(ctx, t0, wg) // ends at the window's end or ctx
+	}
+}
+
 // disconnectBoards disconnects every connected board.
 func (r *run) disconnectBoards() {
 	var wg sync.WaitGroup

@@ -48,16 +48,14 @@ func startBoardsProc(ctx context.Context, cfg *Config, base int64, perBoard int)
 		return nil, fmt.Errorf("boards apart: %w", err)
 	}
 	p := &boardsProc{path: f.Name()}
-	size := 8 * sharedLen(cfg.Boards, perBoard)
-	if err = f.Truncate(int64(size)); err == nil {
-		p.data, err = syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err = f.Truncate(int64(8 * sharedLen(cfg.Boards, perBoard))); err == nil {
+		p.data, p.sh, err = mapShared(f, cfg.Boards, perBoard)
 	}
 	f.Close()
 	if err != nil {
 		os.Remove(p.path)
-		return nil, fmt.Errorf("boards apart: map %s: %w", p.path, err)
+		return nil, fmt.Errorf("boards apart: %w", err)
 	}
-	p.sh = sharedOf(p.data, cfg.Boards, perBoard)
 
 	name := cfg.BoardsCommand
 	if len(name) == 0 {
@@ -171,22 +169,18 @@ func runBoards(ctx context.Context, cfg Config, shm string, base int64, perBoard
 	if err != nil {
 		return err
 	}
-	size := 8 * sharedLen(cfg.Boards, perBoard)
-	data, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	data, sh, err := mapShared(f, cfg.Boards, perBoard)
 	f.Close()
 	if err != nil {
-		return fmt.Errorf("map %s: %w", shm, err)
+		return err
 	}
 	defer syscall.Munmap(data)
-	r := &run{cfg: cfg, topics: topics, base: base, sh: sharedOf(data, cfg.Boards, perBoard),
+	r := &run{cfg: cfg, topics: topics, base: base, sh: sh,
 		log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-	r.boards = make([]*board, cfg.Boards)
-	for i := range r.boards {
-		r.boards[i] = &board{r: r, idx: i, id: fmt.Sprintf("%s-%d", cfg.IDPrefix, i), sent: r.sh.sent(i), led: r.sh.led(i)}
-	}
+	r.makeBoards()
 	defer r.disconnectBoards()
-	if err := parallel(ctx, cfg.Parallel, len(r.boards), func(i int) error { return r.boards[i].connect() }); err != nil {
-		return fmt.Errorf("connect boards: %w", err)
+	if err := r.connectBoards(ctx); err != nil {
+		return err
 	}
 	if _, err := fmt.Fprintln(stdout, "ready"); err != nil {
 		return err
@@ -204,10 +198,7 @@ func runBoards(ctx context.Context, cfg Config, shm string, base int64, perBoard
 	runCtx, cancel := context.WithDeadline(ctx, time.Unix(0, we))
 	defer cancel()
 	var pubs sync.WaitGroup
-	for _, b := range r.boards {
-		pubs.Add(1)
-		go b.publishLoop(runCtx, time.Unix(0, t0), &pubs) // ends at the window's end or ctx
-	}
+	r.startPublishing(runCtx, time.Unix(0, t0), &pubs)
 	pubs.Wait()
 	if _, err := fmt.Fprintln(stdout, "done"); err != nil {
 		return err

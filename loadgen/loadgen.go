@@ -303,14 +303,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		r.sh = newShared(make([]atomic.Int64, sharedLen(cfg.Boards, perBoard)), cfg.Boards, perBoard)
 	}
-	r.boards = make([]*board, cfg.Boards)
-	for i := range r.boards {
-		r.boards[i] = &board{r: r, idx: i, id: fmt.Sprintf("%s-%d", cfg.IDPrefix, i), sent: r.sh.sent(i), led: r.sh.led(i)}
-	}
+	r.makeBoards()
 	defer r.disconnectBoards()
 	if apart == nil {
-		if err := parallel(ctx, cfg.Parallel, len(r.boards), func(i int) error { return r.boards[i].connect() }); err != nil {
-			return nil, fmt.Errorf("loadgen: connect boards: %w", err)
+		if err := r.connectBoards(ctx); err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
 		}
 	}
 	r.log.Info("boards connected", "n", cfg.Boards, "took", time.Since(start).Round(time.Millisecond))
@@ -387,10 +384,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}()
 	} else {
-		for _, b := range r.boards {
-			pubs.Add(1)
-			go b.publishLoop(runCtx, t0, &pubs) // ends at the window's end or ctx
-		}
+		r.startPublishing(runCtx, t0, &pubs)
 	}
 	var cpuStart procStat
 	select {

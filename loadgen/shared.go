@@ -6,7 +6,10 @@
 package loadgen
 
 import (
+	"fmt"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 )
 
@@ -49,6 +52,17 @@ func sharedOf(b []byte, boards, perBoard int) *shared {
 	n := sharedLen(boards, perBoard)
 	mem := unsafe.Slice((*atomic.Int64)(unsafe.Pointer(unsafe.SliceData(b))), n)
 	return newShared(mem, boards, perBoard)
+}
+
+// mapShared maps f, sized for the layout (both processes call it on the
+// same file), and views it; unmap the returned mapping when done.
+func mapShared(f *os.File, boards, perBoard int) ([]byte, *shared, error) {
+	size := 8 * sharedLen(boards, perBoard)
+	data, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, fmt.Errorf("map %s: %w", f.Name(), err)
+	}
+	return data, sharedOf(data, boards, perBoard), nil
 }
 
 // led is board i's LED.

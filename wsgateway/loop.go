@@ -143,10 +143,7 @@ func (g *Gateway) loop() {
 			} else {
 				wasKnown = g.fleet.Known(id)
 			}
-			// A count brings an offline board back online (Fleet.Apply: a
-			// silent board, or a stale offline): recorded here, as record
-			// (which sees every other kind) does not see counts.
-			revive := k == devices.KindCount && g.cfg.History != nil && g.fleet.Offline(id)
+			n := len(evs)
 			var err error
 			evs, err = g.fleet.Apply(id, k, m.payload, m.at, evs)
 			if err != nil {
@@ -158,7 +155,11 @@ func (g *Gateway) loop() {
 			if k == devices.KindLED && len(m.payload) > 0 { // not a cleared retained led: the board said nothing
 				evs, by = g.cmds.confirm(id, m.at, evs)
 			}
-			if revive && !g.fleet.Offline(id) {
+			// A count brings an offline board back online (Fleet.Apply: a
+			// silent board, or a stale offline; its online event is among
+			// the ones it appended): recorded here, as record (which sees
+			// every other kind) does not see counts.
+			if k == devices.KindCount && g.cfg.History != nil && wasKnown && cameOnline(evs[n:]) {
 				g.cfg.History.Record(history.Event{At: m.at, Device: id, Kind: history.KindOnline, By: history.ByBoard})
 			}
 			if hist {
@@ -179,6 +180,16 @@ func (g *Gateway) loop() {
 		g.mu.Unlock()
 		clear(batch) // drop payload references
 	}
+}
+
+// cameOnline reports whether evs hold a board's going online.
+func cameOnline(evs []devices.Event) bool {
+	for _, ev := range evs {
+		if ev.Label == devices.LabelOnline && ev.On {
+			return true
+		}
+	}
+	return false
 }
 
 // hearing reports whether the MQTT side is healthy at now, keeping

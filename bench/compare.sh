@@ -34,6 +34,9 @@
 #                    browsers' reading never delays a board's answer to a
 #                    toggle; 0: boards and browsers in one process, as
 #                    every figure in bench/README.md unless it says so [0]
+#   BENCH_READERS    how the load generator reads the browsers (--readers):
+#                    goroutines (one each) or epoll (a few goroutines in
+#                    epoll_wait, one by default: --pollers) [epoll]
 #   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this tree's
 #                    (an older build, for before/after figures) [built here]
 set -euo pipefail
@@ -49,6 +52,7 @@ WORKLOADS=${BENCH_WORKLOADS:-home fleet wall sweep idle}
 TARGETS=${BENCH_TARGETS:-switchyard mosquitto nodered}
 HISTORY=${BENCH_HISTORY:-on}
 APART=${BENCH_BOARDS_APART:-0}
+READERS=${BENCH_READERS:-epoll}
 IDLE_N=${BENCH_IDLE_N:-10000}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard-bench}
@@ -227,6 +231,7 @@ for w in $WORKLOADS; do
 				TRACE=()
 				[ "$w" != sweep ] && [ "$w" != idle ] && TRACE=(--toggle-trace "$OUT/toggles-$label-$v-$rep.csv")
 				[ "$APART" = 1 ] && [ "$w" != idle ] && TRACE+=(--boards-apart)
+				TRACE+=(--readers "$READERS")
 				nice -n "${BENCH_LOADGEN_NICE:-0}" "$LOADGEN" "${TARGET_ARGS[@]}" "${WL[@]}" "${TRACE[@]}" --label "$label" --csv "$CSV" | sed 's/^/   /' || log "$w on $v failed"
 				stop_targets
 				if [ "$v" = switchyard ] && [ -f "$TMP/switchyard.db" ]; then

@@ -26,7 +26,21 @@ type browser struct {
 	ws   *websocket.Conn // /ws
 	mq   *mqttWS         // Mosquitto
 	rx   *rxConn         // ws's or mq's TCP connection; nil: no receive timestamps
-	wsMu sync.Mutex      // guards writes on ws
+	wsMu sync.Mutex      // guards writes on ws, and pfd
+
+	// With Config.Readers "epoll" (pollread_linux.go), ws is nil once
+	// connected: the socket is pfd, read by a pollReaders goroutine, which
+	// alone touches pbuf, pmsg, pdeflate, pollOOB and pollErr.
+	polled   bool
+	pfd      int
+	pbuf     []byte // received, not yet a whole frame
+	pmsg     []byte // the message being assembled
+	pdeflate bool   // pmsg is compressed
+	pollOOB  []byte
+	pollErr  error           // why the connection ended
+	readers  *sync.WaitGroup // Done at pollEnd
+	pollMQ   bool            // Mosquitto's: the messages carry MQTT packets
+	mqbuf    []byte          // MQTT bytes received, not yet a whole packet
 
 	received   atomic.Int64 // window events, each once
 	lat        Histogram    // at socket receipt (see rxConn)
@@ -48,7 +62,7 @@ type browser struct {
 }
 
 func newBrowser(r *run, idx int, measure bool) *browser {
-	b := &browser{r: r, idx: idx, measure: measure, ready: make(chan struct{}), done: make(chan struct{})}
+	b := &browser{r: r, idx: idx, measure: measure, pfd: -1, ready: make(chan struct{}), done: make(chan struct{})}
 	if measure {
 		b.lastSeq = make([]int64, len(r.boards))
 		for i := range b.lastSeq {
@@ -67,7 +81,12 @@ const readyWait = 10 * time.Second
 // SUBACK of its subscription.
 func (b *browser) connect(readers *sync.WaitGroup) error {
 	cfg := &b.r.cfg
-	if cfg.Target == Mosquitto {
+	switch {
+	case cfg.Target == Mosquitto && b.r.poll != nil:
+		if err := b.pollConnectMQTT(readers); err != nil {
+			return fmt.Errorf("browser %d: %w", b.idx, err)
+		}
+	case cfg.Target == Mosquitto:
 		c, err := dialMQTTWS(cfg.WS, fmt.Sprintf("%s-browser-%d", cfg.IDPrefix, b.idx), 10*time.Second, rxDial(&b.rx))
 		if err != nil {
 			return fmt.Errorf("browser %d: %w", b.idx, err)
@@ -79,18 +98,32 @@ func (b *browser) connect(readers *sync.WaitGroup) error {
 		}
 		readers.Add(1)
 		go b.readMQTT(readers) // ends when the connection closes
-	} else {
+	default:
 		// EnableCompression: browsers offer permessage-deflate (Chromium
 		// and Firefox always do), and a server may then compress.
+		poll := b.r.poll != nil
 		d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 16 << 10, WriteBufferSize: 1 << 10,
-			NetDialContext: rxDial(&b.rx), EnableCompression: true}
+			NetDialContext: rxDialExact(&b.rx, poll), EnableCompression: true}
 		c, _, err := d.Dial(cfg.WS, nil)
 		if err != nil {
 			return fmt.Errorf("browser %d: dial %s: %w", b.idx, cfg.WS, err)
 		}
 		b.ws = c
-		readers.Add(1)
-		go b.readWS(readers) // ends when the connection closes
+		if poll {
+			if err := b.pollTake(); err != nil {
+				c.Close()
+				return fmt.Errorf("browser %d: %w", b.idx, err)
+			}
+			b.polled, b.readers = true, readers
+			readers.Add(1)
+			if err := b.r.poll.add(b); err != nil {
+				b.pollEnd()
+				return fmt.Errorf("browser %d: %w", b.idx, err)
+			}
+		} else {
+			readers.Add(1)
+			go b.readWS(readers) // ends when the connection closes
+		}
 	}
 	select {
 	case <-b.ready:
@@ -117,6 +150,8 @@ func (b *browser) shutdown() {
 	b.shutOnce.Do(func() {
 		b.closing.Store(true)
 		switch {
+		case b.polled:
+			b.pollShutdown()
 		case b.ws != nil:
 			b.wsMu.Lock()
 			_ = b.ws.WriteControl(websocket.CloseMessage,
@@ -133,6 +168,15 @@ func (b *browser) shutdown() {
 func (b *browser) sendToggle(id string) error {
 	if b.mq != nil {
 		return b.mq.publish(b.r.topics.LEDSet(id), []byte(devices.CmdToggle.Payload()))
+	}
+	if b.pollMQ {
+		return b.pollWrite(0x2, mqttPacket(0x30, publishBody(b.r.topics.LEDSet(id), []byte(devices.CmdToggle.Payload()))))
+	}
+	if b.polled {
+		if err := b.pollWrite(0x1, []byte(`{"device":"`+id+`","action":"toggle"}`)); err != nil {
+			return fmt.Errorf("browser %d: send toggle: %w", b.idx, err)
+		}
+		return nil
 	}
 	b.wsMu.Lock()
 	defer b.wsMu.Unlock()
@@ -321,29 +365,33 @@ func (b *browser) readMQTT(readers *sync.WaitGroup) {
 		default:
 			continue
 		}
-		if !b.measure {
-			continue
+		if b.measure {
+			now := time.Now()
+			b.onPublish(h, body, b.rxTime(now), now)
 		}
-		topic, payload, ok := parsePublish(h, body)
-		if !ok {
-			continue
-		}
-		id, kind, ok := b.r.topics.ParseBytes(topic)
-		if !ok {
-			continue
-		}
-		now := time.Now()
-		at := b.rxTime(now)
-		switch kind {
-		case devices.KindCount:
-			if v, err := strconv.ParseInt(string(payload), 10, 64); err == nil {
-				b.onCount(id, v, at, now)
-			}
-		case devices.KindLED:
-			b.onLED(id, string(payload) == "ON", at, now)
-		}
-		b.prevAt = at.UnixNano()
 	}
+}
+
+// onPublish accounts for a PUBLISH packet (fixed header h, body) received
+// at at, read at now.
+func (b *browser) onPublish(h byte, body []byte, at, now time.Time) {
+	topic, payload, ok := parsePublish(h, body)
+	if !ok {
+		return
+	}
+	id, kind, ok := b.r.topics.ParseBytes(topic)
+	if !ok {
+		return
+	}
+	switch kind {
+	case devices.KindCount:
+		if v, err := strconv.ParseInt(string(payload), 10, 64); err == nil {
+			b.onCount(id, v, at, now)
+		}
+	case devices.KindLED:
+		b.onLED(id, string(payload) == "ON", at, now)
+	}
+	b.prevAt = at.UnixNano()
 }
 
 // onCount accounts for a count event received at at, read at now.

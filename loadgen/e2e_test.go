@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,12 @@ func TestRunAgainstControlPlane(t *testing.T) {
 		ToggleEvery: 100 * time.Millisecond, PIDs: []int{pid},
 	}
 	t.Run("boards in this process", func(t *testing.T) { checkRun(ctx, t, cfg) })
+	// The browsers read by a few goroutines in epoll_wait: the same checks.
+	if runtime.GOOS == "linux" {
+		epoll := cfg
+		epoll.Readers, epoll.IDPrefix = "epoll", "epoll"
+		t.Run("browsers read through epoll", func(t *testing.T) { checkRun(ctx, t, epoll) })
+	}
 	// The boards in a process of their own: the same checks hold (the
 	// send times, LEDs and toggle legs cross the shared file).
 	cfg.BoardsApart, cfg.BoardsCommand, cfg.IDPrefix = true, boardsCommand(t), "apart"
@@ -81,6 +88,24 @@ func TestRunAgainstControlPlane(t *testing.T) {
 	t.Logf("idle figures:\n%s", table.String())
 	if idle.Dropped != 0 {
 		t.Errorf("idle: %d browsers dropped", idle.Dropped)
+	}
+}
+
+// TestRunAgainstMosquitto: browsers speaking MQTT over WebSocket to
+// Debian's mosquitto (the comparison's second target), read both ways.
+func TestRunAgainstMosquitto(t *testing.T) {
+	m := testutil.StartMosquittoWS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := loadgen.Config{
+		Label: "smoke", Target: loadgen.Mosquitto, MQTT: m.URL, WS: "ws://127.0.0.1:" + m.WSPort,
+		Boards: 4, Browsers: 3, Rate: 20, Warmup: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
+		ToggleEvery: 100 * time.Millisecond, IDPrefix: "mq", PIDs: []int{m.Pid()},
+	}
+	t.Run("goroutines", func(t *testing.T) { checkRun(ctx, t, cfg) })
+	if runtime.GOOS == "linux" {
+		cfg.Readers, cfg.IDPrefix = "epoll", "mqepoll"
+		t.Run("epoll", func(t *testing.T) { checkRun(ctx, t, cfg) })
 	}
 }
 

@@ -102,6 +102,15 @@ type Config struct {
 	// and it must call BoardsMain with them. Nil means this executable with
 	// the argument "boards" (cmd/loadgen's).
 	BoardsCommand []string
+	// Readers is how the browsers are read: "goroutines" (the default:
+	// one goroutine per browser, each with its gorilla/websocket
+	// connection) or "epoll" (Linux: Pollers goroutines waiting in
+	// epoll_wait, see pollReaders).
+	Readers string
+	// Pollers is how many goroutines read the browsers with Readers
+	// "epoll"; 0 means 1. One reads a thousand browsers under (c) with the
+	// fewest threads taken from the target's cores.
+	Pollers int
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -183,6 +192,7 @@ type run struct {
 
 	winStart, winEnd atomic.Int64 // unix ns; the window, fixed before publishing
 	sh               *shared      // with the boards, in this process or the boards' (see BoardsApart)
+	poll             *pollReaders // Config.Readers "epoll"; nil otherwise
 	toggle           atomic.Pointer[toggleState]
 	timeline         []second // one per second of the window, by send time
 }
@@ -326,12 +336,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for i := range browsers {
 		browsers[i] = newBrowser(r, i, !cfg.Idle)
 	}
+	switch cfg.Readers {
+	case "", "goroutines":
+	case "epoll":
+		if r.poll, err = newPollReaders(max(cfg.Pollers, 1), len(browsers)); err != nil {
+			return nil, fmt.Errorf("loadgen: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("loadgen: readers %q: want goroutines or epoll", cfg.Readers)
+	}
 	var readers sync.WaitGroup
 	defer func() {
 		for _, b := range browsers {
 			b.shutdown()
 		}
 		readers.Wait()
+		if r.poll != nil {
+			r.poll.close()
+		}
 	}()
 	start = time.Now()
 	if err := parallel(ctx, cfg.Parallel, len(browsers), func(i int) error {

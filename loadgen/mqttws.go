@@ -64,12 +64,7 @@ func dialMQTTWS(url, clientID string, timeout time.Duration, dial func(context.C
 	}
 	c := &mqttWS{conn: conn}
 	c.r = bufio.NewReaderSize(&wsStream{conn: conn}, 16<<10)
-	// CONNECT: protocol "MQTT" level 4, clean session, keepalive 300 s.
-	var vh []byte
-	vh = appendMQTTString(vh, "MQTT")
-	vh = append(vh, 4, 0x02, 0x01, 0x2c)
-	vh = appendMQTTString(vh, clientID)
-	if err := c.write(0x10, vh); err != nil {
+	if err := c.write(0x10, connectBody(clientID, 300)); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("mqtt connect: %w", err)
 	}
@@ -87,13 +82,30 @@ func dialMQTTWS(url, clientID string, timeout time.Duration, dial func(context.C
 	return c, nil
 }
 
-func appendMQTTString(b []byte, s string) []byte {
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
-	return append(b, s...)
+// connectBody is a CONNECT's body: protocol "MQTT" level 4, clean
+// session, keepalive seconds (0: none).
+func connectBody(clientID string, keepalive uint16) []byte {
+	var vh []byte
+	vh = appendMQTTString(vh, "MQTT")
+	vh = append(vh, 4, 0x02)
+	vh = binary.BigEndian.AppendUint16(vh, keepalive)
+	return appendMQTTString(vh, clientID)
 }
 
-// write sends one packet with fixed header byte h and body.
-func (c *mqttWS) write(h byte, body []byte) error {
+// subscribeBody is a SUBSCRIBE's body: filter at QoS 0.
+func subscribeBody(filter string) []byte {
+	body := []byte{0, 1}
+	body = appendMQTTString(body, filter)
+	return append(body, 0)
+}
+
+// publishBody is a QoS 0 PUBLISH's body.
+func publishBody(topic string, payload []byte) []byte {
+	return append(appendMQTTString(nil, topic), payload...)
+}
+
+// mqttPacket is one packet with fixed header byte h and body.
+func mqttPacket(h byte, body []byte) []byte {
 	pkt := make([]byte, 0, len(body)+5)
 	pkt = append(pkt, h)
 	n := len(body)
@@ -108,7 +120,17 @@ func (c *mqttWS) write(h byte, body []byte) error {
 			break
 		}
 	}
-	pkt = append(pkt, body...)
+	return append(pkt, body...)
+}
+
+func appendMQTTString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+// write sends one packet with fixed header byte h and body.
+func (c *mqttWS) write(h byte, body []byte) error {
+	pkt := mqttPacket(h, body)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
@@ -118,17 +140,12 @@ func (c *mqttWS) write(h byte, body []byte) error {
 // subscribe sends SUBSCRIBE for filter at QoS 0; the SUBACK arrives through
 // readPacket.
 func (c *mqttWS) subscribe(filter string) error {
-	body := []byte{0, 1}
-	body = appendMQTTString(body, filter)
-	body = append(body, 0)
-	return c.write(0x82, body)
+	return c.write(0x82, subscribeBody(filter))
 }
 
 // publish sends payload to topic at QoS 0.
 func (c *mqttWS) publish(topic string, payload []byte) error {
-	body := appendMQTTString(nil, topic)
-	body = append(body, payload...)
-	return c.write(0x30, body)
+	return c.write(0x30, publishBody(topic, payload))
 }
 
 // ping sends PINGREQ.

@@ -27,6 +27,9 @@ type rxConn struct {
 	raw  syscall.RawConn
 	oob  []byte
 	last atomic.Int64 // unix ns: kernel receive time of the latest read's data; 0 none
+	// exact: read one byte at a time, so that a WebSocket handshake's
+	// reader takes nothing past the server's response (see pollTake).
+	exact bool
 }
 
 // newRxConn turns on receive timestamps for c.
@@ -53,6 +56,9 @@ func newRxConn(c *net.TCPConn) (*rxConn, error) {
 func (c *rxConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if c.exact {
+		p = p[:1]
 	}
 	var n, oobn int
 	var rerr error
@@ -113,6 +119,12 @@ func rxOpen(rx **rxConn) func(*url.URL, mqtt.ClientOptions) (net.Conn, error) {
 // rxDial is a dialer for gorilla's Dialer.NetDialContext whose TCP
 // connection records receive timestamps; it stores the connection in *rx.
 func rxDial(rx **rxConn) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return rxDialExact(rx, false)
+}
+
+// rxDialExact is rxDial; with exact, the connection reads a byte at a
+// time (rxConn.exact).
+func rxDialExact(rx **rxConn, exact bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
@@ -128,6 +140,7 @@ func rxDial(rx **rxConn) func(ctx context.Context, network, addr string) (net.Co
 			c.Close()
 			return nil, err
 		}
+		r.exact = exact
 		*rx = r
 		return r, nil
 	}

@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
@@ -65,6 +66,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	warmup := fl.Duration("warmup", 2*time.Second, "load before the window")
 	drain := fl.Duration("drain", 5*time.Second, "how long browsers may still receive the window's events after it")
 	toggleEvery := fl.Duration("toggle-every", 250*time.Millisecond, "toggle period during the window, one in flight (negative: none); the window over it is how many toggles the toggle p99 is of (Switchyard's default command rate allows one browser 10 a second)")
+	defReaders := "goroutines"
+	if runtime.GOOS == "linux" {
+		defReaders = "epoll"
+	}
+	readers := fl.String("readers", defReaders, "how the browsers are read: epoll (Linux: --pollers goroutines in epoll_wait, so a thousand browsers take little of the target's cores) or goroutines (one each, with gorilla/websocket)")
+	pollers := fl.Int("pollers", 1, "goroutines reading the browsers with --readers epoll")
 	boardsApart := fl.Bool("boards-apart", false, "play the boards in a process of their own, so the browsers' reading never delays a board's answer (as on real hardware)")
 	idle := fl.Bool("idle", false, "connect boards and browsers without traffic and measure memory per connection")
 	sweep := fl.String("sweep", "", "comma-separated per-board rates: run each until p99 > --knee-p99 or anything is lost")
@@ -147,7 +154,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	cfg := loadgen.Config{Label: *label, Target: tg, MQTT: *mqttURL, WS: ws, Prefix: *prefix,
 		Boards: *boards, Browsers: *browsers, Rate: *rate, Warmup: *warmup, Duration: *duration,
-		Drain: *drain, ToggleEvery: *toggleEvery, Idle: *idle, BoardsApart: *boardsApart, PIDs: pidList, IDPrefix: *idPrefix, Logger: log,
+		Drain: *drain, ToggleEvery: *toggleEvery, Idle: *idle, BoardsApart: *boardsApart, Readers: *readers, Pollers: *pollers, PIDs: pidList, IDPrefix: *idPrefix, Logger: log,
 		Guess: loadgen.Guess{N: *guessers, User: *guessUser, HTTP: *httpURL, MQTT: *mqttURL, From: *guessFrom}}
 	rates := []float64{*rate}
 	if *sweep != "" {

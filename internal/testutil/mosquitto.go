@@ -14,8 +14,9 @@ import (
 // Mosquitto is Debian's mosquitto broker on a free loopback port, anyone
 // allowed, run by StartMosquitto until the test ends.
 type Mosquitto struct {
-	Port string // on 127.0.0.1
-	URL  string // tcp://127.0.0.1:Port
+	Port   string // on 127.0.0.1
+	URL    string // tcp://127.0.0.1:Port
+	WSPort string // StartMosquittoWS's websockets listener, on 127.0.0.1
 
 	t    testing.TB
 	bin  string
@@ -30,6 +31,23 @@ type Mosquitto struct {
 func StartMosquitto(t testing.TB, persist bool) *Mosquitto {
 	t.Helper()
 	return startMosquitto(t, persist, "")
+}
+
+// StartMosquittoWS is StartMosquitto (not persisting) with a websockets
+// listener too, on WSPort, as browsers speaking MQTT reach a broker.
+func StartMosquittoWS(t testing.TB) *Mosquitto {
+	t.Helper()
+	ws := FreePort(t)
+	m := startMosquitto(t, false, fmt.Sprintf("listener %s 127.0.0.1\nprotocol websockets\n", ws))
+	m.WSPort = ws
+	WaitFor(t, 10*time.Second, func() error { // no event tells when mosquitto listens
+		c, err := net.Dial("tcp", "127.0.0.1:"+ws)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	return m
 }
 
 // startMosquitto is StartMosquitto with extra appended to the
@@ -86,6 +104,9 @@ func (m *Mosquitto) Stop() {
 // Pause stops mosquitto with SIGSTOP, a broker that hangs: its
 // connections stay open and nothing is answered. Resume continues it.
 func (m *Mosquitto) Pause() { _ = m.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Pid is the process id of the mosquitto started last.
+func (m *Mosquitto) Pid() int { return m.cmd.Process.Pid }
 
 // Resume continues mosquitto after Pause.
 func (m *Mosquitto) Resume() { _ = m.cmd.Process.Signal(syscall.SIGCONT) }

@@ -254,6 +254,9 @@ func (b *browser) pollFrames(message func(msg []byte, compressed bool) error) er
 		}
 	}
 partial:
+	if len(data) == len(b.pbuf) {
+		return nil // nothing whole yet: a large frame arriving in pieces
+	}
 	n := copy(b.pbuf, data)
 	b.pbuf = b.pbuf[:n]
 	if cap(b.pbuf) > 1<<20 && n < 64<<10 {
@@ -352,8 +355,10 @@ func (b *browser) pollMQTT(msg []byte, at, now time.Time) error {
 		}
 	}
 partial:
-	n := copy(b.mqbuf, data)
-	b.mqbuf = b.mqbuf[:n]
+	if len(data) < len(b.mqbuf) {
+		n := copy(b.mqbuf, data)
+		b.mqbuf = b.mqbuf[:n]
+	}
 	return nil
 }
 

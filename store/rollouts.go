@@ -33,16 +33,19 @@ const insertBatch = 100
 // CreateRollout records a new rollout and all its boards in one
 // transaction; ErrExists when its id is recorded already.
 func (s *DB) CreateRollout(ctx context.Context, r *rollout.Rollout) error {
-	return s.writeRollout(ctx, "create", r, func(tx *sql.Tx, spec, waves string, _ map[string]boardRow) error {
+	return s.writeRollout(ctx, "create", r, func(tx *sql.Tx, spec, waves string) (func(), error) {
 		res, err := tx.ExecContext(ctx, s.d.q(`INSERT INTO rollouts
 			(id, firmware, version, platform, state, reason, created, updated, spec, waves, jobs)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
 			r.ID, r.Firmware, r.Version, r.Platform, string(r.State), r.Reason,
 			nanos(r.Created), nanos(r.Updated), spec, waves, r.Jobs)
 		if err := oneRow(res, err, ErrExists); err != nil {
-			return err
+			return nil, err
 		}
-		return s.insertBoards(ctx, tx, r.ID, r, nil)
+		if err := s.insertBoards(ctx, tx, r.ID, r, nil); err != nil {
+			return nil, err
+		}
+		return func() { s.remember(r, boardRows(r)) }, nil
 	})
 }
 
@@ -51,42 +54,51 @@ func (s *DB) CreateRollout(ctx context.Context, r *rollout.Rollout) error {
 // rollout was never created.
 //
 // What was last written is kept in memory per rollout (saved), so a save
-// that changes one board of 1,000 writes two rows. This assumes that
+// that changes one board of 1,000 writes two rows, and allocates for that
+// board only: a running rollout is saved at each job it sends, dozens of
+// times a second while a large wave starts. This assumes that
 // between two saves of a rollout by this DB nobody else writes its
 // boards: the contract lets one control plane at a time drive rollouts,
 // and Rollouts forgets what it kept, so a control plane that (again)
 // takes over, and loads the rollouts to do so, compares with the
 // database's rows on its first save.
 func (s *DB) SaveRollout(ctx context.Context, r *rollout.Rollout) error {
-	return s.writeRollout(ctx, "save", r, func(tx *sql.Tx, spec, waves string, rows map[string]boardRow) error {
+	return s.writeRollout(ctx, "save", r, func(tx *sql.Tx, spec, waves string) (func(), error) {
 		res, err := tx.ExecContext(ctx, s.d.q(`UPDATE rollouts SET firmware = ?, version = ?, platform = ?,
 			state = ?, reason = ?, created = ?, updated = ?, spec = ?, waves = ?, jobs = ? WHERE id = ?`),
 			r.Firmware, r.Version, r.Platform, string(r.State), r.Reason,
 			nanos(r.Created), nanos(r.Updated), spec, waves, r.Jobs, r.ID)
 		if err := oneRow(res, err, ErrNotFound); err != nil {
-			return err
+			return nil, err
 		}
 		prev := s.saved[r.ID]
 		if prev == nil {
 			if prev, err = s.readBoardRows(ctx, tx, r.ID); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return s.writeChanged(ctx, tx, r, rows, prev)
+		d := diffBoards(r, prev)
+		if err := s.writeDiff(ctx, tx, r, d); err != nil {
+			return nil, err
+		}
+		return func() {
+			d.apply(prev)
+			s.remember(r, prev)
+		}, nil
 	})
 }
 
-// writeRollout runs write in a transaction with r's spec and waves encoded
-// and its board rows, s.saveMu held, and remembers the rows once it is
-// committed. op names the operation in errors.
+// writeRollout runs write in a transaction with r's spec and waves
+// encoded, s.saveMu held; once it is committed, it runs what write
+// returned (which remembers the rows written). op names the operation in
+// errors.
 func (s *DB) writeRollout(ctx context.Context, op string, r *rollout.Rollout,
-	write func(tx *sql.Tx, spec, waves string, rows map[string]boardRow) error) error {
+	write func(tx *sql.Tx, spec, waves string) (committed func(), err error)) error {
 	fail := func(err error) error { return fmt.Errorf("%s rollout %s: %w", op, r.ID, err) }
 	spec, waves, err := encodeRollout(r)
 	if err != nil {
 		return fail(err)
 	}
-	rows := boardRows(r)
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -94,14 +106,15 @@ func (s *DB) writeRollout(ctx context.Context, op string, r *rollout.Rollout,
 		return fail(err)
 	}
 	defer tx.Rollback() // after Commit it does nothing
-	if err := write(tx, spec, waves, rows); err != nil {
+	committed, err := write(tx, spec, waves)
+	if err != nil {
 		return fail(err)
 	}
 	if err := tx.Commit(); err != nil {
 		delete(s.saved, r.ID) // the transaction may or may not have been applied
 		return fail(err)
 	}
-	s.remember(r, rows)
+	committed()
 	return nil
 }
 
@@ -123,19 +136,74 @@ func (s *DB) remember(r *rollout.Rollout, rows map[string]boardRow) {
 	s.saved[r.ID] = rows
 }
 
-// writeChanged writes the boards of r whose rows differ from prev: updates
-// those that changed, inserts those that are new, deletes those no longer
-// there.
-func (s *DB) writeChanged(ctx context.Context, tx *sql.Tx, r *rollout.Rollout, rows, prev map[string]boardRow) error {
-	var update *sql.Stmt
-	added := map[string]bool{}
-	for id, row := range rows {
-		old, ok := prev[id]
-		if !ok {
-			added[id] = true
-			continue
+// boardDiff is what a save writes of a rollout's boards: the rows that
+// changed or are new since the last save, and the boards no longer there.
+type boardDiff struct {
+	changed []boardChange
+	added   map[string]bool // of changed, those to insert; nil: none
+	gone    []string
+}
+
+// boardChange is one board's row to write.
+type boardChange struct {
+	id  string
+	row boardRow
+}
+
+// diffBoards compares r's boards with prev, the rows last written.
+func diffBoards(r *rollout.Rollout, prev map[string]boardRow) boardDiff {
+	var d boardDiff
+	n := 0
+	for w, wave := range r.Waves {
+		for p, b := range wave.Boards {
+			n++
+			row := boardRow{wave: w, position: p, state: string(b.State), err: b.Error,
+				job: b.Job, since: nanos(b.Since), update: b.Update}
+			old, ok := prev[b.ID]
+			if ok && old == row {
+				continue
+			}
+			d.changed = append(d.changed, boardChange{b.ID, row})
+			if !ok {
+				if d.added == nil {
+					d.added = map[string]bool{}
+				}
+				d.added[b.ID] = true
+			}
 		}
-		if old == row {
+	}
+	if n-len(d.added) < len(prev) { // some of prev are not in r
+		ids := make(map[string]bool, n)
+		for _, wave := range r.Waves {
+			for _, b := range wave.Boards {
+				ids[b.ID] = true
+			}
+		}
+		for id := range prev {
+			if !ids[id] {
+				d.gone = append(d.gone, id)
+			}
+		}
+	}
+	return d
+}
+
+// apply makes rows what the save that wrote d left in the database.
+func (d boardDiff) apply(rows map[string]boardRow) {
+	for _, c := range d.changed {
+		rows[c.id] = c.row
+	}
+	for _, id := range d.gone {
+		delete(rows, id)
+	}
+}
+
+// writeDiff updates the boards of r that changed, inserts those that are
+// new and deletes those no longer there.
+func (s *DB) writeDiff(ctx context.Context, tx *sql.Tx, r *rollout.Rollout, d boardDiff) error {
+	var update *sql.Stmt
+	for _, c := range d.changed {
+		if d.added[c.id] {
 			continue
 		}
 		if update == nil {
@@ -148,20 +216,18 @@ func (s *DB) writeChanged(ctx context.Context, tx *sql.Tx, r *rollout.Rollout, r
 			}
 			defer update.Close()
 		}
-		if _, err := update.ExecContext(ctx, row.wave, row.position, row.state, row.err, row.job, row.since, row.update, r.ID, id); err != nil {
-			return fmt.Errorf("board %s: %w", id, err)
+		row := c.row
+		if _, err := update.ExecContext(ctx, row.wave, row.position, row.state, row.err, row.job, row.since, row.update, r.ID, c.id); err != nil {
+			return fmt.Errorf("board %s: %w", c.id, err)
 		}
 	}
-	for id := range prev {
-		if _, ok := rows[id]; ok {
-			continue
-		}
+	for _, id := range d.gone {
 		if _, err := tx.ExecContext(ctx, s.d.q(`DELETE FROM rollout_boards WHERE rollout_id = ? AND device_id = ?`), r.ID, id); err != nil {
 			return fmt.Errorf("board %s: %w", id, err)
 		}
 	}
-	if len(added) > 0 {
-		return s.insertBoards(ctx, tx, r.ID, r, added)
+	if len(d.added) > 0 {
+		return s.insertBoards(ctx, tx, r.ID, r, d.added)
 	}
 	return nil
 }

@@ -469,6 +469,24 @@ func testRolloutRoundTrip1000(t *testing.T, url string) {
 	}
 	compareRollouts(t, loadOne(t, db, "big"), r2)
 
+	// A board added to a wave and another taken out of one are written
+	// too, and the next save compares with what that one left.
+	r2.Waves[0].Boards = append(r2.Waves[0].Boards, rollout.Board{ID: "added", State: rollout.BoardPending})
+	r2.Waves[1].Boards = r2.Waves[1].Boards[1:]
+	r2.Recount()
+	for round := range 2 {
+		if round == 1 {
+			change(r2, 2, time.Now())
+		}
+		if err := db2.SaveRollout(ctx, r2); err != nil {
+			t.Fatal(err)
+		}
+		compareRollouts(t, loadOne(t, open(t, url), "big"), r2)
+		if t.Failed() {
+			t.Fatalf("after the save with a board added and one gone, round %d", round)
+		}
+	}
+
 	missing := testRollout("missing", 2, time.Now())
 	if err := db.SaveRollout(ctx, missing); !errors.Is(err, ErrNotFound) {
 		t.Errorf("SaveRollout of a rollout never created: got %v, want ErrNotFound", err)

@@ -53,7 +53,7 @@ type RolloutResult struct {
 	TimeToDone   time.Duration  // from POST /api/rollouts to a finished state
 	Waves        []time.Duration
 	CPU          time.Duration // control plane CPU during the rollout
-	IdleRSS      int64         // control plane RSS before the upload
+	IdleRSS      int64         // control plane peak RSS over idleWindow with the fleet connected, before the upload
 	PeakRSS      int64         // its peak RSS during the upload and rollout
 	BytesServed  float64       // firmware bytes served during the rollout (from /metrics)
 	PeakServed   float64       // bytes per second, best 1 s window
@@ -73,6 +73,11 @@ type rolloutJSON struct {
 		} `json:"boards"`
 	} `json:"waves"`
 }
+
+// idleWindow is how long the idle fleet's RSS is watched before the upload:
+// a few of the control plane's collections at idle (one every 4 s with
+// 1,000 boards).
+const idleWindow = 10 * time.Second
 
 // RunRollout runs the benchmark: it waits for the fleet, uploads a random
 // build, starts a rollout on the boards and follows it to its end.
@@ -113,11 +118,23 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 	if cfg.PID > 0 {
 		pids = []int{cfg.PID}
 	}
-	idle, err := readProcOrZero(pids)
+	// The idle fleet's RSS is its peak over idleWindow, compared with the
+	// rollout's peak: right after the last board is heard from, the
+	// control plane is still growing into the fleet (19 MB more about a
+	// second later in one run), and its heap swings with each collection.
+	idleSmp := startSampler(pids)
+	select {
+	case <-time.After(idleWindow):
+	case <-ctx.Done():
+	}
+	idle, err := idleSmp.finish()
 	if err != nil {
+		return nil, fmt.Errorf("sample the control plane: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	res.IdleRSS = idle.rss
+	res.IdleRSS = idle
 	smp := startSampler(pids)
 	sampling := true
 	defer func() {

@@ -168,7 +168,8 @@ func (s *Service) persist(e *entry) error {
 		s.mu.Unlock()
 		return nil
 	}
-	v, r := e.version, cloneRollout(e.r)
+	v, r := e.version, cloneInto(e.saving, e.r)
+	e.saving = r
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -263,16 +264,38 @@ func (s *Service) Snapshot() [][]byte {
 
 // cloneRollout copies r deeply enough to be read while r changes: its
 // waves, their boards and its counts (the spec is never changed).
-func cloneRollout(r *rollout.Rollout) *rollout.Rollout {
-	c := *r
-	c.Waves = make([]rollout.Wave, len(r.Waves))
+func cloneRollout(r *rollout.Rollout) *rollout.Rollout { return cloneInto(nil, r) }
+
+// cloneInto is cloneRollout into c's memory (nil: new), so that a
+// rollout saved at every job it sends (dozens of times a second while a
+// large wave starts) is not copied into a new array of every board each
+// time. Nothing may read c while it is overwritten.
+func cloneInto(c, r *rollout.Rollout) *rollout.Rollout {
+	if c == nil {
+		c = &rollout.Rollout{}
+	}
+	waves, counts := c.Waves, c.Counts
+	*c = *r
+	if cap(waves) < len(r.Waves) {
+		waves = append(waves[:cap(waves)], make([]rollout.Wave, len(r.Waves)-cap(waves))...)
+	}
+	waves = waves[:len(r.Waves)]
 	for i, w := range r.Waves {
-		w.Boards = append([]rollout.Board(nil), w.Boards...)
-		c.Waves[i] = w
+		boards := waves[i].Boards
+		waves[i] = w
+		waves[i].Boards = append(boards[:0], w.Boards...)
 	}
-	c.Counts = make(map[rollout.BoardState]int, len(r.Counts))
+	c.Waves = waves
+	if r.Waves == nil {
+		c.Waves = nil // as the source: its JSON is null, not []
+	}
+	if counts == nil {
+		counts = make(map[rollout.BoardState]int, len(r.Counts))
+	}
+	clear(counts)
 	for k, v := range r.Counts {
-		c.Counts[k] = v
+		counts[k] = v
 	}
-	return &c
+	c.Counts = counts
+	return c
 }

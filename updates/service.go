@@ -44,7 +44,7 @@ type Store interface {
 	ListFirmware(ctx context.Context) ([]rollout.Firmware, error)
 	DeleteFirmware(ctx context.Context, sha string) error
 	CreateRollout(ctx context.Context, r *rollout.Rollout) error
-	SaveRollout(ctx context.Context, r *rollout.Rollout) error
+	SaveRollout(ctx context.Context, r *rollout.Rollout) error // r is not kept: the engine reuses it
 	Rollouts(ctx context.Context) ([]*rollout.Rollout, error)
 
 	// What several control planes sharing the database read and write
@@ -232,6 +232,8 @@ type entry struct {
 	lastCast  time.Time     // when it was last broadcast
 	castPause time.Duration // from lastCast to the next broadcast (castPause of the last event)
 	castNow   bool          // the rollout's state changed, or a user acted: broadcast without waiting
+
+	saving *rollout.Rollout // the copy persist saves, reused from save to save; Service.saveMu guards it
 }
 
 // changed records a change to e.r; urgent ones are saved at once. mu is

@@ -382,7 +382,7 @@ func rolloutBench(args []string, stdout, stderr io.Writer) int {
 	for i, w := range res.Waves {
 		fmt.Fprintf(stdout, "  wave %d done at %s\n", i+1, w.Round(time.Millisecond))
 	}
-	fmt.Fprintf(stdout, "  control plane: %.2f CPU s, RSS idle %s MB, peak %s MB (+%s MB)\n",
+	fmt.Fprintf(stdout, "  control plane: %.2f CPU s, RSS idle (its peak over 10 s) %s MB, peak %s MB (+%s MB)\n",
 		res.CPU.Seconds(), mb(float64(res.IdleRSS)), mb(float64(res.PeakRSS)), mb(float64(res.PeakRSS-res.IdleRSS)))
 	fmt.Fprintf(stdout, "  firmware served: %s MB, best 1 s %s MB/s, mean while serving %s MB/s\n",
 		mb(res.BytesServed), mb(res.PeakServed), mb(res.MeanServed))

@@ -93,10 +93,10 @@ type Config struct {
 	// from the start of the warm-up to the end of the window.
 	Guess Guess
 	// BoardsApart plays the boards in a process of their own
-	// (BoardsCommand), so that the browsers' reading (a thousand
-	// goroutines in this process, woken by every fan-out) never delays a
-	// board's answer to a command: on their own hardware boards do not
-	// wait for the browsers. Ignored with Idle.
+	// (BoardsCommand), so that the browsers' reading (in this process,
+	// woken by every fan-out: a thousand goroutines with Readers
+	// "goroutines") never delays a board's answer to a command: on their
+	// own hardware boards do not wait for the browsers. Ignored with Idle.
 	BoardsApart bool
 	// BoardsCommand runs the boards' process; its arguments are appended
 	// and it must call BoardsMain with them. Nil means this executable with

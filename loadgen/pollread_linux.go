@@ -17,10 +17,11 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// pollReaders reads the /ws browsers' sockets from a few goroutines, each
-// waiting in epoll_wait on its share of them (Config.Readers "epoll"),
-// instead of one goroutine per browser. A fan-out to a thousand browsers
-// then wakes a few goroutines, not a thousand: the load generator's run
+// pollReaders reads the browsers' sockets (/ws, or Mosquitto's MQTT over
+// WebSocket) from Config.Pollers goroutines, each waiting in epoll_wait
+// on its share of them (Config.Readers "epoll"), instead of one goroutine
+// per browser. A fan-out to a thousand browsers then wakes one goroutine,
+// not a thousand: the load generator's run
 // queue stays short, so a simulated board's answer to a command does not
 // wait behind a thousand readers, and the two cores the target also uses
 // lose less time to the load generator's scheduling. Receipt is still

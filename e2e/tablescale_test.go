@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
@@ -53,6 +55,31 @@ type tableCheck struct {
 	RowChanges int `json:"rowChanges"`
 }
 
+// notOnline lists, from the control plane's API, the boards it does not
+// hold online (at most ten) and how many.
+func notOnline(t *testing.T, cp *controlPlane) string {
+	t.Helper()
+	resp, err := http.Get(cp.url("/api/devices"))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var devs []struct {
+		ID     string `json:"id"`
+		Online bool   `json:"online"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&devs); err != nil {
+		return fmt.Sprintf("GET /api/devices: %s: %v", resp.Status, err)
+	}
+	var off []string
+	for _, d := range devs {
+		if !d.Online {
+			off = append(off, d.ID)
+		}
+	}
+	return fmt.Sprintf("%d boards, %d not online: %.10q", len(devs), len(off), off)
+}
+
 // TestTable1000 shows 1,000 boards counting at 1 Hz in the table: every
 // row online in natural order (board-999 before board-1000), every count
 // written in place (the same rows and text nodes; no row added or removed
@@ -85,7 +112,12 @@ func TestTable1000(t *testing.T) {
 			t.Fatalf("disable %s: %v", d.name, err)
 		}
 	}
-	p.waitFor("every row online", fmt.Sprintf(`Array.from(document.querySelectorAll('#rows tr[data-device] [data-field="online"]')).filter(e => e.textContent === "online").length === %d`, tableBoards), 3*wait)
+	if err := p.tryWaitFor(fmt.Sprintf(`Array.from(document.querySelectorAll('#rows tr[data-device] [data-field="online"]')).filter(e => e.textContent === "online").length === %d`, tableBoards), 3*wait); err != nil {
+		// Which rows, and what the control plane says of them: a board
+		// offline there, or a page behind it.
+		rows := evalJS[string](p, `JSON.stringify((() => { const rows = document.querySelectorAll('#rows tr[data-device]'); const off = Array.from(rows).filter(r => r.querySelector('[data-field="online"]').textContent !== "online"); return { rows: rows.length, notOnline: off.length, first: off.slice(0, 10).map(r => r.dataset.device + ": " + r.querySelector('[data-field="online"]').textContent) }; })())`)
+		t.Fatalf("page %s: every row online: %v\nrows: %s\ncontrol plane: %s", p.name, err, rows, notOnline(t, cp))
+	}
 	t.Logf("table of %d rows online %v after the click", tableBoards, time.Since(began).Round(time.Millisecond))
 
 	var want []string

@@ -587,7 +587,7 @@ type toggleState struct {
 	seq        int64
 	board      int
 	want       bool
-	sent       time.Time
+	sent       time.Time // wall clock only
 	remaining  atomic.Int64
 	lastAt     atomic.Int64 // unix ns: the latest socket receipt of a confirmation
 	lastReadAt atomic.Int64 // unix ns: the latest reader's receipt of a confirmation
@@ -757,7 +757,12 @@ func (r *run) toggler(ctx context.Context, browsers []*browser, res *Result, wg 
 		}
 		t.remaining.Store(live)
 		r.sh.startToggle(b.idx)
-		t.sent = time.Now()
+		// Wall clock only (Round(0) drops the monotonic reading): every
+		// figure of a toggle is then a difference of wall clocks, as the
+		// receipts' (kernel timestamps, unix ns) are; a monotonic one
+		// differs from them by the clock's slewing, a microsecond or so,
+		// which made "the last receipt is the slowest" fail.
+		t.sent = time.Now().Round(0)
 		r.toggle.Store(t)
 		res.TogglesMax++
 		if err := from.sendToggle(b.id); err != nil {

@@ -87,7 +87,7 @@ func (b *browser) connect(readers *sync.WaitGroup) error {
 			return fmt.Errorf("browser %d: %w", b.idx, err)
 		}
 	case cfg.Target == Mosquitto:
-		c, err := dialMQTTWS(cfg.WS, fmt.Sprintf("%s-browser-%d", cfg.IDPrefix, b.idx), 10*time.Second, rxDial(&b.rx))
+		c, err := dialMQTTWS(cfg.WS, b.mqttClientID(), 10*time.Second, rxDial(&b.rx))
 		if err != nil {
 			return fmt.Errorf("browser %d: %w", b.idx, err)
 		}
@@ -110,14 +110,7 @@ func (b *browser) connect(readers *sync.WaitGroup) error {
 		}
 		b.ws = c
 		if poll {
-			if err := b.pollTake(); err != nil {
-				c.Close()
-				return fmt.Errorf("browser %d: %w", b.idx, err)
-			}
-			b.polled, b.readers = true, readers
-			readers.Add(1)
-			if err := b.r.poll.add(b); err != nil {
-				b.pollEnd()
+			if err := b.pollStart(readers); err != nil {
 				return fmt.Errorf("browser %d: %w", b.idx, err)
 			}
 		} else {
@@ -133,6 +126,11 @@ func (b *browser) connect(readers *sync.WaitGroup) error {
 		b.r.log.Warn("browser got no first frame", "browser", b.idx, "waited", readyWait)
 	}
 	return nil
+}
+
+// mqttClientID is the client id of a Mosquitto browser.
+func (b *browser) mqttClientID() string {
+	return fmt.Sprintf("%s-browser-%d", b.r.cfg.IDPrefix, b.idx)
 }
 
 // ended reports whether the reader has ended.

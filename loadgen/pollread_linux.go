@@ -31,7 +31,7 @@ import (
 // gorilla/websocket does the handshake; then the browser's socket is
 // duplicated, gorilla's connection closed (which takes the socket out of
 // the Go runtime's poller without closing it), and the duplicate is read
-// here and written by the browser itself (wsWriteFrame): a masked frame for
+// here and written by the browser itself (pollWrite): a masked frame for
 // a toggle, a pong, a close.
 type pollReaders struct {
 	eps   []int                     // one epoll instance per goroutine
@@ -130,6 +130,22 @@ func (p *pollReaders) close() {
 			syscall.Close(p.wake[i][0])
 		}
 	})
+}
+
+// pollStart hands b's socket, handshaken by gorilla (b.ws), to its
+// poller; b's reader is counted in readers until pollEnd.
+func (b *browser) pollStart(readers *sync.WaitGroup) error {
+	if err := b.pollTake(); err != nil {
+		b.ws.Close()
+		return err
+	}
+	b.polled, b.readers = true, readers
+	readers.Add(1)
+	if err := b.r.poll.add(b); err != nil {
+		b.pollEnd()
+		return err
+	}
+	return nil
 }
 
 // pollTake takes b's socket from gorilla's connection after the handshake:
@@ -295,19 +311,11 @@ func (b *browser) pollConnectMQTT(readers *sync.WaitGroup) error {
 	if err != nil {
 		return fmt.Errorf("dial %s: %w", b.r.cfg.WS, err)
 	}
-	b.ws = c
-	if err := b.pollTake(); err != nil {
-		c.Close()
+	b.ws, b.pollMQ = c, true
+	if err := b.pollStart(readers); err != nil {
 		return err
 	}
-	b.polled, b.pollMQ, b.readers = true, true, readers
-	readers.Add(1)
-	if err := b.r.poll.add(b); err != nil {
-		b.pollEnd()
-		return err
-	}
-	id := fmt.Sprintf("%s-browser-%d", b.r.cfg.IDPrefix, b.idx)
-	pkts := append(mqttPacket(0x10, connectBody(id, 0)), mqttPacket(0x82, subscribeBody(b.r.topics.AllFilter()))...)
+	pkts := append(mqttPacket(0x10, connectBody(b.mqttClientID(), 0)), mqttPacket(0x82, subscribeBody(b.r.topics.AllFilter()))...)
 	if err := b.pollWrite(0x2, pkts); err != nil {
 		b.pollShutdown() // its poller ends it
 		return fmt.Errorf("mqtt connect: %w", err)

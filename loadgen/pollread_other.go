@@ -17,7 +17,7 @@ func newPollReaders(n, browsers int) (*pollReaders, error) {
 func (p *pollReaders) add(b *browser) error { return errors.New("epoll readers: Linux only") }
 func (p *pollReaders) close()               {}
 
-func (b *browser) pollTake() error                   { return errors.New("epoll readers: Linux only") }
+func (b *browser) pollStart(*sync.WaitGroup) error   { return errors.New("epoll readers: Linux only") }
 func (b *browser) pollWrite(op byte, _ []byte) error { return errors.New("epoll readers: Linux only") }
 func (b *browser) pollShutdown()                     {}
 func (b *browser) pollEnd()                          {}

@@ -40,13 +40,7 @@ func StartMosquittoWS(t testing.TB) *Mosquitto {
 	ws := FreePort(t)
 	m := startMosquitto(t, false, fmt.Sprintf("listener %s 127.0.0.1\nprotocol websockets\n", ws))
 	m.WSPort = ws
-	WaitFor(t, 10*time.Second, func() error { // no event tells when mosquitto listens
-		c, err := net.Dial("tcp", "127.0.0.1:"+ws)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
+	waitListening(t, ws)
 	return m
 }
 
@@ -85,8 +79,15 @@ func (m *Mosquitto) Start() {
 	}
 	cmd := m.cmd
 	m.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	WaitFor(m.t, 10*time.Second, func() error { // no event tells when mosquitto listens
-		c, err := net.Dial("tcp", "127.0.0.1:"+m.Port)
+	waitListening(m.t, m.Port)
+}
+
+// waitListening waits until mosquitto listens on 127.0.0.1:port (no event
+// tells when it does).
+func waitListening(t testing.TB, port string) {
+	t.Helper()
+	WaitFor(t, 10*time.Second, func() error {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err == nil {
 			c.Close()
 		}

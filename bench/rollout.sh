@@ -15,12 +15,17 @@
 #   BENCH_TRIAL    devicefw --update-trial [5s]
 #   BENCH_HEALTH   the rollout's health_window [5s]
 #   BENCH_PARALLEL the rollout's parallel [1000]
-#   BENCH_LIVE_SECONDS  the live-path window of run 2 [20]
+#   BENCH_LIVE_SECONDS  the live-path window of run 2, from the rollout's
+#                  start [34: the three waves of the default rollout]
 #   BENCH_KEEP     1: keep the temporary directory (logs, database) [0]
 #   BENCH_RUNS     which runs [1 2 3]
 #   BENCH_FLEET_NICE  niceness of the simulated fleet (19: it yields the cores
 #                  to the control plane and the load generator, as a real
 #                  fleet hashing on its own CPUs would) [0]
+#   BENCH_FLEET_SCHED  idle: run the simulated fleet as SCHED_IDLE (chrt --idle 0):
+#                  it then runs only on CPU time nothing else wants, and a
+#                  waking control plane or load generator preempts it at once,
+#                  which nice 19 does not guarantee []
 #   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this
 #                  tree's (an older build, for before/after figures) [built here]
 #   BENCH_TAGS     build tags of the control plane (pprof: SWITCHYARD_PPROF=127.0.0.1:6060 serves profiles) []
@@ -32,7 +37,7 @@ SIZE=${BENCH_SIZE:-5MiB}
 TRIAL=${BENCH_TRIAL:-5s}
 HEALTH=${BENCH_HEALTH:-5s}
 PARALLEL=${BENCH_PARALLEL:-1000}
-LIVE=${BENCH_LIVE_SECONDS:-20}
+LIVE=${BENCH_LIVE_SECONDS:-34}
 GO=${GO:-go}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-rollout.XXXXXX")
@@ -89,7 +94,9 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && 
 KEY=$(env -u SWITCHYARD_PPROF "$TMP/controlplane" update-key --config "$TMP/config.yaml")
 
 start_fleet() { # start_fleet [extra devicefw flags]
-	nice -n "${BENCH_FLEET_NICE:-0}" "$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
+	local sched=()
+	if [ "${BENCH_FLEET_SCHED:-}" = idle ]; then sched=(chrt --idle 0); fi
+	"${sched[@]}" nice -n "${BENCH_FLEET_NICE:-0}" "$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
 		--update-key "$KEY" --update-trial "$TRIAL" --update-deadline 60s \
 		--state-dir "$TMP/fleet" "$@" 2>"$TMP/devicefw.log" &
 	FLEET=$!
@@ -110,16 +117,27 @@ fi
 
 if [[ $RUNS == *" 2 "* ]]; then
 log "run 2: the live path during a rollout, then without one"
+# The live window opens when the rollout has started (loadgen rollout first
+# watches the idle fleet for 10 s and uploads the build) and lasts LIVE
+# seconds: by default the rollout's three waves, to within the load
+# generator's own start.
+bench --label "rollout-with-live-load" > >(tee "$TMP/rollout-2.txt") 2>&1 &
+RB=$!
+until grep -q "started on" "$TMP/rollout-2.txt" 2>/dev/null; do
+	kill -0 "$RB" 2>/dev/null || { wait "$RB"; exit 1; }
+	sleep 0.1
+done
 "$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
 	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-during-rollout" \
-	--timeline "$TMP/timeline-during.csv" &
-LG=$!
-bench --label "rollout-with-live-load"
-wait "$LG"
-log "the live path second by second during the rollout"
+	--timeline "$TMP/timeline-during.csv"
+wait "$RB"
+log "the live path second by second during the rollout (second 0: the window's first, about a second after the rollout's start)"
 cat "$TMP/timeline-during.csv"
 "$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
-	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-idle"
+	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-idle" \
+	--timeline "$TMP/timeline-idle.csv"
+log "the live path second by second without a rollout"
+cat "$TMP/timeline-idle.csv"
 fi
 
 if [[ $RUNS == *" 3 "* ]]; then

@@ -37,6 +37,9 @@ func (s *Service) run() {
 	later := time.NewTimer(time.Hour)
 	later.Stop()
 	defer later.Stop()
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	defer gap.Stop()
 	for {
 		select {
 		case <-s.quit:
@@ -49,8 +52,27 @@ func (s *Service) run() {
 		if wait := s.cycle(); wait > 0 {
 			later.Reset(wait)
 		}
+		// Nothing starts the next cycle within cycleGap: pokes that come
+		// meanwhile wait for it together (one pending kick is kept).
+		gap.Reset(cycleGap)
+		select {
+		case <-s.quit:
+			s.flush(s.cfg.Now(), true)
+			return
+		case <-gap.C:
+		}
 	}
 }
+
+// cycleGap is the least time between two cycles of the engine. A wave of
+// 900 boards reports some thousand updates a second (download progress,
+// verifying, restarting, the new build's info); a cycle for each steps every
+// board of every rollout, which bench/rollout.sh measured at 0.9 CPU
+// seconds in 8 s of a 1,000-board wave, all of it taken from the live path
+// on the same cores. Stepping at most 50 times a second reads the same
+// reports a few milliseconds later: nothing a rollout decides (health
+// windows, timeouts, all in seconds) notices.
+const cycleGap = 20 * time.Millisecond
 
 // cycle steps every rollout that has something to follow, saves, sends
 // and broadcasts; it returns how long until a held-back save or broadcast

@@ -232,9 +232,7 @@ func (s *Service) serveFirmware(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("ETag", strconv.Quote(sha))
 	cw := &countingWriter{ResponseWriter: w}
-	// At the lowest priority: a rollout's bytes never delay the live path
-	// (see inBackground).
-	inBackground(func() { http.ServeContent(cw, r, "", fi.ModTime(), f) })
+	http.ServeContent(cw, r, "", fi.ModTime(), f)
 	s.served.Add(float64(cw.n))
 }
 

@@ -16,7 +16,7 @@
 #   BENCH_HEALTH   the rollout's health_window [5s]
 #   BENCH_PARALLEL the rollout's parallel [1000]
 #   BENCH_LIVE_SECONDS  the live-path window of run 2, from the rollout's
-#                  start [34: the three waves of the default rollout]
+#                  start [55: the whole default rollout, which takes 40-52 s]
 #   BENCH_KEEP     1: keep the temporary directory (logs, database) [0]
 #   BENCH_RUNS     which runs [1 2 3]
 #   BENCH_FLEET_NICE  niceness of the simulated fleet (19: it yields the cores
@@ -37,7 +37,7 @@ SIZE=${BENCH_SIZE:-5MiB}
 TRIAL=${BENCH_TRIAL:-5s}
 HEALTH=${BENCH_HEALTH:-5s}
 PARALLEL=${BENCH_PARALLEL:-1000}
-LIVE=${BENCH_LIVE_SECONDS:-34}
+LIVE=${BENCH_LIVE_SECONDS:-55}
 GO=${GO:-go}
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-rollout.XXXXXX")

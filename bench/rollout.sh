@@ -119,8 +119,8 @@ if [[ $RUNS == *" 2 "* ]]; then
 log "run 2: the live path during a rollout, then without one"
 # The live window opens when the rollout has started (loadgen rollout first
 # watches the idle fleet for 10 s and uploads the build) and lasts LIVE
-# seconds: by default the rollout's three waves, to within the load
-# generator's own start.
+# seconds: by default the whole rollout, whose done time the output gives
+# to check against.
 bench --label "rollout-with-live-load" > >(tee "$TMP/rollout-2.txt") 2>&1 &
 RB=$!
 until grep -q "started on" "$TMP/rollout-2.txt" 2>/dev/null; do

@@ -97,6 +97,7 @@ type Broker struct {
 	accept []*mqttnet.TCP // the TCP and TLS listeners, for Healthy
 	ws     *wsListener    // nil when off
 	store  *retainLog     // nil when memory only
+	expiry *retainExpiry  // nil when Mochi's own sweep expires retained messages
 	auth   *authHook      // nil when everybody is let in
 	wills  *willHook
 	log    *slog.Logger
@@ -191,6 +192,16 @@ func New(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("mqtt storage hook: %w", err)
 		}
 	}
+	// Retained messages with an expiry are expired by the broker, not by
+	// Mochi's sweep of every retained message (see expiry.go).
+	if err := stopRetainedSweep(srv); err != nil {
+		log.Warn("mqtt: keeping Mochi's once-a-second sweep of every retained message", "err", err)
+	} else {
+		b.expiry = newRetainExpiry(srv, b.store)
+		if err := srv.AddHook(b.expiry, nil); err != nil {
+			return nil, fmt.Errorf("mqtt retained expiry hook: %w", err)
+		}
+	}
 	if cfg.MaxDevices > 0 {
 		var stored []string
 		if b.store != nil {
@@ -280,6 +291,9 @@ func (b *Broker) Start() error {
 	}
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("start mqtt broker: %w", err)
+	}
+	if b.expiry != nil {
+		go b.expiry.run() // ends when Close closes the expiry
 	}
 	if b.store != nil {
 		b.store.restore = nil // Mochi has loaded it; don't keep a second copy
@@ -417,6 +431,9 @@ func (b *Broker) drain() {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		wasServing := b.serving.Swap(false)
+		if b.expiry != nil {
+			b.expiry.close(wasServing)
+		}
 		if wasServing {
 			b.drain()
 			_ = mqttnet.CloseServer(b.srv, 2*time.Second)

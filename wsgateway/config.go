@@ -98,6 +98,9 @@ type Config struct {
 	// 25ms.
 	CoalescePerBrowser time.Duration
 	CoalesceMax        time.Duration
+	// Writers is how many goroutines write frames to browsers, one per
+	// CPU; 0 means runtime.GOMAXPROCS(0).
+	Writers int
 	// Routes are handlers of other packages served behind the gateway's
 	// access rules (see Route); nil means none.
 	Routes []Route

@@ -60,12 +60,16 @@ func (r *readyQueue) stop() {
 	r.cond.Broadcast()
 }
 
-// startWorkers starts the pool, one worker per CPU (tried: one fewer, to
-// leave a CPU for the network; toggle p99 under workload (c) went from
-// 17-19 ms to 20-23 ms). stopWorkers ends them once the queue is empty.
+// startWorkers starts the pool, one worker per CPU (Config.Writers; tried:
+// one fewer, to leave a CPU for the network; toggle p99 under workload (c)
+// went from 17-19 ms to 20-23 ms). stopWorkers ends them once the queue is
+// empty.
 func (g *Gateway) startWorkers() {
 	g.ready.cond.L = &g.ready.mu
-	n := runtime.GOMAXPROCS(0)
+	n := g.cfg.Writers
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
 	g.workersWG.Add(n)
 	for range n {
 		go g.worker() // ends when stopWorkers has run and the queue is empty

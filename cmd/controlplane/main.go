@@ -29,6 +29,7 @@ import (
 var version = "dev"
 
 func main() {
+	spareProcs()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
 }
 
@@ -166,6 +167,7 @@ func serve(cfg *Config, stderr io.Writer, stop <-chan struct{}) error {
 
 	hist, audit := ups.history()
 	gw, err := wsgateway.New(wsgateway.Config{
+		Writers:         cpus,
 		Routes:          append(ups.routes(), acc.Handlers()...),
 		Adopted:         acc.Adopted,
 		Forgetting:      acc.Forgetting,

@@ -28,7 +28,8 @@ var cpus = runtime.GOMAXPROCS(0)
 // schedules at once. Measured with 1,000 boards updating on two cores,
 // runs alternated in one sitting: the live path's p99 during the rollout
 // 3.57, 4.22, 4.42 ms against 4.25, 5.12, 5.18 ms (3.01-3.15 ms without a
-// rollout either way), for about 7 % more CPU (bench/README.md, "Spare Ps").
+// rollout either way), for about 6 % more CPU (bench/README.md, "Mochi's
+// sweep replaced, two spare Ps, and what the stall is not").
 func spareProcs() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(cpus + 2)

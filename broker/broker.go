@@ -293,7 +293,7 @@ func (b *Broker) Start() error {
 		return fmt.Errorf("start mqtt broker: %w", err)
 	}
 	if b.expiry != nil {
-		go b.expiry.run() // ends when Close closes the expiry
+		b.expiry.start()
 	}
 	if b.store != nil {
 		b.store.restore = nil // Mochi has loaded it; don't keep a second copy
@@ -432,7 +432,7 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		wasServing := b.serving.Swap(false)
 		if b.expiry != nil {
-			b.expiry.close(wasServing)
+			b.expiry.close()
 		}
 		if wasServing {
 			b.drain()

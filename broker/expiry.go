@@ -43,13 +43,19 @@ type retainExpiry struct {
 	mu  sync.Mutex       // guards due
 	due map[string]int64 // topic → its retained message's expiry (unix seconds)
 
-	stop chan struct{} // closed by close: run returns
-	done chan struct{} // closed when run has returned
+	stop chan struct{}  // closed by close: run returns
+	wg   sync.WaitGroup // the run goroutine, once start has started it
 	once sync.Once
 }
 
 func newRetainExpiry(srv *mqtt.Server, store *retainLog) *retainExpiry {
-	return &retainExpiry{srv: srv, store: store, due: make(map[string]int64), stop: make(chan struct{}), done: make(chan struct{})}
+	return &retainExpiry{srv: srv, store: store, due: make(map[string]int64), stop: make(chan struct{})}
+}
+
+// start runs the expiry once a second until close.
+func (e *retainExpiry) start() {
+	e.wg.Add(1)
+	go e.run() // ends when close closes e.stop
 }
 
 // ID implements mqtt.Hook.
@@ -72,7 +78,7 @@ func (e *retainExpiry) OnRetainMessage(_ *mqtt.Client, pk packets.Packet, _ int6
 
 // run expires due messages once a second until close.
 func (e *retainExpiry) run() {
-	defer close(e.done)
+	defer e.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -111,13 +117,11 @@ func (e *retainExpiry) expire(now int64) {
 	}
 }
 
-// close stops run and waits for it; it may be called more than once, and
-// before run was started (then it does not wait).
-func (e *retainExpiry) close(started bool) {
+// close stops run, if started, and waits for it; it may be called more
+// than once.
+func (e *retainExpiry) close() {
 	e.once.Do(func() { close(e.stop) })
-	if started {
-		<-e.done
-	}
+	e.wg.Wait()
 }
 
 // errNoSweep says stopRetainedSweep could not find Mochi's ticker.

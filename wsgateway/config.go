@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -189,6 +190,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	orDefault(&cfg.CommandRate, 10)
 	orDefault(&cfg.CommandBurst, 20)
 	orDefault(&cfg.CommandTimeout, 5*time.Second)
+	orDefault(&cfg.Writers, runtime.GOMAXPROCS(0))
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -66,12 +66,8 @@ func (r *readyQueue) stop() {
 // empty.
 func (g *Gateway) startWorkers() {
 	g.ready.cond.L = &g.ready.mu
-	n := g.cfg.Writers
-	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
-	g.workersWG.Add(n)
-	for range n {
+	g.workersWG.Add(g.cfg.Writers)
+	for range g.cfg.Writers {
 		go g.worker() // ends when stopWorkers has run and the queue is empty
 	}
 }

@@ -21,13 +21,22 @@
 #   BENCH_RUNS     which runs [1 2 3]
 #   BENCH_FLEET_NICE  niceness of the simulated fleet (19: it yields the cores
 #                  to the control plane and the load generator, as a real
-#                  fleet hashing on its own CPUs would) [0]
+#                  fleet hashing on its own CPUs would; bench/README.md says which
+#                  figures used it; 0: the fleet competes with them as an
+#                  equal) [19]
 #   BENCH_FLEET_SCHED  idle: run the simulated fleet as SCHED_IDLE (chrt --idle 0):
 #                  it then runs only on CPU time nothing else wants, and a
 #                  waking control plane or load generator preempts it at once,
-#                  which nice 19 does not guarantee []
+#                  which nice 19 does not guarantee (measured: no better,
+#                  bench/README.md, 2026-12-05) []
 #   BENCH_CONTROLPLANE  a controlplane binary to measure instead of this
 #                  tree's (an older build, for before/after figures) [built here]
+#   BENCH_DEVICEFW a devicefw binary to run the simulated fleet with instead of
+#                  this tree's [built here]
+#   BENCH_LIVE_NICE  niceness of run 2's live-path load generator [0]
+#   BENCH_LIVE_APART 1: run 2's load generator plays its 100 boards in a
+#                  process of their own (loadgen --boards-apart), so the
+#                  browsers' reading never delays a board's send [0]
 #   BENCH_TAGS     build tags of the control plane (pprof: SWITCHYARD_PPROF=127.0.0.1:6060 serves profiles) []
 set -euo pipefail
 
@@ -61,6 +70,10 @@ if [ -n "${BENCH_CONTROLPLANE:-}" ]; then
 	cp "$BENCH_CONTROLPLANE" "$TMP/controlplane"
 fi
 $GO build -o "$TMP/devicefw" ./cmd/devicefw
+if [ -n "${BENCH_DEVICEFW:-}" ]; then
+	log "simulating the fleet with $BENCH_DEVICEFW instead of this tree's devicefw"
+	cp "$BENCH_DEVICEFW" "$TMP/devicefw"
+fi
 $GO build -o "$TMP/loadgen" ./cmd/loadgen
 read -r MQTT HTTP <<<"$("$TMP/loadgen" ports 2 | tr "\n" " ")"
 
@@ -96,7 +109,7 @@ KEY=$(env -u SWITCHYARD_PPROF "$TMP/controlplane" update-key --config "$TMP/conf
 start_fleet() { # start_fleet [extra devicefw flags]
 	local sched=()
 	if [ "${BENCH_FLEET_SCHED:-}" = idle ]; then sched=(chrt --idle 0); fi
-	"${sched[@]}" nice -n "${BENCH_FLEET_NICE:-0}" "$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
+	"${sched[@]}" nice -n "${BENCH_FLEET_NICE:-19}" "$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
 		--update-key "$KEY" --update-trial "$TRIAL" --update-deadline 60s \
 		--state-dir "$TMP/fleet" "$@" 2>"$TMP/devicefw.log" &
 	FLEET=$!
@@ -107,6 +120,15 @@ stop_fleet() { kill -TERM "$FLEET"; wait "$FLEET" || true; }
 bench() { "$TMP/loadgen" rollout --http "http://127.0.0.1:$HTTP" --token "$TOKEN" \
 	--boards "$BOARDS" --ids sim --size "$SIZE" --health-window "$HEALTH" \
 	--parallel "$PARALLEL" --pid "$CP" -v "$@"; }
+
+# live: the live path's load generator, 100 boards counting at 1 Hz and 100
+# browsers, for LIVE seconds.
+live() {
+	local apart=()
+	if [ "${BENCH_LIVE_APART:-0}" = 1 ]; then apart=(--boards-apart); fi
+	nice -n "${BENCH_LIVE_NICE:-0}" "$TMP/loadgen" "${apart[@]}" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
+	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live "$@"
+}
 
 RUNS=" ${BENCH_RUNS:-1 2 3} "
 start_fleet
@@ -127,14 +149,12 @@ until grep -q "started on" "$TMP/rollout-2.txt" 2>/dev/null; do
 	kill -0 "$RB" 2>/dev/null || { wait "$RB"; exit 1; }
 	sleep 0.1
 done
-"$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
-	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-during-rollout" \
+live --label "live-during-rollout" \
 	--timeline "$TMP/timeline-during.csv"
 wait "$RB"
 log "the live path second by second during the rollout (second 0: the window's first, about a second after the rollout's start)"
 cat "$TMP/timeline-during.csv"
-"$TMP/loadgen" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
-	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live --label "live-idle" \
+live --label "live-idle" \
 	--timeline "$TMP/timeline-idle.csv"
 log "the live path second by second without a rollout"
 cat "$TMP/timeline-idle.csv"

@@ -155,6 +155,33 @@ type Rollout struct {
 	// sessions) at once: jobs go out as earlier boards finish fetching.
 	// Not stored; 0 means no bound beyond Parallel.
 	MaxFetching int `json:"-"`
+	// SendRate, above 0, bounds how fast Step starts boards: jobs a second,
+	// with bursts of SendBurst (a fifth of a second's worth, at least
+	// one). The caller sets it before each Step, so that the boards of a
+	// big wave on a fast network do not all restart their MQTT sessions
+	// within the same second. Not stored; 0 means no bound.
+	SendRate float64 `json:"-"`
+	// Throttled reports whether the last Step held back a board that
+	// SendRate alone kept from starting: the caller steps again soon
+	// (within a SendBurst's refill) rather than at its usual pace.
+	Throttled bool `json:"-"`
+
+	sendTokens float64   // boards Step may start now (see SendRate)
+	sendAt     time.Time // when sendTokens was last filled up
+}
+
+// SendBurst is how many boards Step may start at once at SendRate.
+func (r *Rollout) SendBurst() float64 { return max(1, r.SendRate/5) }
+
+// fillSends tops up the boards Step may start for the time since the last
+// Step, up to SendBurst.
+func (r *Rollout) fillSends(now time.Time) {
+	if r.sendAt.IsZero() {
+		r.sendTokens = r.SendBurst()
+	} else if d := now.Sub(r.sendAt); d > 0 {
+		r.sendTokens = min(r.SendBurst(), r.sendTokens+r.SendRate*d.Seconds())
+	}
+	r.sendAt = now
 }
 
 // Candidate is what the control plane knows of a targeted board when a

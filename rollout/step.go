@@ -55,7 +55,8 @@ const ResendAfter = 30 * time.Second
 // Then, when running: waiting boards that are online are sent their job,
 // then the pending boards of the current wave (the first one not done), in
 // order, while fewer than Parallel boards are updating or checking (and,
-// when MaxFetching is set, fewer than it are fetching); a
+// when MaxFetching is set, fewer than it are fetching; when SendRate is
+// set, no faster than it: Throttled says when that held a board back); a
 // pending board offline at its turn becomes waiting instead. A wave is done
 // when each of its boards is updated, failed, skipped or waiting; the next
 // one starts at once, in the same Step.
@@ -287,6 +288,16 @@ func (s *stepper) send() {
 	if r.MaxFetching > 0 {
 		room = min(room, fetchRoom)
 	}
+	r.Throttled = false
+	if r.SendRate > 0 {
+		r.fillSends(s.now)
+		if rate := int(r.sendTokens); rate < room {
+			room = rate
+			defer func() { r.Throttled = s.wantsMore() }()
+		}
+		started := len(s.sends)
+		defer func() { r.sendTokens -= float64(len(s.sends) - started) }()
+	}
 	// Waiting boards come first: they are from earlier turns.
 	r.eachBoard(func(b *Board) {
 		if room > 0 && b.State == BoardWaiting && s.online(b.ID) {
@@ -334,6 +345,30 @@ func fetching(b *Board) bool {
 func (s *stepper) online(id string) bool {
 	v := s.f.View(id)
 	return v.Known && v.Online
+}
+
+// wantsMore reports whether a board could start now but for SendRate:
+// a waiting board online, or a pending one in the current wave.
+func (s *stepper) wantsMore() bool {
+	more := false
+	s.r.eachBoard(func(b *Board) {
+		if b.State == BoardWaiting && s.online(b.ID) {
+			more = true
+		}
+	})
+	for i := range s.r.Waves {
+		w := &s.r.Waves[i]
+		if w.State != WaveRunning {
+			continue
+		}
+		for _, b := range w.Boards {
+			if b.State == BoardPending {
+				more = true
+			}
+		}
+		break
+	}
+	return more
 }
 
 // start records b's next job and queues it to be sent.

@@ -253,6 +253,51 @@ func TestStepMaxFetching(t *testing.T) {
 	}
 }
 
+func TestStepSendRate(t *testing.T) {
+	all := ids("b", 10)
+	order := Order(all)
+	s := newSim(t, modes(all, modeOK, nil), t0)
+	r := Plan("r1", spec(nil, sec(30), Limit{}, 10), fw12, updatable(all), t0)
+	r.SendRate = 10 // bursts of 2 (a fifth of a second's worth)
+
+	type step struct {
+		at        time.Duration
+		sent      int
+		throttled bool
+	}
+	for _, st := range []step{
+		{0, 2, true},                        // a full burst
+		{50 * time.Millisecond, 0, true},    // half a job's worth refilled
+		{100 * time.Millisecond, 1, true},   // one more
+		{100 * time.Millisecond, 0, true},   // no time has passed
+		{time.Second, 2, true},              // refilled up to the burst, not ten
+		{1300 * time.Millisecond, 2, true},  // three jobs' worth, burst two
+		{5 * time.Second, 2, true},          // 9 of 10 sent
+		{5100 * time.Millisecond, 1, false}, // 10: nothing left to hold back
+		{5300 * time.Millisecond, 0, false},
+		{9 * time.Second, 0, false},
+	} {
+		got := len(s.step(r, t0.Add(st.at)))
+		if got != st.sent || r.Throttled != st.throttled {
+			t.Errorf("+%v: sent %d, throttled %v; want %d, %v", st.at, got, r.Throttled, st.sent, st.throttled)
+		}
+	}
+	// In canary order, as without a rate.
+	var sentOrder []string
+	for _, snd := range s.order {
+		sentOrder = append(sentOrder, snd.ID)
+	}
+	if !slices.Equal(sentOrder, order) {
+		t.Errorf("sent %q, want %q", sentOrder, order)
+	}
+	for now := t0.Add(10 * time.Second); r.State == Running && now.Before(t0.Add(time.Hour)); now = now.Add(sec(10)) {
+		s.step(r, now)
+	}
+	if want := map[BoardState]int{BoardUpdated: 10}; r.State != Done || !maps.Equal(r.Counts, want) {
+		t.Errorf("end: %s %v, want done %v", r.State, r.Counts, want)
+	}
+}
+
 func TestStepWaitingBoardsRespectParallel(t *testing.T) {
 	all := ids("b", 4)
 	order := Order(all)

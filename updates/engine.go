@@ -85,6 +85,7 @@ func (s *Service) cycle() time.Duration {
 	}
 	s.pickUp(now)
 	var jobs []job
+	throttled := false
 	s.mu.Lock()
 	for _, e := range s.rollouts {
 		if !active(e.r) {
@@ -92,7 +93,11 @@ func (s *Service) cycle() time.Duration {
 		}
 		before, state := e.r.Updated, e.r.State
 		e.r.MaxFetching = 2 * s.cfg.MaxDownloads // see Config.MaxDownloads
+		e.r.SendRate = s.cfg.JobRate
 		sends := e.r.Step(s.fleet, now)
+		if e.r.Throttled { // step again when the next board may start
+			throttled = true
+		}
 		if len(sends) > 0 || !e.r.Updated.Equal(before) || e.r.State != state {
 			e.changed(len(sends) > 0 || e.r.State != state)
 		}
@@ -120,6 +125,9 @@ func (s *Service) cycle() time.Duration {
 			continue
 		}
 		s.publish(j)
+	}
+	if next := time.Duration(float64(time.Second) / s.cfg.JobRate); throttled && (wait == 0 || next < wait) {
+		wait = next
 	}
 	return wait
 }

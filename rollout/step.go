@@ -288,22 +288,31 @@ func (s *stepper) send() {
 	if r.MaxFetching > 0 {
 		room = min(room, fetchRoom)
 	}
-	r.Throttled = false
+	limited := false // SendRate, not Parallel or MaxFetching, set room
 	if r.SendRate > 0 {
 		r.fillSends(s.now)
-		if rate := int(r.sendTokens); rate < room {
-			room = rate
-			defer func() { r.Throttled = s.wantsMore() }()
+		if n := int(r.sendTokens); n < room {
+			room, limited = n, true
 		}
-		started := len(s.sends)
-		defer func() { r.sendTokens -= float64(len(s.sends) - started) }()
 	}
+	started, held := len(s.sends), false // held: a board could start but for room
+	defer func() {
+		if r.SendRate > 0 {
+			r.sendTokens -= float64(len(s.sends) - started)
+		}
+		r.Throttled = limited && held
+	}()
 	// Waiting boards come first: they are from earlier turns.
 	r.eachBoard(func(b *Board) {
-		if room > 0 && b.State == BoardWaiting && s.online(b.ID) {
-			s.start(b)
-			room--
+		if b.State != BoardWaiting || !s.online(b.ID) {
+			return
 		}
+		if room <= 0 {
+			held = true
+			return
+		}
+		s.start(b)
+		room--
 	})
 	for i := range r.Waves {
 		w := &r.Waves[i]
@@ -316,11 +325,12 @@ func (s *stepper) send() {
 		}
 		for j := range w.Boards {
 			b := &w.Boards[j]
-			if room <= 0 {
-				break
-			}
 			if b.State != BoardPending {
 				continue
+			}
+			if room <= 0 {
+				held = true
+				break
 			}
 			if !s.online(b.ID) {
 				s.set(b, BoardWaiting, "")
@@ -345,30 +355,6 @@ func fetching(b *Board) bool {
 func (s *stepper) online(id string) bool {
 	v := s.f.View(id)
 	return v.Known && v.Online
-}
-
-// wantsMore reports whether a board could start now but for SendRate:
-// a waiting board online, or a pending one in the current wave.
-func (s *stepper) wantsMore() bool {
-	more := false
-	s.r.eachBoard(func(b *Board) {
-		if b.State == BoardWaiting && s.online(b.ID) {
-			more = true
-		}
-	})
-	for i := range s.r.Waves {
-		w := &s.r.Waves[i]
-		if w.State != WaveRunning {
-			continue
-		}
-		for _, b := range w.Boards {
-			if b.State == BoardPending {
-				more = true
-			}
-		}
-		break
-	}
-	return more
 }
 
 // start records b's next job and queues it to be sent.

@@ -95,9 +95,7 @@ func (s *Service) cycle() time.Duration {
 		e.r.MaxFetching = 2 * s.cfg.MaxDownloads // see Config.MaxDownloads
 		e.r.SendRate = s.cfg.JobRate
 		sends := e.r.Step(s.fleet, now)
-		if e.r.Throttled { // step again when the next board may start
-			throttled = true
-		}
+		throttled = throttled || e.r.Throttled // step again when the next board may start
 		if len(sends) > 0 || !e.r.Updated.Equal(before) || e.r.State != state {
 			e.changed(len(sends) > 0 || e.r.State != state)
 		}

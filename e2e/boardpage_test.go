@@ -110,10 +110,13 @@ func TestBoardPage(t *testing.T) {
 	t.Run("rename and retag on the page", func(t *testing.T) {
 		p := p.in(t)
 		p.open(cp.url("/#board=bench-10"))
-		p.waitFor("bench-10's page with its form", boardPageAt("bench-10")+" && "+jsShown(`#board-edit`), wait)
+		// The form is filled once the page knows the board (its id is the
+		// name field's placeholder); a user types into it after that.
+		p.waitFor("bench-10's page with its form filled", boardPageAt("bench-10")+" && "+jsShown(`#board-edit`)+
+			` && document.getElementById("board-name").placeholder === "bench-10"`, wait)
 		p.do(
-			chromedp.SetValue(chromedp.CSS(`#board-name`), "Bench ten"),
-			chromedp.SetValue(chromedp.CSS(`#board-tags`), "lab, Floor-2"),
+			chromedp.SendKeys(chromedp.CSS(`#board-name`), "Bench ten"),
+			chromedp.SendKeys(chromedp.CSS(`#board-tags`), "lab, Floor-2"),
 			chromedp.Click(chromedp.CSS(`[data-action="save-board"]`)),
 		)
 		p.waitFor("saved, shown", `document.getElementById("board-edit-status").dataset.status === "ok" && `+

@@ -409,11 +409,24 @@ const instrumentJS = `(() => {
   };
   e2e.led = (c) => { const m = /\b(ON|OFF)\b/i.exec(c.led); return m ? m[1].toUpperCase() : ""; };
   e2e.online = (c) => (/\bonline\b/i.test(c.online) ? true : /\boffline\b/i.test(c.online) ? false : null);
+  // The last input and navigation events, for a failure's page state: a
+  // click that did not take shows where it landed.
+  e2e.events = [];
+  const describe = (t) => !t || !t.nodeName ? "" : t.nodeName.toLowerCase() + (t.id ? "#" + t.id : "") +
+    (t.className && typeof t.className === "string" ? "." + t.className.trim().replace(/\s+/g, ".") : "") +
+    (t.closest && t.closest("[data-device]") ? "@" + t.closest("[data-device]").dataset.device : "");
+  for (const type of ["mousedown", "mouseup", "click", "submit", "hashchange", "popstate"]) {
+    window.addEventListener(type, (ev) => {
+      e2e.events.push(Math.round(performance.now()) + "ms " + type + " " + describe(ev.target) + " " + location.hash);
+      if (e2e.events.length > 12) e2e.events.shift();
+    }, true);
+  }
   e2e.state = () => {
     const cards = e2e.cards();
+    const where = { hash: location.hash, view: document.body ? document.body.dataset.view || "" : "", events: e2e.events };
     return cards.length
-      ? { conn: e2e.conn(), cards: cards.slice(0, 20) }
-      : { text: document.body ? document.body.innerText.slice(0, 400) : "" };
+      ? { conn: e2e.conn(), cards: cards.slice(0, 20), ...where }
+      : { text: document.body ? document.body.innerText.slice(0, 400) : "", ...where };
   };
   document.addEventListener("DOMContentLoaded", () => {
     const root = document.getElementById("cards");

@@ -98,7 +98,7 @@ func TestBoardPage(t *testing.T) {
 		p.pick("#state-filter", "")
 		p.do(chromedp.Click(chromedp.CSS(`[data-layout="table"]`)))
 		p.waitFor("porch offline in its row", `(r => r && r.online === "offline")(`+jsRow("porch")+`)`, wait)
-		p.do(chromedp.Click(chromedp.CSS(`#rows tr[data-device="porch"] a.open`)))
+		p.click(`#rows tr[data-device="porch"] a.open`)
 		p.waitFor("porch's page", boardPageAt("porch"), wait)
 		p.waitFor("offline now, the connection lost", `Array.from(document.querySelectorAll('#board-timeline rect[data-state="offline"]')).some(r => Date.now() - Date.parse(r.dataset.to) < 60000) && `+
 			`!!document.querySelector('#board-timeline li[data-why="will"]')`, wait)

@@ -211,6 +211,36 @@ func (p *page) do(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// click clicks the element sel at its centre, as chromedp.Click does, once
+// a click there hits it. A table row is drawn with content-visibility:
+// auto, so a row just added has its cells laid out only at the next frame;
+// a click before then lands on the row, not on its link or button (seen in
+// CI: mousedown on tr.row, mouseup on the link, no navigation). The check
+// runs at each frame, up to wait.
+func (p *page) click(sel string) {
+	p.t.Helper()
+	q, _ := json.Marshal(sel)
+	hit := evalJS[bool](p, fmt.Sprintf(`new Promise((resolve) => {
+  const until = performance.now() + %d;
+  const check = () => {
+    const e = document.querySelector(%s);
+    if (e) {
+      e.scrollIntoView({ block: "nearest" });
+      const r = e.getBoundingClientRect();
+      const at = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+      if (at && (at === e || e.contains(at))) { resolve(true); return; }
+    }
+    if (performance.now() > until) resolve(false);
+    else requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+})`, wait.Milliseconds(), q))
+	if !hit {
+		p.t.Fatalf("page %s: %s is not where a click at its centre lands within %v\npage state: %s", p.name, sel, wait, p.state())
+	}
+	p.do(chromedp.Click(chromedp.CSS(sel)))
+}
+
 // open navigates to url and waits for the load event.
 func (p *page) open(url string) {
 	p.t.Helper()

@@ -231,7 +231,7 @@ func TestTableView(t *testing.T) {
 
 	t.Run("a toggle in a row", func(t *testing.T) {
 		p := p.in(t)
-		p.do(chromedp.Click(chromedp.CSS(`#rows tr[data-device="k-1"] button[data-action="toggle"]`)))
+		p.click(`#rows tr[data-device="k-1"] button[data-action="toggle"]`)
 		if got := boards["k-1"].waitCommand(t); got != "TOGGLE" {
 			t.Errorf("led/set %q, want TOGGLE", got)
 		}

@@ -368,7 +368,7 @@ func TestNewBoardAdopt(t *testing.T) {
 	t.Run("adopt from a row", func(t *testing.T) {
 		p := p.in(t)
 		p.do(chromedp.Click(chromedp.CSS(`[data-layout="table"]`)))
-		p.do(chromedp.Click(chromedp.CSS(`#rows tr[data-device="stray"] button[data-action="adopt"]`)))
+		p.click(`#rows tr[data-device="stray"] button[data-action="adopt"]`)
 		p.waitFor("the dialog adopting stray", `document.getElementById("board-dialog").dataset.mode === "adopt" && document.getElementById("bd-id").value === "stray" && document.getElementById("bd-id").readOnly`, wait)
 		p.do(chromedp.Click(chromedp.CSS(`#bd-form [data-action="create-board"]`)))
 		a := p.boardAnswers(1)[0]

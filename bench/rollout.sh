@@ -6,7 +6,13 @@
 #   2. the same with a loadgen fleet and browsers measuring the live path's
 #      p99 during the rollout, and the same loadgen run again with no rollout;
 #   3. the fleet restarted with --sim-update-fail start: halted at the
-#      canary, nothing sent to the others.
+#      canary, nothing sent to the others;
+#   4. (only when asked, BENCH_RUNS="2 4") a control for run 2: the same
+#      live load beside a rollout's downloads with no rollout behind them
+#      (`loadgen fetch`: 1 / 100 / 899 downloads of the build, hashed as they
+#      come, on a rollout's timeline, at the fleet's niceness), first from
+#      the control plane's GET /firmware/<sha256>, then from the fetching
+#      process itself (no control plane in the data path), then alone.
 # `make bench-rollout` runs it.
 #
 # Environment (defaults in brackets):
@@ -165,4 +171,29 @@ log "run 3: every board fails to start the new build (--sim-update-fail start)"
 stop_fleet
 start_fleet --sim-update-fail start
 bench --label "rollout-fail-start"
+fi
+
+if [[ $RUNS == *" 4 "* ]]; then
+log "run 4: the live path beside a rollout's downloads with no rollout behind them (a control for run 2)"
+FETCH_FILE="$TMP/fetch-build" # the build: SIZE random bytes
+case $SIZE in
+*MiB) BYTES=$(( ${SIZE%MiB} << 20 )) ;;
+*KiB) BYTES=$(( ${SIZE%KiB} << 10 )) ;;
+*) BYTES=${SIZE%B} ;;
+esac
+head -c "$BYTES" /dev/urandom >"$FETCH_FILE"
+SUM=$(curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/octet-stream" \
+	--data-binary @"$FETCH_FILE" "http://127.0.0.1:$HTTP/api/firmware?version=fetch-control&platform=sim" |
+	sed -n 's/.*"sha256": *"\([0-9a-f]*\)".*/\1/p')
+[ -n "$SUM" ] || { log "uploading the control's build failed"; exit 1; }
+fetch() { nice -n "${BENCH_FLEET_NICE:-19}" "$TMP/loadgen" fetch --size "$SIZE" "$@"; }
+fetch --label "fetch-from-controlplane" --url "http://127.0.0.1:$HTTP/firmware/$SUM" --sha256 "$SUM" --token "$TOKEN" &
+F=$!
+live --label "live-beside-fetch-from-controlplane" --timeline "$TMP/timeline-fetch-cp.csv"
+wait "$F"
+fetch --label "fetch-from-itself" &
+F=$!
+live --label "live-beside-fetch-from-itself" --timeline "$TMP/timeline-fetch-self.csv"
+wait "$F"
+live --label "live-idle-2"
 fi

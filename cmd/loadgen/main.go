@@ -8,6 +8,7 @@
 //	loadgen report --csv out.csv --svg chart.svg
 //	loadgen ports 3
 //	loadgen rollout --boards 1000 --ids sim --token T --pid 1234
+//	loadgen fetch --url http://127.0.0.1:8080/firmware/<sha256> --token T
 //	loadgen --boards 1000 --browsers 100 --guessers 50 --guess-user admin
 //	loadgen --boards 100 --browsers 1000 --boards-apart   (boards in a second process)
 package main
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return ports(args[1:], stdout, stderr)
 		case "rollout":
 			return rolloutBench(args[1:], stdout, stderr)
+		case "fetch":
+			return fetchControl(args[1:], stdout, stderr)
 		case "boards": // the boards' process of --boards-apart, started by the load generator itself
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -386,6 +389,68 @@ func rolloutBench(args []string, stdout, stderr io.Writer) int {
 		res.CPU.Seconds(), mb(float64(res.IdleRSS)), mb(float64(res.PeakRSS)), mb(float64(res.PeakRSS-res.IdleRSS)))
 	fmt.Fprintf(stdout, "  firmware served: %s MB, best 1 s %s MB/s, mean while serving %s MB/s\n",
 		mb(res.BytesServed), mb(res.PeakServed), mb(res.MeanServed))
+	return 0
+}
+
+// fetchControl runs a rollout's downloads with no rollout behind them
+// (bench/rollout.sh's run 4).
+func fetchControl(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("loadgen fetch", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var cfg loadgen.FetchConfig
+	fl.StringVar(&cfg.URL, "url", "", "the build's URL (empty: serve a random build from this process on 127.0.0.1:0)")
+	fl.StringVar(&cfg.Token, "token", "", "a token for --url (Bearer)")
+	fl.StringVar(&cfg.SHA256, "sha256", "", "the SHA-256 --url's build must have (empty: the first download's)")
+	size := fl.String("size", "5MiB", "size of the random build without --url")
+	waves := fl.String("waves", "1,100,899", "downloads per wave")
+	starts := fl.String("starts", "0s,10.5s,21.4s", "each wave's start from the run's")
+	fl.Float64Var(&cfg.Rate, "rate", 100, "downloads started per second")
+	fl.IntVar(&cfg.Burst, "burst", 20, "downloads started at once")
+	label := fl.String("label", "fetch", "name of the run in the output")
+	verbose := fl.Bool("v", false, "log progress")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	bad := func(err error) int {
+		fmt.Fprintln(stderr, "loadgen fetch:", err)
+		return 2
+	}
+	n, err := parseSize(*size)
+	if err != nil {
+		return bad(fmt.Errorf("--size: %w", err))
+	}
+	cfg.Size = n
+	for _, s := range strings.Split(*waves, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v < 0 {
+			return bad(fmt.Errorf("--waves: bad count %q", s))
+		}
+		cfg.Waves = append(cfg.Waves, v)
+	}
+	for _, s := range strings.Split(*starts, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d < 0 {
+			return bad(fmt.Errorf("--starts: bad duration %q", s))
+		}
+		cfg.Starts = append(cfg.Starts, d)
+	}
+	if *verbose {
+		cfg.Log = func(format string, a ...any) { fmt.Fprintf(stderr, "loadgen: "+format+"\n", a...) }
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := loadgen.RunFetch(ctx, cfg)
+	if res != nil {
+		fmt.Fprintf(stdout, "%s: %d downloads verified, %d failed, %.1f MB in %s, best 1 s %.1f MB/s\n",
+			*label, res.Downloads, res.Failed, float64(res.Bytes)/1e6, res.Took.Round(time.Millisecond), res.PeakServed/1e6)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "loadgen fetch:", err)
+		return 1
+	}
 	return 0
 }
 

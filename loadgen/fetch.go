@@ -33,7 +33,7 @@ type FetchConfig struct {
 	URL    string
 	Token  string
 	SHA256 string // what the body must hash to (empty: the served file's, or with URL the first download's)
-	Size  int64 // with URL empty (default 5 MiB)
+	Size   int64  // with URL empty (default 5 MiB)
 	// Waves are the downloads per wave and Starts when each wave begins,
 	// from the run's start (default 1, 100, 899 at 0, 10.5 s, 21.4 s: the
 	// wave ends of a 1,000-board rollout with health_window 5 s in

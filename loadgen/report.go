@@ -412,10 +412,10 @@ func Knee(rows []Row, label string, maxP99 float64) map[Target]float64 {
 // Result.Timeline).
 func WriteTimeline(w io.Writer, r *Result) error {
 	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"second", "start_unix_ms", "receipts", "over_10ms", "worst_ms"})
+	_ = cw.Write([]string{"second", "start_unix_ms", "receipts", "over_3ms", "over_10ms", "worst_ms"})
 	for i, s := range r.Timeline {
 		_ = cw.Write([]string{strconv.Itoa(i), strconv.FormatInt(s.Start.UnixMilli(), 10), strconv.FormatInt(s.N, 10),
-			strconv.FormatInt(s.Slow, 10), strconv.FormatFloat(ms(s.Worst), 'f', 2, 64)})
+			strconv.FormatInt(s.Tail, 10), strconv.FormatInt(s.Slow, 10), strconv.FormatFloat(ms(s.Worst), 'f', 2, 64)})
 	}
 	cw.Flush()
 	if err := cw.Error(); err != nil {

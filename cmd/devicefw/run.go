@@ -210,9 +210,23 @@ func runBoards(ctx context.Context, c *config, argv []string, log *slog.Logger) 
 	}
 	log.Info("devicefw starting simulated boards", "version", version, "n", c.sim,
 		"ids", cfgs[0].ID+" ... "+cfgs[len(cfgs)-1].ID, "broker", redactedList(c.broker), "update_fail", string(c.fail))
+	// Board i starts i/N of an interval after the first, as a real fleet's
+	// boards never boot in the same millisecond: their connects do not
+	// arrive as one burst, and their counts spread over each second, as
+	// they do after a rollout has restarted every session.
 	var wg sync.WaitGroup
-	for _, cfg := range cfgs {
-		wg.Go(func() { logStop(log, sim.Run(ctx, cfg)) }) // ends when ctx is cancelled
+	for i, cfg := range cfgs {
+		delay := time.Duration(i) * c.interval / time.Duration(len(cfgs))
+		wg.Go(func() { // ends when ctx is cancelled
+			t := time.NewTimer(delay)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			logStop(log, sim.Run(ctx, cfg))
+		})
 	}
 	wg.Wait()
 	return 0, nil

@@ -138,35 +138,30 @@ func RunFetch(ctx context.Context, cfg FetchConfig) (*FetchResult, error) {
 		}
 	}
 
-	// peak: the best 1 s of bytes received, sampled every 100 ms.
-	peakDone := make(chan struct{})
-	var peak float64
-	var peakWG sync.WaitGroup
-	peakWG.Add(1)
-	go func() { // ends when peakDone is closed
-		defer peakWG.Done()
+	// The bytes received, sampled every 100 ms, for the best second.
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	// points is owned by the sampler until it closes sampled.
+	var points []point
+	go func() { // ends when stopSampling is closed
+		defer close(sampled)
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
-		var ring [11]int64
-		for i := 0; ; i++ {
+		points = append(points, point{time.Now(), 0})
+		for {
 			select {
-			case <-peakDone:
+			case <-stopSampling:
+				points = append(points, point{time.Now(), float64(received.Load())})
 				return
-			case <-tick.C:
-			}
-			now := received.Load()
-			ring[i%len(ring)] = now
-			if i >= 10 {
-				if v := float64(now - ring[(i-10)%len(ring)]); v > peak {
-					peak = v
-				}
+			case now := <-tick.C:
+				points = append(points, point{now, float64(received.Load())})
 			}
 		}
 	}()
 
 	start := time.Now()
 	gap := time.Duration(float64(cfg.Burst) / cfg.Rate * float64(time.Second))
-wait:
+waves:
 	for w, n := range cfg.Waves {
 		if err := sleepUntil(ctx, start.Add(cfg.Starts[w])); err != nil {
 			break
@@ -177,7 +172,7 @@ wait:
 			if i > 0 && i%cfg.Burst == 0 {
 				next = next.Add(gap)
 				if err := sleepUntil(ctx, next); err != nil {
-					break wait
+					break waves
 				}
 			}
 			wg.Add(1)
@@ -186,9 +181,9 @@ wait:
 	}
 	wg.Wait()
 	res.Took = time.Since(start)
-	close(peakDone)
-	peakWG.Wait()
-	res.Bytes, res.PeakServed = received.Load(), peak
+	close(stopSampling)
+	<-sampled
+	res.Bytes, res.PeakServed = received.Load(), bestRate(points)
 	if err := ctx.Err(); err != nil {
 		return &res, err
 	}

@@ -178,10 +178,6 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 
 	// Follow it: poll the rollout and the bytes counter every 250 ms.
 	deadline := time.Now().Add(cfg.Timeout)
-	type point struct {
-		at    time.Time
-		bytes float64
-	}
 	points := []point{{start, bytes0}}
 	waveDone := map[int]bool{}
 	for !finished(r.State) {
@@ -236,6 +232,7 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 	res.BytesServed = last.bytes - bytes0
 	// The best rate over any window of at least 1 s, and the mean from the
 	// first to the last sample in which the counter moved.
+	res.PeakServed = bestRate(points)
 	first, end := -1, -1
 	for i := 1; i < len(points); i++ {
 		if points[i].bytes > points[i-1].bytes {
@@ -244,12 +241,6 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 			}
 			end = i
 		}
-		for j := i - 1; j >= 0; j-- {
-			if d := points[i].at.Sub(points[j].at); d >= time.Second {
-				res.PeakServed = max(res.PeakServed, (points[i].bytes-points[j].bytes)/d.Seconds())
-				break
-			}
-		}
 	}
 	if first >= 0 {
 		if d := points[end].at.Sub(points[first].at).Seconds(); d > 0 {
@@ -257,6 +248,28 @@ func RunRollout(ctx context.Context, cfg RolloutConfig) (*RolloutResult, error) 
 		}
 	}
 	return res, nil
+}
+
+// point is a byte counter's value at a time.
+type point struct {
+	at    time.Time
+	bytes float64
+}
+
+// bestRate returns the highest rate between two of points (in time order)
+// at least 1 s apart: for each point, over the shortest such window ending
+// there.
+func bestRate(points []point) float64 {
+	var best float64
+	for i := 1; i < len(points); i++ {
+		for j := i - 1; j >= 0; j-- {
+			if d := points[i].at.Sub(points[j].at); d >= time.Second {
+				best = max(best, (points[i].bytes-points[j].bytes)/d.Seconds())
+				break
+			}
+		}
+	}
+	return best
 }
 
 func finished(state string) bool { return state == "done" || state == "halted" || state == "aborted" }

@@ -43,6 +43,12 @@
 #   BENCH_LIVE_APART 1: run 2's load generator plays its 100 boards in a
 #                  process of their own (loadgen --boards-apart), so the
 #                  browsers' reading never delays a board's send [0]
+#   BENCH_CP_CPUS  CPUs the control plane runs on (taskset -c list, e.g. 0);
+#                  with BENCH_OTHERS_CPUS (e.g. 1), where the simulated fleet and
+#                  the load generators run: the control plane then has cores
+#                  of its own, as it would with real boards, which have CPUs
+#                  of their own (on a machine with enough cores) [all]
+#   BENCH_OTHERS_CPUS  see BENCH_CP_CPUS [all]
 #   BENCH_TAGS     build tags of the control plane (pprof: SWITCHYARD_PPROF=127.0.0.1:6060 serves profiles) []
 set -euo pipefail
 
@@ -67,6 +73,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 log() { printf '== %s\n' "$*" >&2; }
 ulimit -n 20000 2>/dev/null || true
+
+# Prefixes that pin a command to BENCH_CP_CPUS or BENCH_OTHERS_CPUS
+# (taskset execs the command, so $! stays its pid), or nothing.
+CP_ON=() OTHERS_ON=()
+if [ -n "${BENCH_CP_CPUS:-}" ]; then CP_ON=(taskset -c "$BENCH_CP_CPUS"); fi
+if [ -n "${BENCH_OTHERS_CPUS:-}" ]; then OTHERS_ON=(taskset -c "$BENCH_OTHERS_CPUS"); fi
 
 cd "$ROOT"
 log "building"
@@ -106,7 +118,7 @@ auth:
 YAML
 
 log "control plane on 127.0.0.1:$MQTT (mqtt) and :$HTTP (http)"
-"$TMP/controlplane" --config "$TMP/config.yaml" 2>"$TMP/controlplane.log" &
+"${CP_ON[@]}" "$TMP/controlplane" --config "$TMP/config.yaml" 2>"$TMP/controlplane.log" &
 CP=$!
 PIDS+=("$CP")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$HTTP/healthz" >/dev/null && break; sleep 0.1; done
@@ -115,7 +127,7 @@ KEY=$(env -u SWITCHYARD_PPROF "$TMP/controlplane" update-key --config "$TMP/conf
 start_fleet() { # start_fleet [extra devicefw flags]
 	local sched=()
 	if [ "${BENCH_FLEET_SCHED:-}" = idle ]; then sched=(chrt --idle 0); fi
-	"${sched[@]}" nice -n "${BENCH_FLEET_NICE:-19}" "$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
+	"${OTHERS_ON[@]}" "${sched[@]}" nice -n "${BENCH_FLEET_NICE:-19}" "$TMP/devicefw" --broker "tcp://127.0.0.1:$MQTT" --id sim --sim "$BOARDS" \
 		--update-key "$KEY" --update-trial "$TRIAL" --update-deadline 60s \
 		--state-dir "$TMP/fleet" "$@" 2>"$TMP/devicefw.log" &
 	FLEET=$!
@@ -123,7 +135,7 @@ start_fleet() { # start_fleet [extra devicefw flags]
 }
 stop_fleet() { kill -TERM "$FLEET"; wait "$FLEET" || true; }
 
-bench() { "$TMP/loadgen" rollout --http "http://127.0.0.1:$HTTP" --token "$TOKEN" \
+bench() { "${OTHERS_ON[@]}" "$TMP/loadgen" rollout --http "http://127.0.0.1:$HTTP" --token "$TOKEN" \
 	--boards "$BOARDS" --ids sim --size "$SIZE" --health-window "$HEALTH" \
 	--parallel "$PARALLEL" --pid "$CP" -v "$@"; }
 
@@ -132,7 +144,7 @@ bench() { "$TMP/loadgen" rollout --http "http://127.0.0.1:$HTTP" --token "$TOKEN
 live() {
 	local apart=()
 	if [ "${BENCH_LIVE_APART:-0}" = 1 ]; then apart=(--boards-apart); fi
-	nice -n "${BENCH_LIVE_NICE:-0}" "$TMP/loadgen" "${apart[@]}" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
+	"${OTHERS_ON[@]}" nice -n "${BENCH_LIVE_NICE:-0}" "$TMP/loadgen" "${apart[@]}" --mqtt "tcp://127.0.0.1:$MQTT" --http "http://127.0.0.1:$HTTP" \
 	--boards 100 --browsers 100 --rate 1 --duration "${LIVE}s" --id-prefix live "$@"
 }
 
@@ -186,7 +198,7 @@ SUM=$(curl -sf -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/o
 	--data-binary @"$FETCH_FILE" "http://127.0.0.1:$HTTP/api/firmware?version=fetch-control&platform=sim" |
 	sed -n 's/.*"sha256": *"\([0-9a-f]*\)".*/\1/p')
 [ -n "$SUM" ] || { log "uploading the control's build failed"; exit 1; }
-fetch() { nice -n "${BENCH_FLEET_NICE:-19}" "$TMP/loadgen" fetch --size "$SIZE" "$@"; }
+fetch() { "${OTHERS_ON[@]}" nice -n "${BENCH_FLEET_NICE:-19}" "$TMP/loadgen" fetch --size "$SIZE" "$@"; }
 fetch --label "fetch-from-controlplane" --url "http://127.0.0.1:$HTTP/firmware/$SUM" --sha256 "$SUM" --token "$TOKEN" &
 F=$!
 live --label "live-beside-fetch-from-controlplane" --timeline "$TMP/timeline-fetch-cp.csv"

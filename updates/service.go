@@ -133,7 +133,7 @@ type Config struct {
 	// Unbounded, the 900 boards of a wave on loopback restarted within a
 	// second or two, and the live path's p99 over a rollout was 1.2-1.6
 	// times its p99 without one; at 100 a second, 1.07-1.82 times over
-	// 49 runs, with 5 MiB builds still served at 559-627 MB/s in the
+	// 52 runs, with 5 MiB builds still served at 559-627 MB/s in the
 	// best second (bench/README.md, 2026-12-05). 50 a second was no
 	// better: the shift follows a rollout's total work. A
 	// wave of 900 boards takes 9 s to start, which on Wi-Fi its downloads

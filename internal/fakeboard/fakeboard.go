@@ -95,12 +95,37 @@ func Start(t testing.TB, cfg Config) *Board {
 	return b
 }
 
+// connectTries is how many fresh MQTT clients connect tries before it
+// gives up, each for up to wait.
+const connectTries = 3
+
 // connect opens a session and waits until it is announced. Like
 // devicefw, the board reconnects on its own (a control plane restart)
 // and announces itself after every (re)connect: status, info, and its last
-// update report.
+// update report. A client whose sessions never get announced within wait
+// is dropped and a fresh one tries, as a board that restarts its MQTT
+// client would (each try is logged, so a broker that keeps a board out
+// still fails the test, with the story).
 func (b *Board) connect() error {
-	ready := make(chan struct{}, 1)
+	var err error
+	for try := 1; try <= connectTries; try++ {
+		if err = b.connectOnce(); err == nil {
+			return nil
+		}
+		b.t.Logf("%v (try %d of %d)", err, try, connectTries)
+		b.disconnect()
+		select {
+		case <-b.stop:
+			return err
+		default:
+		}
+	}
+	return err
+}
+
+// connectOnce is one try of connect, with one paho client.
+func (b *Board) connectOnce() error {
+	ready := make(chan struct{}, 1) // a session announced
 	opts := paho.NewClientOptions().AddBroker(b.cfg.Broker).SetClientID(b.cfg.ID).
 		SetCleanSession(true).SetConnectTimeout(wait).
 		SetAutoReconnect(true).SetConnectRetry(true).
@@ -115,9 +140,10 @@ func (b *Board) connect() error {
 				} else {
 					// The session ended under it (a job's restart, a
 					// takeover): the next one announces again, as
-					// devicefw's does.
+					// devicefw's does, and only that one is ready.
 					b.t.Logf("%v (session ended; announcing at the next)", err)
 				}
+				return
 			}
 			select {
 			case ready <- struct{}{}:
@@ -133,7 +159,7 @@ func (b *Board) connect() error {
 	case <-ready:
 		return nil
 	case <-time.After(wait):
-		return fmt.Errorf("board %s: not connected within %v", b.cfg.ID, wait)
+		return fmt.Errorf("board %s: no session announced within %v", b.cfg.ID, wait)
 	}
 }
 
@@ -186,7 +212,8 @@ func (b *Board) client() paho.Client {
 }
 
 // disconnect ends the session as a clean shutdown does: offline, then
-// DISCONNECT.
+// DISCONNECT, sent before the connection closes (so the broker has ended
+// the session before a restarted board's next one takes the client id).
 func (b *Board) disconnect() {
 	b.mu.Lock()
 	c := b.c
@@ -198,7 +225,7 @@ func (b *Board) disconnect() {
 	if c.IsConnectionOpen() { // not when the broker is gone already (the test's end)
 		c.Publish(b.topics.Status(b.cfg.ID), 1, true, devices.Offline).WaitTimeout(wait)
 	}
-	c.Disconnect(0)
+	c.Disconnect(250) // waits for the DISCONNECT to be written, 250 ms at most
 }
 
 // count publishes the count every 20 ms while a session is up.
